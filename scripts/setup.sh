@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Everything a fresh machine needs before the first build: system packages, the patched
+# qdrant-edge copy, and the pinned models. Each step is skipped when already done.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+command -v pdftotext >/dev/null || need+=(poppler-utils)
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
+command -v c++ >/dev/null || need+=(g++)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+"$root/scripts/patch-qdrant-edge.sh"
+"$root/scripts/fetch-models.sh"

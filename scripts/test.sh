@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or a warm one. CI runs exactly this.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+./scripts/setup.sh
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+cargo test --workspace --locked

@@ -1,0 +1,410 @@
+//! `rag bench`: the pipeline measured against its raw parts on the same inputs.
+//!
+//! - ingest: chunks/s of `rag ingest` (walk, extract, chunk, embed, upsert) vs. embedding the very
+//!   same chunk texts with the same model and batch size, and nothing else;
+//! - search: latency of the gRPC Search call (embed + retrieve + transport), p50/p99;
+//! - ask: time to first token and tokens/s of the gRPC Ask call vs. the same prompt decoded
+//!   directly by the llama.cpp worker (greedy, same max_tokens), without retrieval or gRPC.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use rag_ingest::{Chunker, Indexer, PdfExtractor, extract, walk};
+use rag_proto::v1 as pb;
+use rag_query::{Engine, Retrieval};
+
+use crate::config::Config;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The folder to index.
+    #[arg(long, default_value = "examples/docs")]
+    corpus: PathBuf,
+    /// Questions, one per line (default: questions about the sample folder).
+    #[arg(long)]
+    questions: Option<PathBuf>,
+    /// Timed Search calls.
+    #[arg(long, default_value_t = 200)]
+    searches: usize,
+    /// Timed Ask calls (each also decoded raw).
+    #[arg(long, default_value_t = 5)]
+    asks: usize,
+    /// Answer length for Ask, in tokens.
+    #[arg(long, default_value_t = 64)]
+    max_tokens: u32,
+}
+
+const SAMPLE_QUESTIONS: &[&str] = &[
+    "How many days of paid annual leave do employees get?",
+    "What is the hotel limit per night on business trips?",
+    "What does VPN error NWC-412 mean?",
+    "How long must a password be?",
+    "When does the new office in Busan open?",
+    "Who approves expenses above 1,000 euros?",
+    "How many days per week can I work remotely?",
+    "Until when can I use carried-over leave days?",
+];
+
+pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
+    let questions: Vec<String> = match &args.questions {
+        Some(path) => fs_err::read_to_string(path)?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => SAMPLE_QUESTIONS.iter().map(|q| q.to_string()).collect(),
+    };
+    anyhow::ensure!(!questions.is_empty(), "no questions");
+    let scratch = tempfile::tempdir()?;
+    let mut config = config;
+    config.data_dir = scratch.path().join("data");
+
+    println!("# rag bench");
+    println!();
+    println!("corpus: {}", args.corpus.display());
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu_name()
+    );
+    println!();
+
+    // --- ingest vs raw embedding -------------------------------------------------------------
+    let embed_config = config.embedding.clone();
+    let started = Instant::now();
+    let embedder = Arc::new(
+        tokio::task::spawn_blocking(move || rag_embed::Embedder::load(&embed_config)).await??,
+    );
+    let embedder_load = started.elapsed();
+    let chunker = Chunker::new(
+        &config.embedding.tokenizer_file(),
+        config.ingest.chunk_tokens,
+        config.ingest.overlap_tokens,
+    )?;
+    let pdf = PdfExtractor::with_current_exe(Duration::from_secs(config.ingest.pdf_timeout_secs));
+
+    let corpus = args.corpus.clone();
+    let (texts, chunker, bytes) = {
+        let pdf = pdf.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let (files, _) = walk(&corpus);
+            let mut texts = Vec::new();
+            let mut bytes = 0u64;
+            for f in files {
+                let data = fs_err::read(&f.path)?;
+                bytes += data.len() as u64;
+                if let Ok(doc) = extract::extract(f.media, &data, Some(&f.path), &pdf) {
+                    texts.extend(chunker.chunk(f.media, &doc).into_iter().map(|c| c.text));
+                }
+            }
+            Ok((texts, chunker, bytes))
+        })
+        .await??
+    };
+    anyhow::ensure!(!texts.is_empty(), "the corpus produced no chunks");
+    let n_chunks = texts.len();
+    let batch = config.ingest.embed_batch.max(1);
+    let raw_embedder = embedder.clone();
+    let raw = tokio::task::spawn_blocking(move || -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        for b in texts.chunks(batch) {
+            raw_embedder.embed(b.to_vec())?;
+        }
+        Ok(started.elapsed())
+    })
+    .await??;
+
+    let store =
+        rag_store::open(&config.store(), embedder.dimension(), embedder.model_name()).await?;
+    let indexer = Indexer::new(
+        embedder.clone(),
+        store.clone(),
+        chunker,
+        pdf,
+        config.ingest.clone(),
+    );
+    let summary = indexer.index_folder(&args.corpus, &|_| {}).await?;
+    let rerun = indexer.index_folder(&args.corpus, &|_| {}).await?;
+    let raw_rate = n_chunks as f64 / raw.as_secs_f64();
+    let ingest_rate = summary.chunks_written as f64 / summary.seconds;
+    println!(
+        "## Ingest ({} files, {:.1} MB, {} chunks)",
+        summary.files,
+        bytes as f64 / 1e6,
+        n_chunks
+    );
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| embedding model load | {:.2} s |",
+        embedder_load.as_secs_f64()
+    );
+    println!("| raw embedding (same chunks, batch {batch}) | {raw_rate:.1} chunks/s |");
+    println!(
+        "| `rag ingest` pipeline, first run | {ingest_rate:.1} chunks/s ({:.2} s) |",
+        summary.seconds
+    );
+    println!(
+        "| pipeline / raw | {:.1} % |",
+        100.0 * ingest_rate / raw_rate
+    );
+    println!(
+        "| unchanged re-run | {:.3} s, {} chunks written |",
+        rerun.seconds, rerun.chunks_written
+    );
+    println!("| failed files | {} |", summary.failed.len());
+    println!();
+
+    // --- serve in-process on loopback --------------------------------------------------------
+    let llm_config = config.llm.clone();
+    let generator = Arc::new(
+        tokio::task::spawn_blocking(move || rag_llm::Generator::start(&llm_config)).await??,
+    );
+    let engine = Engine {
+        embedder,
+        store,
+        generator: generator.clone(),
+        indexer: Arc::new(indexer),
+        config: config.query.clone(),
+    };
+    let retrieval = Retrieval {
+        top_k: config.query.top_k,
+        score_threshold: config.query.score_threshold,
+        filter: Default::default(),
+    };
+    // Prompts for the raw comparison, built exactly as Ask builds them.
+    let mut raw_prompts = Vec::new();
+    for q in questions.iter().cycle().take(args.asks) {
+        let (hits, _) = engine.retrieve(q, &retrieval).await?;
+        raw_prompts.push(engine.prompt(q, &hits, args.max_tokens as usize));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(rag_query::server::run(
+        listener,
+        async move { Ok(engine) },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let mut client = pb::rag_service_client::RagServiceClient::new(channel);
+    // Wait for the engine to be installed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .search(search_request(&questions[0]))
+        .await
+        .is_err_and(|e| e.code() == tonic::Code::Unavailable)
+    {
+        anyhow::ensure!(Instant::now() < deadline, "service did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // --- search latency ----------------------------------------------------------------------
+    let mut latencies = Vec::with_capacity(args.searches);
+    for q in questions.iter().cycle().take(args.searches) {
+        let started = Instant::now();
+        client.search(search_request(q)).await.context("search")?;
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    println!(
+        "## Search over gRPC ({} calls, {} points, top_k {})",
+        args.searches, summary.chunks_written, config.query.top_k
+    );
+    println!();
+    println!("| p50 | p90 | p99 | max |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+        pct(&latencies, 50.0),
+        pct(&latencies, 90.0),
+        pct(&latencies, 99.0),
+        pct(&latencies, 100.0)
+    );
+    println!();
+
+    // --- ask vs raw decoding -----------------------------------------------------------------
+    println!(
+        "## Ask over gRPC vs raw llama.cpp decoding of the same prompt (greedy, max {} tokens, {} threads)",
+        args.max_tokens,
+        threads(&config)
+    );
+    println!();
+    println!(
+        "| question | prompt tokens | answer tokens | Ask TTFT | raw TTFT | Ask tok/s | raw tok/s |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut sums = [0.0f64; 4];
+    let mut counted = 0;
+    for (q, prompt) in questions.iter().cycle().zip(raw_prompts) {
+        let ask = timed_ask(&mut client, q, args.max_tokens).await?;
+        let raw = timed_raw(&generator, &prompt, args.max_tokens as usize).await?;
+        println!(
+            "| {} | {} | {} | {:.0} ms | {:.0} ms | {:.1} | {:.1} |",
+            q, raw.prompt_tokens, ask.tokens, ask.ttft_ms, raw.ttft_ms, ask.tps, raw.tps
+        );
+        sums[0] += ask.ttft_ms;
+        sums[1] += raw.ttft_ms;
+        sums[2] += ask.tps;
+        sums[3] += raw.tps;
+        counted += 1;
+    }
+    let n = counted.max(1) as f64;
+    println!(
+        "| **mean** | | | **{:.0} ms** | **{:.0} ms** | **{:.1}** | **{:.1}** |",
+        sums[0] / n,
+        sums[1] / n,
+        sums[2] / n,
+        sums[3] / n
+    );
+    println!();
+    println!("peak RSS of this process: {:.0} MB", peak_rss_mb());
+
+    let _ = stop.send(());
+    let _ = server.await;
+    Ok(())
+}
+
+fn search_request(q: &str) -> pb::SearchRequest {
+    pb::SearchRequest {
+        query: q.to_owned(),
+        retrieval: None,
+    }
+}
+
+struct Timed {
+    ttft_ms: f64,
+    tps: f64,
+    tokens: u32,
+    prompt_tokens: usize,
+}
+
+async fn timed_ask(
+    client: &mut pb::rag_service_client::RagServiceClient<tonic::transport::Channel>,
+    question: &str,
+    max_tokens: u32,
+) -> anyhow::Result<Timed> {
+    let started = Instant::now();
+    let mut stream = client
+        .ask(pb::AskRequest {
+            question: question.to_owned(),
+            max_tokens,
+            temperature: Some(0.0),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let mut first = None;
+    let mut tokens = 0;
+    let mut last = started.elapsed();
+    while let Some(m) = stream.message().await? {
+        match m.event {
+            Some(pb::ask_response::Event::Token(_)) => {
+                first.get_or_insert(started.elapsed());
+                last = started.elapsed();
+            }
+            Some(pb::ask_response::Event::Answer(a)) => {
+                tokens = a.usage.map_or(0, |u| u.completion_tokens);
+            }
+            _ => {}
+        }
+    }
+    let first = first.unwrap_or(last);
+    Ok(Timed {
+        ttft_ms: first.as_secs_f64() * 1e3,
+        tps: rate(tokens as usize, last.saturating_sub(first)),
+        tokens,
+        prompt_tokens: 0,
+    })
+}
+
+async fn timed_raw(
+    generator: &rag_llm::Generator,
+    prompt: &rag_query::Prompt,
+    max_tokens: usize,
+) -> anyhow::Result<Timed> {
+    let started = Instant::now();
+    let mut rx = generator.generate(rag_llm::Request {
+        system: prompt.system.clone(),
+        user: prompt.user.clone(),
+        max_tokens,
+        temperature: 0.0,
+        seed: 0,
+    })?;
+    let mut first = None;
+    let mut last = started.elapsed();
+    while let Some(event) = rx.recv().await {
+        match event {
+            rag_llm::Event::Token(_) => {
+                first.get_or_insert(started.elapsed());
+                last = started.elapsed();
+            }
+            rag_llm::Event::Done(stats) => {
+                let first = first.unwrap_or(last);
+                return Ok(Timed {
+                    ttft_ms: first.as_secs_f64() * 1e3,
+                    tps: rate(stats.completion_tokens, last.saturating_sub(first)),
+                    tokens: stats.completion_tokens as u32,
+                    prompt_tokens: stats.prompt_tokens,
+                });
+            }
+            rag_llm::Event::Failed(e) => return Err(e.into()),
+        }
+    }
+    anyhow::bail!("generation ended without a result")
+}
+
+/// Tokens after the first, per second of streaming.
+fn rate(tokens: usize, streaming: Duration) -> f64 {
+    if tokens < 2 || streaming.is_zero() {
+        0.0
+    } else {
+        (tokens - 1) as f64 / streaming.as_secs_f64()
+    }
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e3
+}
+
+fn threads(config: &Config) -> u32 {
+    if config.llm.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    } else {
+        config.llm.threads
+    }
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}

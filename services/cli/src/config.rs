@@ -1,0 +1,181 @@
+//! Layered configuration: built-in defaults, then a TOML file, then `RAG_*` environment
+//! variables (`__` separates sections: `RAG_LLM__MODEL_FILE`), then command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use rag_embed::EmbedConfig;
+use rag_ingest::IngestConfig;
+use rag_llm::LlmConfig;
+use rag_query::QueryConfig;
+use rag_store::StoreConfig;
+use serde::{Deserialize, Serialize};
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_FILE: &str = "rag.toml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded store keeps its data.
+    pub data_dir: PathBuf,
+    pub store: StoreSection,
+    pub embedding: EmbedConfig,
+    pub llm: LlmConfig,
+    pub ingest: IngestConfig,
+    pub query: QueryConfig,
+    pub client: ClientSection,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: "data".into(),
+            store: StoreSection::default(),
+            embedding: EmbedConfig::default(),
+            llm: LlmConfig::default(),
+            ingest: IngestConfig::default(),
+            query: QueryConfig::default(),
+            client: ClientSection::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// Qdrant's engine in-process, data in `data_dir`.
+    Embedded,
+    /// A Qdrant server or cluster at `store.url`.
+    Qdrant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    pub backend: Backend,
+    /// gRPC address of the Qdrant server (backend = "qdrant").
+    pub url: String,
+    pub collection: String,
+    pub api_key: Option<String>,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Embedded,
+            url: "http://127.0.0.1:6334".into(),
+            collection: "rag_chunks".into(),
+            api_key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientSection {
+    /// The query service `rag search` and `rag ask` talk to.
+    pub addr: String,
+    pub timeout_secs: u64,
+}
+
+impl Default for ClientSection {
+    fn default() -> Self {
+        Self {
+            addr: "http://127.0.0.1:50051".into(),
+            timeout_secs: 300,
+        }
+    }
+}
+
+impl Config {
+    /// Loads the layers. `file` must exist when given; otherwise `rag.toml` is read if present.
+    pub fn load(file: Option<&Path>, overrides: &[(&str, toml::Value)]) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(path.is_file(), "config file {} not found", path.display());
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => figment = figment.merge(Toml::file(DEFAULT_FILE)),
+        }
+        // Only keys of known sections: unrelated RAG_* variables must not break start-up.
+        const SECTIONS: &[&str] = &[
+            "data_dir",
+            "store",
+            "embedding",
+            "llm",
+            "ingest",
+            "query",
+            "client",
+        ];
+        figment = figment.merge(
+            Env::prefixed("RAG_")
+                .split("__")
+                .filter(|key| {
+                    let key = key.as_str().to_ascii_lowercase();
+                    SECTIONS.iter().any(|s| key.starts_with(s))
+                }),
+        );
+        for (key, value) in overrides {
+            figment = figment.merge(Serialized::default(key, value));
+        }
+        figment.extract().context("invalid configuration")
+    }
+
+    pub fn store(&self) -> StoreConfig {
+        match self.store.backend {
+            Backend::Embedded => StoreConfig::Embedded {
+                data_dir: self.data_dir.clone(),
+            },
+            Backend::Qdrant => StoreConfig::Server {
+                url: self.store.url.clone(),
+                collection: self.store.collection.clone(),
+                api_key: self.store.api_key.clone(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_example_config_loads_and_matches_defaults() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rag.example.toml");
+        let config = Config::load(Some(Path::new(example)), &[]).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "data_dir = \"from-file\"\n[llm]\nn_ctx = 1024\n")?;
+            jail.set_env("RAG_LLM__N_CTX", "4096");
+            jail.set_env("RAG_CONFIG", "ignored");
+            let c = Config::load(Some(Path::new("c.toml")), &[]).unwrap();
+            assert_eq!(c.data_dir, PathBuf::from("from-file"));
+            assert_eq!(c.llm.n_ctx, 4096, "environment beats file");
+            let c = Config::load(
+                Some(Path::new("c.toml")),
+                &[("data_dir", toml::Value::String("from-flag".into()))],
+            )
+            .unwrap();
+            assert_eq!(c.data_dir, PathBuf::from("from-flag"), "flags beat all");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[llm]\nmodel = \"x\"\n")?;
+            let err = Config::load(Some(Path::new("c.toml")), &[]).unwrap_err();
+            assert!(format!("{err:#}").contains("model"), "{err:#}");
+            Ok(())
+        });
+    }
+}

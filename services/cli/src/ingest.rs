@@ -1,0 +1,145 @@
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rag_ingest::{Chunker, Event, Indexer, Outcome, PdfExtractor, Summary};
+
+use crate::config::Config;
+
+/// Exit code when the run finished but some files could not be indexed.
+pub const EXIT_SOME_FAILED: u8 = 3;
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The folder to index (honours .gitignore, .ignore and .ragignore files).
+    folder: PathBuf,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(config: Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let embed_config = config.embedding.clone();
+    let embedder =
+        tokio::task::spawn_blocking(move || rag_embed::Embedder::load(&embed_config)).await??;
+    let embedder = Arc::new(embedder);
+    let store = rag_store::open(&config.store(), embedder.dimension(), embedder.model_name())
+        .await
+        .map_err(explain_store_error)?;
+    let chunker = Chunker::new(
+        &config.embedding.tokenizer_file(),
+        config.ingest.chunk_tokens,
+        config.ingest.overlap_tokens,
+    )?;
+    let indexer = Indexer::new(
+        embedder,
+        store,
+        chunker,
+        PdfExtractor::with_current_exe(Duration::from_secs(config.ingest.pdf_timeout_secs)),
+        config.ingest.clone(),
+    );
+
+    let bar = if std::io::stderr().is_terminal() && !args.json {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files ({per_sec}, eta {eta}) {wide_msg}",
+            )
+            .expect("valid template"),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let on_event = |event: Event<'_>| match event {
+        Event::Walked { files } => {
+            if let Some(bar) = &bar {
+                bar.set_length(files as u64);
+            }
+        }
+        Event::File { path, result } => {
+            if let Some(bar) = &bar {
+                bar.inc(1);
+                bar.set_message(path.to_owned());
+            }
+            match result {
+                Ok(Outcome::Indexed { chunks, .. }) => tracing::info!(path, chunks, "indexed"),
+                Ok(Outcome::Unchanged) => tracing::debug!(path, "unchanged"),
+                Err(e) => {
+                    let line = format!("rag: failed: {e}");
+                    match &bar {
+                        Some(bar) => bar.println(line),
+                        None => eprintln!("{line}"),
+                    }
+                }
+            }
+        }
+    };
+    let summary = indexer
+        .index_folder(&args.folder, &on_event)
+        .await
+        .with_context(|| format!("indexing {}", args.folder.display()))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary_json(&summary))?);
+    } else {
+        print_summary(&summary);
+    }
+    Ok(if summary.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_SOME_FAILED)
+    })
+}
+
+fn print_summary(s: &Summary) {
+    println!(
+        "{} files: {} indexed, {} unchanged, {} failed, {} deleted; {} chunks written, {} removed; {} skipped (unsupported type); {:.1} s",
+        s.files,
+        s.indexed,
+        s.unchanged,
+        s.failed.len(),
+        s.deleted,
+        s.chunks_written,
+        s.points_deleted,
+        s.skipped.len(),
+        s.seconds
+    );
+    for f in &s.failed {
+        println!("  failed: {}: {}", f.path, f.reason);
+    }
+}
+
+fn summary_json(s: &Summary) -> serde_json::Value {
+    serde_json::json!({
+        "files": s.files,
+        "indexed": s.indexed,
+        "unchanged": s.unchanged,
+        "deleted": s.deleted,
+        "chunks_written": s.chunks_written,
+        "points_deleted": s.points_deleted,
+        "seconds": s.seconds,
+        "failed": s.failed.iter().map(|f| serde_json::json!({"path": f.path, "reason": f.reason})).collect::<Vec<_>>(),
+        "skipped": s.skipped.iter().map(|f| serde_json::json!({"path": f.path.display().to_string(), "reason": f.reason})).collect::<Vec<_>>(),
+    })
+}
+
+/// Adds the likely cause to errors operators hit first.
+pub fn explain_store_error(e: rag_store::StoreError) -> anyhow::Error {
+    let text = e.to_string();
+    if text.contains("WAL") || text.contains("lock") {
+        anyhow::anyhow!(
+            "{text}\nhint: another process (a running `rag serve`?) holds this data directory; \
+             stop it, or send documents to it with IngestDocument"
+        )
+    } else {
+        anyhow::Error::new(e)
+    }
+}

@@ -1,0 +1,174 @@
+//! `rag`: index a folder, serve questions over gRPC, and ask them.
+
+mod bench;
+mod client;
+mod config;
+mod ingest;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rag",
+    version,
+    about = "Retrieval-augmented answers over your documents"
+)]
+struct Cli {
+    /// Configuration file (TOML). Default: ./rag.toml if it exists.
+    #[arg(long, global = true, env = "RAG_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory of the embedded store (overrides `data_dir`).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Log as JSON lines instead of text (logs go to stderr; filter with RUST_LOG).
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Index a folder: new files are added, changed ones replaced, removed ones deleted.
+    Ingest(ingest::IngestArgs),
+    /// Run the gRPC query service.
+    Serve(serve::ServeArgs),
+    /// Show the chunks that best match a query (asks a running service).
+    Search(client::SearchArgs),
+    /// Ask a question and print the grounded answer with its sources (asks a running service).
+    Ask(client::AskArgs),
+    /// Remove a document from the index (asks a running service).
+    Delete(client::DeleteArgs),
+    /// Check whether the service is up and ready (exit 0 only when SERVING).
+    Status(client::StatusArgs),
+    /// Print the effective configuration as TOML.
+    Config,
+    /// Measure ingest, search and ask against raw embedding and raw llama.cpp decoding.
+    Bench(bench::BenchArgs),
+    /// Internal: extract a PDF's pages as JSON, in a disposable process.
+    #[command(hide = true)]
+    ExtractPdf { file: PathBuf },
+}
+
+/// Retrieval flags shared by `search` and `ask`.
+#[derive(Debug, Args)]
+struct RetrievalArgs {
+    /// Number of chunks to retrieve (default: the service's).
+    #[arg(long)]
+    top_k: Option<u32>,
+    /// Minimum cosine similarity of a chunk (default: the service's).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Only documents whose source path starts with this.
+    #[arg(long)]
+    path_prefix: Option<String>,
+    /// Only these documents (repeatable).
+    #[arg(long = "doc-id")]
+    doc_ids: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    // llama.cpp's OpenMP workers busy-wait by default, which starves ONNX Runtime and tokio on
+    // small machines. Set before any thread exists.
+    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
+        // SAFETY: no other thread has been started yet.
+        unsafe { std::env::set_var("OMP_WAIT_POLICY", "passive") };
+    }
+    let cli = Cli::parse();
+    if let Command::ExtractPdf { file } = &cli.command {
+        return extract_pdf(file);
+    }
+    init_logging(&cli);
+    let overrides: Vec<(&str, toml::Value)> = cli
+        .data_dir
+        .as_ref()
+        .map(|d| {
+            (
+                "data_dir",
+                toml::Value::String(d.to_string_lossy().into_owned()),
+            )
+        })
+        .into_iter()
+        .collect();
+    let config = match Config::load(cli.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rag: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rag: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Ingest(args) => ingest::run(config, args).await,
+            Command::Serve(args) => serve::run(config, args).await.map(|()| ExitCode::SUCCESS),
+            Command::Search(args) => client::search(&config, args).await,
+            Command::Ask(args) => client::ask(&config, args).await,
+            Command::Delete(args) => client::delete(&config, args).await,
+            Command::Status(args) => client::status(&config, args).await,
+            Command::Bench(args) => bench::run(config, args).await.map(|()| ExitCode::SUCCESS),
+            Command::Config => {
+                print!("{}", toml::to_string_pretty(&config)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::ExtractPdf { .. } => unreachable!("handled before start-up"),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rag: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let default = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The isolated pdf-extract run: whatever the parser does (panic, overflow, hang), only this
+/// process suffers it.
+fn extract_pdf(file: &std::path::Path) -> ExitCode {
+    match rag_ingest::extract::extract_pdf_in_this_process(file) {
+        Ok(output) => {
+            println!(
+                "{}",
+                serde_json::to_string(&output).expect("pages serialise")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

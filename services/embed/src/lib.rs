@@ -1,0 +1,183 @@
+//! chunks -> vectors: local sentence embeddings with fastembed on ONNX Runtime.
+//!
+//! Nothing is downloaded: the ONNX model, its tokenizer files and the ONNX Runtime library are
+//! read from configured paths (fetched by `scripts/fetch-models.sh`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use fastembed::{
+    InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedConfig {
+    /// Recorded with every point: vectors of different models are never mixed.
+    pub name: String,
+    /// Folder with the tokenizer files (tokenizer.json, config.json, special_tokens_map.json,
+    /// tokenizer_config.json) and, unless `onnx_file` is absolute, the ONNX model.
+    pub model_dir: PathBuf,
+    pub onnx_file: PathBuf,
+    /// Longest input in tokens; longer inputs are truncated by the model.
+    pub max_length: usize,
+    pub pooling: PoolingKind,
+    /// ONNX Runtime intra-op threads; 0 means one per core.
+    pub threads: usize,
+    /// The ONNX Runtime shared library (loaded at run time, not linked).
+    pub onnxruntime: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolingKind {
+    Mean,
+    Cls,
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        Self {
+            name: "all-MiniLM-L6-v2".into(),
+            model_dir: "models/embed/all-MiniLM-L6-v2".into(),
+            onnx_file: "model.onnx".into(),
+            max_length: 256,
+            // Sentence-transformers models are trained with mean pooling; fastembed's default
+            // for user-defined models (CLS) gives plausible-looking but wrong vectors.
+            pooling: PoolingKind::Mean,
+            threads: 0,
+            onnxruntime: "models/onnxruntime/libonnxruntime.so".into(),
+        }
+    }
+}
+
+impl EmbedConfig {
+    pub fn tokenizer_file(&self) -> PathBuf {
+        self.model_dir.join("tokenizer.json")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("embedding model file {path}: {source}")]
+    ModelFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ONNX Runtime library {path}: {reason}")]
+    Runtime { path: PathBuf, reason: String },
+    #[error("embedding model {name}: {reason}")]
+    Model { name: String, reason: String },
+    #[error("embedding failed: {0}")]
+    Inference(String),
+}
+
+pub struct Embedder {
+    name: String,
+    dimension: usize,
+    // fastembed's `embed` takes `&mut self`; calls are serialised here.
+    model: Mutex<TextEmbedding>,
+}
+
+impl Embedder {
+    /// Loads ONNX Runtime and the model, and probes the vector size.
+    pub fn load(config: &EmbedConfig) -> Result<Self, EmbedError> {
+        init_runtime(&config.onnxruntime)?;
+        let read = |name: &Path| {
+            let path = config.model_dir.join(name);
+            std::fs::read(&path).map_err(|source| EmbedError::ModelFile { path, source })
+        };
+        let tokenizer_files = TokenizerFiles {
+            tokenizer_file: read(Path::new("tokenizer.json"))?,
+            config_file: read(Path::new("config.json"))?,
+            special_tokens_map_file: read(Path::new("special_tokens_map.json"))?,
+            tokenizer_config_file: read(Path::new("tokenizer_config.json"))?,
+        };
+        let pooling = match config.pooling {
+            PoolingKind::Mean => Pooling::Mean,
+            PoolingKind::Cls => Pooling::Cls,
+        };
+        let model = UserDefinedEmbeddingModel::new(read(&config.onnx_file)?, tokenizer_files)
+            .with_pooling(pooling);
+        let threads = if config.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            config.threads
+        };
+        let options = InitOptionsUserDefined::new()
+            .with_max_length(config.max_length)
+            .with_intra_threads(threads)
+            // Spinning threads starve llama.cpp when both share the cores.
+            .with_session_config("session.intra_op.allow_spinning", "0");
+        let mut model = TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
+            EmbedError::Model {
+                name: config.name.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let probe = model
+            .embed(["probe"], None)
+            .map_err(|e| EmbedError::Model {
+                name: config.name.clone(),
+                reason: format!("probe embedding: {e}"),
+            })?;
+        let dimension = probe.first().map_or(0, Vec::len);
+        Ok(Self {
+            name: config.name.clone(),
+            dimension,
+            model: Mutex::new(model),
+        })
+    }
+
+    pub fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// L2-normalised vectors, one per text, in order. Blocking: call from a blocking thread.
+    pub fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = texts.len();
+        let mut model = self
+            .model
+            .lock()
+            .map_err(|_| EmbedError::Inference("model lock poisoned by an earlier panic".into()))?;
+        model
+            .embed(texts, Some(batch))
+            .map_err(|e| EmbedError::Inference(e.to_string()))
+    }
+}
+
+/// ONNX Runtime is loaded once per process; later calls reuse the first outcome.
+fn init_runtime(path: &Path) -> Result<(), EmbedError> {
+    static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
+    let outcome = LOADED.get_or_init(|| {
+        if !path.is_file() {
+            return Err("file not found (run scripts/fetch-models.sh)".to_owned());
+        }
+        ort::init_from(path).map(drop).map_err(|e| e.to_string())
+    });
+    outcome.clone().map_err(|reason| EmbedError::Runtime {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
+/// Cosine similarity of two vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
+}

@@ -1,0 +1,34 @@
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Address the gRPC server listens on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Chunks retrieved when a request does not say.
+    pub top_k: usize,
+    /// Chunks below this cosine similarity are not used; when none pass, Ask answers that the
+    /// documents do not say, without calling the model.
+    pub score_threshold: f32,
+    /// Answer length when a request does not say.
+    pub max_tokens: usize,
+    /// Sampling temperature when a request does not say; 0 is greedy (reproducible).
+    pub temperature: f32,
+    /// Longest accepted question or query, in characters.
+    pub max_question_chars: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            top_k: 5,
+            score_threshold: 0.3,
+            max_tokens: 256,
+            temperature: 0.0,
+            max_question_chars: 2000,
+        }
+    }
+}

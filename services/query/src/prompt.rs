@@ -1,0 +1,157 @@
+//! hits -> prompt: numbered sources the model is told to answer from and cite, fitted into the
+//! context window with room left for the answer.
+
+use rag_store::Hit;
+
+pub const SYSTEM: &str = "You answer questions for employees using only the numbered sources \
+provided. Cite every source you use as [n], for example [1]. If the sources do not contain the \
+answer, reply exactly: The documents do not say. Never use outside knowledge.";
+
+/// Below this many free tokens a truncated chunk is more noise than source.
+const MIN_TRUNCATED_TOKENS: usize = 48;
+
+/// The prompt for one question, and which hits made it in (source `n` is `sources[n - 1]`).
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub system: String,
+    pub user: String,
+    pub sources: Vec<Hit>,
+}
+
+/// Builds the prompt from the best hits that fit in `budget` tokens, as counted by `count`.
+/// The last source that fits only in part is cut on a character boundary.
+pub fn build(question: &str, hits: &[Hit], budget: usize, count: &dyn Fn(&str) -> usize) -> Prompt {
+    let question_part = format!("Question: {question}");
+    let fixed = count(SYSTEM) + count(&question_part) + 8;
+    let mut remaining = budget.saturating_sub(fixed);
+    let mut blocks = Vec::new();
+    let mut sources = Vec::new();
+    for hit in hits {
+        let number = sources.len() + 1;
+        let block = source_block(number, hit, &hit.payload.text);
+        let cost = count(&block) + 2;
+        if cost <= remaining {
+            remaining -= cost;
+            blocks.push(block);
+            sources.push(hit.clone());
+            continue;
+        }
+        if remaining >= MIN_TRUNCATED_TOKENS {
+            if let Some(block) = truncated_block(number, hit, remaining, count) {
+                blocks.push(block);
+                sources.push(hit.clone());
+            }
+        }
+        break;
+    }
+    let user = format!("Sources:\n\n{}\n\n{question_part}", blocks.join("\n\n"));
+    Prompt {
+        system: SYSTEM.to_owned(),
+        user,
+        sources,
+    }
+}
+
+fn source_block(number: usize, hit: &Hit, text: &str) -> String {
+    let p = &hit.payload;
+    let page = if p.page > 0 {
+        format!(", page {}", p.page)
+    } else {
+        String::new()
+    };
+    format!(
+        "[{number}] {} ({}{page})\n{}",
+        p.title,
+        p.source,
+        text.trim()
+    )
+}
+
+fn truncated_block(
+    number: usize,
+    hit: &Hit,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> Option<String> {
+    let text = &hit.payload.text;
+    let mut keep = text.len();
+    loop {
+        keep = keep * 4 / 5;
+        while !text.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        if keep == 0 {
+            return None;
+        }
+        let block = source_block(number, hit, &format!("{}…", &text[..keep]));
+        if count(&block) + 2 <= budget {
+            return Some(block);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rag_store::ChunkPayload;
+
+    fn hit(source: &str, page: u32, text: &str) -> Hit {
+        Hit {
+            score: 0.5,
+            payload: ChunkPayload {
+                doc_id: source.into(),
+                source: source.into(),
+                root: "r".into(),
+                doc_hash: "h".into(),
+                page,
+                chunk_index: 0,
+                chunk_count: 1,
+                chunk_hash: "c".into(),
+                text: text.into(),
+                title: "T".into(),
+                media_type: "text/plain".into(),
+                embedding_model: "m".into(),
+                metadata: Default::default(),
+            },
+        }
+    }
+
+    fn words(s: &str) -> usize {
+        s.split_whitespace().count()
+    }
+
+    #[test]
+    fn numbers_sources_with_path_and_page() {
+        let hits = [hit("a.md", 0, "alpha beta"), hit("b.pdf", 3, "gamma")];
+        let p = build("what?", &hits, 1000, &words);
+        assert_eq!(p.sources.len(), 2);
+        assert!(p.user.contains("[1] T (a.md)\nalpha beta"), "{}", p.user);
+        assert!(
+            p.user.contains("[2] T (b.pdf, page 3)\ngamma"),
+            "{}",
+            p.user
+        );
+        assert!(p.user.ends_with("Question: what?"));
+    }
+
+    #[test]
+    fn stops_adding_sources_at_the_budget_and_truncates_the_last() {
+        let long = "word ".repeat(200);
+        let hits = [
+            hit("a.md", 0, &long),
+            hit("b.md", 0, &long),
+            hit("c.md", 0, &long),
+        ];
+        let budget = 400;
+        let p = build("q", &hits, budget, &words);
+        assert_eq!(p.sources.len(), 2, "one whole source and one truncated");
+        assert!(words(&p.system) + words(&p.user) <= budget);
+        assert!(p.user.contains('…'));
+    }
+
+    #[test]
+    fn no_room_means_no_sources() {
+        let p = build("q", &[hit("a.md", 0, "text")], 10, &words);
+        assert!(p.sources.is_empty());
+    }
+}

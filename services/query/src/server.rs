@@ -1,0 +1,69 @@
+//! The gRPC server: the rag service, standard health checking and server reflection.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use rag_proto::v1::rag_service_server::RagServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::Engine;
+use crate::service::Service;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("loading models and store: {0}")]
+    Load(String),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("reflection: {0}")]
+    Reflection(String),
+}
+
+/// Largest request accepted (IngestDocument carries whole files).
+pub const MAX_REQUEST_BYTES: usize = 80 * 1024 * 1024;
+
+/// Serves on `listener` until `shutdown` resolves. The port answers at once; health reports
+/// NOT_SERVING until `load` has produced the engine, then SERVING. A failed load ends the
+/// server with the error, so a broken deployment fails loudly instead of idling.
+pub async fn run(
+    listener: TcpListener,
+    load: impl Future<Output = Result<Engine, String>> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_not_serving::<RagServiceServer<Service>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(rag_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+
+    let engine = Arc::new(OnceLock::new());
+    let service = RagServiceServer::new(Service::new(engine.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+
+    let (load_failed_tx, load_failed) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        match load.await {
+            Ok(loaded) => {
+                let _ = engine.set(Arc::new(loaded));
+                health.set_serving::<RagServiceServer<Service>>().await;
+                tracing::info!("models and store ready: serving");
+            }
+            Err(e) => {
+                let _ = load_failed_tx.send(e);
+            }
+        }
+    });
+
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    tokio::select! {
+        result = server => Ok(result?),
+        Ok(e) = load_failed => Err(ServeError::Load(e)),
+    }
+}

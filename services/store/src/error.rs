@@ -1,0 +1,25 @@
+use std::path::PathBuf;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or opened; retrying later may help.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The stored schema does not fit this configuration (e.g. another vector size).
+    #[error("store schema mismatch: {0}")]
+    SchemaMismatch(String),
+    /// A migration file is malformed.
+    #[error("migration {name}: {reason}")]
+    Migration { name: String, reason: String },
+    #[error("store I/O on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The engine rejected or failed an operation.
+    #[error("store operation failed: {0}")]
+    Operation(String),
+}

@@ -1,0 +1,95 @@
+//! The vector store behind the service: one interface, two backends.
+//!
+//! - [`edge::EdgeStore`]: Qdrant's engine embedded in-process (`qdrant-edge`), the default, so a
+//!   single machine needs no server.
+//! - [`server::ServerStore`]: a Qdrant server or cluster over gRPC (`qdrant-client`), the
+//!   scale-out path.
+//!
+//! Both are created through [`open`], apply the same [`migrations`], and pass the same tests.
+
+pub mod edge;
+mod error;
+pub mod migrations;
+mod point;
+pub mod server;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use error::{Result, StoreError};
+pub use point::{ChunkPayload, ChunkPoint, DocumentVersion, Hit, SearchFilter, point_id};
+
+/// What every backend offers. Calls never block the async runtime.
+#[async_trait::async_trait]
+pub trait VectorStore: Send + Sync {
+    /// Inserts or overwrites points by id, in order.
+    async fn upsert(&self, points: Vec<ChunkPoint>) -> Result<()>;
+
+    /// Nearest chunks to `vector`, best first, scoring at least `score_threshold`.
+    async fn search(
+        &self,
+        vector: Vec<f32>,
+        limit: usize,
+        score_threshold: Option<f32>,
+        filter: &SearchFilter,
+    ) -> Result<Vec<Hit>>;
+
+    /// One entry per (document, version) whose commit marker (chunk 0) is stored, optionally
+    /// only those indexed from folder `root`, or only those of document `doc_id`.
+    async fn document_versions(
+        &self,
+        root: Option<&str>,
+        doc_id: Option<&str>,
+    ) -> Result<Vec<DocumentVersion>>;
+
+    /// Deletes every chunk of `doc_id`, except those of version `keep_hash` when given.
+    /// Returns how many points were deleted.
+    async fn delete_document(&self, doc_id: &str, keep_hash: Option<&str>) -> Result<u64>;
+
+    /// Deletes every chunk whose source path is exactly `source`. Returns how many.
+    async fn delete_source(&self, source: &str) -> Result<u64>;
+
+    /// Number of stored points (chunks).
+    async fn count(&self) -> Result<u64>;
+
+    /// Makes everything written so far durable.
+    async fn flush(&self) -> Result<()>;
+}
+
+/// Which backend to open, and where.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// Embedded engine in `data_dir`.
+    Embedded { data_dir: PathBuf },
+    /// Qdrant server at `url` (gRPC, e.g. `http://127.0.0.1:6334`), collection `collection`.
+    Server {
+        url: String,
+        collection: String,
+        api_key: Option<String>,
+    },
+}
+
+/// Opens the configured backend and brings its schema up to date for vectors of `vector_size`
+/// produced by `embedding_model`.
+pub async fn open(
+    config: &StoreConfig,
+    vector_size: usize,
+    embedding_model: &str,
+) -> Result<Arc<dyn VectorStore>> {
+    let schema = migrations::Target {
+        vector_size,
+        embedding_model: embedding_model.to_owned(),
+    };
+    Ok(match config {
+        StoreConfig::Embedded { data_dir } => {
+            Arc::new(edge::EdgeStore::open(data_dir.clone(), schema).await?)
+        }
+        StoreConfig::Server {
+            url,
+            collection,
+            api_key,
+        } => Arc::new(
+            server::ServerStore::connect(url, collection, api_key.as_deref(), schema).await?,
+        ),
+    })
+}

@@ -1,0 +1,154 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything stored with a chunk. Field names are the payload keys in Qdrant; the indexed ones
+/// are listed in `migrations/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkPayload {
+    pub doc_id: String,
+    /// Source path, relative to `root` for folder ingests.
+    pub source: String,
+    /// Canonical folder the document was indexed from; `api:` for documents sent over gRPC.
+    pub root: String,
+    /// Hash of the document's content and of the pipeline settings that shaped its chunks.
+    /// Identifies one version of a document.
+    pub doc_hash: String,
+    /// 1-based page, 0 for formats without pages.
+    pub page: u32,
+    pub chunk_index: u32,
+    /// Number of chunks in this version of the document.
+    pub chunk_count: u32,
+    pub chunk_hash: String,
+    pub text: String,
+    pub title: String,
+    pub media_type: String,
+    pub embedding_model: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChunkPoint {
+    pub id: uuid::Uuid,
+    pub vector: Vec<f32>,
+    pub payload: ChunkPayload,
+}
+
+/// Point ids are derived, never random: the same chunk of the same document version always
+/// lands on the same id, so re-running an ingest overwrites instead of duplicating.
+pub fn point_id(doc_id: &str, chunk_index: u32, chunk_hash: &str) -> uuid::Uuid {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(doc_id.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&chunk_index.to_le_bytes());
+    hasher.update(chunk_hash.as_bytes());
+    let bytes: [u8; 16] = hasher.finalize().as_bytes()[..16]
+        .try_into()
+        .expect("blake3 output is 32 bytes");
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// The payload as stored: the chunk's fields plus `path_prefixes`, every directory prefix of
+/// the source path and the path itself ("hr/", "hr/leave.md"). Path-prefix filters become exact
+/// keyword matches on it, which both backends index (a Qdrant server has no prefix match).
+pub(crate) fn stored_payload(payload: &ChunkPayload) -> serde_json::Map<String, serde_json::Value> {
+    let serde_json::Value::Object(mut map) =
+        serde_json::to_value(payload).expect("ChunkPayload serialises")
+    else {
+        unreachable!("ChunkPayload serialises to a JSON object")
+    };
+    let mut prefixes: Vec<String> = payload
+        .source
+        .match_indices('/')
+        .map(|(i, _)| payload.source[..=i].to_owned())
+        .collect();
+    prefixes.push(payload.source.clone());
+    map.insert("path_prefixes".into(), prefixes.into());
+    map
+}
+
+/// The `path_prefixes` values a path-prefix filter accepts: the prefix as a folder and as a
+/// file, so "hr", "hr/" and "hr/leave.md" all mean what a user expects.
+pub(crate) fn prefix_keys(prefix: &str) -> Vec<String> {
+    let trimmed = prefix.trim().trim_start_matches("./");
+    let folder = trimmed.trim_end_matches('/');
+    if folder.is_empty() {
+        return Vec::new();
+    }
+    vec![folder.to_owned(), format!("{folder}/")]
+}
+
+/// Parses a stored payload back; extra stored fields are ignored.
+pub(crate) fn parse_payload(
+    map: serde_json::Map<String, serde_json::Value>,
+) -> Result<ChunkPayload, crate::StoreError> {
+    serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| crate::StoreError::Operation(format!("stored payload: {e}")))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub score: f32,
+    pub payload: ChunkPayload,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    pub path_prefix: Option<String>,
+    pub doc_ids: Vec<String>,
+}
+
+/// A document version whose commit marker is stored.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DocumentVersion {
+    pub doc_id: String,
+    pub source: String,
+    pub root: String,
+    pub doc_hash: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_prefixes_cover_every_folder_and_the_file() {
+        let payload = ChunkPayload {
+            doc_id: "d".into(),
+            source: "hr/policies/leave.md".into(),
+            root: "r".into(),
+            doc_hash: "h".into(),
+            page: 0,
+            chunk_index: 0,
+            chunk_count: 1,
+            chunk_hash: "c".into(),
+            text: "t".into(),
+            title: "T".into(),
+            media_type: "text/markdown".into(),
+            embedding_model: "m".into(),
+            metadata: Default::default(),
+        };
+        let stored = stored_payload(&payload);
+        assert_eq!(
+            stored["path_prefixes"],
+            serde_json::json!(["hr/", "hr/policies/", "hr/policies/leave.md"])
+        );
+        assert_eq!(parse_payload(stored).unwrap(), payload);
+        assert_eq!(prefix_keys("hr/"), ["hr", "hr/"]);
+        assert_eq!(
+            prefix_keys("./hr/policies"),
+            ["hr/policies", "hr/policies/"]
+        );
+        assert!(prefix_keys(" / ").is_empty());
+    }
+
+    #[test]
+    fn point_ids_are_stable_and_distinct() {
+        let a = point_id("doc", 0, "h1");
+        assert_eq!(a, point_id("doc", 0, "h1"));
+        assert_ne!(a, point_id("doc", 1, "h1"));
+        assert_ne!(a, point_id("doc", 0, "h2"));
+        assert_ne!(a, point_id("doc2", 0, "h1"));
+    }
+}

@@ -1,0 +1,171 @@
+//! What every backend must do, run against each of them.
+
+use rag_store::{ChunkPayload, ChunkPoint, SearchFilter, StoreConfig, point_id};
+
+pub const DIM: usize = 4;
+pub const MODEL: &str = "test-model";
+/// Points left after `run`.
+pub const REMAINING: u64 = 3;
+
+fn point(doc: &str, source: &str, hash: &str, index: u32, vector: [f32; 4]) -> ChunkPoint {
+    ChunkPoint {
+        id: point_id(doc, index, hash),
+        vector: vector.to_vec(),
+        payload: ChunkPayload {
+            doc_id: doc.into(),
+            source: source.into(),
+            root: "/docs".into(),
+            doc_hash: hash.into(),
+            page: index + 1,
+            chunk_index: index,
+            chunk_count: 2,
+            chunk_hash: format!("{doc}-{index}"),
+            text: format!("text of {source} #{index}"),
+            title: "Title".into(),
+            media_type: "text/plain".into(),
+            embedding_model: MODEL.into(),
+            metadata: [("team".to_owned(), "hr".to_owned())].into(),
+        },
+    }
+}
+
+fn prefix(p: &str) -> SearchFilter {
+    SearchFilter {
+        path_prefix: Some(p.into()),
+        doc_ids: vec![],
+    }
+}
+
+pub async fn run(config: &StoreConfig) {
+    let store = rag_store::open(config, DIM, MODEL).await.unwrap();
+    assert_eq!(store.count().await.unwrap(), 0);
+
+    store
+        .upsert(vec![
+            point("a", "hr/leave.md", "h1", 1, [0.0, 1.0, 0.0, 0.0]),
+            point("a", "hr/leave.md", "h1", 0, [1.0, 0.0, 0.0, 0.0]),
+            point("b", "it/vpn.txt", "h2", 1, [0.0, 0.0, 0.0, 1.0]),
+            point("b", "it/vpn.txt", "h2", 0, [0.0, 0.0, 1.0, 0.0]),
+        ])
+        .await
+        .unwrap();
+    // Upserting the same ids again does not duplicate.
+    store
+        .upsert(vec![point(
+            "a",
+            "hr/leave.md",
+            "h1",
+            0,
+            [1.0, 0.0, 0.0, 0.0],
+        )])
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(store.count().await.unwrap(), 4);
+
+    // Nearest first, payload intact.
+    let all = SearchFilter::default();
+    let hits = store
+        .search(vec![0.9, 0.1, 0.0, 0.0], 2, None, &all)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 2);
+    assert_eq!(
+        hits[0].payload,
+        point("a", "hr/leave.md", "h1", 0, [0.0; 4]).payload
+    );
+    assert!(hits[0].score > 0.99 && hits[0].score >= hits[1].score);
+
+    // A score threshold drops weak matches.
+    let hits = store
+        .search(vec![1.0, 0.0, 0.0, 0.0], 10, Some(0.5), &all)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+
+    // Filters: folder prefix (with or without a slash), whole path, document ids.
+    for p in ["it", "it/", "it/vpn.txt"] {
+        let hits = store
+            .search(vec![1.0, 0.0, 0.0, 0.0], 10, None, &prefix(p))
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), 2, "prefix {p}");
+        assert!(hits.iter().all(|h| h.payload.source == "it/vpn.txt"));
+    }
+    let hits = store
+        .search(vec![1.0, 0.0, 0.0, 0.0], 10, None, &prefix("i"))
+        .await
+        .unwrap();
+    assert!(
+        hits.is_empty(),
+        "a prefix matches whole folder or file names only"
+    );
+    let filter = SearchFilter {
+        path_prefix: None,
+        doc_ids: vec!["a".into(), "zzz".into()],
+    };
+    let hits = store
+        .search(vec![0.0, 0.0, 1.0, 0.0], 10, None, &filter)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 2);
+    assert!(hits.iter().all(|h| h.payload.doc_id == "a"));
+
+    // Versions: one entry per document version whose marker (chunk 0) is stored.
+    let versions = store.document_versions(Some("/docs"), None).await.unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0].doc_id, "a");
+    assert_eq!(versions[0].doc_hash, "h1");
+    assert!(
+        store
+            .document_versions(Some("/other"), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .document_versions(None, Some("b"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A new version of "a" beside the old one; then everything but the new one goes.
+    store
+        .upsert(vec![point(
+            "a",
+            "hr/leave.md",
+            "h3",
+            0,
+            [1.0, 1.0, 0.0, 0.0],
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .document_versions(None, Some("a"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(store.delete_document("a", Some("h3")).await.unwrap(), 2);
+    let versions = store.document_versions(None, Some("a")).await.unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].doc_hash, "h3");
+
+    // Delete by source path.
+    assert_eq!(store.delete_source("it/vpn.txt").await.unwrap(), 2);
+    assert_eq!(store.delete_source("it/vpn.txt").await.unwrap(), 0);
+    store
+        .upsert(vec![
+            point("c", "c.md", "h4", 0, [0.0, 0.0, 1.0, 1.0]),
+            point("c", "c.md", "h4", 1, [0.0, 1.0, 1.0, 1.0]),
+        ])
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(store.count().await.unwrap(), REMAINING);
+}

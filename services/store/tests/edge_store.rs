@@ -1,0 +1,32 @@
+//! The embedded backend against the `VectorStore` contract.
+
+mod contract;
+
+use rag_store::{StoreConfig, StoreError};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_store_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::Embedded {
+        data_dir: dir.path().join("data"),
+    };
+    contract::run(&config).await;
+
+    // Reopening gives the same data.
+    let store = rag_store::open(&config, contract::DIM, contract::MODEL)
+        .await
+        .unwrap();
+    assert_eq!(store.count().await.unwrap(), contract::REMAINING);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_built_for_another_model_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::Embedded {
+        data_dir: dir.path().to_owned(),
+    };
+    drop(rag_store::open(&config, 4, "model-a").await.unwrap());
+    let err = rag_store::open(&config, 8, "model-b").await.err().unwrap();
+    assert!(matches!(err, StoreError::SchemaMismatch(_)), "{err}");
+    assert!(err.to_string().contains("model-a"), "{err}");
+}

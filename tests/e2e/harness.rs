@@ -1,0 +1,179 @@
+//! Starts the real `rag` binary: ingest through the CLI, serve on a loopback port, talk gRPC.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rag_proto::v1::rag_service_client::RagServiceClient;
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A temporary workspace: a config file pointing at the repo's models, a data dir, a docs dir.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let models = repo().join("models");
+        assert!(
+            models.join("llm").is_dir(),
+            "models are missing: run scripts/fetch-models.sh first"
+        );
+        let config = format!(
+            r#"data_dir = "{data}"
+[embedding]
+model_dir = "{models}/embed/all-MiniLM-L6-v2"
+onnxruntime = "{models}/onnxruntime/libonnxruntime.so"
+threads = 1
+[llm]
+model_file = "{models}/llm/SmolLM2-135M-Instruct.Q4_1.gguf"
+threads = 1
+[query]
+max_tokens = 48
+"#,
+            data = dir.path().join("data").display(),
+            models = models.display(),
+        );
+        std::fs::write(dir.path().join("rag.toml"), config).unwrap();
+        Self { dir }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("rag.toml")
+    }
+
+    pub fn docs(&self) -> PathBuf {
+        self.dir.path().join("docs")
+    }
+
+    /// Copies the shipped sample folder into `docs/`.
+    pub fn copy_samples(&self) {
+        copy_dir(&repo().join("examples/docs"), &self.docs());
+    }
+
+    pub fn rag(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rag"))
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    }
+
+    /// `rag ingest --json`: exit code and the parsed summary.
+    pub fn ingest(&self) -> (i32, serde_json::Value) {
+        let out = self.rag(&["ingest", "--json", self.docs().to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "ingest did not print a JSON summary ({e}); stdout: {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), summary)
+    }
+
+    pub async fn serve(&self) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rag"))
+            .arg("--config")
+            .arg(self.config())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("rag: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from rag serve: {line:?}"))
+            .to_owned();
+        let url = format!("http://{addr}");
+        let channel = Channel::from_shared(url).unwrap().connect_lazy();
+        let server = Server { child, channel };
+        server.wait_serving().await;
+        server
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub channel: Channel,
+}
+
+impl Server {
+    pub fn client(&self) -> RagServiceClient<Channel> {
+        RagServiceClient::new(self.channel.clone())
+    }
+
+    /// Polls the standard health service until the rag service reports SERVING.
+    async fn wait_serving(&self) {
+        let mut health = HealthClient::new(self.channel.clone());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let status = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: "rag.v1.RagService".into(),
+                })
+                .await
+                .map(|r| r.into_inner().status)
+                .map_err(|e| e.code());
+            if status == Ok(ServingStatus::Serving as i32) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "service not SERVING after 120 s: {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
