@@ -106,7 +106,12 @@ fn corrupt_and_fake_pdfs_are_errors_not_crashes() {
 fn a_hanging_pdf_helper_is_killed_at_the_timeout() {
     let bytes = std::fs::read(repo().join("examples/docs/finance/expense-policy.pdf")).unwrap();
     let slow = PdfExtractor {
-        helper: Some(vec!["sh".into(), "-c".into(), "sleep 30".into(), "sh".into()]),
+        helper: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "sleep 30".into(),
+            "sh".into(),
+        ]),
         pdftotext: None,
         timeout: Duration::from_millis(300),
     };

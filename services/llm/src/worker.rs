@@ -121,10 +121,13 @@ fn generate(
     }
     let prompt_eval = started.elapsed();
 
+    // A mild repetition penalty: small models otherwise loop on a sentence until max_tokens.
+    let penalty = || LlamaSampler::penalties(model.n_vocab(), 64, 1.15, 0.0, 0.0);
     let mut sampler = if request.temperature <= 0.0 {
-        LlamaSampler::greedy()
+        LlamaSampler::chain_simple([penalty(), LlamaSampler::greedy()])
     } else {
         LlamaSampler::chain_simple([
+            penalty(),
             LlamaSampler::top_k(40),
             LlamaSampler::top_p(0.95, 1),
             LlamaSampler::temp(request.temperature),

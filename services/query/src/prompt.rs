@@ -3,9 +3,12 @@
 
 use rag_store::Hit;
 
-pub const SYSTEM: &str = "You answer questions for employees using only the numbered sources \
-provided. Cite every source you use as [n], for example [1]. If the sources do not contain the \
-answer, reply exactly: The documents do not say. Never use outside knowledge.";
+pub const SYSTEM: &str = "You are a careful assistant. You answer questions using only the \
+numbered sources you are given.";
+
+/// Small models follow an instruction best when it comes last, right before they answer.
+pub const INSTRUCTION: &str = "Answer in one sentence using the sources above, and cite the \
+source number in brackets, like [1].";
 
 /// Below this many free tokens a truncated chunk is more noise than source.
 const MIN_TRUNCATED_TOKENS: usize = 48;
@@ -21,14 +24,14 @@ pub struct Prompt {
 /// Builds the prompt from the best hits that fit in `budget` tokens, as counted by `count`.
 /// The last source that fits only in part is cut on a character boundary.
 pub fn build(question: &str, hits: &[Hit], budget: usize, count: &dyn Fn(&str) -> usize) -> Prompt {
-    let question_part = format!("Question: {question}");
+    let question_part = format!("Question: {question}\n\n{INSTRUCTION}");
     let fixed = count(SYSTEM) + count(&question_part) + 8;
     let mut remaining = budget.saturating_sub(fixed);
     let mut blocks = Vec::new();
     let mut sources = Vec::new();
     for hit in hits {
         let number = sources.len() + 1;
-        let block = source_block(number, hit, &hit.payload.text);
+        let block = source_block(number, &hit.payload.text);
         let cost = count(&block) + 2;
         if cost <= remaining {
             remaining -= cost;
@@ -36,11 +39,11 @@ pub fn build(question: &str, hits: &[Hit], budget: usize, count: &dyn Fn(&str) -
             sources.push(hit.clone());
             continue;
         }
-        if remaining >= MIN_TRUNCATED_TOKENS {
-            if let Some(block) = truncated_block(number, hit, remaining, count) {
-                blocks.push(block);
-                sources.push(hit.clone());
-            }
+        if remaining >= MIN_TRUNCATED_TOKENS
+            && let Some(block) = truncated_block(number, hit, remaining, count)
+        {
+            blocks.push(block);
+            sources.push(hit.clone());
         }
         break;
     }
@@ -52,19 +55,10 @@ pub fn build(question: &str, hits: &[Hit], budget: usize, count: &dyn Fn(&str) -
     }
 }
 
-fn source_block(number: usize, hit: &Hit, text: &str) -> String {
-    let p = &hit.payload;
-    let page = if p.page > 0 {
-        format!(", page {}", p.page)
-    } else {
-        String::new()
-    };
-    format!(
-        "[{number}] {} ({}{page})\n{}",
-        p.title,
-        p.source,
-        text.trim()
-    )
+/// The source as the model sees it: its number and text. Titles and paths stay out: small models
+/// copy them into answers instead of answering, and the client gets them with the sources.
+fn source_block(number: usize, text: &str) -> String {
+    format!("[{number}] {}", text.trim())
 }
 
 fn truncated_block(
@@ -83,7 +77,7 @@ fn truncated_block(
         if keep == 0 {
             return None;
         }
-        let block = source_block(number, hit, &format!("{}…", &text[..keep]));
+        let block = source_block(number, &format!("{}…", &text[..keep]));
         if count(&block) + 2 <= budget {
             return Some(block);
         }
@@ -121,7 +115,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_sources_with_path_and_page() {
+    fn numbers_sources_in_rank_order() {
         let hits = [hit("a.md", 0, "alpha beta"), hit("b.pdf", 3, "gamma")];
         let p = build("what?", &hits, 1000, &words);
         assert_eq!(p.sources.len(), 2);
@@ -131,7 +125,8 @@ mod tests {
             "{}",
             p.user
         );
-        assert!(p.user.ends_with("Question: what?"));
+        assert!(p.user.contains("Question: what?"));
+        assert!(p.user.ends_with(INSTRUCTION));
     }
 
     #[test]

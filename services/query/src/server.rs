@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use rag_proto::v1::rag_service_server::RagServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::Engine;
 use crate::service::Service;
@@ -61,7 +61,11 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+        .serve_with_incoming_shutdown(
+            // Without TCP_NODELAY small responses wait on delayed ACKs (~40 ms a call).
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        );
     tokio::select! {
         result = server => Ok(result?),
         Ok(e) = load_failed => Err(ServeError::Load(e)),

@@ -51,10 +51,7 @@ impl EdgeStore {
             let path = path.to_owned();
             move |source| StoreError::Io { path, source }
         };
-        fs_err::create_dir_all(data_dir).map_err(|e| StoreError::Io {
-            path: data_dir.to_owned(),
-            source: e.into(),
-        })?;
+        std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
         let schema_path = data_dir.join(SCHEMA_FILE);
         let recorded: Option<SchemaRecord> = match std::fs::read(&schema_path) {
             Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
@@ -63,18 +60,18 @@ impl EdgeStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io(&schema_path)(e)),
         };
-        if let Some(r) = &recorded {
-            if r.vector_size != target.vector_size || r.embedding_model != target.embedding_model {
-                return Err(StoreError::SchemaMismatch(format!(
-                    "{} was built with embedding model {} ({} dimensions) but {} ({} dimensions) \
-                     is configured; use another data directory or re-index from scratch",
-                    data_dir.display(),
-                    r.embedding_model,
-                    r.vector_size,
-                    target.embedding_model,
-                    target.vector_size
-                )));
-            }
+        if let Some(r) = &recorded
+            && (r.vector_size != target.vector_size || r.embedding_model != target.embedding_model)
+        {
+            return Err(StoreError::SchemaMismatch(format!(
+                "{} was built with embedding model {} ({} dimensions) but {} ({} dimensions) \
+                 is configured; use another data directory or re-index from scratch",
+                data_dir.display(),
+                r.embedding_model,
+                r.vector_size,
+                target.embedding_model,
+                target.vector_size
+            )));
         }
         let applied = recorded.as_ref().map_or(0, |r| r.version);
         if applied > migrations::latest() {
@@ -113,10 +110,7 @@ impl EdgeStore {
                                 EdgeVectorParams::builder(target.vector_size, distance).build(),
                             )
                             .build();
-                        fs_err::create_dir_all(&shard_dir).map_err(|e| StoreError::Io {
-                            path: shard_dir.clone(),
-                            source: e.into(),
-                        })?;
+                        std::fs::create_dir_all(&shard_dir).map_err(io(&shard_dir))?;
                         // `load` with a config creates the shard in an empty directory and checks
                         // the config against one a crashed earlier attempt left behind.
                         shard = Some(EdgeShard::load(&shard_dir, Some(config)).map_err(op)?);
