@@ -119,12 +119,7 @@ mod tests {
         let hits = [hit("a.md", 0, "alpha beta"), hit("b.pdf", 3, "gamma")];
         let p = build("what?", &hits, 1000, &words);
         assert_eq!(p.sources.len(), 2);
-        assert!(p.user.contains("[1] T (a.md)\nalpha beta"), "{}", p.user);
-        assert!(
-            p.user.contains("[2] T (b.pdf, page 3)\ngamma"),
-            "{}",
-            p.user
-        );
+        assert!(p.user.contains("[1] alpha beta\n\n[2] gamma"), "{}", p.user);
         assert!(p.user.contains("Question: what?"));
         assert!(p.user.ends_with(INSTRUCTION));
     }
