@@ -65,7 +65,9 @@ impl Chunker {
         for page in &doc.pages {
             let pieces: Box<dyn Iterator<Item = &str>> = match media {
                 MediaType::Markdown => Box::new(self.markdown.chunks(&page.text)),
-                MediaType::Text | MediaType::Pdf => Box::new(self.text.chunks(&page.text)),
+                MediaType::Text | MediaType::Html | MediaType::Pdf => {
+                    Box::new(self.text.chunks(&page.text))
+                }
             };
             chunks.extend(pieces.filter(|c| !c.trim().is_empty()).map(|text| Chunk {
                 page: page.number,

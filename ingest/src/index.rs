@@ -17,7 +17,7 @@ use rag_store::{ChunkPayload, ChunkPoint, StoreError, VectorStore, point_id};
 use crate::IngestConfig;
 use crate::chunk::Chunker;
 use crate::extract::{self, ExtractError, MediaType, PdfExtractor};
-use crate::walk::{Skipped, walk};
+use crate::walk::{Found, Selection, Skipped, walk};
 
 /// The `root` of documents that arrived over the API rather than from a folder.
 pub const API_ROOT: &str = "api:";
@@ -103,6 +103,19 @@ pub struct Summary {
     pub seconds: f64,
 }
 
+/// What an ingest of a folder would do, without doing it (`rag ingest --dry-run`).
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub add: Vec<String>,
+    pub change: Vec<String>,
+    pub unchanged: Vec<String>,
+    /// Source paths of stored documents whose file is gone.
+    pub delete: Vec<String>,
+    /// Files that could not be read or are over the size limit.
+    pub failed: Vec<Failure>,
+    pub skipped: Vec<Skipped>,
+}
+
 /// Progress of a folder ingest, for a progress bar or a log.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -175,28 +188,17 @@ impl Indexer {
     pub async fn index_folder(
         &self,
         root: &Path,
+        selection: &Selection,
         on_event: &(dyn Fn(Event<'_>) + Send + Sync),
     ) -> Result<Summary, IndexError> {
         let started = Instant::now();
-        let root = fs_err::canonicalize(root).map_err(|e| IndexError::Folder(e.to_string()))?;
-        if !root.is_dir() {
-            return Err(IndexError::Folder(format!(
-                "{}: not a folder",
-                root.display()
-            )));
-        }
-        let root_key = root.to_string_lossy().into_owned();
-
-        let walk_root = root.clone();
-        let (found, skipped) = tokio::task::spawn_blocking(move || walk(&walk_root))
-            .await
-            .map_err(|e| IndexError::Folder(format!("walk: {e}")))?;
+        let Survey {
+            root_key,
+            found,
+            skipped,
+            stored,
+        } = self.survey(root, selection).await?;
         on_event(Event::Walked { files: found.len() });
-
-        let mut stored: HashMap<String, HashSet<String>> = HashMap::new();
-        for v in self.store.document_versions(Some(&root_key), None).await? {
-            stored.entry(v.doc_id).or_default().insert(v.doc_hash);
-        }
 
         let mut summary = Summary {
             files: found.len(),
@@ -208,7 +210,12 @@ impl Indexer {
             let doc_id = doc_id_for(&root_key, &file.relative);
             seen.insert(doc_id.clone());
             let result = self
-                .index_file(&root_key, &doc_id, file, stored.get(&doc_id))
+                .index_file(
+                    &root_key,
+                    &doc_id,
+                    file,
+                    stored.get(&doc_id).map(|d| &d.hashes),
+                )
                 .await;
             on_event(Event::File {
                 path: &file.relative,
@@ -239,13 +246,86 @@ impl Indexer {
         Ok(summary)
     }
 
-    async fn index_file(
+    /// What [`Indexer::index_folder`] would do. Reads and hashes every file; writes nothing.
+    pub async fn plan_folder(
         &self,
-        root: &str,
-        doc_id: &str,
-        file: &crate::Found,
-        stored: Option<&HashSet<String>>,
-    ) -> Result<Outcome, IndexError> {
+        root: &Path,
+        selection: &Selection,
+    ) -> Result<Plan, IndexError> {
+        let Survey {
+            root_key,
+            found,
+            skipped,
+            stored,
+        } = self.survey(root, selection).await?;
+        let mut plan = Plan {
+            skipped,
+            ..Plan::default()
+        };
+        let mut seen = HashSet::new();
+        for file in &found {
+            let doc_id = doc_id_for(&root_key, &file.relative);
+            let bytes = match self.read(file) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    plan.failed.push(Failure {
+                        path: file.relative.clone(),
+                        reason: e.to_string(),
+                    });
+                    seen.insert(doc_id);
+                    continue;
+                }
+            };
+            let list = match stored.get(&doc_id) {
+                None => &mut plan.add,
+                Some(doc) if doc.hashes.contains(&self.doc_hash(&bytes)) => &mut plan.unchanged,
+                Some(_) => &mut plan.change,
+            };
+            list.push(file.relative.clone());
+            seen.insert(doc_id);
+        }
+        plan.delete = stored
+            .iter()
+            .filter(|(id, _)| !seen.contains(*id))
+            .map(|(_, doc)| doc.source.clone())
+            .collect();
+        plan.delete.sort();
+        Ok(plan)
+    }
+
+    /// The folder's supported files and the document versions stored for it.
+    async fn survey(&self, root: &Path, selection: &Selection) -> Result<Survey, IndexError> {
+        let root = fs_err::canonicalize(root).map_err(|e| IndexError::Folder(e.to_string()))?;
+        if !root.is_dir() {
+            return Err(IndexError::Folder(format!(
+                "{}: not a folder",
+                root.display()
+            )));
+        }
+        let root_key = root.to_string_lossy().into_owned();
+        let selection = selection.clone();
+        let (found, skipped) = tokio::task::spawn_blocking(move || walk(&root, &selection))
+            .await
+            .map_err(|e| IndexError::Folder(format!("walk: {e}")))?
+            .map_err(IndexError::Folder)?;
+        let mut stored: HashMap<String, StoredDoc> = HashMap::new();
+        for v in self.store.document_versions(Some(&root_key), None).await? {
+            let doc = stored.entry(v.doc_id).or_insert_with(|| StoredDoc {
+                source: v.source,
+                hashes: HashSet::new(),
+            });
+            doc.hashes.insert(v.doc_hash);
+        }
+        Ok(Survey {
+            root_key,
+            found,
+            skipped,
+            stored,
+        })
+    }
+
+    /// A file's bytes, refused above the size limit before anything is read.
+    fn read(&self, file: &Found) -> Result<Vec<u8>, IndexError> {
         let path = file.relative.clone();
         let size = fs_err::metadata(&file.path)
             .map_err(|source| IndexError::Read {
@@ -260,10 +340,17 @@ impl Indexer {
                 limit: self.config.max_file_bytes,
             });
         }
-        let bytes = fs_err::read(&file.path).map_err(|source| IndexError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        fs_err::read(&file.path).map_err(|source| IndexError::Read { path, source })
+    }
+
+    async fn index_file(
+        &self,
+        root: &str,
+        doc_id: &str,
+        file: &Found,
+        stored: Option<&HashSet<String>>,
+    ) -> Result<Outcome, IndexError> {
+        let bytes = self.read(file)?;
         let doc = Prepared {
             doc_id: doc_id.to_owned(),
             root: root.to_owned(),
@@ -439,6 +526,21 @@ impl Indexer {
         .await
         .map_err(|e| IndexError::Folder(format!("extraction task: {e}")))?
     }
+}
+
+/// A folder's files next to what the store holds for it.
+struct Survey {
+    root_key: String,
+    found: Vec<Found>,
+    skipped: Vec<Skipped>,
+    /// By doc_id.
+    stored: HashMap<String, StoredDoc>,
+}
+
+struct StoredDoc {
+    source: String,
+    /// One per stored version; more than one only after an interrupted run.
+    hashes: HashSet<String>,
 }
 
 /// A document about to be written, wherever it came from.

@@ -14,6 +14,7 @@ pub use chunk::{Chunk, Chunker, ChunkerError};
 pub use config::IngestConfig;
 pub use extract::{ExtractError, MediaType, PdfExtractor};
 pub use index::{
-    API_ROOT, Event, Failure, IncomingDocument, IndexError, Indexer, Outcome, Summary, doc_id_for,
+    API_ROOT, Event, Failure, IncomingDocument, IndexError, Indexer, Outcome, Plan, Summary,
+    doc_id_for,
 };
-pub use walk::{Found, Skipped, walk};
+pub use walk::{Found, Selection, Skipped, walk};

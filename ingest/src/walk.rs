@@ -20,12 +20,39 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// Which files of a folder to consider, beyond the ignore files.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Globs (gitignore syntax, relative to the root); when any is given, only matching files.
+    pub include: Vec<String>,
+    /// Globs of files to leave out.
+    pub exclude: Vec<String>,
+}
+
+impl Selection {
+    fn overrides(&self, root: &Path) -> Result<ignore::overrides::Override, String> {
+        let mut builder = ignore::overrides::OverrideBuilder::new(root);
+        for glob in &self.include {
+            builder
+                .add(glob)
+                .map_err(|e| format!("include {glob:?}: {e}"))?;
+        }
+        for glob in &self.exclude {
+            builder
+                .add(&format!("!{glob}"))
+                .map_err(|e| format!("exclude {glob:?}: {e}"))?;
+        }
+        builder.build().map_err(|e| e.to_string())
+    }
+}
+
 /// Walks `root` honouring `.gitignore`, `.ignore` and `.ragignore` files, skipping hidden files.
 /// Files of unsupported types are not errors: they are returned as skipped.
-pub fn walk(root: &Path) -> (Vec<Found>, Vec<Skipped>) {
+pub fn walk(root: &Path, selection: &Selection) -> Result<(Vec<Found>, Vec<Skipped>), String> {
     let mut found = Vec::new();
     let mut skipped = Vec::new();
     let walker = ignore::WalkBuilder::new(root)
+        .overrides(selection.overrides(root)?)
         .add_custom_ignore_filename(".ragignore")
         // Honour .gitignore even when the folder is not a git checkout.
         .require_git(false)
@@ -67,7 +94,7 @@ pub fn walk(root: &Path) -> (Vec<Found>, Vec<Skipped>) {
         });
     }
     found.sort_by(|a, b| a.relative.cmp(&b.relative));
-    (found, skipped)
+    Ok((found, skipped))
 }
 
 #[cfg(test)]
@@ -84,10 +111,25 @@ mod tests {
         std::fs::write(root.join("secret.txt"), "x").unwrap();
         std::fs::write(root.join("image.png"), "x").unwrap();
         std::fs::write(root.join(".ragignore"), "secret.txt\n").unwrap();
-        let (found, skipped) = walk(root);
+        let (found, skipped) = walk(root, &Selection::default()).unwrap();
         let names: Vec<&str> = found.iter().map(|f| f.relative.as_str()).collect();
         assert_eq!(names, ["a/b/doc.md", "notes.txt"]);
         assert_eq!(skipped.len(), 1);
         assert!(skipped[0].path.ends_with("image.png"));
+
+        let only_md = Selection {
+            include: vec!["*.md".into()],
+            exclude: vec![],
+        };
+        let (found, _) = walk(root, &only_md).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].relative, "a/b/doc.md");
+        let no_a = Selection {
+            include: vec![],
+            exclude: vec!["a/**".into()],
+        };
+        let (found, _) = walk(root, &no_a).unwrap();
+        let names: Vec<&str> = found.iter().map(|f| f.relative.as_str()).collect();
+        assert_eq!(names, ["notes.txt"]);
     }
 }

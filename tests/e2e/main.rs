@@ -345,3 +345,108 @@ async fn bad_requests_get_invalid_argument_naming_the_field() {
         "{names:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn formats_encodings_and_operator_options() {
+    let ws = Workspace::new();
+    let docs = ws.docs();
+    std::fs::create_dir_all(docs.join("web")).unwrap();
+    std::fs::write(
+        docs.join("web/canteen.html"),
+        "<html><head><title>Canteen</title><script>var menu = 'secret';</script></head>\
+         <body><nav>Home | HR | IT</nav><h1>Canteen</h1><p>The canteen serves lunch from \
+         11:30 to 14:00. The vegetarian dish of the day costs 6 euros.</p></body></html>",
+    )
+    .unwrap();
+    let korean =
+        "복지 안내: 자기계발비는 연간 100만 원까지 지원합니다. 도서와 교육비를 포함합니다.";
+    let (euc_kr, _, _) = encoding_rs::EUC_KR.encode(korean);
+    std::fs::write(docs.join("benefits-euckr.txt"), &euc_kr).unwrap();
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(
+        "Bicycle parking is in the courtyard; the gate code is 4711."
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes()),
+    );
+    std::fs::write(docs.join("parking-utf16.txt"), utf16).unwrap();
+
+    // A dry run lists what would happen and writes nothing.
+    let out = ws.rag(&["ingest", "--dry-run", "--json", docs.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["add"].as_array().unwrap().len(), 3, "{plan}");
+    let out = ws.rag(&["ingest", "--dry-run", "--json", docs.to_str().unwrap()]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        plan["add"].as_array().unwrap().len(),
+        3,
+        "a dry run wrote something: {plan}"
+    );
+
+    // Exclude globs, and a machine-readable report.
+    let report = ws.dir.path().join("report.json");
+    let out = ws.rag(&[
+        "ingest",
+        "--exclude",
+        "web/**",
+        "--report",
+        report.to_str().unwrap(),
+        docs.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(summary["indexed"], 2, "{summary}");
+    let (_, summary) = ws.ingest();
+    assert_eq!(summary["indexed"], 1, "the HTML page joins: {summary}");
+    assert_eq!(summary["unchanged"], 2, "{summary}");
+
+    // A removed file shows up as a deletion, then is deleted.
+    std::fs::remove_file(docs.join("parking-utf16.txt")).unwrap();
+    let out = ws.rag(&["ingest", "--dry-run", "--json", docs.to_str().unwrap()]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        plan["delete"],
+        serde_json::json!(["parking-utf16.txt"]),
+        "{plan}"
+    );
+    let (_, summary) = ws.ingest();
+    assert_eq!(summary["deleted"], 1, "{summary}");
+
+    let server = ws.serve().await;
+    let search = |q: &'static str| {
+        let mut client = server.client();
+        async move {
+            client
+                .search(search_request(q))
+                .await
+                .unwrap()
+                .into_inner()
+                .chunks
+        }
+    };
+    let hits = search("When does the canteen serve lunch?").await;
+    assert_eq!(hits[0].source_path, "web/canteen.html");
+    assert!(hits[0].text.contains("11:30") && !hits[0].text.contains("secret"));
+    assert!(
+        !hits[0].text.contains("Home | HR"),
+        "navigation is not content"
+    );
+    let hits = search("자기계발비 지원 금액").await;
+    assert_eq!(hits[0].source_path, "benefits-euckr.txt");
+    assert!(
+        hits[0].text.contains("연간 100만 원"),
+        "decoded from EUC-KR: {}",
+        hits[0].text
+    );
+    let hits = search("Where can I park my bicycle?").await;
+    assert!(hits.iter().all(|h| h.source_path != "parking-utf16.txt"));
+}

@@ -1,5 +1,6 @@
 //! file -> text. One extractor per format, chosen by [`MediaType`].
 
+mod html;
 mod pdf;
 mod text;
 
@@ -12,6 +13,7 @@ pub use pdf::{HelperOutput, PdfExtractor, extract_in_this_process as extract_pdf
 pub enum MediaType {
     Text,
     Markdown,
+    Html,
     Pdf,
 }
 
@@ -21,6 +23,7 @@ impl MediaType {
         match ext.as_str() {
             "txt" | "text" => Some(Self::Text),
             "md" | "markdown" => Some(Self::Markdown),
+            "html" | "htm" | "xhtml" => Some(Self::Html),
             "pdf" => Some(Self::Pdf),
             _ => None,
         }
@@ -36,6 +39,7 @@ impl MediaType {
         match essence.as_str() {
             "text/plain" => Some(Self::Text),
             "text/markdown" | "text/x-markdown" => Some(Self::Markdown),
+            "text/html" | "application/xhtml+xml" => Some(Self::Html),
             "application/pdf" => Some(Self::Pdf),
             _ => None,
         }
@@ -45,6 +49,7 @@ impl MediaType {
         match self {
             Self::Text => "text/plain",
             Self::Markdown => "text/markdown",
+            Self::Html => "text/html",
             Self::Pdf => "application/pdf",
         }
     }
@@ -74,8 +79,14 @@ impl Extracted {
 pub enum ExtractError {
     #[error("binary content in a {0} file")]
     Binary(&'static str),
-    #[error("not valid UTF-8 text (byte {0})")]
+    #[error("not valid UTF-8 text (byte {0}) and no other encoding fits")]
     NotUtf8(usize),
+    #[error("not valid {0} text")]
+    Encoding(&'static str),
+    #[error(
+        "text looks garbled ({0:.0}% replacement, private-use or control characters): a broken font encoding or a binary file"
+    )]
+    Garbled(f64),
     #[error("PDF could not be read: {0}")]
     Pdf(String),
     #[error("no text found (empty, or an image-only document)")]
@@ -93,12 +104,41 @@ pub fn extract(
     let extracted = match media {
         MediaType::Text => text::plain(bytes)?,
         MediaType::Markdown => text::markdown(bytes)?,
+        MediaType::Html => html::html(bytes)?,
         MediaType::Pdf => pdf.extract(bytes, path)?,
     };
     if extracted.is_blank() {
         return Err(ExtractError::NoText);
     }
+    let share = garbled_share(&extracted);
+    if share > MAX_GARBLED_SHARE {
+        return Err(ExtractError::Garbled(share * 100.0));
+    }
     Ok(extracted)
+}
+
+/// Above this share of suspicious characters, extracted text is noise that would only pollute
+/// the index (PDFs with broken font encodings come out like this).
+const MAX_GARBLED_SHARE: f64 = 0.10;
+
+/// The share of non-whitespace characters that are U+FFFD, private-use or control characters.
+fn garbled_share(doc: &Extracted) -> f64 {
+    let (mut bad, mut all) = (0usize, 0usize);
+    for c in doc.pages.iter().flat_map(|p| p.text.chars()) {
+        if c.is_whitespace() {
+            continue;
+        }
+        all += 1;
+        let private = matches!(c as u32, 0xE000..=0xF8FF | 0xF0000..=0xFFFFD | 0x100000..=0x10FFFD);
+        if c == '\u{FFFD}' || c.is_control() || private {
+            bad += 1;
+        }
+    }
+    if all == 0 {
+        0.0
+    } else {
+        bad as f64 / all as f64
+    }
 }
 
 #[cfg(test)]
@@ -122,5 +162,23 @@ mod tests {
             Some(MediaType::Text)
         );
         assert_eq!(MediaType::from_mime("image/png"), None);
+        assert_eq!(
+            MediaType::from_path(Path::new("page.HTM")),
+            Some(MediaType::Html)
+        );
+    }
+
+    #[test]
+    fn garbled_text_is_refused_and_normal_text_is_not() {
+        let none = PdfExtractor {
+            helper: None,
+            pdftotext: None,
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let garbled = "\u{E001}\u{E002}\u{FFFD}ab\u{E003}".repeat(20);
+        let err = extract(MediaType::Text, garbled.as_bytes(), None, &none).unwrap_err();
+        assert!(matches!(err, ExtractError::Garbled(_)), "{err}");
+        let fine = "연차는 25일입니다. Leave is 25 days.";
+        assert!(extract(MediaType::Text, fine.as_bytes(), None, &none).is_ok());
     }
 }

@@ -91,7 +91,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let (texts, chunker, bytes) = {
         let pdf = pdf.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let (files, _) = walk(&corpus);
+            let (files, _) = walk(&corpus, &Default::default()).map_err(anyhow::Error::msg)?;
             let mut texts = Vec::new();
             let mut bytes = 0u64;
             for f in files {
@@ -129,8 +129,12 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         pdf,
         config.ingest.clone(),
     );
-    let summary = indexer.index_folder(&args.corpus, &|_| {}).await?;
-    let rerun = indexer.index_folder(&args.corpus, &|_| {}).await?;
+    let summary = indexer
+        .index_folder(&args.corpus, &Default::default(), &|_| {})
+        .await?;
+    let rerun = indexer
+        .index_folder(&args.corpus, &Default::default(), &|_| {})
+        .await?;
     let raw_rate = n_chunks as f64 / raw.as_secs_f64();
     let ingest_rate = summary.chunks_written as f64 / summary.seconds;
     println!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rag_ingest::{Chunker, Event, Indexer, Outcome, PdfExtractor, Summary};
+use rag_ingest::{Chunker, Event, Indexer, Outcome, PdfExtractor, Plan, Selection, Summary};
 
 use crate::config::Config;
 
@@ -21,6 +21,18 @@ pub struct IngestArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Also write the summary as JSON to this file (every failed file with its reason).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// List what would be added, changed and deleted, and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Only files matching this glob (gitignore syntax, relative to the folder; repeatable).
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// Leave out files matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
 }
 
 pub async fn run(config: Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
@@ -43,6 +55,19 @@ pub async fn run(config: Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
         PdfExtractor::with_current_exe(Duration::from_secs(config.ingest.pdf_timeout_secs)),
         config.ingest.clone(),
     );
+
+    let selection = Selection {
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+    };
+    if args.dry_run {
+        let plan = indexer
+            .plan_folder(&args.folder, &selection)
+            .await
+            .with_context(|| format!("planning {}", args.folder.display()))?;
+        print_plan(&plan, args.json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
 
     let bar = if std::io::stderr().is_terminal() && !args.json {
         let bar = ProgressBar::new(0);
@@ -81,14 +106,18 @@ pub async fn run(config: Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let summary = indexer
-        .index_folder(&args.folder, &on_event)
+        .index_folder(&args.folder, &selection, &on_event)
         .await
         .with_context(|| format!("indexing {}", args.folder.display()))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    let json = serde_json::to_string_pretty(&summary_json(&summary))?;
+    if let Some(path) = &args.report {
+        fs_err::write(path, format!("{json}\n"))?;
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary_json(&summary))?);
+        println!("{json}");
     } else {
         print_summary(&summary);
     }
@@ -115,6 +144,41 @@ fn print_summary(s: &Summary) {
     for f in &s.failed {
         println!("  failed: {}: {}", f.path, f.reason);
     }
+}
+
+fn print_plan(plan: &Plan, json: bool) -> anyhow::Result<()> {
+    if json {
+        let value = serde_json::json!({
+            "add": plan.add,
+            "change": plan.change,
+            "unchanged": plan.unchanged.len(),
+            "delete": plan.delete,
+            "failed": plan.failed.iter().map(|f| serde_json::json!({"path": f.path, "reason": f.reason})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    for path in &plan.add {
+        println!("add     {path}");
+    }
+    for path in &plan.change {
+        println!("change  {path}");
+    }
+    for path in &plan.delete {
+        println!("delete  {path}");
+    }
+    for f in &plan.failed {
+        println!("fail    {}: {}", f.path, f.reason);
+    }
+    println!(
+        "dry run: {} to add, {} to change, {} to delete, {} unchanged, {} unreadable; nothing written",
+        plan.add.len(),
+        plan.change.len(),
+        plan.delete.len(),
+        plan.unchanged.len(),
+        plan.failed.len()
+    );
+    Ok(())
 }
 
 fn summary_json(s: &Summary) -> serde_json::Value {
