@@ -175,6 +175,10 @@ impl Indexer {
         &self.store
     }
 
+    pub fn embedder(&self) -> &Arc<Embedder> {
+        &self.embedder
+    }
+
     fn doc_hash(&self, bytes: &[u8]) -> String {
         let mut hasher = blake3::Hasher::new();
         hasher.update(self.fingerprint.as_bytes());

@@ -36,26 +36,7 @@ pub struct IngestArgs {
 }
 
 pub async fn run(config: Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let embed_config = config.embedding.clone();
-    let embedder =
-        tokio::task::spawn_blocking(move || rag_embed::Embedder::load(&embed_config)).await??;
-    let embedder = Arc::new(embedder);
-    let store = rag_store::open(&config.store(), embedder.dimension(), embedder.model_name())
-        .await
-        .map_err(explain_store_error)?;
-    let chunker = Chunker::new(
-        &config.embedding.tokenizer_file(),
-        config.ingest.chunk_tokens,
-        config.ingest.overlap_tokens,
-    )?;
-    let indexer = Indexer::new(
-        embedder,
-        store,
-        chunker,
-        PdfExtractor::with_current_exe(Duration::from_secs(config.ingest.pdf_timeout_secs)),
-        config.ingest.clone(),
-    );
-
+    let indexer = open_indexer(&config).await?;
     let selection = Selection {
         include: args.include.clone(),
         exclude: args.exclude.clone(),
@@ -193,6 +174,29 @@ fn summary_json(s: &Summary) -> serde_json::Value {
         "failed": s.failed.iter().map(|f| serde_json::json!({"path": f.path, "reason": f.reason})).collect::<Vec<_>>(),
         "skipped": s.skipped.iter().map(|f| serde_json::json!({"path": f.path.display().to_string(), "reason": f.reason})).collect::<Vec<_>>(),
     })
+}
+
+/// The embedding model, the store and the indexer over them, as configured.
+pub async fn open_indexer(config: &Config) -> anyhow::Result<Indexer> {
+    let embed_config = config.embedding.clone();
+    let embedder =
+        tokio::task::spawn_blocking(move || rag_embed::Embedder::load(&embed_config)).await??;
+    let embedder = Arc::new(embedder);
+    let store = rag_store::open(&config.store(), embedder.dimension(), embedder.model_name())
+        .await
+        .map_err(explain_store_error)?;
+    let chunker = Chunker::new(
+        &config.embedding.tokenizer_file(),
+        config.ingest.chunk_tokens,
+        config.ingest.overlap_tokens,
+    )?;
+    Ok(Indexer::new(
+        embedder,
+        store,
+        chunker,
+        PdfExtractor::with_current_exe(Duration::from_secs(config.ingest.pdf_timeout_secs)),
+        config.ingest.clone(),
+    ))
 }
 
 /// Adds the likely cause to errors operators hit first.

@@ -1,11 +1,9 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use rag_ingest::{Chunker, Indexer, PdfExtractor};
 use rag_query::Engine;
 
 use crate::config::Config;
@@ -36,30 +34,13 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
 
 /// Models and store, loaded once at start-up.
 pub async fn load_engine(config: Config) -> anyhow::Result<Engine> {
-    let embed_config = config.embedding.clone();
-    let embedder =
-        tokio::task::spawn_blocking(move || rag_embed::Embedder::load(&embed_config)).await??;
-    let embedder = Arc::new(embedder);
-    let store = rag_store::open(&config.store(), embedder.dimension(), embedder.model_name())
-        .await
-        .map_err(crate::ingest::explain_store_error)?;
+    let indexer = crate::ingest::open_indexer(&config).await?;
     let llm_config = config.llm.clone();
     let generator =
         tokio::task::spawn_blocking(move || rag_llm::Generator::start(&llm_config)).await??;
-    let indexer = Indexer::new(
-        embedder.clone(),
-        store.clone(),
-        Chunker::new(
-            &config.embedding.tokenizer_file(),
-            config.ingest.chunk_tokens,
-            config.ingest.overlap_tokens,
-        )?,
-        PdfExtractor::with_current_exe(Duration::from_secs(config.ingest.pdf_timeout_secs)),
-        config.ingest.clone(),
-    );
     Ok(Engine {
-        embedder,
-        store,
+        embedder: indexer.embedder().clone(),
+        store: indexer.store().clone(),
         generator: Arc::new(generator),
         indexer: Arc::new(indexer),
         config: config.query,
