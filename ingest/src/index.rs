@@ -100,6 +100,8 @@ pub struct Summary {
     pub skipped: Vec<Skipped>,
     pub chunks_written: u64,
     pub points_deleted: u64,
+    /// Points in the store after the run, all folders together.
+    pub points_total: u64,
     pub seconds: f64,
 }
 
@@ -246,6 +248,7 @@ impl Indexer {
             summary.deleted += 1;
         }
         self.store.flush().await?;
+        summary.points_total = self.store.count().await?;
         summary.seconds = started.elapsed().as_secs_f64();
         Ok(summary)
     }

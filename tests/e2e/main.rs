@@ -450,3 +450,64 @@ async fn formats_encodings_and_operator_options() {
     let hits = search("Where can I park my bicycle?").await;
     assert!(hits.iter().all(|h| h.source_path != "parking-utf16.txt"));
 }
+
+/// kill -9 at several moments of a real ingest, then rerun: the index must be exactly what one
+/// clean run produces (no duplicates, nothing missing), and a further run must write nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ingest_killed_at_any_moment_reruns_to_the_clean_result() {
+    fn corpus(ws: &Workspace) {
+        ws.copy_samples();
+        for i in 0..30 {
+            let body: String = (0..12)
+                .map(|p| {
+                    format!(
+                        "Section {p} of memo {i}: the facilities team reviewed room {i}{p} and \
+                         scheduled maintenance for week {}. Contact desk {} for access.\n\n",
+                        (i * 7 + p) % 52,
+                        100 + i * 3 + p
+                    )
+                })
+                .collect();
+            std::fs::write(ws.docs().join(format!("memo-{i:02}.txt")), body).unwrap();
+        }
+    }
+
+    let clean = Workspace::new();
+    corpus(&clean);
+    let (code, clean_summary) = clean.ingest();
+    assert_eq!(code, 0, "{clean_summary}");
+    let clean_points = clean_summary["points_total"].as_u64().unwrap();
+    assert!(clean_points > 60, "{clean_summary}");
+
+    let crashed = Workspace::new();
+    corpus(&crashed);
+    for delay_ms in [400, 900, 1600, 2600, 3800] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rag"))
+            .arg("--config")
+            .arg(crashed.config())
+            .args(["ingest", "--json", crashed.docs().to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL: no cleanup runs
+        let _ = child.wait();
+    }
+    let (code, summary) = crashed.ingest();
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(
+        summary["points_total"].as_u64().unwrap(),
+        clean_points,
+        "{summary}"
+    );
+    assert_eq!(summary["failed"].as_array().unwrap().len(), 0, "{summary}");
+    let (_, again) = crashed.ingest();
+    assert_eq!(again["chunks_written"], 0, "{again}");
+    assert_eq!(again["unchanged"], clean_summary["indexed"], "{again}");
+    assert_eq!(
+        again["points_total"].as_u64().unwrap(),
+        clean_points,
+        "{again}"
+    );
+}

@@ -170,6 +170,7 @@ fn summary_json(s: &Summary) -> serde_json::Value {
         "deleted": s.deleted,
         "chunks_written": s.chunks_written,
         "points_deleted": s.points_deleted,
+        "points_total": s.points_total,
         "seconds": s.seconds,
         "failed": s.failed.iter().map(|f| serde_json::json!({"path": f.path, "reason": f.reason})).collect::<Vec<_>>(),
         "skipped": s.skipped.iter().map(|f| serde_json::json!({"path": f.path.display().to_string(), "reason": f.reason})).collect::<Vec<_>>(),
