@@ -1,23 +1,21 @@
 //! The real model on the CPU: streaming, limits, cancellation.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use rag_llm::{Event, Finish, Generator, LlmConfig, LlmError, Request};
 
-fn generator() -> &'static Generator {
-    static G: OnceLock<Generator> = OnceLock::new();
-    G.get_or_init(|| {
-        let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../models/llm/SmolLM2-135M-Instruct.Q4_1.gguf");
-        Generator::start(&LlmConfig {
-            model_file: model,
-            n_ctx: 1024,
-            threads: 1,
-            ..LlmConfig::default()
-        })
-        .expect("model: run scripts/fetch-models.sh")
+/// One generator per test: a shared one would queue the tests behind each other and make
+/// timings depend on what else runs.
+fn generator() -> Generator {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/llm/SmolLM2-135M-Instruct.Q4_1.gguf");
+    Generator::start(&LlmConfig {
+        model_file: model,
+        n_ctx: 1024,
+        threads: 1,
+        ..LlmConfig::default()
     })
+    .expect("model: run scripts/fetch-models.sh")
 }
 
 fn request(user: &str, max_tokens: usize) -> Request {
