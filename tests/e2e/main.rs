@@ -511,3 +511,72 @@ async fn an_ingest_killed_at_any_moment_reruns_to_the_clean_result() {
         "{again}"
     );
 }
+
+/// A folder of bad inputs next to one good file: everything bad is reported with its path and
+/// reason, the good file is indexed, and the process ends normally.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_never_stops_a_batch() {
+    let ws = Workspace::new();
+    let docs = ws.docs();
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("good.md"), "# Good\n\nThe library opens at nine.").unwrap();
+    std::fs::write(docs.join("empty.txt"), b"").unwrap();
+    std::fs::write(docs.join("huge.txt"), "word ".repeat(40_000)).unwrap();
+    std::fs::write(docs.join("elf.md"), b"\x7fELF\x02\x01\x01\0\0\0binary").unwrap();
+    std::fs::write(docs.join("fake.pdf"), b"this is not a PDF at all").unwrap();
+    let garbled: String = "\u{E000}\u{FFFD}\u{E123}x".repeat(50);
+    std::fs::write(docs.join("garbled.txt"), garbled).unwrap();
+    let mut deep = docs.clone();
+    for i in 0..60 {
+        deep = deep.join(format!("d{i}"));
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(
+        deep.join("deep.txt"),
+        "Deep down, the archive keeps old contracts.",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&docs, docs.join("loop")).unwrap();
+    std::os::unix::fs::symlink(docs.join("missing.txt"), docs.join("dangling.txt")).unwrap();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rag"))
+        .arg("--config")
+        .arg(ws.config())
+        .args(["ingest", "--json", docs.to_str().unwrap()])
+        .env("RAG_INGEST__MAX_FILE_BYTES", "100000")
+        .output()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(3), "some files failed: {summary}");
+    assert_eq!(
+        summary["indexed"], 2,
+        "good.md and the deeply nested file: {summary}"
+    );
+    let reasons: std::collections::BTreeMap<String, String> = summary["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expect = [
+        ("empty.txt", "no text"),
+        ("huge.txt", "over the limit"),
+        ("elf.md", "binary"),
+        ("fake.pdf", "not a PDF"),
+        ("garbled.txt", "garbled"),
+    ];
+    for (path, reason) in expect {
+        let got = reasons
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} not reported: {summary}"));
+        assert!(got.contains(reason), "{path}: {got}");
+        assert!(got.starts_with(path), "the error names the file: {got}");
+    }
+    assert_eq!(reasons.len(), expect.len(), "{summary}");
+}
