@@ -143,9 +143,13 @@ mod tests {
 
     #[test]
     fn shipped_example_config_loads_and_matches_defaults() {
-        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rag.example.toml");
-        let config = Config::load(Some(Path::new(example)), &[]).unwrap();
-        assert_eq!(config, Config::default());
+        // Inside a Jail: the jail lock keeps the other tests' environment variables out.
+        figment::Jail::expect_with(|_| {
+            let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rag.example.toml");
+            let config = Config::load(Some(Path::new(example)), &[]).unwrap();
+            assert_eq!(config, Config::default());
+            Ok(())
+        });
     }
 
     #[test]
