@@ -21,11 +21,16 @@ pub enum ChunkerError {
 pub struct Chunk {
     pub page: u32,
     pub text: String,
+    /// Length in model tokens, without special tokens: what batching sorts and pads by.
+    pub tokens: u32,
+    /// Markdown: the headings above the chunk, outermost first ("Install > Linux").
+    pub heading: String,
 }
 
 pub struct Chunker {
     text: TextSplitter<Tokenizer>,
     markdown: MarkdownSplitter<Tokenizer>,
+    tokenizer: Tokenizer,
 }
 
 impl Chunker {
@@ -55,7 +60,8 @@ impl Chunker {
         };
         Ok(Self {
             text: TextSplitter::new(config(tokenizer.clone())?),
-            markdown: MarkdownSplitter::new(config(tokenizer)?),
+            markdown: MarkdownSplitter::new(config(tokenizer.clone())?),
+            tokenizer,
         })
     }
 
@@ -63,17 +69,147 @@ impl Chunker {
     pub fn chunk(&self, media: MediaType, doc: &Extracted) -> Vec<Chunk> {
         let mut chunks = Vec::new();
         for page in &doc.pages {
-            let pieces: Box<dyn Iterator<Item = &str>> = match media {
-                MediaType::Markdown => Box::new(self.markdown.chunks(&page.text)),
+            let (pieces, headings): (Vec<(usize, &str)>, Vec<Heading>) = match media {
+                MediaType::Markdown => (
+                    self.markdown.chunk_indices(&page.text).collect(),
+                    markdown_headings(&page.text),
+                ),
                 MediaType::Text | MediaType::Html | MediaType::Pdf => {
-                    Box::new(self.text.chunks(&page.text))
+                    (self.text.chunk_indices(&page.text).collect(), Vec::new())
                 }
             };
-            chunks.extend(pieces.filter(|c| !c.trim().is_empty()).map(|text| Chunk {
-                page: page.number,
-                text: text.to_owned(),
-            }));
+            for (offset, text) in pieces {
+                if text.trim().is_empty() {
+                    continue;
+                }
+                chunks.push(Chunk {
+                    page: page.number,
+                    text: text.to_owned(),
+                    tokens: self.count_tokens(text),
+                    heading: heading_path(&headings, offset),
+                });
+            }
         }
         chunks
+    }
+
+    fn count_tokens(&self, text: &str) -> u32 {
+        self.tokenizer
+            .encode(text, false)
+            .map_or(0, |e| e.get_ids().len() as u32)
+    }
+}
+
+/// A Markdown heading: where its line starts, its level and its text.
+#[derive(Debug, Clone, PartialEq)]
+struct Heading {
+    offset: usize,
+    level: usize,
+    text: String,
+}
+
+/// ATX (`## Title`) and setext (`Title` over `===`/`---`) headings outside code fences.
+fn markdown_headings(text: &str) -> Vec<Heading> {
+    let mut headings = Vec::new();
+    let mut fence: Option<&str> = None;
+    let mut previous: Option<(usize, &str)> = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let trimmed = line.trim();
+        let unindented = line.trim_start();
+        let indented_code = line.len() - unindented.len() >= 4;
+        if let Some(marker) = fence {
+            if trimmed.starts_with(marker) {
+                fence = None;
+            }
+            previous = None;
+            continue;
+        }
+        if !indented_code && (trimmed.starts_with("```") || trimmed.starts_with("~~~")) {
+            fence = Some(&trimmed[..3]);
+            previous = None;
+            continue;
+        }
+        let hashes = trimmed.bytes().take_while(|&b| b == b'#').count();
+        if !indented_code && (1..=6).contains(&hashes) && trimmed[hashes..].starts_with([' ', '\t'])
+        {
+            let title = trimmed[hashes..].trim().trim_end_matches('#').trim();
+            if !title.is_empty() {
+                headings.push(Heading {
+                    offset: start,
+                    level: hashes,
+                    text: title.to_owned(),
+                });
+            }
+            previous = None;
+            continue;
+        }
+        let underline = !trimmed.is_empty()
+            && (trimmed.bytes().all(|b| b == b'=') || trimmed.bytes().all(|b| b == b'-'));
+        if let (true, Some((at, title))) = (underline && !indented_code, previous) {
+            headings.push(Heading {
+                offset: at,
+                level: if trimmed.starts_with('=') { 1 } else { 2 },
+                text: title.to_owned(),
+            });
+            previous = None;
+            continue;
+        }
+        previous = (!trimmed.is_empty() && !indented_code).then_some((start, trimmed));
+    }
+    headings
+}
+
+/// The open headings at byte `offset`, outermost first, joined with " > ".
+fn heading_path(headings: &[Heading], offset: usize) -> String {
+    let mut stack: Vec<&Heading> = Vec::new();
+    for h in headings.iter().take_while(|h| h.offset <= offset) {
+        while stack.last().is_some_and(|top| top.level >= h.level) {
+            stack.pop();
+        }
+        stack.push(h);
+    }
+    stack
+        .iter()
+        .map(|h| h.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" > ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heading_paths_follow_the_outline_and_skip_code() {
+        let text = "# Guide\nintro\n\n## Install\n\n```sh\n# not a heading\n```\n\n### Linux\nsteps\n\n## Use\nrun it\n\nSetext\n------\nbody\n";
+        let headings = markdown_headings(text);
+        let names: Vec<&str> = headings.iter().map(|h| h.text.as_str()).collect();
+        assert_eq!(names, ["Guide", "Install", "Linux", "Use", "Setext"]);
+        assert_eq!(heading_path(&headings, 0), "Guide");
+        assert_eq!(
+            heading_path(&headings, text.find("steps").unwrap()),
+            "Guide > Install > Linux"
+        );
+        assert_eq!(
+            heading_path(&headings, text.find("run it").unwrap()),
+            "Guide > Use"
+        );
+        assert_eq!(
+            heading_path(&headings, text.find("body").unwrap()),
+            "Guide > Setext"
+        );
+    }
+
+    #[test]
+    fn korean_headings_are_kept_whole() {
+        let text = "# 인사 규정\n\n## 연차 휴가\n연차는 15일입니다.\n";
+        let headings = markdown_headings(text);
+        assert_eq!(
+            heading_path(&headings, text.find("연차는").unwrap()),
+            "인사 규정 > 연차 휴가"
+        );
     }
 }

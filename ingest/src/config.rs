@@ -15,6 +15,12 @@ pub struct IngestConfig {
     pub embed_batch: usize,
     /// Points written per store call.
     pub upsert_batch: usize,
+    /// Files read and extracted at once, while the model embeds.
+    pub extract_workers: usize,
+    /// Chunks gathered (across documents) before they are sorted into batches.
+    pub embed_window: usize,
+    /// Batch chunks of similar token length together, so little compute goes to padding.
+    pub sort_by_length: bool,
 }
 
 impl Default for IngestConfig {
@@ -26,6 +32,9 @@ impl Default for IngestConfig {
             pdf_timeout_secs: 60,
             embed_batch: 32,
             upsert_batch: 256,
+            extract_workers: 2,
+            embed_window: 256,
+            sort_by_length: true,
         }
     }
 }

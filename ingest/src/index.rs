@@ -1,4 +1,9 @@
-//! chunks -> vectors -> points, and keeping the store in step with the source.
+//! The indexer: keeps a store in step with a folder, or takes one document sent as bytes.
+//!
+//! A folder ingest runs as a pipeline of bounded stages:
+//! walk -> prepare (read, hash, extract, chunk: several files at once on blocking threads) ->
+//! embed (windows of chunks across documents, reused by content hash, batched by length) ->
+//! write (per document version).
 //!
 //! Every point of a document version carries that version's `doc_hash`. Chunk 0 of a version is
 //! written last and serves as its commit marker: a version whose marker is stored is complete.
@@ -9,15 +14,19 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use rag_embed::Embedder;
-use rag_store::{ChunkPayload, ChunkPoint, StoreError, VectorStore, point_id};
+use rag_store::{StoreError, VectorStore};
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::IngestConfig;
 use crate::chunk::Chunker;
-use crate::extract::{self, ExtractError, MediaType, PdfExtractor};
+use crate::extract::{ExtractError, MediaType, PdfExtractor};
+use crate::manifest::{Manifest, Stat};
+use crate::prepare::{self, Prepared, Preparer, Ready, title_from_path};
 use crate::walk::{Found, Selection, Skipped, walk};
+use crate::write::{EmbedStats, Finished, VersionWriter};
 
 /// The `root` of documents that arrived over the API rather than from a folder.
 pub const API_ROOT: &str = "api:";
@@ -42,12 +51,10 @@ pub enum IndexError {
         "{path}: unsupported media type {media_type:?} (expected text/plain, text/markdown or application/pdf)"
     )]
     Unsupported { path: String, media_type: String },
-    #[error("{path}: embedding failed: {source}")]
-    Embed {
-        path: String,
-        #[source]
-        source: rag_embed::EmbedError,
-    },
+    #[error("{path}: embedding failed: {reason}")]
+    Embed { path: String, reason: String },
+    #[error("{path}: extraction crashed: {reason}")]
+    Crashed { path: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -100,6 +107,11 @@ pub struct Summary {
     pub skipped: Vec<Skipped>,
     pub chunks_written: u64,
     pub points_deleted: u64,
+    /// Files read this run (the others were unchanged by their stat, per the manifest).
+    pub files_read: usize,
+    pub bytes_read: u64,
+    /// Embedding work: chunks embedded, chunks whose vector was reused, padded tokens.
+    pub embedding: EmbedStats,
     /// Points in the store after the run, all folders together.
     pub points_total: u64,
     pub seconds: f64,
@@ -128,16 +140,19 @@ pub enum Event<'a> {
         path: &'a str,
         result: &'a Result<Outcome, IndexError>,
     },
+    /// Chunks embedded so far this run.
+    Embedded {
+        chunks: u64,
+    },
 }
 
 pub struct Indexer {
     embedder: Arc<Embedder>,
     store: Arc<dyn VectorStore>,
-    chunker: Arc<Chunker>,
-    pdf: PdfExtractor,
+    preparer: Preparer,
     config: IngestConfig,
-    /// Everything besides the bytes that shapes a document's points: a change here re-indexes.
-    fingerprint: String,
+    /// Where folder manifests live; `None`: every file is read on every run.
+    manifest_dir: Option<PathBuf>,
 }
 
 /// Deterministic document id for a source path under a root.
@@ -157,20 +172,20 @@ impl Indexer {
         pdf: PdfExtractor,
         config: IngestConfig,
     ) -> Self {
-        let fingerprint = format!(
-            "v1|{}|{}|{}",
-            embedder.model_name(),
-            config.chunk_tokens,
-            config.overlap_tokens
-        );
+        let preparer = Preparer::new(pdf, chunker, &config, embedder.model_name());
         Self {
             embedder,
             store,
-            chunker: Arc::new(chunker),
-            pdf,
+            preparer,
             config,
-            fingerprint,
+            manifest_dir: None,
         }
+    }
+
+    /// Keeps a manifest per folder in `dir`, so unchanged files are not read on re-runs.
+    pub fn with_manifest_dir(mut self, dir: PathBuf) -> Self {
+        self.manifest_dir = Some(dir);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn VectorStore> {
@@ -179,14 +194,6 @@ impl Indexer {
 
     pub fn embedder(&self) -> &Arc<Embedder> {
         &self.embedder
-    }
-
-    fn doc_hash(&self, bytes: &[u8]) -> String {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(self.fingerprint.as_bytes());
-        hasher.update(&[0]);
-        hasher.update(bytes);
-        hasher.finalize().to_hex().to_string()
     }
 
     /// Brings the store in step with `root`: returns what was done. Per-file problems are
@@ -198,105 +205,265 @@ impl Indexer {
         on_event: &(dyn Fn(Event<'_>) + Send + Sync),
     ) -> Result<Summary, IndexError> {
         let started = Instant::now();
-        let Survey {
-            root_key,
-            found,
-            skipped,
-            stored,
-        } = self.survey(root, selection).await?;
-        on_event(Event::Walked { files: found.len() });
+        let run_start = SystemTime::now();
+        let survey = self.survey(root, selection).await?;
+        on_event(Event::Walked {
+            files: survey.found.len(),
+        });
+        let mut manifest = Manifest::load(
+            self.manifest_dir.as_deref(),
+            &survey.root_key,
+            &self.preparer.fingerprint,
+            run_start,
+        );
 
-        let mut summary = Summary {
-            files: found.len(),
-            skipped,
-            ..Summary::default()
-        };
-        let mut seen = HashSet::new();
-        for file in &found {
-            let doc_id = doc_id_for(&root_key, &file.relative);
-            seen.insert(doc_id.clone());
-            let result = self
-                .index_file(
-                    &root_key,
-                    &doc_id,
-                    file,
-                    stored.get(&doc_id).map(|d| &d.hashes),
-                )
-                .await;
-            on_event(Event::File {
-                path: &file.relative,
-                result: &result,
-            });
-            match result {
-                Ok(Outcome::Indexed { chunks, .. }) => {
-                    summary.indexed += 1;
-                    summary.chunks_written += u64::from(chunks);
-                }
-                Ok(Outcome::Unchanged) => summary.unchanged += 1,
-                Err(e) if e.is_per_document() => summary.failed.push(Failure {
-                    path: file.relative.clone(),
-                    reason: e.to_string(),
-                }),
-                Err(e) => return Err(e),
-            }
-        }
+        let workers = self.config.extract_workers.max(1);
+        let (tx, rx) = mpsc::channel(2 * workers);
+        let (produced, consumed) = tokio::join!(
+            self.prepare_all(&survey, &manifest, workers, tx),
+            self.embed_and_write(rx, on_event)
+        );
+        let (mut summary, records) = consumed?;
+        summary.files = survey.found.len();
+        summary.files_read = produced.files_read;
+        summary.bytes_read = produced.bytes_read;
+        summary.skipped = survey.skipped;
 
         // Documents whose file is gone. A file that failed this time keeps its last good
         // version: an unreadable moment should not make a document vanish from answers.
-        for doc_id in stored.keys().filter(|id| !seen.contains(*id)) {
+        for doc_id in survey
+            .stored
+            .keys()
+            .filter(|id| !produced.seen.contains(*id))
+        {
             summary.points_deleted += self.store.delete_document(doc_id, None).await?;
             summary.deleted += 1;
         }
         self.store.flush().await?;
+        // Only now that the store is durable may the manifest vouch for what it holds.
+        for (relative, stat, doc_hash) in records {
+            manifest.record(&relative, stat, &doc_hash);
+        }
+        if let Err(e) = manifest.save() {
+            tracing::warn!(error = %e, "manifest not saved; the next run reads every file");
+        }
         summary.points_total = self.store.count().await?;
         summary.seconds = started.elapsed().as_secs_f64();
         Ok(summary)
     }
 
-    /// What [`Indexer::index_folder`] would do. Reads and hashes every file; writes nothing.
+    /// The prepare stage: sends every file of the survey, prepared, to the embed stage, with
+    /// at most `workers` files in preparation at once.
+    async fn prepare_all(
+        &self,
+        survey: &Survey,
+        manifest: &Manifest,
+        workers: usize,
+        tx: mpsc::Sender<Prepared>,
+    ) -> Produced {
+        let permits = Arc::new(Semaphore::new(workers));
+        let mut produced = Produced::default();
+        let no_versions = HashSet::new();
+        for file in &survey.found {
+            let doc_id = doc_id_for(&survey.root_key, &file.relative);
+            produced.seen.insert(doc_id.clone());
+            let stored = survey
+                .stored
+                .get(&doc_id)
+                .map_or(&no_versions, |d| &d.hashes);
+            if let Some(unchanged) = self.unchanged_by_stat(file, &doc_id, stored, manifest) {
+                if tx.send(unchanged).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            produced.files_read += 1;
+            produced.bytes_read += fs_err::metadata(&file.path).map_or(0, |m| m.len());
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let (preparer, tx, file) = (self.preparer.clone(), tx.clone(), file.clone());
+            let (root, stored) = (survey.root_key.clone(), stored.clone());
+            tokio::spawn(async move {
+                let relative = file.relative.clone();
+                let prepared = prepare::on_blocking_thread(relative, move || {
+                    preparer.prepare_file(&root, doc_id, &file, &stored)
+                })
+                .await;
+                // A closed channel means the run stopped on a store error.
+                let _ = tx.send(prepared).await;
+                drop(permit);
+            });
+        }
+        produced
+    }
+
+    /// The manifest's answer for a file whose stat has not changed, if the store still holds
+    /// the version it names.
+    fn unchanged_by_stat(
+        &self,
+        file: &Found,
+        doc_id: &str,
+        stored: &HashSet<String>,
+        manifest: &Manifest,
+    ) -> Option<Prepared> {
+        let stat = self.preparer.stat(file).ok()?;
+        let doc_hash = manifest.hash_if_unchanged(&file.relative, &stat)?;
+        stored.contains(doc_hash).then(|| Prepared::Unchanged {
+            relative: file.relative.clone(),
+            doc_id: doc_id.to_owned(),
+            doc_hash: doc_hash.to_owned(),
+            stat: Some(stat),
+            stale: stored.len() > 1,
+        })
+    }
+
+    /// The embed and write stages: takes prepared files until the channel closes. Returns the
+    /// summary so far and the manifest records of the files now stored.
+    async fn embed_and_write(
+        &self,
+        mut rx: mpsc::Receiver<Prepared>,
+        on_event: &(dyn Fn(Event<'_>) + Send + Sync),
+    ) -> Result<(Summary, Vec<(String, Stat, String)>), IndexError> {
+        let mut writer =
+            VersionWriter::new(self.embedder.clone(), self.store.clone(), &self.config);
+        let mut summary = Summary::default();
+        let mut records = Vec::new();
+        let mut settle = |finished: Finished| -> Result<(), IndexError> {
+            on_event(Event::File {
+                path: &finished.source,
+                result: &finished.result,
+            });
+            match finished.result {
+                Ok(outcome) => {
+                    match outcome {
+                        Outcome::Indexed { chunks, .. } => {
+                            summary.indexed += 1;
+                            summary.chunks_written += u64::from(chunks);
+                        }
+                        Outcome::Unchanged => summary.unchanged += 1,
+                    }
+                    if let Some(stat) = finished.stat {
+                        records.push((finished.source, stat, finished.doc_hash));
+                    }
+                }
+                Err(e) if e.is_per_document() => summary.failed.push(Failure {
+                    path: finished.source,
+                    reason: e.to_string(),
+                }),
+                Err(e) => return Err(e),
+            }
+            Ok(())
+        };
+        let mut open = true;
+        loop {
+            while open && !writer.window_full() {
+                let Some(prepared) = rx.recv().await else {
+                    open = false;
+                    break;
+                };
+                match prepared {
+                    Prepared::Unchanged {
+                        relative,
+                        doc_id,
+                        doc_hash,
+                        stat,
+                        stale,
+                    } => {
+                        if stale {
+                            // A run stopped between writing this version and sweeping the old.
+                            self.store.delete_document(&doc_id, Some(&doc_hash)).await?;
+                        }
+                        settle(Finished {
+                            source: relative,
+                            doc_hash,
+                            stat,
+                            result: Ok(Outcome::Unchanged),
+                        })?;
+                    }
+                    Prepared::Failed { relative, error } => settle(Finished {
+                        source: relative,
+                        doc_hash: String::new(),
+                        stat: None,
+                        result: Err(error),
+                    })?,
+                    Prepared::Ready(ready) => {
+                        for finished in writer.admit(*ready).await? {
+                            settle(finished)?;
+                        }
+                    }
+                }
+            }
+            if writer.queued() == 0 {
+                break;
+            }
+            for finished in writer.embed_next().await? {
+                settle(finished)?;
+            }
+            on_event(Event::Embedded {
+                chunks: writer.stats.chunks_embedded,
+            });
+        }
+        drop(settle);
+        summary.embedding = writer.stats;
+        Ok((summary, records))
+    }
+
+    /// What [`Indexer::index_folder`] would do. Reads and hashes the files whose stat changed
+    /// since the last run; writes nothing.
     pub async fn plan_folder(
         &self,
         root: &Path,
         selection: &Selection,
     ) -> Result<Plan, IndexError> {
-        let Survey {
-            root_key,
-            found,
-            skipped,
-            stored,
-        } = self.survey(root, selection).await?;
-        let mut plan = Plan {
-            skipped,
-            ..Plan::default()
-        };
+        let survey = self.survey(root, selection).await?;
+        let manifest = Manifest::load(
+            self.manifest_dir.as_deref(),
+            &survey.root_key,
+            &self.preparer.fingerprint,
+            SystemTime::now(),
+        );
+        let mut plan = Plan::default();
         let mut seen = HashSet::new();
-        for file in &found {
-            let doc_id = doc_id_for(&root_key, &file.relative);
-            let bytes = match self.read(file) {
-                Ok(bytes) => bytes,
+        let no_versions = HashSet::new();
+        for file in &survey.found {
+            let doc_id = doc_id_for(&survey.root_key, &file.relative);
+            seen.insert(doc_id.clone());
+            let stored = survey
+                .stored
+                .get(&doc_id)
+                .map_or(&no_versions, |d| &d.hashes);
+            if self
+                .unchanged_by_stat(file, &doc_id, stored, &manifest)
+                .is_some()
+            {
+                plan.unchanged.push(file.relative.clone());
+                continue;
+            }
+            let list = match self.preparer.read(file) {
                 Err(e) => {
                     plan.failed.push(Failure {
                         path: file.relative.clone(),
                         reason: e.to_string(),
                     });
-                    seen.insert(doc_id);
                     continue;
                 }
-            };
-            let list = match stored.get(&doc_id) {
-                None => &mut plan.add,
-                Some(doc) if doc.hashes.contains(&self.doc_hash(&bytes)) => &mut plan.unchanged,
-                Some(_) => &mut plan.change,
+                Ok(_) if stored.is_empty() => &mut plan.add,
+                Ok((bytes, _)) if stored.contains(&self.preparer.doc_hash(&bytes)) => {
+                    &mut plan.unchanged
+                }
+                Ok(_) => &mut plan.change,
             };
             list.push(file.relative.clone());
-            seen.insert(doc_id);
         }
-        plan.delete = stored
+        plan.delete = survey
+            .stored
             .iter()
             .filter(|(id, _)| !seen.contains(*id))
             .map(|(_, doc)| doc.source.clone())
             .collect();
         plan.delete.sort();
+        plan.skipped = survey.skipped;
         Ok(plan)
     }
 
@@ -329,46 +496,6 @@ impl Indexer {
             skipped,
             stored,
         })
-    }
-
-    /// A file's bytes, refused above the size limit before anything is read.
-    fn read(&self, file: &Found) -> Result<Vec<u8>, IndexError> {
-        let path = file.relative.clone();
-        let size = fs_err::metadata(&file.path)
-            .map_err(|source| IndexError::Read {
-                path: path.clone(),
-                source,
-            })?
-            .len();
-        if size > self.config.max_file_bytes {
-            return Err(IndexError::TooLarge {
-                path,
-                size,
-                limit: self.config.max_file_bytes,
-            });
-        }
-        fs_err::read(&file.path).map_err(|source| IndexError::Read { path, source })
-    }
-
-    async fn index_file(
-        &self,
-        root: &str,
-        doc_id: &str,
-        file: &Found,
-        stored: Option<&HashSet<String>>,
-    ) -> Result<Outcome, IndexError> {
-        let bytes = self.read(file)?;
-        let doc = Prepared {
-            doc_id: doc_id.to_owned(),
-            root: root.to_owned(),
-            source: file.relative.clone(),
-            media: file.media,
-            title_fallback: title_from_path(&file.relative),
-            on_disk: Some(file.path.clone()),
-            metadata: BTreeMap::new(),
-            bytes,
-        };
-        self.write_version(doc, stored).await
     }
 
     /// Indexes one document sent as bytes. Returns its id and what was done.
@@ -409,130 +536,70 @@ impl Indexer {
             .into_iter()
             .map(|v| v.doc_hash)
             .collect();
-        let prepared = Prepared {
-            doc_id: doc_id.clone(),
-            root: API_ROOT.to_owned(),
-            title_fallback: title_from_path(&doc.file_name),
-            source: doc.file_name,
-            media,
-            on_disk: None,
-            metadata: doc.metadata,
-            bytes: doc.content,
+        let doc_hash = self.preparer.doc_hash(&doc.content);
+        if stored.contains(&doc_hash) {
+            if stored.len() > 1 {
+                self.store.delete_document(&doc_id, Some(&doc_hash)).await?;
+                self.store.flush().await?;
+            }
+            return Ok((doc_id, Outcome::Unchanged));
+        }
+
+        let IncomingDocument {
+            file_name,
+            content,
+            metadata,
+            ..
+        } = doc;
+        let preparer = self.preparer.clone();
+        let (id, hash) = (doc_id.clone(), doc_hash);
+        let prepared = prepare::on_blocking_thread(file_name.clone(), move || {
+            let fallback = title_from_path(&file_name);
+            match preparer.extract_and_chunk(media, &content, None, &file_name, fallback) {
+                Ok((chunks, pages, title)) => Prepared::Ready(Box::new(Ready {
+                    doc_id: id,
+                    root: API_ROOT.to_owned(),
+                    source: file_name,
+                    media,
+                    title,
+                    metadata,
+                    doc_hash: hash,
+                    pages,
+                    chunks,
+                    stat: None,
+                })),
+                Err(error) => Prepared::Failed {
+                    relative: file_name,
+                    error,
+                },
+            }
+        })
+        .await;
+        let ready = match prepared {
+            Prepared::Ready(ready) => *ready,
+            Prepared::Failed { error, .. } => return Err(error),
+            Prepared::Unchanged { .. } => unreachable!("extraction never reports unchanged"),
         };
-        let outcome = self.write_version(prepared, Some(&stored)).await?;
+        let mut writer =
+            VersionWriter::new(self.embedder.clone(), self.store.clone(), &self.config);
+        let mut finished = writer.admit(ready).await?;
+        finished.extend(writer.finish().await?);
         self.store.flush().await?;
+        let outcome = finished
+            .pop()
+            .expect("an admitted document leaves the writer")
+            .result?;
         Ok((doc_id, outcome))
     }
+}
 
-    /// Writes the version of `doc` unless it is already the only stored one, then removes any
-    /// other stored version.
-    async fn write_version(
-        &self,
-        doc: Prepared,
-        stored: Option<&HashSet<String>>,
-    ) -> Result<Outcome, IndexError> {
-        let doc_hash = self.doc_hash(&doc.bytes);
-        let stored_hashes = stored.cloned().unwrap_or_default();
-        if stored_hashes.contains(&doc_hash) {
-            if stored_hashes.len() > 1 {
-                // A run stopped between writing this version and sweeping the old one.
-                self.store
-                    .delete_document(&doc.doc_id, Some(&doc_hash))
-                    .await?;
-            }
-            return Ok(Outcome::Unchanged);
-        }
-
-        let (chunks, pages, title) = self.extract_and_chunk(&doc).await?;
-        let n = chunks.len() as u32;
-        let mut points = Vec::with_capacity(chunks.len());
-        for (batch_start, batch) in chunks
-            .chunks(self.config.embed_batch.max(1))
-            .enumerate()
-            .map(|(i, b)| (i * self.config.embed_batch.max(1), b))
-        {
-            let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
-            let embedder = self.embedder.clone();
-            let vectors = tokio::task::spawn_blocking(move || embedder.embed(texts))
-                .await
-                .map_err(|e| IndexError::Folder(format!("embedding task: {e}")))?
-                .map_err(|source| IndexError::Embed {
-                    path: doc.source.clone(),
-                    source,
-                })?;
-            for (offset, (chunk, vector)) in batch.iter().zip(vectors).enumerate() {
-                let chunk_index = (batch_start + offset) as u32;
-                let chunk_hash = blake3::hash(chunk.text.as_bytes()).to_hex().to_string();
-                points.push(ChunkPoint {
-                    id: point_id(&doc.doc_id, chunk_index, &doc_hash),
-                    vector,
-                    payload: ChunkPayload {
-                        doc_id: doc.doc_id.clone(),
-                        source: doc.source.clone(),
-                        root: doc.root.clone(),
-                        doc_hash: doc_hash.clone(),
-                        page: chunk.page,
-                        chunk_index,
-                        chunk_count: n,
-                        chunk_hash,
-                        text: chunk.text.clone(),
-                        title: title.clone(),
-                        media_type: doc.media.as_mime().to_owned(),
-                        embedding_model: self.embedder.model_name().to_owned(),
-                        metadata: doc.metadata.clone(),
-                    },
-                });
-            }
-        }
-        // Chunk 0 goes last: its presence marks the version complete.
-        points.rotate_left(1);
-        let mut points = points.into_iter().peekable();
-        while points.peek().is_some() {
-            let batch: Vec<ChunkPoint> = points
-                .by_ref()
-                .take(self.config.upsert_batch.max(1))
-                .collect();
-            self.store.upsert(batch).await?;
-        }
-        self.store
-            .delete_document(&doc.doc_id, Some(&doc_hash))
-            .await?;
-        Ok(Outcome::Indexed { chunks: n, pages })
-    }
-
-    async fn extract_and_chunk(
-        &self,
-        doc: &Prepared,
-    ) -> Result<(Vec<crate::Chunk>, u32, String), IndexError> {
-        let pdf = self.pdf.clone();
-        let chunker = self.chunker.clone();
-        let media = doc.media;
-        let bytes = doc.bytes.clone();
-        let on_disk = doc.on_disk.clone();
-        let source = doc.source.clone();
-        let fallback = doc.title_fallback.clone();
-        tokio::task::spawn_blocking(move || {
-            let extracted =
-                extract::extract(media, &bytes, on_disk.as_deref(), &pdf).map_err(|e| {
-                    IndexError::Extract {
-                        path: source.clone(),
-                        source: e,
-                    }
-                })?;
-            let chunks = chunker.chunk(media, &extracted);
-            if chunks.is_empty() {
-                return Err(IndexError::Extract {
-                    path: source,
-                    source: ExtractError::NoText,
-                });
-            }
-            let pages = extracted.pages.iter().filter(|p| p.number > 0).count() as u32;
-            let title = extracted.title.unwrap_or(fallback);
-            Ok((chunks, pages, title))
-        })
-        .await
-        .map_err(|e| IndexError::Folder(format!("extraction task: {e}")))?
-    }
+/// What the prepare stage saw.
+#[derive(Default)]
+struct Produced {
+    /// Every document id of the folder's files, read or not, failed or not.
+    seen: HashSet<String>,
+    files_read: usize,
+    bytes_read: u64,
 }
 
 /// A folder's files next to what the store holds for it.
@@ -548,23 +615,4 @@ struct StoredDoc {
     source: String,
     /// One per stored version; more than one only after an interrupted run.
     hashes: HashSet<String>,
-}
-
-/// A document about to be written, wherever it came from.
-struct Prepared {
-    doc_id: String,
-    root: String,
-    source: String,
-    media: MediaType,
-    title_fallback: String,
-    on_disk: Option<PathBuf>,
-    metadata: BTreeMap<String, String>,
-    bytes: Vec<u8>,
-}
-
-fn title_from_path(source: &str) -> String {
-    Path::new(source)
-        .file_stem()
-        .map(|s| s.to_string_lossy().replace(['_', '-'], " "))
-        .unwrap_or_else(|| source.to_owned())
 }

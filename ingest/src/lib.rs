@@ -4,12 +4,17 @@
 //! replaced, removed ones deleted, unchanged ones skipped); [`Indexer::index_document`] indexes
 //! one document that arrived as bytes (the gRPC `IngestDocument` call).
 
+mod batch;
 mod chunk;
 mod config;
 pub mod extract;
 mod index;
+mod manifest;
+mod prepare;
 mod walk;
+mod write;
 
+pub use batch::Padding;
 pub use chunk::{Chunk, Chunker, ChunkerError};
 pub use config::IngestConfig;
 pub use extract::{ExtractError, MediaType, PdfExtractor};
@@ -18,3 +23,4 @@ pub use index::{
     doc_id_for,
 };
 pub use walk::{Found, Selection, Skipped, walk};
+pub use write::EmbedStats;

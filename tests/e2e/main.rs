@@ -580,3 +580,109 @@ async fn bad_input_never_stops_a_batch() {
     }
     assert_eq!(reasons.len(), expect.len(), "{summary}");
 }
+
+/// Sets every file under `dir` to an mtime an hour ago, so the manifest trusts it (files changed
+/// within seconds of a run are always re-read).
+fn age_files(dir: &std::path::Path) {
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            age_files(&path);
+        } else {
+            std::fs::File::options()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(past)
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reruns_read_only_changed_files_and_never_embed_a_text_twice() {
+    let ws = Workspace::new();
+    ws.copy_samples();
+    let docs = ws.docs();
+    age_files(&docs);
+
+    let (code, first) = ws.ingest();
+    assert_eq!(code, 0, "{first}");
+    assert_eq!(first["indexed"], 7, "{first}");
+    assert_eq!(first["files_read"], 7, "{first}");
+    let embedded = first["chunks_embedded"].as_u64().unwrap();
+    assert!(embedded > 0, "{first}");
+    assert!(
+        first["tokens_computed"].as_u64().unwrap() >= first["tokens_real"].as_u64().unwrap(),
+        "{first}"
+    );
+
+    // Unchanged: the manifest answers for every file; nothing is read, nothing written.
+    let (_, rerun) = ws.ingest();
+    assert_eq!(rerun["unchanged"], 7, "{rerun}");
+    assert_eq!(rerun["files_read"], 0, "{rerun}");
+    assert_eq!(rerun["chunks_written"], 0, "{rerun}");
+
+    // A touched file (same bytes) is read and hashed again, and found unchanged.
+    std::fs::File::options()
+        .append(true)
+        .open(docs.join("it/vpn-setup.txt"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))
+        .unwrap();
+    let (_, touched) = ws.ingest();
+    assert_eq!(touched["files_read"], 1, "{touched}");
+    assert_eq!(touched["unchanged"], 7, "{touched}");
+
+    // A renamed file and a copied file are written under their new paths from the vectors
+    // already stored: no chunk is embedded again.
+    std::fs::rename(
+        docs.join("handbook/remote-work.md"),
+        docs.join("handbook/working-from-home.md"),
+    )
+    .unwrap();
+    std::fs::copy(
+        docs.join("finance/expense-policy.pdf"),
+        docs.join("finance/expense-policy-copy.pdf"),
+    )
+    .unwrap();
+    let (code, moved) = ws.ingest();
+    assert_eq!(code, 0, "{moved}");
+    assert_eq!(moved["indexed"], 2, "{moved}");
+    assert_eq!(moved["deleted"], 1, "{moved}");
+    assert_eq!(moved["chunks_embedded"], 0, "{moved}");
+    assert_eq!(moved["chunks_reused"], moved["chunks_written"], "{moved}");
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
+    assert_eq!(
+        n(&moved, "points_total"),
+        n(&first, "points_total") + n(&moved, "chunks_written") - n(&moved, "points_deleted"),
+        "nothing duplicated, nothing left behind: {moved}"
+    );
+
+    let server = ws.serve().await;
+    let hits = top_sources(&server, "How many days per week can I work remotely?").await;
+    assert_eq!(hits[0].0, "handbook/working-from-home.md", "{hits:?}");
+    assert!(
+        hits.iter().all(|(p, _)| p != "handbook/remote-work.md"),
+        "{hits:?}"
+    );
+
+    // Markdown chunks carry the headings above them.
+    let chunks = server
+        .client()
+        .search(search_request("core collaboration hours"))
+        .await
+        .unwrap()
+        .into_inner()
+        .chunks;
+    let core = chunks
+        .iter()
+        .find(|c| c.text.contains("10:00 to 15:00"))
+        .expect("the core-hours chunk is found");
+    assert!(
+        core.heading.starts_with("Remote Work Policy"),
+        "heading path: {:?}",
+        core.heading
+    );
+}

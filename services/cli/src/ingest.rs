@@ -2,7 +2,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
@@ -50,49 +51,13 @@ pub async fn run(config: Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let bar = if std::io::stderr().is_terminal() && !args.json {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files ({per_sec}, eta {eta}) {wide_msg}",
-            )
-            .expect("valid template"),
-        );
-        Some(bar)
-    } else {
-        None
-    };
-    let on_event = |event: Event<'_>| match event {
-        Event::Walked { files } => {
-            if let Some(bar) = &bar {
-                bar.set_length(files as u64);
-            }
-        }
-        Event::File { path, result } => {
-            if let Some(bar) = &bar {
-                bar.inc(1);
-                bar.set_message(path.to_owned());
-            }
-            match result {
-                Ok(Outcome::Indexed { chunks, .. }) => tracing::info!(path, chunks, "indexed"),
-                Ok(Outcome::Unchanged) => tracing::debug!(path, "unchanged"),
-                Err(e) => {
-                    let line = format!("rag: failed: {e}");
-                    match &bar {
-                        Some(bar) => bar.println(line),
-                        None => eprintln!("{line}"),
-                    }
-                }
-            }
-        }
-    };
+    let progress = Progress::new(!args.json);
+    let on_event = |event: Event<'_>| progress.on_event(event);
     let summary = indexer
         .index_folder(&args.folder, &selection, &on_event)
         .await
         .with_context(|| format!("indexing {}", args.folder.display()))?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     let json = serde_json::to_string_pretty(&summary_json(&summary))?;
     if let Some(path) = &args.report {
         fs_err::write(path, format!("{json}\n"))?;
@@ -109,6 +74,73 @@ pub async fn run(config: Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A progress bar (files, chunks, rate, ETA) on a terminal; log lines otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    started: Instant,
+    chunks: AtomicU64,
+}
+
+impl Progress {
+    fn new(allowed: bool) -> Self {
+        let bar = (allowed && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files ({per_sec}, eta {eta}) {wide_msg}",
+                )
+                .expect("valid template"),
+            );
+            bar
+        });
+        Self {
+            bar,
+            started: Instant::now(),
+            chunks: AtomicU64::new(0),
+        }
+    }
+
+    fn on_event(&self, event: Event<'_>) {
+        match event {
+            Event::Walked { files } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_length(files as u64);
+                }
+            }
+            Event::Embedded { chunks } => {
+                self.chunks.store(chunks, Ordering::Relaxed);
+                let rate = chunks as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+                match &self.bar {
+                    Some(bar) => bar.set_message(format!("{chunks} chunks embedded ({rate:.1}/s)")),
+                    None => tracing::info!(chunks, rate = format!("{rate:.1}/s"), "embedded"),
+                }
+            }
+            Event::File { path, result } => {
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                }
+                match result {
+                    Ok(Outcome::Indexed { chunks, .. }) => tracing::info!(path, chunks, "indexed"),
+                    Ok(Outcome::Unchanged) => tracing::debug!(path, "unchanged"),
+                    Err(e) => {
+                        let line = format!("rag: failed: {e}");
+                        match &self.bar {
+                            Some(bar) => bar.println(line),
+                            None => eprintln!("{line}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 fn print_summary(s: &Summary) {
     println!(
         "{} files: {} indexed, {} unchanged, {} failed, {} deleted; {} chunks written, {} removed; {} skipped (unsupported type); {:.1} s",
@@ -122,6 +154,17 @@ fn print_summary(s: &Summary) {
         s.skipped.len(),
         s.seconds
     );
+    let e = &s.embedding;
+    if e.chunks_embedded + e.chunks_reused > 0 {
+        println!(
+            "  {} files read ({:.1} MB); {} chunks embedded, {} reused by content; {:.1} % of embedded tokens were padding",
+            s.files_read,
+            s.bytes_read as f64 / 1e6,
+            e.chunks_embedded,
+            e.chunks_reused,
+            e.padding.wasted_share() * 100.0
+        );
+    }
     for f in &s.failed {
         println!("  failed: {}: {}", f.path, f.reason);
     }
@@ -172,6 +215,13 @@ fn summary_json(s: &Summary) -> serde_json::Value {
         "points_deleted": s.points_deleted,
         "points_total": s.points_total,
         "seconds": s.seconds,
+        "files_read": s.files_read,
+        "bytes_read": s.bytes_read,
+        "chunks_embedded": s.embedding.chunks_embedded,
+        "chunks_reused": s.embedding.chunks_reused,
+        "tokens_real": s.embedding.padding.real,
+        "tokens_computed": s.embedding.padding.computed,
+        "embed_seconds": s.embedding.embed_seconds,
         "failed": s.failed.iter().map(|f| serde_json::json!({"path": f.path, "reason": f.reason})).collect::<Vec<_>>(),
         "skipped": s.skipped.iter().map(|f| serde_json::json!({"path": f.path.display().to_string(), "reason": f.reason})).collect::<Vec<_>>(),
     })
@@ -197,7 +247,8 @@ pub async fn open_indexer(config: &Config) -> anyhow::Result<Indexer> {
         chunker,
         PdfExtractor::with_current_exe(Duration::from_secs(config.ingest.pdf_timeout_secs)),
         config.ingest.clone(),
-    ))
+    )
+    .with_manifest_dir(config.data_dir.join("manifests")))
 }
 
 /// Adds the likely cause to errors operators hit first.

@@ -48,6 +48,8 @@ impl From<QueryError> for Status {
                 IndexError::Read { .. } => Code::Internal,
                 IndexError::TooLarge { .. }
                 | IndexError::Extract { .. }
+                // A parser that crashes on a document was given a document it cannot read.
+                | IndexError::Crashed { .. }
                 | IndexError::Unsupported { .. } => Code::InvalidArgument,
             },
         };

@@ -103,6 +103,7 @@ mod tests {
                 chunk_hash: "c".into(),
                 text: text.into(),
                 title: "T".into(),
+                heading: String::new(),
                 media_type: "text/plain".into(),
                 embedding_model: "m".into(),
                 metadata: Default::default(),

@@ -309,6 +309,7 @@ fn chunk(hit: &Hit) -> pb::Chunk {
         text: p.text.clone(),
         score: hit.score,
         title: p.title.clone(),
+        heading: p.heading.clone(),
     }
 }
 

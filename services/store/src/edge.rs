@@ -13,8 +13,8 @@ use qdrant_edge::{
     FieldIndexOperations, Filter, JsonPath, Match, NamedQuery, Payload, PayloadFieldSchema,
     PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
     QueryEnum, QueryRequestBuilder, ScoringQuery, ScrollRequestBuilder, UpdateOperation,
-    ValueVariants, VectorInternal, VectorPersisted, VectorStructPersisted, WithPayloadInterface,
-    WithVector,
+    ValueVariants, VectorInternal, VectorPersisted, VectorStructInternal, VectorStructPersisted,
+    WithPayloadInterface, WithVector,
 };
 use serde::{Deserialize, Serialize};
 
@@ -328,6 +328,59 @@ impl VectorStore for EdgeStore {
             });
         }
         Ok(versions.into_iter().collect())
+    }
+
+    async fn vectors_by_chunk_hash(
+        &self,
+        chunk_hashes: Vec<String>,
+    ) -> Result<HashMap<String, Vec<f32>>> {
+        if chunk_hashes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let wanted = chunk_hashes.len();
+        let filter = Filter::new_must(Condition::Field(FieldCondition::new_match(
+            json_path("chunk_hash")?,
+            Match::from(chunk_hashes),
+        )));
+        let field = vec![json_path("chunk_hash")?];
+        let dense = self.dense.clone();
+        self.blocking(move |shard| {
+            let mut found = HashMap::new();
+            let mut offset: Option<PointId> = None;
+            // Copies share a hash, so a page can hold fewer distinct hashes than points.
+            loop {
+                let mut request = ScrollRequestBuilder::new()
+                    .limit(wanted.clamp(16, 1024))
+                    .filter(filter.clone())
+                    .with_payload(WithPayloadInterface::Fields(field.clone()))
+                    .with_vector(WithVector::Selector(vec![dense.clone()]));
+                if let Some(o) = offset {
+                    request = request.offset(o);
+                }
+                let (records, next) = shard.scroll(request.build())?;
+                for record in records {
+                    let hash = record
+                        .payload
+                        .as_ref()
+                        .and_then(|p| p.0.get("chunk_hash"))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned);
+                    let vector = match record.vector {
+                        Some(VectorStructInternal::Named(mut named)) => named.remove(&dense),
+                        _ => None,
+                    };
+                    if let (Some(hash), Some(VectorInternal::Dense(vector))) = (hash, vector) {
+                        found.entry(hash).or_insert(vector);
+                    }
+                }
+                match next {
+                    Some(n) if found.len() < wanted => offset = Some(n),
+                    _ => break,
+                }
+            }
+            Ok(found)
+        })
+        .await
     }
 
     async fn delete_document(&self, doc_id: &str, keep_hash: Option<&str>) -> Result<u64> {

@@ -13,6 +13,7 @@ pub mod migrations;
 mod point;
 pub mod server;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -41,6 +42,14 @@ pub trait VectorStore: Send + Sync {
         root: Option<&str>,
         doc_id: Option<&str>,
     ) -> Result<Vec<DocumentVersion>>;
+
+    /// A stored vector for each of `chunk_hashes` that some stored chunk has, by hash: the
+    /// embedding of a text depends only on the text (one model per store), so a chunk already
+    /// stored under another document or version need not be embedded again.
+    async fn vectors_by_chunk_hash(
+        &self,
+        chunk_hashes: Vec<String>,
+    ) -> Result<HashMap<String, Vec<f32>>>;
 
     /// Deletes every chunk of `doc_id`, except those of version `keep_hash` when given.
     /// Returns how many points were deleted.

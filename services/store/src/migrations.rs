@@ -6,10 +6,16 @@ use serde::Deserialize;
 use crate::{Result, StoreError};
 
 /// The migrations, in the order they apply. A test checks this list against the folder.
-const FILES: &[(&str, &str)] = &[(
-    "0001_chunks.toml",
-    include_str!("../../../migrations/0001_chunks.toml"),
-)];
+const FILES: &[(&str, &str)] = &[
+    (
+        "0001_chunks.toml",
+        include_str!("../../../migrations/0001_chunks.toml"),
+    ),
+    (
+        "0002_chunk_hash.toml",
+        include_str!("../../../migrations/0002_chunk_hash.toml"),
+    ),
+];
 
 /// What the schema is being brought up to: the vector size and model of this configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,6 +22,9 @@ pub struct ChunkPayload {
     pub chunk_hash: String,
     pub text: String,
     pub title: String,
+    /// Markdown: the section headings above the chunk, outermost first ("Install > Linux").
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub heading: String,
     pub media_type: String,
     pub embedding_model: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -37,12 +40,12 @@ pub struct ChunkPoint {
 
 /// Point ids are derived, never random: the same chunk of the same document version always
 /// lands on the same id, so re-running an ingest overwrites instead of duplicating.
-pub fn point_id(doc_id: &str, chunk_index: u32, chunk_hash: &str) -> uuid::Uuid {
+pub fn point_id(doc_id: &str, chunk_index: u32, doc_hash: &str) -> uuid::Uuid {
     let mut hasher = blake3::Hasher::new();
     hasher.update(doc_id.as_bytes());
     hasher.update(&[0]);
     hasher.update(&chunk_index.to_le_bytes());
-    hasher.update(chunk_hash.as_bytes());
+    hasher.update(doc_hash.as_bytes());
     let bytes: [u8; 16] = hasher.finalize().as_bytes()[..16]
         .try_into()
         .expect("blake3 output is 32 bytes");
@@ -125,6 +128,7 @@ mod tests {
             chunk_hash: "c".into(),
             text: "t".into(),
             title: "T".into(),
+            heading: String::new(),
             media_type: "text/markdown".into(),
             embedding_model: "m".into(),
             metadata: Default::default(),

@@ -21,7 +21,8 @@ use qdrant_client::qdrant::{
     CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter, ListValue,
     PayloadIncludeSelector, PointId, PointStruct, Query, QueryPointsBuilder, RepeatedStrings,
     ScrollPointsBuilder, Struct, UpdateCollectionBuilder, UpsertPointsBuilder, Value,
-    VectorParamsBuilder, VectorParamsMap, VectorsConfig, vectors_config,
+    VectorParamsBuilder, VectorParamsMap, VectorsConfig, VectorsSelector, vector_output,
+    vectors_config,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 
@@ -538,6 +539,54 @@ impl VectorStore for ServerStore {
             }
         }
         Ok(versions.into_iter().collect())
+    }
+
+    async fn vectors_by_chunk_hash(
+        &self,
+        chunk_hashes: Vec<String>,
+    ) -> Result<HashMap<String, Vec<f32>>> {
+        let mut found = HashMap::new();
+        if chunk_hashes.is_empty() {
+            return Ok(found);
+        }
+        let wanted = chunk_hashes.len();
+        let filter = Filter::must([keywords("chunk_hash", chunk_hashes)]);
+        let mut offset: Option<PointId> = None;
+        // Copies share a hash, so a page can hold fewer distinct hashes than points.
+        loop {
+            let mut request = ScrollPointsBuilder::new(self.collection.as_str())
+                .limit(wanted.clamp(16, 1024) as u32)
+                .filter(filter.clone())
+                .with_payload(PayloadIncludeSelector {
+                    fields: vec!["chunk_hash".to_owned()],
+                })
+                .with_vectors(VectorsSelector {
+                    names: vec![self.dense.clone()],
+                });
+            if let Some(o) = offset.take() {
+                request = request.offset(o);
+            }
+            let page = self
+                .client
+                .scroll(request)
+                .await
+                .map_err(|e| self.error("scroll", e))?;
+            for point in page.result {
+                let hash = point.payload.get("chunk_hash").and_then(Value::as_str);
+                let vector = point
+                    .vectors
+                    .as_ref()
+                    .and_then(|v| v.get_vector_by_name(&self.dense));
+                if let (Some(hash), Some(vector_output::Vector::Dense(dense))) = (hash, vector) {
+                    found.entry(hash.clone()).or_insert(dense.data);
+                }
+            }
+            match page.next_page_offset {
+                Some(next) if found.len() < wanted => offset = Some(next),
+                _ => break,
+            }
+        }
+        Ok(found)
     }
 
     async fn delete_document(&self, doc_id: &str, keep_hash: Option<&str>) -> Result<u64> {

@@ -22,6 +22,7 @@ fn point(doc: &str, source: &str, hash: &str, index: u32, vector: [f32; 4]) -> C
             chunk_hash: format!("{doc}-{index}"),
             text: format!("text of {source} #{index}"),
             title: "Title".into(),
+            heading: String::new(),
             media_type: "text/plain".into(),
             embedding_model: MODEL.into(),
             metadata: [("team".to_owned(), "hr".to_owned())].into(),
@@ -62,6 +63,22 @@ pub async fn run(config: &StoreConfig) {
         .unwrap();
     store.flush().await.unwrap();
     assert_eq!(store.count().await.unwrap(), 4);
+
+    // Stored vectors are found by chunk content; unknown hashes are simply absent.
+    let reused = store
+        .vectors_by_chunk_hash(vec!["b-1".into(), "a-0".into(), "nowhere".into()])
+        .await
+        .unwrap();
+    assert_eq!(reused.len(), 2, "{reused:?}");
+    assert_eq!(reused["a-0"], vec![1.0, 0.0, 0.0, 0.0]);
+    assert_eq!(reused["b-1"], vec![0.0, 0.0, 0.0, 1.0]);
+    assert!(
+        store
+            .vectors_by_chunk_hash(vec![])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Nearest first, payload intact.
     let all = SearchFilter::default();
