@@ -153,6 +153,8 @@ pub struct Indexer {
     config: IngestConfig,
     /// Where folder manifests live; `None`: every file is read on every run.
     manifest_dir: Option<PathBuf>,
+    /// Read every file even where the manifest vouches for it (the manifest is rewritten).
+    rehash: bool,
 }
 
 /// Deterministic document id for a source path under a root.
@@ -179,12 +181,19 @@ impl Indexer {
             preparer,
             config,
             manifest_dir: None,
+            rehash: false,
         }
     }
 
     /// Keeps a manifest per folder in `dir`, so unchanged files are not read on re-runs.
     pub fn with_manifest_dir(mut self, dir: PathBuf) -> Self {
         self.manifest_dir = Some(dir);
+        self
+    }
+
+    /// Reads and hashes every file on the next runs, ignoring what the manifest says.
+    pub fn rehash(mut self, rehash: bool) -> Self {
+        self.rehash = rehash;
         self
     }
 
@@ -307,6 +316,9 @@ impl Indexer {
         stored: &HashSet<String>,
         manifest: &Manifest,
     ) -> Option<Prepared> {
+        if self.rehash {
+            return None;
+        }
         let stat = self.preparer.stat(file).ok()?;
         let doc_hash = manifest.hash_if_unchanged(&file.relative, &stat)?;
         stored.contains(doc_hash).then(|| Prepared::Unchanged {
@@ -404,7 +416,6 @@ impl Indexer {
                 chunks: writer.stats.chunks_embedded,
             });
         }
-        drop(settle);
         summary.embedding = writer.stats;
         Ok((summary, records))
     }

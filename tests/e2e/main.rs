@@ -686,3 +686,84 @@ async fn reruns_read_only_changed_files_and_never_embed_a_text_twice() {
         core.heading
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_watch_mode_indexes_changes_as_they_happen() {
+    use std::io::BufRead;
+    let ws = Workspace::new();
+    let docs = ws.docs();
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("menu.md"),
+        "# Menu\n\nOn Fridays the canteen serves fish.",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rag"))
+        .arg("--config")
+        .arg(ws.config())
+        .args(["ingest", "--watch", "--debounce-ms", "300", "--json"])
+        .arg(&docs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, runs) = std::sync::mpsc::channel::<serde_json::Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(summary) = serde_json::from_str(&line) {
+                let _ = tx.send(summary);
+            }
+        }
+    });
+    let next_run = || {
+        runs.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("a run summary within 60 s")
+    };
+
+    let first = next_run();
+    assert_eq!(first["indexed"], 1, "{first}");
+
+    // A burst of changes: a new file written in two steps, and an edit.
+    std::fs::write(docs.join("parking.txt"), "Bicycle parking is in the ").unwrap();
+    std::fs::write(
+        docs.join("parking.txt"),
+        "Bicycle parking is in the courtyard behind building B.",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("menu.md"),
+        "# Menu\n\nOn Fridays the canteen serves pasta.",
+    )
+    .unwrap();
+    let mut seen = next_run();
+    // Debouncing may still split a burst; what matters is where the index ends up.
+    while seen["points_total"] != 2 || seen["indexed"] == 0 {
+        seen = next_run();
+    }
+    assert_eq!(seen["failed"].as_array().unwrap().len(), 0, "{seen}");
+
+    std::fs::remove_file(docs.join("menu.md")).unwrap();
+    let mut removed = next_run();
+    while removed["deleted"] == 0 {
+        removed = next_run();
+    }
+    assert_eq!(removed["points_total"], 1, "{removed}");
+
+    // SIGTERM ends the worker cleanly.
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "worker exit: {status}");
+
+    let (_, after) = ws.ingest();
+    assert_eq!(
+        after["unchanged"], 1,
+        "the worker left the index in step: {after}"
+    );
+    assert_eq!(after["chunks_written"], 0, "{after}");
+}

@@ -34,10 +34,21 @@ pub struct IngestArgs {
     /// Leave out files matching this glob (repeatable).
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
+    /// Read and hash every file, even those whose size and mtime are unchanged since the last
+    /// run (for files rewritten with their old mtime kept, e.g. `rsync --times`).
+    #[arg(long)]
+    rehash: bool,
+    /// Keep running: re-index whenever files in the folder change (the worker mode). With
+    /// --json, one summary per run, one JSON object per line.
+    #[arg(long, conflicts_with = "dry_run")]
+    watch: bool,
+    /// With --watch: how long the folder must be quiet before a run starts.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    debounce_ms: u64,
 }
 
 pub async fn run(config: Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let indexer = open_indexer(&config).await?;
+    let indexer = open_indexer(&config).await?.rehash(args.rehash);
     let selection = Selection {
         include: args.include.clone(),
         exclude: args.exclude.clone(),
@@ -48,6 +59,28 @@ pub async fn run(config: Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("planning {}", args.folder.display()))?;
         print_plan(&plan, args.json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    if args.watch {
+        let progress = Progress::new(false);
+        let on_event = |event: Event<'_>| progress.on_event(event);
+        let report = |summary: &Summary| {
+            if args.json {
+                println!("{}", summary_json(summary));
+            } else {
+                print_summary(summary);
+            }
+        };
+        crate::watch::run(
+            &indexer,
+            &args.folder,
+            &selection,
+            Duration::from_millis(args.debounce_ms),
+            &on_event,
+            &report,
+        )
+        .await?;
         return Ok(ExitCode::SUCCESS);
     }
 

@@ -5,6 +5,7 @@ mod client;
 mod config;
 mod ingest;
 mod serve;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
