@@ -264,9 +264,12 @@ def main() -> int:
         "store_s": started + pipeline_s - transform_done,
     }
 
+    # VectorStoreIndex skips nodes without content (it prints "Some nodes are missing
+    # content"); the comparison below uses the nodes it stored.
+    nodes = [n for n in nodes if n.get_content(metadata_mode=MetadataMode.EMBED) != ""]
     stored = len(index.vector_store.data.embedding_dict)
     if stored != len(nodes):
-        sys.exit(f"stored {stored} vectors for {len(nodes)} nodes")
+        sys.exit(f"stored {stored} vectors for {len(nodes)} nodes with content")
     if not nodes:
         sys.exit("the corpus produced no nodes")
 

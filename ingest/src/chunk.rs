@@ -70,7 +70,8 @@ impl Chunker {
         let mut chunks = Vec::new();
         for page in &doc.pages {
             let (pieces, headings): (Vec<(usize, &str)>, Vec<Heading>) = match media {
-                MediaType::Markdown => (
+                // DOCX is extracted as Markdown, headings included.
+                MediaType::Markdown | MediaType::Docx => (
                     self.markdown.chunk_indices(&page.text).collect(),
                     markdown_headings(&page.text),
                 ),

@@ -48,7 +48,7 @@ pub enum IndexError {
         source: ExtractError,
     },
     #[error(
-        "{path}: unsupported media type {media_type:?} (expected text/plain, text/markdown or application/pdf)"
+        "{path}: unsupported media type {media_type:?} (expected text/plain, text/markdown, text/html, application/pdf or a DOCX document)"
     )]
     Unsupported { path: String, media_type: String },
     #[error("{path}: embedding failed: {reason}")]

@@ -4,7 +4,7 @@
 //! replaced, removed ones deleted, unchanged ones skipped); [`Indexer::index_document`] indexes
 //! one document that arrived as bytes (the gRPC `IngestDocument` call).
 
-mod batch;
+pub mod batch;
 mod chunk;
 mod config;
 pub mod extract;

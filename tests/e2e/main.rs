@@ -2,7 +2,7 @@
 
 mod harness;
 
-use harness::{Server, Workspace};
+use harness::{Server, Workspace, repo};
 use rag_proto::v1 as pb;
 use tonic::Code;
 
@@ -538,6 +538,44 @@ async fn bad_input_never_stops_a_batch() {
     .unwrap();
     std::os::unix::fs::symlink(&docs, docs.join("loop")).unwrap();
     std::os::unix::fs::symlink(docs.join("missing.txt"), docs.join("dangling.txt")).unwrap();
+    let sample_pdf =
+        std::fs::read(repo().join("examples/docs/finance/expense-policy.pdf")).unwrap();
+    std::fs::write(
+        docs.join("truncated.pdf"),
+        &sample_pdf[..sample_pdf.len() / 2],
+    )
+    .unwrap();
+    let fixtures = repo().join("tests/fixtures");
+    std::fs::copy(
+        fixtures.join("encrypted-password.pdf"),
+        docs.join("locked.pdf"),
+    )
+    .unwrap();
+    // Encrypted with an empty user password: readable, so indexed.
+    std::fs::copy(
+        fixtures.join("encrypted-no-user-password.pdf"),
+        docs.join("owner-locked.pdf"),
+    )
+    .unwrap();
+    std::fs::write(docs.join("scan.pdf"), image_only_pdf()).unwrap();
+    // Not UTF-8: Latin-1 bytes, detected and decoded.
+    std::fs::write(
+        docs.join("latin1.txt"),
+        b"Caf\xe9 cr\xe8me is served in the lobby at ten.",
+    )
+    .unwrap();
+    let unreadable = docs.join("unreadable.txt");
+    std::fs::write(&unreadable, "Nobody may read this.").unwrap();
+    std::fs::set_permissions(
+        &unreadable,
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
+    // root reads any file; everyone else gets "permission denied".
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rag"))
         .arg("--config")
@@ -550,8 +588,10 @@ async fn bad_input_never_stops_a_batch() {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.code(), Some(3), "some files failed: {summary}");
     assert_eq!(
-        summary["indexed"], 2,
-        "good.md and the deeply nested file: {summary}"
+        summary["indexed"],
+        if root { 5 } else { 4 },
+        "good.md, the deeply nested file, the owner-locked PDF, latin1.txt (and unreadable.txt \
+         for root): {summary}"
     );
     let reasons: std::collections::BTreeMap<String, String> = summary["failed"]
         .as_array()
@@ -570,8 +610,15 @@ async fn bad_input_never_stops_a_batch() {
         ("elf.md", "binary"),
         ("fake.pdf", "not a PDF"),
         ("garbled.txt", "garbled"),
+        ("truncated.pdf", "truncated"),
+        ("locked.pdf", "encrypted PDF"),
+        ("scan.pdf", "image-only"),
     ];
-    for (path, reason) in expect {
+    let mut expect = expect.to_vec();
+    if !root {
+        expect.push(("unreadable.txt", "ermission denied"));
+    }
+    for &(path, reason) in &expect {
         let got = reasons
             .get(path)
             .unwrap_or_else(|| panic!("{path} not reported: {summary}"));
@@ -579,6 +626,45 @@ async fn bad_input_never_stops_a_batch() {
         assert!(got.starts_with(path), "the error names the file: {got}");
     }
     assert_eq!(reasons.len(), expect.len(), "{summary}");
+
+    let server = ws.serve().await;
+    let hits = top_sources(&server, "Where is the café crème served?").await;
+    assert_eq!(hits[0].0, "latin1.txt", "{hits:?}");
+    let hits = top_sources(&server, "What is the hotel limit per night?").await;
+    assert_eq!(hits[0].0, "owner-locked.pdf", "{hits:?}");
+}
+
+/// A valid one-page PDF whose page draws a line and holds no text, like a scan without OCR.
+fn image_only_pdf() -> Vec<u8> {
+    let content = "0 0 m 200 200 l S";
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>".to_owned(),
+        format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ),
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend(format!("{} 0 obj\n{body}\nendobj\n", i + 1).bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+    for offset in offsets {
+        pdf.extend(format!("{offset:010} 00000 n \n").bytes());
+    }
+    pdf.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .bytes(),
+    );
+    pdf
 }
 
 /// Sets every file under `dir` to an mtime an hour ago, so the manifest trusts it (files changed

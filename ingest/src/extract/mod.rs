@@ -1,5 +1,6 @@
 //! file -> text. One extractor per format, chosen by [`MediaType`].
 
+mod docx;
 mod html;
 mod pdf;
 mod text;
@@ -15,6 +16,7 @@ pub enum MediaType {
     Markdown,
     Html,
     Pdf,
+    Docx,
 }
 
 impl MediaType {
@@ -25,6 +27,7 @@ impl MediaType {
             "md" | "markdown" => Some(Self::Markdown),
             "html" | "htm" | "xhtml" => Some(Self::Html),
             "pdf" => Some(Self::Pdf),
+            "docx" => Some(Self::Docx),
             _ => None,
         }
     }
@@ -41,6 +44,9 @@ impl MediaType {
             "text/markdown" | "text/x-markdown" => Some(Self::Markdown),
             "text/html" | "application/xhtml+xml" => Some(Self::Html),
             "application/pdf" => Some(Self::Pdf),
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => {
+                Some(Self::Docx)
+            }
             _ => None,
         }
     }
@@ -51,6 +57,7 @@ impl MediaType {
             Self::Markdown => "text/markdown",
             Self::Html => "text/html",
             Self::Pdf => "application/pdf",
+            Self::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         }
     }
 }
@@ -89,6 +96,12 @@ pub enum ExtractError {
     Garbled(f64),
     #[error("PDF could not be read: {0}")]
     Pdf(String),
+    #[error("DOCX could not be read: {0}")]
+    Docx(String),
+    #[error("encrypted PDF: it needs a password to be read")]
+    Encrypted,
+    #[error("image-only PDF: no text layer (scanned pages are not OCRed)")]
+    ImageOnly,
     #[error("no text found (empty, or an image-only document)")]
     NoText,
 }
@@ -106,6 +119,7 @@ pub fn extract(
         MediaType::Markdown => text::markdown(bytes)?,
         MediaType::Html => html::html(bytes)?,
         MediaType::Pdf => pdf.extract(bytes, path)?,
+        MediaType::Docx => docx::docx(bytes)?,
     };
     if extracted.is_blank() {
         return Err(ExtractError::NoText);

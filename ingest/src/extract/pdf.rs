@@ -56,22 +56,42 @@ impl PdfExtractor {
         };
 
         let mut reasons = Vec::new();
+        // Extractors that ran and found no text: an image-only PDF, unless one of them failed.
+        let mut textless = 0;
+        let mut ran = 0;
         if let Some(helper) = &self.helper {
+            ran += 1;
             match self.run_helper(helper, path) {
                 Ok(pages) if has_text(&pages) => return Ok(paged(pages)),
-                Ok(_) => reasons.push("pdf-extract found no text".to_owned()),
+                Ok(_) => textless += 1,
                 Err(e) => reasons.push(format!("pdf-extract: {e}")),
             }
         }
         if let Some(pdftotext) = &self.pdftotext {
+            ran += 1;
             match self.run_pdftotext(pdftotext, path) {
                 Ok(pages) if has_text(&pages) => return Ok(paged(pages)),
-                Ok(_) => reasons.push("pdftotext found no text (image-only PDF?)".to_owned()),
+                Ok(_) => textless += 1,
                 Err(e) => reasons.push(format!("pdftotext: {e}")),
             }
         }
-        if reasons.is_empty() {
-            reasons.push("no PDF extractor configured".into());
+        if ran == 0 {
+            return Err(ExtractError::Pdf("no PDF extractor configured".into()));
+        }
+        // Both readers failing on a file with an encryption dictionary means a password is
+        // needed (PDFs encrypted with an empty user password are read fine above).
+        if contains(bytes, b"/Encrypt") && textless == 0 {
+            return Err(ExtractError::Encrypted);
+        }
+        if textless == ran {
+            return Err(ExtractError::ImageOnly);
+        }
+        let tail = &bytes[bytes.len().saturating_sub(1024)..];
+        if !contains(tail, b"%%EOF") {
+            reasons.insert(
+                0,
+                "the file is truncated (no %%EOF marker at its end)".into(),
+            );
         }
         Err(ExtractError::Pdf(reasons.join("; ")))
     }
@@ -154,6 +174,10 @@ fn stage(bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
     file.write_all(bytes)?;
     file.flush()?;
     Ok(file)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn has_text(pages: &[String]) -> bool {

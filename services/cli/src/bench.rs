@@ -1,7 +1,9 @@
 //! `rag bench`: the pipeline measured against its raw parts on the same inputs.
 //!
 //! - ingest: chunks/s of `rag ingest` (walk, extract, chunk, embed, upsert) vs. embedding the very
-//!   same chunk texts with the same model and batch size, and nothing else;
+//!   same chunk texts with the same model and batch size, and nothing else (in document order,
+//!   and sorted by length as the pipeline batches them); files/s, MB/s, padding, peak RSS; the
+//!   unchanged re-run; the same files under another folder (content-addressed reuse);
 //! - search: latency of the gRPC Search call (embed + retrieve + transport), p50/p99;
 //! - ask: time to first token and tokens/s of the gRPC Ask call vs. the same prompt decoded
 //!   directly by the llama.cpp worker (greedy, same max_tokens), without retrieval or gRPC.
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use rag_ingest::{Chunker, Indexer, PdfExtractor, extract, walk};
+use rag_ingest::{Chunker, Indexer, Padding, PdfExtractor, batch, extract, walk};
 use rag_proto::v1 as pb;
 use rag_query::{Engine, Retrieval};
 
@@ -35,6 +37,9 @@ pub struct BenchArgs {
     /// Answer length for Ask, in tokens.
     #[arg(long, default_value_t = 64)]
     max_tokens: u32,
+    /// Only the ingest part (no search or ask).
+    #[arg(long)]
+    ingest_only: bool,
 }
 
 const SAMPLE_QUESTIONS: &[&str] = &[
@@ -98,7 +103,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
                 let data = fs_err::read(&f.path)?;
                 bytes += data.len() as u64;
                 if let Ok(doc) = extract::extract(f.media, &data, Some(&f.path), &pdf) {
-                    texts.extend(chunker.chunk(f.media, &doc).into_iter().map(|c| c.text));
+                    texts.extend(chunker.chunk(f.media, &doc));
                 }
             }
             Ok((texts, chunker, bytes))
@@ -108,15 +113,35 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!texts.is_empty(), "the corpus produced no chunks");
     let n_chunks = texts.len();
     let batch = config.ingest.embed_batch.max(1);
-    let raw_embedder = embedder.clone();
-    let raw = tokio::task::spawn_blocking(move || -> anyhow::Result<Duration> {
-        // Warm ONNX Runtime up first, as the pipeline run below benefits from a warm session too.
-        raw_embedder.embed(texts.iter().take(batch).cloned().collect())?;
-        let started = Instant::now();
-        for b in texts.chunks(batch) {
-            raw_embedder.embed(b.to_vec())?;
+    let lengths: Vec<u32> = texts.iter().map(|c| c.tokens).collect();
+    let padding_of = |by_length: bool| {
+        let mut total = Padding::default();
+        for b in batch::plan(&lengths, batch, by_length) {
+            total.add(batch::padding(&lengths, &b));
         }
-        Ok(started.elapsed())
+        total
+    };
+    let (doc_order_padding, sorted_padding) = (padding_of(false), padding_of(true));
+    let raw_embedder = embedder.clone();
+    let raw_batches = |by_length: bool| -> Vec<Vec<String>> {
+        batch::plan(&lengths, batch, by_length)
+            .into_iter()
+            .map(|b| b.into_iter().map(|i| texts[i].text.clone()).collect())
+            .collect()
+    };
+    let (in_order, sorted) = (raw_batches(false), raw_batches(true));
+    let (raw, raw_sorted) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        // Warm ONNX Runtime up first, as the pipeline run below benefits from a warm session too.
+        raw_embedder.embed(in_order[0].clone())?;
+        let mut timed = Vec::new();
+        for batches in [in_order, sorted] {
+            let started = Instant::now();
+            for b in batches {
+                raw_embedder.embed(b)?;
+            }
+            timed.push(started.elapsed());
+        }
+        Ok((timed[0], timed[1]))
     })
     .await??;
 
@@ -128,20 +153,29 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         chunker,
         pdf,
         config.ingest.clone(),
-    );
+    )
+    .with_manifest_dir(scratch.path().join("manifests"));
     let summary = indexer
         .index_folder(&args.corpus, &Default::default(), &|_| {})
         .await?;
+    let rss_after_ingest = peak_rss_mb();
     let rerun = indexer
         .index_folder(&args.corpus, &Default::default(), &|_| {})
         .await?;
+    // The same files under another folder: every chunk is already stored.
+    let moved = scratch.path().join("moved-corpus");
+    copy_tree(&args.corpus, &moved)?;
+    let moved_run = indexer
+        .index_folder(&moved, &Default::default(), &|_| {})
+        .await?;
+
     let raw_rate = n_chunks as f64 / raw.as_secs_f64();
+    let raw_sorted_rate = n_chunks as f64 / raw_sorted.as_secs_f64();
     let ingest_rate = summary.chunks_written as f64 / summary.seconds;
+    let mb = bytes as f64 / 1e6;
     println!(
-        "## Ingest ({} files, {:.1} MB, {} chunks)",
-        summary.files,
-        bytes as f64 / 1e6,
-        n_chunks
+        "## Ingest ({} files, {mb:.1} MB, {} chunks)",
+        summary.files, n_chunks
     );
     println!();
     println!("| measure | value |");
@@ -150,21 +184,50 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         "| embedding model load | {:.2} s |",
         embedder_load.as_secs_f64()
     );
-    println!("| raw embedding (same chunks, batch {batch}) | {raw_rate:.1} chunks/s |");
     println!(
-        "| `rag ingest` pipeline, first run | {ingest_rate:.1} chunks/s ({:.2} s) |",
-        summary.seconds
+        "| raw embedding, document order (batch {batch}) | {raw_rate:.1} chunks/s ({:.2} s); {:.1} % of tokens padding |",
+        raw.as_secs_f64(),
+        doc_order_padding.wasted_share() * 100.0
     );
     println!(
-        "| pipeline / raw | {:.1} % |",
+        "| raw embedding, sorted by length (batch {batch}) | {raw_sorted_rate:.1} chunks/s ({:.2} s); {:.1} % of tokens padding |",
+        raw_sorted.as_secs_f64(),
+        sorted_padding.wasted_share() * 100.0
+    );
+    println!(
+        "| `rag ingest` pipeline, first run | {ingest_rate:.1} chunks/s ({:.2} s); {:.1} files/s, {:.2} MB/s |",
+        summary.seconds,
+        summary.files as f64 / summary.seconds,
+        mb / summary.seconds
+    );
+    println!(
+        "| pipeline: chunks embedded / reused by content / padding | {} / {} / {:.1} % of tokens |",
+        summary.embedding.chunks_embedded,
+        summary.embedding.chunks_reused,
+        summary.embedding.padding.wasted_share() * 100.0
+    );
+    println!(
+        "| pipeline / raw (document order) | {:.1} % |",
         100.0 * ingest_rate / raw_rate
     );
     println!(
-        "| unchanged re-run | {:.3} s, {} chunks written |",
-        rerun.seconds, rerun.chunks_written
+        "| pipeline / raw (sorted by length) | {:.1} % |",
+        100.0 * ingest_rate / raw_sorted_rate
+    );
+    println!(
+        "| unchanged re-run | {:.3} s, {} files read, {} chunks written |",
+        rerun.seconds, rerun.files_read, rerun.chunks_written
+    );
+    println!(
+        "| same files under a new folder | {:.2} s, {} chunks written, {} embedded |",
+        moved_run.seconds, moved_run.chunks_written, moved_run.embedding.chunks_embedded
     );
     println!("| failed files | {} |", summary.failed.len());
+    println!("| peak RSS after the first run | {rss_after_ingest:.0} MB |");
     println!();
+    if args.ingest_only {
+        return Ok(());
+    }
 
     // --- serve in-process on loopback --------------------------------------------------------
     let llm_config = config.llm.clone();
@@ -413,4 +476,18 @@ fn peak_rss_mb() -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    fs_err::create_dir_all(to)?;
+    for entry in fs_err::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if entry.file_type()?.is_file() {
+            fs_err::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
