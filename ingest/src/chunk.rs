@@ -79,6 +79,7 @@ impl Chunker {
                     (self.text.chunk_indices(&page.text).collect(), Vec::new())
                 }
             };
+            let mut outline = Outline::new(&headings);
             for (offset, text) in pieces {
                 if text.trim().is_empty() {
                     continue;
@@ -87,7 +88,7 @@ impl Chunker {
                     page: page.number,
                     text: text.to_owned(),
                     tokens: self.count_tokens(text),
-                    heading: heading_path(&headings, offset),
+                    heading: outline.path_at(offset),
                 });
             }
         }
@@ -163,20 +164,38 @@ fn markdown_headings(text: &str) -> Vec<Heading> {
     headings
 }
 
-/// The open headings at byte `offset`, outermost first, joined with " > ".
-fn heading_path(headings: &[Heading], offset: usize) -> String {
-    let mut stack: Vec<&Heading> = Vec::new();
-    for h in headings.iter().take_while(|h| h.offset <= offset) {
-        while stack.last().is_some_and(|top| top.level >= h.level) {
-            stack.pop();
+/// The headings open at a position, for positions visited in increasing order (chunks come
+/// in document order), so a document costs one pass over its headings.
+struct Outline<'a> {
+    headings: &'a [Heading],
+    next: usize,
+    open: Vec<&'a Heading>,
+}
+
+impl<'a> Outline<'a> {
+    fn new(headings: &'a [Heading]) -> Self {
+        Self {
+            headings,
+            next: 0,
+            open: Vec::new(),
         }
-        stack.push(h);
     }
-    stack
-        .iter()
-        .map(|h| h.text.as_str())
-        .collect::<Vec<_>>()
-        .join(" > ")
+
+    /// The open headings at byte `offset`, outermost first, joined with " > ".
+    fn path_at(&mut self, offset: usize) -> String {
+        while let Some(h) = self.headings.get(self.next).filter(|h| h.offset <= offset) {
+            while self.open.last().is_some_and(|top| top.level >= h.level) {
+                self.open.pop();
+            }
+            self.open.push(h);
+            self.next += 1;
+        }
+        self.open
+            .iter()
+            .map(|h| h.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" > ")
+    }
 }
 
 #[cfg(test)]
@@ -189,17 +208,15 @@ mod tests {
         let headings = markdown_headings(text);
         let names: Vec<&str> = headings.iter().map(|h| h.text.as_str()).collect();
         assert_eq!(names, ["Guide", "Install", "Linux", "Use", "Setext"]);
-        assert_eq!(heading_path(&headings, 0), "Guide");
+        let mut outline = Outline::new(&headings);
+        assert_eq!(outline.path_at(0), "Guide");
         assert_eq!(
-            heading_path(&headings, text.find("steps").unwrap()),
+            outline.path_at(text.find("steps").unwrap()),
             "Guide > Install > Linux"
         );
+        assert_eq!(outline.path_at(text.find("run it").unwrap()), "Guide > Use");
         assert_eq!(
-            heading_path(&headings, text.find("run it").unwrap()),
-            "Guide > Use"
-        );
-        assert_eq!(
-            heading_path(&headings, text.find("body").unwrap()),
+            outline.path_at(text.find("body").unwrap()),
             "Guide > Setext"
         );
     }
@@ -209,7 +226,7 @@ mod tests {
         let text = "# 인사 규정\n\n## 연차 휴가\n연차는 15일입니다.\n";
         let headings = markdown_headings(text);
         assert_eq!(
-            heading_path(&headings, text.find("연차는").unwrap()),
+            Outline::new(&headings).path_at(text.find("연차는").unwrap()),
             "인사 규정 > 연차 휴가"
         );
     }

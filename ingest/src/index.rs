@@ -248,6 +248,14 @@ impl Indexer {
             summary.points_deleted += self.store.delete_document(doc_id, None).await?;
             summary.deleted += 1;
         }
+        // Unfinished versions of files that are gone (never complete, so never "stored").
+        for doc_id in survey
+            .unclean
+            .iter()
+            .filter(|id| !produced.seen.contains(*id) && !survey.stored.contains_key(*id))
+        {
+            summary.points_deleted += self.store.delete_document(doc_id, None).await?;
+        }
         self.store.flush().await?;
         // Only now that the store is durable may the manifest vouch for what it holds.
         for (relative, stat, doc_hash) in records {
@@ -276,29 +284,45 @@ impl Indexer {
         for file in &survey.found {
             let doc_id = doc_id_for(&survey.root_key, &file.relative);
             produced.seen.insert(doc_id.clone());
+            if tx.is_closed() {
+                // The embed stage stopped on a store error: the run is over.
+                continue;
+            }
             let stored = survey
                 .stored
                 .get(&doc_id)
                 .map_or(&no_versions, |d| &d.hashes);
-            if let Some(unchanged) = self.unchanged_by_stat(file, &doc_id, stored, manifest) {
+            if let Some(mut unchanged) = self.unchanged_by_stat(file, &doc_id, stored, manifest) {
+                if let Prepared::Unchanged { stale, .. } = &mut unchanged {
+                    *stale |= survey.unclean.contains(&doc_id);
+                }
                 if tx.send(unchanged).await.is_err() {
                     break;
                 }
                 continue;
             }
-            produced.files_read += 1;
-            produced.bytes_read += fs_err::metadata(&file.path).map_or(0, |m| m.len());
+            if let Ok(stat) = self.preparer.stat(file) {
+                produced.files_read += 1;
+                produced.bytes_read += stat.size;
+            }
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
             let (preparer, tx, file) = (self.preparer.clone(), tx.clone(), file.clone());
             let (root, stored) = (survey.root_key.clone(), stored.clone());
+            let unclean = survey.unclean.contains(&doc_id);
             tokio::spawn(async move {
+                if tx.is_closed() {
+                    return;
+                }
                 let relative = file.relative.clone();
-                let prepared = prepare::on_blocking_thread(relative, move || {
+                let mut prepared = prepare::on_blocking_thread(relative, move || {
                     preparer.prepare_file(&root, doc_id, &file, &stored)
                 })
                 .await;
+                if let Prepared::Unchanged { stale, .. } = &mut prepared {
+                    *stale |= unclean;
+                }
                 // A closed channel means the run stopped on a store error.
                 let _ = tx.send(prepared).await;
                 drop(permit);
@@ -346,6 +370,7 @@ impl Indexer {
                 path: &finished.source,
                 result: &finished.result,
             });
+            summary.points_deleted += finished.points_deleted;
             match finished.result {
                 Ok(outcome) => {
                     match outcome {
@@ -382,11 +407,14 @@ impl Indexer {
                         stat,
                         stale,
                     } => {
-                        if stale {
+                        let points_deleted = if stale {
                             // A run stopped between writing this version and sweeping the old.
-                            self.store.delete_document(&doc_id, Some(&doc_hash)).await?;
-                        }
+                            self.store.delete_document(&doc_id, Some(&doc_hash)).await?
+                        } else {
+                            0
+                        };
                         settle(Finished {
+                            points_deleted,
                             source: relative,
                             doc_hash,
                             stat,
@@ -394,6 +422,7 @@ impl Indexer {
                         })?;
                     }
                     Prepared::Failed { relative, error } => settle(Finished {
+                        points_deleted: 0,
                         source: relative,
                         doc_hash: String::new(),
                         stat: None,
@@ -494,18 +523,35 @@ impl Indexer {
             .map_err(|e| IndexError::Folder(format!("walk: {e}")))?
             .map_err(IndexError::Folder)?;
         let mut stored: HashMap<String, StoredDoc> = HashMap::new();
+        let mut complete_points = 0u64;
         for v in self.store.document_versions(Some(&root_key), None).await? {
+            complete_points += u64::from(v.chunk_count);
             let doc = stored.entry(v.doc_id).or_insert_with(|| StoredDoc {
                 source: v.source,
                 hashes: HashSet::new(),
             });
             doc.hashes.insert(v.doc_hash);
         }
+        // More points than the complete versions hold: a run was interrupted while writing a
+        // version (no commit marker yet). Find those documents so they are swept, whatever
+        // becomes of their files.
+        let mut unclean = HashSet::new();
+        if self.store.count_in_root(&root_key).await? > complete_points {
+            for (doc_id, doc_hash) in self.store.point_versions(&root_key).await? {
+                if !stored
+                    .get(&doc_id)
+                    .is_some_and(|d| d.hashes.contains(&doc_hash))
+                {
+                    unclean.insert(doc_id);
+                }
+            }
+        }
         Ok(Survey {
             root_key,
             found,
             skipped,
             stored,
+            unclean,
         })
     }
 
@@ -598,7 +644,7 @@ impl Indexer {
         self.store.flush().await?;
         let outcome = finished
             .pop()
-            .expect("an admitted document leaves the writer")
+            .ok_or_else(|| IndexError::Folder("the document left the writer unwritten".into()))?
             .result?;
         Ok((doc_id, outcome))
     }
@@ -620,6 +666,8 @@ struct Survey {
     skipped: Vec<Skipped>,
     /// By doc_id.
     stored: HashMap<String, StoredDoc>,
+    /// Documents with points of an unfinished version, to be swept.
+    unclean: HashSet<String>,
 }
 
 struct StoredDoc {

@@ -25,6 +25,8 @@ const RUN_CACHE_MAX: usize = 8192;
 #[derive(Debug)]
 pub(crate) struct Finished {
     pub source: String,
+    /// Points of other versions removed after this one was written.
+    pub points_deleted: u64,
     pub doc_hash: String,
     pub stat: Option<Stat>,
     pub result: Result<Outcome, IndexError>,
@@ -154,10 +156,14 @@ impl VersionWriter {
         let take = self.queue.len().min(self.window);
         let mut users: HashMap<String, Vec<(u64, usize)>> = HashMap::new();
         let mut unique: Vec<(String, String, u32)> = Vec::new();
+        // Every document with a chunk in this window: any of them may be complete after it,
+        // including one whose chunks here were all found in the run cache.
+        let mut touched: Vec<u64> = Vec::new();
         for (id, index) in self.queue.drain(..take) {
             let Some(doc) = self.docs.get_mut(&id) else {
                 continue;
             };
+            touched.push(id);
             let hash = &doc.hashes[index];
             if let Some(vector) = self.cache.get(hash) {
                 doc.vectors[index] = Some(vector.clone());
@@ -193,12 +199,8 @@ impl VersionWriter {
         .map_err(|e| IndexError::Folder(format!("embedding task: {e}")))?;
         self.stats.embed_seconds += started.elapsed().as_secs_f64();
 
-        let touched: Vec<u64> = {
-            let mut ids: Vec<u64> = users.values().flatten().map(|(id, _)| *id).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids
-        };
+        touched.sort_unstable();
+        touched.dedup();
         let embedded = match embedded {
             Ok(embedded) => embedded,
             Err(source) => {
@@ -208,6 +210,7 @@ impl VersionWriter {
                     if let Some(flight) = self.docs.remove(&id) {
                         self.queue.retain(|(d, _)| *d != id);
                         finished.push(Finished {
+                            points_deleted: 0,
                             result: Err(IndexError::Embed {
                                 path: flight.doc.source.clone(),
                                 reason: source.to_string(),
@@ -257,6 +260,7 @@ impl VersionWriter {
         while self.queued() > 0 {
             finished.extend(self.embed_next().await?);
         }
+        debug_assert!(self.docs.is_empty(), "every admitted document leaves");
         Ok(finished)
     }
 
@@ -304,10 +308,12 @@ impl VersionWriter {
             let batch: Vec<ChunkPoint> = points.by_ref().take(self.upsert_batch).collect();
             self.store.upsert(batch).await?;
         }
-        self.store
+        let points_deleted = self
+            .store
             .delete_document(&doc.doc_id, Some(&doc.doc_hash))
             .await?;
         Ok(Finished {
+            points_deleted,
             source: doc.source,
             doc_hash: doc.doc_hash,
             stat: doc.stat,

@@ -9,7 +9,11 @@ use super::{ExtractError, Extracted, Page};
 
 const W: &str = "http://schemas.openxmlformats.org/wordprocessingml/2006/main";
 /// A part inflating beyond this is a ZIP bomb, not a document.
-const MAX_PART_BYTES: u64 = 256 * 1024 * 1024;
+const MAX_PART_BYTES: u64 = 64 * 1024 * 1024;
+/// Bounds on the parsed tree: real documents stay far below; crafted ones would exhaust memory
+/// or, through recursion, the thread's stack (which aborts the process, not just this file).
+const MAX_NODES: u32 = 4_000_000;
+const MAX_DEPTH: usize = 128;
 
 pub fn docx(bytes: &[u8]) -> Result<Extracted, ExtractError> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
@@ -56,6 +60,7 @@ fn parse(xml: &str) -> Result<Document<'_>, ExtractError> {
         xml,
         ParsingOptions {
             allow_dtd: false,
+            nodes_limit: MAX_NODES,
             ..ParsingOptions::default()
         },
     )
@@ -68,12 +73,22 @@ fn body_markdown(xml: &str) -> Result<(String, Option<String>), ExtractError> {
     let mut out = String::new();
     let mut title = None;
     if let Some(body) = doc.descendants().find(|n| is_w(n, "body")) {
-        block(body, &mut out, &mut title);
+        block(body, &mut out, &mut title, 0)?;
     }
     Ok((out, title))
 }
 
-fn block(node: Node<'_, '_>, out: &mut String, title: &mut Option<String>) {
+fn block(
+    node: Node<'_, '_>,
+    out: &mut String,
+    title: &mut Option<String>,
+    depth: usize,
+) -> Result<(), ExtractError> {
+    if depth > MAX_DEPTH {
+        return Err(ExtractError::Docx(format!(
+            "elements nested deeper than {MAX_DEPTH} levels"
+        )));
+    }
     for child in node.children().filter(Node::is_element) {
         if is_w(&child, "p") {
             let text = paragraph_text(child);
@@ -82,15 +97,23 @@ fn block(node: Node<'_, '_>, out: &mut String, title: &mut Option<String>) {
             }
             match style(child) {
                 Style::Title => {
-                    title.get_or_insert_with(|| text.trim().to_owned());
-                    out.push_str(&format!("# {}\n\n", text.trim()));
+                    let line = one_line(&text);
+                    title.get_or_insert_with(|| line.clone());
+                    out.push_str(&format!("# {line}\n\n"));
                 }
                 Style::Heading(level) => {
-                    out.push_str(&format!("{} {}\n\n", "#".repeat(level), text.trim()));
+                    out.push_str(&format!("{} {}\n\n", "#".repeat(level), one_line(&text)));
                 }
                 Style::Body => {
-                    out.push_str(text.trim_end());
-                    out.push_str("\n\n");
+                    // Body text that looks like Markdown structure must stay body text.
+                    for line in text.trim_end().lines() {
+                        if line.trim_start().starts_with(['#', '`', '~', '=', '-']) {
+                            out.push('\\');
+                        }
+                        out.push_str(line);
+                        out.push('\n');
+                    }
+                    out.push('\n');
                 }
             }
         } else if is_w(&child, "tbl") {
@@ -116,9 +139,14 @@ fn block(node: Node<'_, '_>, out: &mut String, title: &mut Option<String>) {
             out.push('\n');
         } else {
             // Content controls, custom XML, smart tags: their paragraphs are still text.
-            block(child, out, title);
+            block(child, out, title, depth + 1)?;
         }
     }
+    Ok(())
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Visible text of a paragraph: text runs, tabs and breaks; deleted revisions and field codes
@@ -238,6 +266,20 @@ pub(crate) mod tests {
             doc.pages[0].text,
             "# 출장 규정\n\n숙박비는 1박 15만 원까지입니다.\n\n## Meals\n\nBreakfast | 15 EUR\n\nkept\twords\n\n"
         );
+    }
+
+    #[test]
+    fn body_text_never_turns_into_headings_and_deep_nesting_is_refused() {
+        let doc = docx(&make_docx(&p(None, "# not a heading"), None)).unwrap();
+        assert_eq!(doc.pages[0].text, "\\# not a heading\n\n");
+        let deep = format!(
+            "{}{}{}",
+            "<w:sdt>".repeat(10_000),
+            p(None, "x"),
+            "</w:sdt>".repeat(10_000)
+        );
+        let err = docx(&make_docx(&deep, None)).unwrap_err();
+        assert!(err.to_string().contains("nested deeper"), "{err}");
     }
 
     #[test]

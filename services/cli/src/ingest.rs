@@ -77,6 +77,7 @@ pub async fn run(config: Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
             &args.folder,
             &selection,
             Duration::from_millis(args.debounce_ms),
+            Some(config.data_dir.clone()),
             &on_event,
             &report,
         )

@@ -279,7 +279,7 @@ impl VectorStore for EdgeStore {
         if let Some(doc_id) = doc_id {
             must.push(keyword("doc_id", doc_id)?);
         }
-        let fields = ["doc_id", "source", "root", "doc_hash"]
+        let fields = ["doc_id", "source", "root", "doc_hash", "chunk_count"]
             .into_iter()
             .map(json_path)
             .collect::<Result<Vec<_>>>()?;
@@ -325,6 +325,11 @@ impl VectorStore for EdgeStore {
                 source: get("source"),
                 root: get("root"),
                 doc_hash: get("doc_hash"),
+                chunk_count: payload
+                    .0
+                    .get("chunk_count")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0) as u32,
             });
         }
         Ok(versions.into_iter().collect())
@@ -399,6 +404,49 @@ impl VectorStore for EdgeStore {
     async fn count(&self) -> Result<u64> {
         self.blocking(|shard| Self::count_blocking(shard, Filter::default()))
             .await
+    }
+
+    async fn count_in_root(&self, root: &str) -> Result<u64> {
+        let filter = Filter::new_must(keyword("root", root)?);
+        self.blocking(move |shard| Self::count_blocking(shard, filter))
+            .await
+    }
+
+    async fn point_versions(&self, root: &str) -> Result<BTreeSet<(String, String)>> {
+        let filter = Filter::new_must(keyword("root", root)?);
+        let fields = vec![json_path("doc_id")?, json_path("doc_hash")?];
+        self.blocking(move |shard| {
+            let mut pairs = BTreeSet::new();
+            let mut offset: Option<PointId> = None;
+            loop {
+                let mut request = ScrollRequestBuilder::new()
+                    .limit(1024)
+                    .filter(filter.clone())
+                    .with_payload(WithPayloadInterface::Fields(fields.clone()))
+                    .with_vector(WithVector::Bool(false));
+                if let Some(o) = offset {
+                    request = request.offset(o);
+                }
+                let (records, next) = shard.scroll(request.build())?;
+                for payload in records.into_iter().filter_map(|r| r.payload) {
+                    let get = |k: &str| {
+                        payload
+                            .0
+                            .get(k)
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    pairs.insert((get("doc_id"), get("doc_hash")));
+                }
+                match next {
+                    Some(n) => offset = Some(n),
+                    None => break,
+                }
+            }
+            Ok(pairs)
+        })
+        .await
     }
 
     async fn flush(&self) -> Result<()> {

@@ -13,7 +13,7 @@ pub mod migrations;
 mod point;
 pub mod server;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -60,6 +60,14 @@ pub trait VectorStore: Send + Sync {
 
     /// Number of stored points (chunks).
     async fn count(&self) -> Result<u64>;
+
+    /// Number of points indexed from folder `root`.
+    async fn count_in_root(&self, root: &str) -> Result<u64>;
+
+    /// Every (doc_id, doc_hash) that has at least one point under `root`, commit marker or
+    /// not. Reads an id pair per point: for finding what an interrupted run left behind, when
+    /// [`VectorStore::count_in_root`] shows more points than the complete versions hold.
+    async fn point_versions(&self, root: &str) -> Result<BTreeSet<(String, String)>>;
 
     /// Makes everything written so far durable.
     async fn flush(&self) -> Result<()>;

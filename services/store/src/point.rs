@@ -109,6 +109,8 @@ pub struct DocumentVersion {
     pub source: String,
     pub root: String,
     pub doc_hash: String,
+    /// Points the complete version has.
+    pub chunk_count: u32,
 }
 
 #[cfg(test)]

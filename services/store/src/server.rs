@@ -497,7 +497,7 @@ impl VectorStore for ServerStore {
         }
         let filter = Filter::must(must);
         let fields = PayloadIncludeSelector {
-            fields: ["doc_id", "source", "root", "doc_hash"]
+            fields: ["doc_id", "source", "root", "doc_hash", "chunk_count"]
                 .map(str::to_owned)
                 .to_vec(),
         };
@@ -531,6 +531,11 @@ impl VectorStore for ServerStore {
                     source: get("source"),
                     root: get("root"),
                     doc_hash: get("doc_hash"),
+                    chunk_count: point
+                        .payload
+                        .get("chunk_count")
+                        .and_then(Value::as_integer)
+                        .unwrap_or(0) as u32,
                 });
             }
             match page.next_page_offset {
@@ -604,6 +609,51 @@ impl VectorStore for ServerStore {
 
     async fn count(&self) -> Result<u64> {
         self.count_where(None).await
+    }
+
+    async fn count_in_root(&self, root: &str) -> Result<u64> {
+        self.count_where(Some(Filter::must([keyword("root", root)])))
+            .await
+    }
+
+    async fn point_versions(&self, root: &str) -> Result<BTreeSet<(String, String)>> {
+        let filter = Filter::must([keyword("root", root)]);
+        let fields = PayloadIncludeSelector {
+            fields: vec!["doc_id".to_owned(), "doc_hash".to_owned()],
+        };
+        let mut pairs = BTreeSet::new();
+        let mut offset: Option<PointId> = None;
+        loop {
+            let mut request = ScrollPointsBuilder::new(self.collection.as_str())
+                .limit(SCROLL_PAGE)
+                .filter(filter.clone())
+                .with_payload(fields.clone())
+                .with_vectors(false);
+            if let Some(o) = offset.take() {
+                request = request.offset(o);
+            }
+            let page = self
+                .client
+                .scroll(request)
+                .await
+                .map_err(|e| self.error("scroll", e))?;
+            for point in page.result {
+                let get = |k: &str| {
+                    point
+                        .payload
+                        .get(k)
+                        .and_then(Value::as_str)
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                pairs.insert((get("doc_id"), get("doc_hash")));
+            }
+            match page.next_page_offset {
+                Some(next) => offset = Some(next),
+                None => break,
+            }
+        }
+        Ok(pairs)
     }
 
     async fn flush(&self) -> Result<()> {

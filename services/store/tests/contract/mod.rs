@@ -63,6 +63,20 @@ pub async fn run(config: &StoreConfig) {
         .unwrap();
     store.flush().await.unwrap();
     assert_eq!(store.count().await.unwrap(), 4);
+    assert_eq!(store.count_in_root("/docs").await.unwrap(), 4);
+    assert_eq!(store.count_in_root("/elsewhere").await.unwrap(), 0);
+    let pairs: Vec<(String, String)> = store
+        .point_versions("/docs")
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        pairs,
+        [("a".into(), "h1".into()), ("b".into(), "h2".into())]
+    );
+    let versions = store.document_versions(Some("/docs"), None).await.unwrap();
+    assert!(versions.iter().all(|v| v.chunk_count == 2), "{versions:?}");
 
     // Stored vectors are found by chunk content; unknown hashes are simply absent.
     let reused = store

@@ -1,0 +1,117 @@
+//! What an interrupted run leaves behind is repaired by the next one, whatever happened to the
+//! files in between: real embedder, real embedded store.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rag_embed::{EmbedConfig, Embedder};
+use rag_ingest::{Chunker, Indexer, IngestConfig, PdfExtractor, doc_id_for};
+use rag_store::{ChunkPayload, ChunkPoint, StoreConfig, VectorStore, point_id};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+async fn indexer(data: &Path) -> Indexer {
+    let models = repo().join("models");
+    let config = EmbedConfig {
+        model_dir: models.join("embed/all-MiniLM-L6-v2"),
+        onnxruntime: models.join("onnxruntime/libonnxruntime.so"),
+        threads: 1,
+        ..EmbedConfig::default()
+    };
+    let chunker = Chunker::new(&config.tokenizer_file(), 200, 32).unwrap();
+    let embedder = Arc::new(Embedder::load(&config).unwrap());
+    let store = rag_store::open(
+        &StoreConfig::Embedded {
+            data_dir: data.to_owned(),
+        },
+        embedder.dimension(),
+        embedder.model_name(),
+    )
+    .await
+    .unwrap();
+    let pdf = PdfExtractor {
+        helper: None,
+        pdftotext: Some("pdftotext".into()),
+        timeout: Duration::from_secs(30),
+    };
+    Indexer::new(embedder, store, chunker, pdf, IngestConfig::default())
+        .with_manifest_dir(data.join("manifests"))
+}
+
+/// Points of a version whose writing stopped before its commit marker (chunk 0).
+fn unfinished(root: &str, source: &str, doc_hash: &str, dim: usize) -> Vec<ChunkPoint> {
+    let doc_id = doc_id_for(root, source);
+    (1..3)
+        .map(|i| ChunkPoint {
+            id: point_id(&doc_id, i, doc_hash),
+            vector: vec![0.1; dim],
+            payload: ChunkPayload {
+                doc_id: doc_id.clone(),
+                source: source.into(),
+                root: root.into(),
+                doc_hash: doc_hash.into(),
+                page: 0,
+                chunk_index: i,
+                chunk_count: 3,
+                chunk_hash: format!("unfinished-{i}"),
+                text: format!("half-written chunk {i}"),
+                title: String::new(),
+                heading: String::new(),
+                media_type: "text/plain".into(),
+                embedding_model: "all-MiniLM-L6-v2".into(),
+                metadata: Default::default(),
+            },
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unfinished_versions_are_swept_even_when_their_file_reverted_or_vanished() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("kept.md"),
+        "# Kept\n\nThe archive opens at eight.",
+    )
+    .unwrap();
+    std::fs::write(docs.join("other.txt"), "Parking is behind building B.").unwrap();
+    let indexer = indexer(&dir.path().join("data")).await;
+    let store: &Arc<dyn VectorStore> = indexer.store();
+    let clean = indexer
+        .index_folder(&docs, &Default::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(clean.indexed, 2);
+
+    // A run was killed while writing a new version of kept.md (its file then went back to the
+    // stored content) and while writing gone.txt for the first time (the file was then
+    // deleted): neither version got its commit marker.
+    let root = std::fs::canonicalize(&docs)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let dim = indexer.embedder().dimension();
+    let mut leftovers = unfinished(&root, "kept.md", "newer-version", dim);
+    leftovers.extend(unfinished(&root, "gone.txt", "first-version", dim));
+    store.upsert(leftovers).await.unwrap();
+    assert_eq!(store.count().await.unwrap(), clean.points_total + 4);
+
+    let repaired = indexer
+        .index_folder(&docs, &Default::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(repaired.unchanged, 2, "{repaired:?}");
+    assert_eq!(repaired.points_deleted, 4, "{repaired:?}");
+    assert_eq!(repaired.points_total, clean.points_total);
+    let versions = store.point_versions(&root).await.unwrap();
+    assert!(
+        versions
+            .iter()
+            .all(|(_, hash)| hash != "newer-version" && hash != "first-version"),
+        "{versions:?}"
+    );
+}
