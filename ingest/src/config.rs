@@ -33,7 +33,7 @@ impl Default for IngestConfig {
             embed_batch: 32,
             upsert_batch: 256,
             extract_workers: 2,
-            embed_window: 256,
+            embed_window: 1024,
             sort_by_length: true,
         }
     }

@@ -853,3 +853,38 @@ async fn the_watch_mode_indexes_changes_as_they_happen() {
     );
     assert_eq!(after["chunks_written"], 0, "{after}");
 }
+
+/// Fails when retrieval on the shipped question set gets worse than the recorded baseline.
+#[tokio::test(flavor = "multi_thread")]
+async fn retrieval_quality_on_the_shipped_set_does_not_regress() {
+    let ws = Workspace::new();
+    let out = ws.rag(&[
+        "eval",
+        "--json",
+        "--questions",
+        repo().join("benches/eval/sample.jsonl").to_str().unwrap(),
+        "--corpus",
+        repo().join("examples/docs").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let baseline: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("benches/eval/sample-baseline.json")).unwrap(),
+    )
+    .unwrap();
+    let margin = baseline["margin"].as_f64().unwrap();
+    for metric in ["recall_at_5", "mrr_at_10"] {
+        let got = results[metric].as_f64().unwrap();
+        let recorded = baseline[metric].as_f64().unwrap();
+        assert!(
+            got >= recorded - margin,
+            "{metric} fell to {got:.3} (recorded {recorded:.3}, margin {margin}): {results}"
+        );
+    }
+    assert_eq!(results["answerable"], 22, "{results}");
+    assert_eq!(results["unanswerable"], 8, "{results}");
+}

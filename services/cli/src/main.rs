@@ -3,6 +3,7 @@
 mod bench;
 mod client;
 mod config;
+mod eval;
 mod ingest;
 mod serve;
 mod watch;
@@ -52,6 +53,8 @@ enum Command {
     Config,
     /// Measure ingest, search and ask against raw embedding and raw llama.cpp decoding.
     Bench(bench::BenchArgs),
+    /// Retrieval quality and refusal on a labelled question set (recall@k, MRR, calibration).
+    Eval(eval::EvalArgs),
     /// Internal: extract a PDF's pages as JSON, in a disposable process.
     #[command(hide = true)]
     ExtractPdf { file: PathBuf },
@@ -123,6 +126,7 @@ fn main() -> ExitCode {
             Command::Delete(args) => client::delete(&config, args).await,
             Command::Status(args) => client::status(&config, args).await,
             Command::Bench(args) => bench::run(config, args).await.map(|()| ExitCode::SUCCESS),
+            Command::Eval(args) => eval::run(config, args).await.map(|()| ExitCode::SUCCESS),
             Command::Config => {
                 print!("{}", toml::to_string_pretty(&config)?);
                 Ok(ExitCode::SUCCESS)

@@ -26,6 +26,32 @@ pub use prompt::Prompt;
 pub const NOT_FOUND_ANSWER: &str =
     "The indexed documents do not contain an answer to this question.";
 
+/// question -> vector -> hits: the best chunks for `query`, best first, and how long it took.
+pub async fn retrieve(
+    embedder: &Arc<Embedder>,
+    store: &dyn VectorStore,
+    query: &str,
+    retrieval: &Retrieval,
+) -> Result<(Vec<Hit>, Duration), QueryError> {
+    let started = Instant::now();
+    let embedder = embedder.clone();
+    let text = query.to_owned();
+    let vector = tokio::task::spawn_blocking(move || embedder.embed(vec![text]))
+        .await
+        .map_err(|e| QueryError::Internal(format!("embedding task: {e}")))??
+        .pop()
+        .ok_or_else(|| QueryError::Internal("embedder returned no vector".into()))?;
+    let hits = store
+        .search(
+            vector,
+            retrieval.top_k,
+            Some(retrieval.score_threshold),
+            &retrieval.filter,
+        )
+        .await?;
+    Ok((hits, started.elapsed()))
+}
+
 /// How to retrieve: validated request options with the server defaults filled in.
 #[derive(Debug, Clone)]
 pub struct Retrieval {
@@ -49,24 +75,7 @@ impl Engine {
         query: &str,
         retrieval: &Retrieval,
     ) -> Result<(Vec<Hit>, Duration), QueryError> {
-        let started = Instant::now();
-        let embedder = self.embedder.clone();
-        let text = query.to_owned();
-        let vector = tokio::task::spawn_blocking(move || embedder.embed(vec![text]))
-            .await
-            .map_err(|e| QueryError::Internal(format!("embedding task: {e}")))??
-            .pop()
-            .ok_or_else(|| QueryError::Internal("embedder returned no vector".into()))?;
-        let hits = self
-            .store
-            .search(
-                vector,
-                retrieval.top_k,
-                Some(retrieval.score_threshold),
-                &retrieval.filter,
-            )
-            .await?;
-        Ok((hits, started.elapsed()))
+        retrieve(&self.embedder, self.store.as_ref(), query, retrieval).await
     }
 
     /// The grounded prompt for `question`, leaving `max_tokens` of the window for the answer.
