@@ -148,15 +148,19 @@ fn init_logging(cli: &Cli) {
         Command::Serve(_) => "info",
         _ => "warn",
     };
-    // qdrant-edge warns on every segment that its (server-only) feature flags are unset; they
-    // have no meaning in-process and cannot be set from outside the crate.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
-        .add_directive(
-            "qdrant_edge::common::flags=error"
-                .parse()
-                .expect("valid directive"),
-        );
+    // qdrant-edge warns on every segment that its (server-only) feature flags are unset, and
+    // once that a server-side mmap check never ran; neither means anything in-process, and
+    // neither can be set from outside the crate.
+    let filter = [
+        "qdrant_edge::common::flags=error",
+        "qdrant_edge::common::mmap=error",
+    ]
+    .into_iter()
+    .fold(
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        |filter, directive| filter.add_directive(directive.parse().expect("valid directive")),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -189,6 +189,32 @@ impl EdgeStore {
             .map(|n| n as u64)
     }
 
+    /// The payload `fields` of every point matching `filter`, page by page.
+    fn scroll_payloads(
+        shard: &EdgeShard,
+        filter: Filter,
+        fields: Vec<JsonPath>,
+    ) -> qdrant_edge::OperationResult<Vec<Payload>> {
+        let mut all = Vec::new();
+        let mut offset: Option<PointId> = None;
+        loop {
+            let mut request = ScrollRequestBuilder::new()
+                .limit(1024)
+                .filter(filter.clone())
+                .with_payload(WithPayloadInterface::Fields(fields.clone()))
+                .with_vector(WithVector::Bool(false));
+            if let Some(o) = offset {
+                request = request.offset(o);
+            }
+            let (records, next) = shard.scroll(request.build())?;
+            all.extend(records.into_iter().filter_map(|r| r.payload));
+            match next {
+                Some(n) => offset = Some(n),
+                None => return Ok(all),
+            }
+        }
+    }
+
     async fn delete_where(&self, filter: Filter) -> Result<u64> {
         self.blocking(move |shard| {
             let n = Self::count_blocking(shard, filter.clone())?;
@@ -288,27 +314,7 @@ impl VectorStore for EdgeStore {
             ..Filter::default()
         };
         let records = self
-            .blocking(move |shard| {
-                let mut all = Vec::new();
-                let mut offset: Option<PointId> = None;
-                loop {
-                    let mut request = ScrollRequestBuilder::new()
-                        .limit(1024)
-                        .filter(filter.clone())
-                        .with_payload(WithPayloadInterface::Fields(fields.clone()))
-                        .with_vector(WithVector::Bool(false));
-                    if let Some(o) = offset {
-                        request = request.offset(o);
-                    }
-                    let (records, next) = shard.scroll(request.build())?;
-                    all.extend(records.into_iter().filter_map(|r| r.payload));
-                    match next {
-                        Some(n) => offset = Some(n),
-                        None => break,
-                    }
-                }
-                Ok(all)
-            })
+            .blocking(move |shard| Self::scroll_payloads(shard, filter, fields))
             .await?;
         let mut versions = BTreeSet::new();
         for payload in records {
@@ -415,38 +421,21 @@ impl VectorStore for EdgeStore {
     async fn point_versions(&self, root: &str) -> Result<BTreeSet<(String, String)>> {
         let filter = Filter::new_must(keyword("root", root)?);
         let fields = vec![json_path("doc_id")?, json_path("doc_hash")?];
-        self.blocking(move |shard| {
-            let mut pairs = BTreeSet::new();
-            let mut offset: Option<PointId> = None;
-            loop {
-                let mut request = ScrollRequestBuilder::new()
-                    .limit(1024)
-                    .filter(filter.clone())
-                    .with_payload(WithPayloadInterface::Fields(fields.clone()))
-                    .with_vector(WithVector::Bool(false));
-                if let Some(o) = offset {
-                    request = request.offset(o);
-                }
-                let (records, next) = shard.scroll(request.build())?;
-                for payload in records.into_iter().filter_map(|r| r.payload) {
-                    let get = |k: &str| {
-                        payload
-                            .0
-                            .get(k)
-                            .and_then(|v| v.as_str())
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
-                    pairs.insert((get("doc_id"), get("doc_hash")));
-                }
-                match next {
-                    Some(n) => offset = Some(n),
-                    None => break,
-                }
-            }
-            Ok(pairs)
-        })
-        .await
+        let payloads = self
+            .blocking(move |shard| Self::scroll_payloads(shard, filter, fields))
+            .await?;
+        Ok(payloads
+            .into_iter()
+            .map(|p| {
+                let get = |k: &str| {
+                    p.0.get(k)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                (get("doc_id"), get("doc_hash"))
+            })
+            .collect())
     }
 
     async fn flush(&self) -> Result<()> {

@@ -403,6 +403,39 @@ impl ServerStore {
             })
     }
 
+    /// The payload `fields` of every point matching `filter`, page by page.
+    async fn scroll_payloads(
+        &self,
+        filter: Filter,
+        fields: &[&str],
+    ) -> Result<Vec<HashMap<String, Value>>> {
+        let fields = PayloadIncludeSelector {
+            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+        };
+        let mut all = Vec::new();
+        let mut offset: Option<PointId> = None;
+        loop {
+            let mut request = ScrollPointsBuilder::new(self.collection.as_str())
+                .limit(SCROLL_PAGE)
+                .filter(filter.clone())
+                .with_payload(fields.clone())
+                .with_vectors(false);
+            if let Some(o) = offset.take() {
+                request = request.offset(o);
+            }
+            let page = self
+                .client
+                .scroll(request)
+                .await
+                .map_err(|e| self.error("scroll", e))?;
+            all.extend(page.result.into_iter().map(|p| p.payload));
+            match page.next_page_offset {
+                Some(next) => offset = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
     async fn delete_where(&self, filter: Filter) -> Result<u64> {
         let n = self.count_where(Some(filter.clone())).await?;
         if n > 0 {
@@ -495,53 +528,26 @@ impl VectorStore for ServerStore {
         if let Some(doc_id) = doc_id {
             must.push(keyword("doc_id", doc_id));
         }
-        let filter = Filter::must(must);
-        let fields = PayloadIncludeSelector {
-            fields: ["doc_id", "source", "root", "doc_hash", "chunk_count"]
-                .map(str::to_owned)
-                .to_vec(),
-        };
+        let fields = ["doc_id", "source", "root", "doc_hash", "chunk_count"];
         let mut versions = BTreeSet::new();
-        let mut offset: Option<PointId> = None;
-        loop {
-            let mut request = ScrollPointsBuilder::new(self.collection.as_str())
-                .limit(SCROLL_PAGE)
-                .filter(filter.clone())
-                .with_payload(fields.clone())
-                .with_vectors(false);
-            if let Some(o) = offset.take() {
-                request = request.offset(o);
-            }
-            let page = self
-                .client
-                .scroll(request)
-                .await
-                .map_err(|e| self.error("scroll", e))?;
-            for point in page.result {
-                let get = |k: &str| {
-                    point
-                        .payload
-                        .get(k)
-                        .and_then(Value::as_str)
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                versions.insert(DocumentVersion {
-                    doc_id: get("doc_id"),
-                    source: get("source"),
-                    root: get("root"),
-                    doc_hash: get("doc_hash"),
-                    chunk_count: point
-                        .payload
-                        .get("chunk_count")
-                        .and_then(Value::as_integer)
-                        .unwrap_or(0) as u32,
-                });
-            }
-            match page.next_page_offset {
-                Some(next) => offset = Some(next),
-                None => break,
-            }
+        for payload in self.scroll_payloads(Filter::must(must), &fields).await? {
+            let get = |k: &str| {
+                payload
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            versions.insert(DocumentVersion {
+                doc_id: get("doc_id"),
+                source: get("source"),
+                root: get("root"),
+                doc_hash: get("doc_hash"),
+                chunk_count: payload
+                    .get("chunk_count")
+                    .and_then(Value::as_integer)
+                    .unwrap_or(0) as u32,
+            });
         }
         Ok(versions.into_iter().collect())
     }
@@ -617,43 +623,24 @@ impl VectorStore for ServerStore {
     }
 
     async fn point_versions(&self, root: &str) -> Result<BTreeSet<(String, String)>> {
-        let filter = Filter::must([keyword("root", root)]);
-        let fields = PayloadIncludeSelector {
-            fields: vec!["doc_id".to_owned(), "doc_hash".to_owned()],
-        };
-        let mut pairs = BTreeSet::new();
-        let mut offset: Option<PointId> = None;
-        loop {
-            let mut request = ScrollPointsBuilder::new(self.collection.as_str())
-                .limit(SCROLL_PAGE)
-                .filter(filter.clone())
-                .with_payload(fields.clone())
-                .with_vectors(false);
-            if let Some(o) = offset.take() {
-                request = request.offset(o);
-            }
-            let page = self
-                .client
-                .scroll(request)
-                .await
-                .map_err(|e| self.error("scroll", e))?;
-            for point in page.result {
+        let payloads = self
+            .scroll_payloads(
+                Filter::must([keyword("root", root)]),
+                &["doc_id", "doc_hash"],
+            )
+            .await?;
+        Ok(payloads
+            .into_iter()
+            .map(|p| {
                 let get = |k: &str| {
-                    point
-                        .payload
-                        .get(k)
+                    p.get(k)
                         .and_then(Value::as_str)
                         .cloned()
                         .unwrap_or_default()
                 };
-                pairs.insert((get("doc_id"), get("doc_hash")));
-            }
-            match page.next_page_offset {
-                Some(next) => offset = Some(next),
-                None => break,
-            }
-        }
-        Ok(pairs)
+                (get("doc_id"), get("doc_hash"))
+            })
+            .collect())
     }
 
     async fn flush(&self) -> Result<()> {
