@@ -292,16 +292,18 @@ impl Indexer {
                 .stored
                 .get(&doc_id)
                 .map_or(&no_versions, |d| &d.hashes);
-            if let Some(mut unchanged) = self.unchanged_by_stat(file, &doc_id, stored, manifest) {
-                if let Prepared::Unchanged { stale, .. } = &mut unchanged {
-                    *stale |= survey.unclean.contains(&doc_id);
-                }
-                if tx.send(unchanged).await.is_err() {
-                    break;
-                }
-                continue;
-            }
+            // A stat error or an over-size file is reported by the prepare step itself.
             if let Ok(stat) = self.preparer.stat(file) {
+                let unchanged = self.unchanged_by_stat(file, &stat, &doc_id, stored, manifest);
+                if let Some(mut unchanged) = unchanged {
+                    if let Prepared::Unchanged { stale, .. } = &mut unchanged {
+                        *stale |= survey.unclean.contains(&doc_id);
+                    }
+                    if tx.send(unchanged).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 produced.files_read += 1;
                 produced.bytes_read += stat.size;
             }
@@ -336,6 +338,7 @@ impl Indexer {
     fn unchanged_by_stat(
         &self,
         file: &Found,
+        stat: &Stat,
         doc_id: &str,
         stored: &HashSet<String>,
         manifest: &Manifest,
@@ -343,13 +346,12 @@ impl Indexer {
         if self.rehash {
             return None;
         }
-        let stat = self.preparer.stat(file).ok()?;
-        let doc_hash = manifest.hash_if_unchanged(&file.relative, &stat)?;
+        let doc_hash = manifest.hash_if_unchanged(&file.relative, stat)?;
         stored.contains(doc_hash).then(|| Prepared::Unchanged {
             relative: file.relative.clone(),
             doc_id: doc_id.to_owned(),
             doc_hash: doc_hash.to_owned(),
-            stat: Some(stat),
+            stat: Some(*stat),
             stale: stored.len() > 1,
         })
     }
@@ -473,10 +475,11 @@ impl Indexer {
                 .stored
                 .get(&doc_id)
                 .map_or(&no_versions, |d| &d.hashes);
-            if self
-                .unchanged_by_stat(file, &doc_id, stored, &manifest)
-                .is_some()
-            {
+            let stat = self.preparer.stat(file);
+            if stat.as_ref().is_ok_and(|stat| {
+                self.unchanged_by_stat(file, stat, &doc_id, stored, &manifest)
+                    .is_some()
+            }) {
                 plan.unchanged.push(file.relative.clone());
                 continue;
             }
