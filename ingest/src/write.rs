@@ -275,6 +275,9 @@ impl VersionWriter {
         } = self.docs.remove(&id).expect("written once");
         let n = doc.chunks.len() as u32;
         let model = self.embedder.model_name().to_owned();
+        let indexed_at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let mut points: Vec<ChunkPoint> = doc
             .chunks
             .iter()
@@ -298,6 +301,7 @@ impl VersionWriter {
                     heading: chunk.heading.clone(),
                     media_type: doc.media.as_mime().to_owned(),
                     embedding_model: model.clone(),
+                    indexed_at_ms,
                     metadata: doc.metadata.clone(),
                 },
             })

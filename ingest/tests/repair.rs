@@ -62,6 +62,7 @@ fn unfinished(root: &str, source: &str, doc_hash: &str, dim: usize) -> Vec<Chunk
                 heading: String::new(),
                 media_type: "text/plain".into(),
                 embedding_model: "all-MiniLM-L6-v2".into(),
+                indexed_at_ms: 0,
                 metadata: Default::default(),
             },
         })

@@ -49,7 +49,55 @@ pub async fn retrieve(
             &retrieval.filter,
         )
         .await?;
-    Ok((hits, started.elapsed()))
+    Ok((newest_versions_only(hits), started.elapsed()))
+}
+
+/// Drops hits from a document's older version while a re-index is swapping versions (the new
+/// one is written before the old one is deleted), so no answer cites a document twice.
+fn newest_versions_only(hits: Vec<Hit>) -> Vec<Hit> {
+    let mut newest: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for hit in &hits {
+        let at = newest.entry(hit.payload.doc_id.as_str()).or_default();
+        *at = (*at).max(hit.payload.indexed_at_ms);
+    }
+    let keep: Vec<bool> = hits
+        .iter()
+        .map(|h| newest[h.payload.doc_id.as_str()] == h.payload.indexed_at_ms)
+        .collect();
+    hits.into_iter()
+        .zip(keep)
+        .filter_map(|(hit, keep)| keep.then_some(hit))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(doc: &str, hash: &str, at: u64) -> Hit {
+        let mut hit = prompt::tests::hit(doc, 0, "text");
+        hit.payload.doc_hash = hash.into();
+        hit.payload.indexed_at_ms = at;
+        hit
+    }
+
+    #[test]
+    fn a_document_mid_swap_is_seen_once_in_its_new_version() {
+        let hits = vec![
+            hit("a", "old", 100),
+            hit("b", "only", 50),
+            hit("a", "new", 200),
+            hit("a", "new", 200),
+        ];
+        let kept: Vec<(String, String)> = newest_versions_only(hits)
+            .into_iter()
+            .map(|h| (h.payload.doc_id, h.payload.doc_hash))
+            .collect();
+        assert_eq!(
+            kept,
+            [("b", "only"), ("a", "new"), ("a", "new")].map(|(d, h)| (d.to_owned(), h.to_owned()))
+        );
+    }
 }
 
 /// How to retrieve: validated request options with the server defaults filled in.

@@ -85,11 +85,11 @@ fn truncated_block(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rag_store::ChunkPayload;
 
-    fn hit(source: &str, page: u32, text: &str) -> Hit {
+    pub(crate) fn hit(source: &str, page: u32, text: &str) -> Hit {
         Hit {
             score: 0.5,
             payload: ChunkPayload {
@@ -106,6 +106,7 @@ mod tests {
                 heading: String::new(),
                 media_type: "text/plain".into(),
                 embedding_model: "m".into(),
+                indexed_at_ms: 0,
                 metadata: Default::default(),
             },
         }

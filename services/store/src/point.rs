@@ -27,6 +27,10 @@ pub struct ChunkPayload {
     pub heading: String,
     pub media_type: String,
     pub embedding_model: String,
+    /// When this version was written (ms since the epoch). While a new version replaces an old
+    /// one both are stored for a moment; readers keep the newer, so none sees a document twice.
+    #[serde(default)]
+    pub indexed_at_ms: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
 }
@@ -133,6 +137,7 @@ mod tests {
             heading: String::new(),
             media_type: "text/markdown".into(),
             embedding_model: "m".into(),
+            indexed_at_ms: 0,
             metadata: Default::default(),
         };
         let stored = stored_payload(&payload);

@@ -25,6 +25,7 @@ fn point(doc: &str, source: &str, hash: &str, index: u32, vector: [f32; 4]) -> C
             heading: String::new(),
             media_type: "text/plain".into(),
             embedding_model: MODEL.into(),
+            indexed_at_ms: 0,
             metadata: [("team".to_owned(), "hr".to_owned())].into(),
         },
     }
