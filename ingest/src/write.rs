@@ -183,9 +183,14 @@ impl VersionWriter {
 
         let lengths: Vec<u32> = unique.iter().map(|(_, _, t)| *t).collect();
         let batches = batch::plan(&lengths, self.batch_size, self.by_length);
+        // The texts move into the embedding call; `unique` keeps hashes and lengths.
         let texts: Vec<Vec<String>> = batches
             .iter()
-            .map(|b| b.iter().map(|&i| unique[i].1.clone()).collect())
+            .map(|b| {
+                b.iter()
+                    .map(|&i| std::mem::take(&mut unique[i].1))
+                    .collect()
+            })
             .collect();
         let embedder = self.embedder.clone();
         let started = std::time::Instant::now();
