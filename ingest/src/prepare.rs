@@ -63,9 +63,9 @@ impl Preparer {
             pdf,
             chunker: Arc::new(chunker),
             max_file_bytes: config.max_file_bytes,
-            // v2: chunks carry their Markdown heading path.
+            // v2: chunks carry their Markdown heading path. v3: and a lexical (BM25) vector.
             fingerprint: format!(
-                "v2|{model}|{}|{}",
+                "v3|{model}|{}|{}",
                 config.chunk_tokens, config.overlap_tokens
             )
             .into(),

@@ -292,6 +292,7 @@ impl VersionWriter {
             .map(|(i, ((chunk, chunk_hash), vector))| ChunkPoint {
                 id: point_id(&doc.doc_id, i as u32, &doc.doc_hash),
                 vector: vector.expect("complete documents have every vector"),
+                lexical: rag_lexical::document_vector(&chunk.text),
                 payload: ChunkPayload {
                     doc_id: doc.doc_id.clone(),
                     source: doc.source.clone(),

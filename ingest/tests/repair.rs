@@ -48,6 +48,7 @@ fn unfinished(root: &str, source: &str, doc_hash: &str, dim: usize) -> Vec<Chunk
         .map(|i| ChunkPoint {
             id: point_id(&doc_id, i, doc_hash),
             vector: vec![0.1; dim],
+            lexical: Default::default(),
             payload: ChunkPayload {
                 doc_id: doc_id.clone(),
                 source: source.into(),

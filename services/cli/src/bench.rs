@@ -244,6 +244,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let retrieval = Retrieval {
         top_k: config.query.top_k,
         score_threshold: config.query.score_threshold,
+        hybrid: config.query.hybrid,
         filter: Default::default(),
     };
     // Prompts for the raw comparison, built exactly as Ask builds them.

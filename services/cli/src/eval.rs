@@ -30,6 +30,9 @@ pub struct EvalArgs {
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
+    /// Retrieve by dense vectors only (the baseline hybrid retrieval is compared with).
+    #[arg(long)]
+    dense_only: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,6 +48,8 @@ const DEPTH: usize = 10;
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Results {
+    /// "hybrid" (dense + lexical, fused) or "dense".
+    pub retrieval: &'static str,
     pub answerable: usize,
     pub unanswerable: usize,
     pub recall_at_1: f64,
@@ -91,6 +96,7 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
     let retrieval = Retrieval {
         top_k: DEPTH,
         score_threshold: -1.0,
+        hybrid: config.query.hybrid && !args.dense_only,
         filter: Default::default(),
     };
     let embedder = indexer.embedder().clone();
@@ -102,7 +108,8 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
         let (hits, took) =
             rag_query::retrieve(&embedder, store.as_ref(), &q.question, &retrieval).await?;
         latencies.push(took);
-        let top = hits.first().map_or(f32::MIN, |h| h.score);
+        // The refusal gate's signal (see `rag_query::retrieve`).
+        let top = hits.iter().map(|h| h.similarity).fold(f32::MIN, f32::max);
         best_scores.push((top, !q.sources.is_empty()));
         if !q.sources.is_empty() {
             let rank = hits.iter().position(|h| {
@@ -114,12 +121,13 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
             ranks.push(rank);
         }
     }
-    let results = score(
+    let mut results = score(
         &ranks,
         &best_scores,
         config.query.score_threshold,
         &mut latencies,
     );
+    results.retrieval = if retrieval.hybrid { "hybrid" } else { "dense" };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
@@ -169,6 +177,7 @@ fn score(
         latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
     Results {
+        retrieval: "hybrid",
         answerable,
         unanswerable,
         recall_at_1: share(hits_at(1), answerable),
@@ -199,6 +208,7 @@ fn print_table(args: &EvalArgs, summary: &rag_ingest::Summary, r: &Results) {
     println!();
     println!("| measure | value |");
     println!("|---|---|");
+    println!("| retrieval | {} |", r.retrieval);
     println!(
         "| questions | {} answerable, {} unanswerable |",
         r.answerable, r.unanswerable

@@ -9,9 +9,12 @@ pub struct QueryConfig {
     pub listen: SocketAddr,
     /// Chunks retrieved when a request does not say.
     pub top_k: usize,
-    /// Chunks below this cosine similarity are not used; when none pass, Ask answers that the
-    /// documents do not say, without calling the model.
+    /// The cosine similarity the best retrieved chunk must reach; when none does, Search
+    /// returns nothing and Ask answers that the documents do not say, without calling the model.
     pub score_threshold: f32,
+    /// Hybrid retrieval: dense and lexical (BM25) candidates fused by reciprocal rank. `false`
+    /// retrieves by dense vectors only.
+    pub hybrid: bool,
     /// Answer length when a request does not say.
     pub max_tokens: usize,
     /// Sampling temperature when a request does not say; 0 is greedy (reproducible).
@@ -26,6 +29,7 @@ impl Default for QueryConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             top_k: 5,
             score_threshold: 0.3,
+            hybrid: true,
             max_tokens: 256,
             temperature: 0.0,
             max_question_chars: 2000,

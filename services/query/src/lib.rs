@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rag_embed::Embedder;
 use rag_ingest::Indexer;
 use rag_llm::Generator;
-use rag_store::{Hit, SearchFilter, VectorStore};
+use rag_store::{Hit, Query, SearchFilter, VectorStore};
 
 pub use config::QueryConfig;
 pub use error::QueryError;
@@ -26,7 +26,12 @@ pub use prompt::Prompt;
 pub const NOT_FOUND_ANSWER: &str =
     "The indexed documents do not contain an answer to this question.";
 
-/// question -> vector -> hits: the best chunks for `query`, best first, and how long it took.
+/// question -> vectors -> hits: the best chunks for `query`, best first, and how long it took.
+///
+/// Hybrid by default: the dense and the lexical candidates fused by reciprocal rank. The fused
+/// score ranks but says nothing about absolute relevance, so the refusal gate is the cosine
+/// similarity of the best candidate: when no candidate reaches `score_threshold`, nothing is
+/// returned.
 pub async fn retrieve(
     embedder: &Arc<Embedder>,
     store: &dyn VectorStore,
@@ -41,14 +46,17 @@ pub async fn retrieve(
         .map_err(|e| QueryError::Internal(format!("embedding task: {e}")))??
         .pop()
         .ok_or_else(|| QueryError::Internal("embedder returned no vector".into()))?;
+    let query = Query {
+        dense: vector,
+        lexical: retrieval.hybrid.then(|| rag_lexical::query_vector(query)),
+    };
     let hits = store
-        .search(
-            vector,
-            retrieval.top_k,
-            Some(retrieval.score_threshold),
-            &retrieval.filter,
-        )
+        .search(query, retrieval.top_k, &retrieval.filter)
         .await?;
+    let best = hits.iter().map(|h| h.similarity).fold(f32::MIN, f32::max);
+    if best < retrieval.score_threshold {
+        return Ok((Vec::new(), started.elapsed()));
+    }
     Ok((newest_versions_only(hits), started.elapsed()))
 }
 
@@ -104,7 +112,10 @@ mod tests {
 #[derive(Debug, Clone)]
 pub struct Retrieval {
     pub top_k: usize,
+    /// The cosine similarity the best candidate must reach, or nothing is returned.
     pub score_threshold: f32,
+    /// Fuse lexical (BM25) candidates with the dense ones; `false` searches dense vectors only.
+    pub hybrid: bool,
     pub filter: SearchFilter,
 }
 

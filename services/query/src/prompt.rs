@@ -92,6 +92,7 @@ pub(crate) mod tests {
     pub(crate) fn hit(source: &str, page: u32, text: &str) -> Hit {
         Hit {
             score: 0.5,
+            similarity: 0.5,
             payload: ChunkPayload {
                 doc_id: source.into(),
                 source: source.into(),

@@ -292,6 +292,7 @@ fn retrieval(
     Ok(Retrieval {
         top_k,
         score_threshold,
+        hybrid: engine.config.hybrid,
         filter: SearchFilter {
             path_prefix: Some(filter.path_prefix).filter(|p| !p.is_empty()),
             doc_ids: filter.document_ids,
@@ -307,7 +308,8 @@ fn chunk(hit: &Hit) -> pb::Chunk {
         page: p.page,
         chunk_index: p.chunk_index,
         text: p.text.clone(),
-        score: hit.score,
+        score: hit.similarity,
+        rank_score: hit.score,
         title: p.title.clone(),
         heading: p.heading.clone(),
     }

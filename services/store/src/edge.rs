@@ -9,19 +9,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use qdrant_edge::{
-    Condition, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, FieldCondition,
-    FieldIndexOperations, Filter, JsonPath, Match, NamedQuery, Payload, PayloadFieldSchema,
-    PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
-    QueryEnum, QueryRequestBuilder, ScoringQuery, ScrollRequestBuilder, UpdateOperation,
-    ValueVariants, VectorInternal, VectorPersisted, VectorStructInternal, VectorStructPersisted,
-    WithPayloadInterface, WithVector,
+    Condition, CreateIndex, CreateVectorName, Distance, EdgeConfig, EdgeShard, EdgeVectorParams,
+    FieldCondition, FieldIndexOperations, Filter, Fusion, JsonPath, Match, Modifier, NamedQuery,
+    Payload, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
+    PointOperations, PointStructPersisted, PrefetchBuilder, QueryEnum, QueryRequestBuilder,
+    ScoringQuery, ScrollRequestBuilder, SparseVectorConfig, UpdateOperation, ValueVariants,
+    VectorInternal, VectorNameConfig, VectorNameOperations, VectorPersisted, VectorStructInternal,
+    VectorStructPersisted, WithPayloadInterface, WithVector,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::migrations::{self, IndexKind, Step, Target};
-use crate::point::{parse_payload, prefix_keys, stored_payload};
+use crate::migrations::{self, IndexKind, SparseModifier, Step, Target};
+use crate::point::{RRF_K, cosine, parse_payload, prefetch_limit, prefix_keys, stored_payload};
 use crate::{
-    ChunkPayload, ChunkPoint, DocumentVersion, Hit, Result, SearchFilter, StoreError, VectorStore,
+    ChunkPayload, ChunkPoint, DocumentVersion, Hit, Query, Result, SearchFilter, StoreError,
+    VectorStore,
 };
 
 const SHARD_DIR: &str = "chunks";
@@ -30,6 +32,7 @@ const SCHEMA_FILE: &str = "schema.json";
 pub struct EdgeStore {
     shard: Arc<EdgeShard>,
     dense: String,
+    lexical: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -133,6 +136,28 @@ impl EdgeStore {
                             ))
                             .map_err(op)?;
                     }
+                    Step::CreateSparseVector { name, modifier } => {
+                        let shard = shard.as_ref().ok_or_else(|| StoreError::Migration {
+                            name: migration.name.clone(),
+                            reason: "sparse vector before the collection exists".into(),
+                        })?;
+                        let modifier = match modifier {
+                            SparseModifier::None => Modifier::None,
+                            SparseModifier::Idf => Modifier::Idf,
+                        };
+                        // Repeating it after a crash is a no-op: same name, same parameters.
+                        shard
+                            .update(UpdateOperation::VectorNameOperation(
+                                VectorNameOperations::CreateVectorName(CreateVectorName {
+                                    vector_name: name.clone(),
+                                    config: VectorNameConfig::sparse(SparseVectorConfig {
+                                        modifier: Some(modifier),
+                                        datatype: None,
+                                    }),
+                                }),
+                            ))
+                            .map_err(op)?;
+                    }
                 }
             }
             let record = SchemaRecord {
@@ -165,6 +190,7 @@ impl EdgeStore {
         Ok(Self {
             shard: Arc::new(shard),
             dense,
+            lexical: migrations::lexical_vector_name()?,
         })
     }
 
@@ -236,16 +262,21 @@ impl VectorStore for EdgeStore {
             return Ok(());
         }
         let dense = self.dense.clone();
+        let lexical = self.lexical.clone();
         let points = points
             .into_iter()
             .map(|p| {
                 let payload = Payload::from(stored_payload(&p.payload));
+                let mut vectors =
+                    HashMap::from([(dense.clone(), VectorPersisted::Dense(p.vector))]);
+                if let Some(name) = &lexical
+                    && !p.lexical.is_empty()
+                {
+                    vectors.insert(name.clone(), VectorPersisted::Sparse(sparse(p.lexical)));
+                }
                 PointStructPersisted {
                     id: PointId::Uuid(p.id),
-                    vector: VectorStructPersisted::Named(HashMap::from([(
-                        dense.clone(),
-                        VectorPersisted::Dense(p.vector),
-                    )])),
+                    vector: VectorStructPersisted::Named(vectors),
                     payload: Some(payload),
                 }
             })
@@ -258,32 +289,63 @@ impl VectorStore for EdgeStore {
         .await
     }
 
-    async fn search(
-        &self,
-        vector: Vec<f32>,
-        limit: usize,
-        score_threshold: Option<f32>,
-        filter: &SearchFilter,
-    ) -> Result<Vec<Hit>> {
-        let mut request = QueryRequestBuilder::new(limit)
-            .query(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
-                VectorInternal::from(vector),
-                self.dense.clone(),
-            ))))
-            .with_payload(WithPayloadInterface::Bool(true));
-        if let Some(filter) = to_filter(filter)? {
-            request = request.filter(filter);
+    async fn search(&self, query: Query, limit: usize, filter: &SearchFilter) -> Result<Vec<Hit>> {
+        if limit == 0 {
+            return Ok(Vec::new());
         }
-        if let Some(t) = score_threshold {
-            request = request.score_threshold(t);
+        let filter = to_filter(filter)?;
+        let dense = NamedQuery::new(
+            VectorInternal::from(query.dense.clone()),
+            self.dense.clone(),
+        );
+        let dense = ScoringQuery::Vector(QueryEnum::Nearest(dense));
+        let lexical = match (&self.lexical, query.lexical) {
+            (Some(name), Some(terms)) if !terms.is_empty() => {
+                Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
+                    VectorInternal::from(sparse(terms)),
+                    name.clone(),
+                ))))
+            }
+            _ => None,
+        };
+        let hybrid = lexical.is_some();
+        let mut request = QueryRequestBuilder::new(limit)
+            .with_payload(WithPayloadInterface::Bool(true))
+            .with_vector(WithVector::Selector(vec![self.dense.clone()]));
+        if let Some(lexical) = lexical {
+            for side in [dense, lexical] {
+                let mut prefetch = PrefetchBuilder::new(prefetch_limit(limit)).query(side);
+                if let Some(filter) = &filter {
+                    prefetch = prefetch.filter(filter.clone());
+                }
+                request = request.add_prefetch(prefetch.build());
+            }
+            request = request.query(ScoringQuery::Fusion(Fusion::Rrf {
+                k: RRF_K,
+                weights: None,
+            }));
+        } else {
+            request = request.query(dense);
+        }
+        if let Some(filter) = filter {
+            request = request.filter(filter);
         }
         let request = request.build();
         let points = self.blocking(move |shard| shard.query(request)).await?;
+        let dense_name = self.dense.clone();
         points
             .into_iter()
             .map(|p| {
+                let similarity = match p.vector {
+                    Some(VectorStructInternal::Named(named)) => match named.get(&dense_name) {
+                        Some(VectorInternal::Dense(v)) => cosine(&query.dense, v),
+                        _ => 0.0,
+                    },
+                    _ => 0.0,
+                };
                 Ok(Hit {
-                    score: p.score,
+                    score: if hybrid { p.score } else { similarity },
+                    similarity,
                     payload: from_payload(p.payload)?,
                 })
             })
@@ -479,6 +541,14 @@ fn to_filter(filter: &SearchFilter) -> Result<Option<Filter>> {
         must: Some(must),
         ..Filter::default()
     }))
+}
+
+fn sparse(v: crate::SparseVector) -> qdrant_edge::SparseVector {
+    // rag-lexical makes sorted, unique indices with one value each.
+    qdrant_edge::SparseVector {
+        indices: v.indices,
+        values: v.values,
+    }
 }
 
 fn from_payload(payload: Option<Payload>) -> Result<ChunkPayload> {

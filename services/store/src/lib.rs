@@ -18,7 +18,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use error::{Result, StoreError};
-pub use point::{ChunkPayload, ChunkPoint, DocumentVersion, Hit, SearchFilter, point_id};
+pub use point::{ChunkPayload, ChunkPoint, DocumentVersion, Hit, Query, SearchFilter, point_id};
+pub use rag_lexical::SparseVector;
 
 /// What every backend offers. Calls never block the async runtime.
 #[async_trait::async_trait]
@@ -26,14 +27,9 @@ pub trait VectorStore: Send + Sync {
     /// Inserts or overwrites points by id, in order.
     async fn upsert(&self, points: Vec<ChunkPoint>) -> Result<()>;
 
-    /// Nearest chunks to `vector`, best first, scoring at least `score_threshold`.
-    async fn search(
-        &self,
-        vector: Vec<f32>,
-        limit: usize,
-        score_threshold: Option<f32>,
-        filter: &SearchFilter,
-    ) -> Result<Vec<Hit>>;
+    /// The best `limit` chunks for `query`, best first. With lexical terms: the dense and the
+    /// lexical (IDF-weighted) candidates fused by reciprocal rank; without: dense only.
+    async fn search(&self, query: Query, limit: usize, filter: &SearchFilter) -> Result<Vec<Hit>>;
 
     /// One entry per (document, version) whose commit marker (chunk 0) is stored, optionally
     /// only those indexed from folder `root`, or only those of document `doc_id`.

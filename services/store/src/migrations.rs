@@ -15,6 +15,10 @@ const FILES: &[(&str, &str)] = &[
         "0002_chunk_hash.toml",
         include_str!("../../../migrations/0002_chunk_hash.toml"),
     ),
+    (
+        "0003_lexical.toml",
+        include_str!("../../../migrations/0003_lexical.toml"),
+    ),
 ];
 
 /// What the schema is being brought up to: the vector size and model of this configuration.
@@ -45,6 +49,20 @@ pub enum Step {
         field: String,
         kind: IndexKind,
     },
+    /// A named sparse vector added to the collection (in place, also to an existing one).
+    CreateSparseVector {
+        name: String,
+        modifier: SparseModifier,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SparseModifier {
+    /// Weights stored as given.
+    None,
+    /// Query weights multiplied by each term's inverse document frequency.
+    Idf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -90,6 +108,18 @@ pub fn dense_vector_name() -> Result<String> {
         name: "migrations/".into(),
         reason: "no create_collection step".into(),
     })
+}
+
+/// The name of the sparse lexical vector, if a migration creates one.
+pub fn lexical_vector_name() -> Result<Option<String>> {
+    for migration in all()? {
+        for step in migration.steps {
+            if let Step::CreateSparseVector { name, .. } = step {
+                return Ok(Some(name));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn parse(name: &str, text: &str) -> Result<Migration> {
@@ -140,6 +170,7 @@ mod tests {
             kind: IndexKind::Keyword
         }));
         assert_eq!(dense_vector_name().unwrap(), "dense");
+        assert_eq!(lexical_vector_name().unwrap().as_deref(), Some("lexical"));
     }
 
     #[test]

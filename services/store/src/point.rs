@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use rag_lexical::SparseVector;
 use serde::{Deserialize, Serialize};
 
 /// Everything stored with a chunk. Field names are the payload keys in Qdrant; the indexed ones
@@ -39,7 +40,44 @@ pub struct ChunkPayload {
 pub struct ChunkPoint {
     pub id: uuid::Uuid,
     pub vector: Vec<f32>,
+    /// BM25 term weights of the text ([`rag_lexical::document_vector`]).
+    pub lexical: SparseVector,
     pub payload: ChunkPayload,
+}
+
+/// What a search looks for: the query's embedding and, for hybrid retrieval, its terms.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub dense: Vec<f32>,
+    /// `None` (or no terms) searches the dense vectors only.
+    pub lexical: Option<SparseVector>,
+}
+
+/// Reciprocal rank fusion's constant: a hit's fused score is the sum over the dense and the
+/// lexical ranking of 1 / (RRF_K + rank). 60 is the value from the original paper and Qdrant's
+/// default; it keeps one side's first place from drowning the other side's evidence.
+pub(crate) const RRF_K: usize = 60;
+
+/// Candidates each side contributes before fusion: enough that a chunk ranked well by one side
+/// only still reaches the fused list.
+pub(crate) fn prefetch_limit(limit: usize) -> usize {
+    (limit * 4).max(32)
+}
+
+/// Cosine similarity; the fused score says nothing about absolute relevance, so every hit
+/// carries this too.
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
 }
 
 /// Point ids are derived, never random: the same chunk of the same document version always
@@ -96,7 +134,11 @@ pub(crate) fn parse_payload(
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
+    /// The ranking score: reciprocal rank fusion of the dense and lexical ranks for a hybrid
+    /// search, the cosine similarity for a dense-only one.
     pub score: f32,
+    /// Cosine similarity of the chunk's dense vector to the query's.
+    pub similarity: f32,
     pub payload: ChunkPayload,
 }
 

@@ -18,17 +18,21 @@ use qdrant_client::qdrant::r#match::MatchValue;
 use qdrant_client::qdrant::value::Kind;
 use qdrant_client::qdrant::{
     CollectionConfig, Condition, CountPointsBuilder, CreateCollectionBuilder,
-    CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter, ListValue,
-    PayloadIncludeSelector, PointId, PointStruct, Query, QueryPointsBuilder, RepeatedStrings,
-    ScrollPointsBuilder, Struct, UpdateCollectionBuilder, UpsertPointsBuilder, Value,
-    VectorParamsBuilder, VectorParamsMap, VectorsConfig, VectorsSelector, vector_output,
-    vectors_config,
+    CreateFieldIndexCollectionBuilder, CreateVectorNameRequestBuilder, DeletePointsBuilder,
+    Distance, FieldType, Filter, ListValue, Modifier, NamedVectors, PayloadIncludeSelector,
+    PointId, PointStruct, PrefetchQueryBuilder, Query, QueryPointsBuilder, RepeatedStrings,
+    RrfBuilder, ScrollPointsBuilder, SparseVectorCreationConfigBuilder, Struct,
+    UpdateCollectionBuilder, UpsertPointsBuilder, Value, Vector, VectorParamsBuilder,
+    VectorParamsMap, VectorsConfig, VectorsSelector, vector_output, vectors_config,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 
-use crate::migrations::{self, IndexKind, Step, Target};
-use crate::point::{parse_payload, prefix_keys, stored_payload};
-use crate::{ChunkPoint, DocumentVersion, Hit, Result, SearchFilter, StoreError, VectorStore};
+use crate::migrations::{self, IndexKind, SparseModifier, Step, Target};
+use crate::point::{RRF_K, cosine, parse_payload, prefetch_limit, prefix_keys, stored_payload};
+use crate::{
+    ChunkPoint, DocumentVersion, Hit, Query as SearchQuery, Result, SearchFilter, StoreError,
+    VectorStore,
+};
 
 /// Collection metadata keys of the schema record. Flat keys, because an update merges metadata
 /// key by key.
@@ -52,6 +56,7 @@ pub struct ServerStore {
     client: Qdrant,
     collection: String,
     dense: String,
+    lexical: Option<String>,
 }
 
 /// What the collection's metadata says about its schema.
@@ -141,6 +146,7 @@ impl ServerStore {
             client,
             collection: collection.to_owned(),
             dense: migrations::dense_vector_name()?,
+            lexical: migrations::lexical_vector_name()?,
         };
         store.migrate(&target).await?;
         Ok(store)
@@ -203,6 +209,19 @@ impl ServerStore {
                                 self.error(format!("{}: index {field}", migration.name), e)
                             })?;
                     }
+                    Step::CreateSparseVector { name, modifier } => {
+                        if !exists {
+                            return Err(StoreError::Migration {
+                                name: migration.name.clone(),
+                                reason: "sparse vector before the collection exists".into(),
+                            });
+                        }
+                        self.create_sparse_vector(name, *modifier)
+                            .await
+                            .map_err(|e| {
+                                self.error(format!("{}: sparse vector {name}", migration.name), e)
+                            })?;
+                    }
                 }
             }
             self.record(&SchemaRecord {
@@ -240,6 +259,42 @@ impl ServerStore {
                 target.vector_size
             )));
         }
+        Ok(())
+    }
+
+    /// Adds the sparse vector `name` unless a crashed earlier attempt already did.
+    async fn create_sparse_vector(
+        &self,
+        name: &str,
+        modifier: SparseModifier,
+    ) -> std::result::Result<(), QdrantError> {
+        let config = self
+            .client
+            .collection_info(self.collection.as_str())
+            .await?;
+        let present = config
+            .result
+            .and_then(|info| info.config)
+            .and_then(|c| c.params)
+            .and_then(|p| p.sparse_vectors_config)
+            .is_some_and(|s| s.map.contains_key(name));
+        if present {
+            return Ok(());
+        }
+        let modifier = match modifier {
+            SparseModifier::None => Modifier::None,
+            SparseModifier::Idf => Modifier::Idf,
+        };
+        self.client
+            .create_vector_name(
+                CreateVectorNameRequestBuilder::new(
+                    self.collection.as_str(),
+                    name,
+                    SparseVectorCreationConfigBuilder::new().modifier(modifier as i32),
+                )
+                .wait(true),
+            )
+            .await?;
         Ok(())
     }
 
@@ -463,9 +518,19 @@ impl VectorStore for ServerStore {
                 .by_ref()
                 .take(UPSERT_BATCH)
                 .map(|p| {
+                    let mut vectors = NamedVectors::default()
+                        .add_vector(self.dense.clone(), Vector::new_dense(p.vector));
+                    if let Some(name) = &self.lexical
+                        && !p.lexical.is_empty()
+                    {
+                        vectors = vectors.add_vector(
+                            name.clone(),
+                            Vector::new_sparse(p.lexical.indices, p.lexical.values),
+                        );
+                    }
                     PointStruct::new(
                         p.id.to_string(),
-                        HashMap::from([(self.dense.clone(), p.vector)]),
+                        vectors,
                         to_payload(stored_payload(&p.payload)),
                     )
                 })
@@ -480,24 +545,51 @@ impl VectorStore for ServerStore {
 
     async fn search(
         &self,
-        vector: Vec<f32>,
+        query: SearchQuery,
         limit: usize,
-        score_threshold: Option<f32>,
         filter: &SearchFilter,
     ) -> Result<Vec<Hit>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let filter = to_filter(filter);
+        let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         let mut request = QueryPointsBuilder::new(self.collection.as_str())
-            .query(Query::new_nearest(vector))
-            .using(self.dense.as_str())
-            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
-            .with_payload(true);
-        if let Some(filter) = to_filter(filter) {
-            request = request.filter(filter);
+            .limit(as_u64(limit))
+            .with_payload(true)
+            .with_vectors(VectorsSelector {
+                names: vec![self.dense.clone()],
+            });
+        let lexical = match (&self.lexical, query.lexical) {
+            (Some(name), Some(terms)) if !terms.is_empty() => Some((name, terms)),
+            _ => None,
+        };
+        let hybrid = lexical.is_some();
+        if let Some((name, terms)) = lexical {
+            let pairs: Vec<(u32, f32)> = terms.indices.into_iter().zip(terms.values).collect();
+            let sides = [
+                PrefetchQueryBuilder::default()
+                    .query(Query::new_nearest(query.dense.clone()))
+                    .using(self.dense.as_str()),
+                PrefetchQueryBuilder::default()
+                    .query(Query::from(pairs))
+                    .using(name.as_str()),
+            ];
+            for side in sides {
+                let mut side = side.limit(as_u64(prefetch_limit(limit)));
+                if let Some(filter) = &filter {
+                    side = side.filter(filter.clone());
+                }
+                request = request.add_prefetch(side);
+            }
+            request = request.query(Query::new_rrf(RrfBuilder::with_k(RRF_K as u32)));
+        } else {
+            request = request
+                .query(Query::new_nearest(query.dense.clone()))
+                .using(self.dense.as_str());
         }
-        if let Some(t) = score_threshold {
-            request = request.score_threshold(t);
+        if let Some(filter) = filter {
+            request = request.filter(filter);
         }
         let points = self
             .client
@@ -508,8 +600,17 @@ impl VectorStore for ServerStore {
         points
             .into_iter()
             .map(|p| {
+                let similarity = match p
+                    .vectors
+                    .as_ref()
+                    .and_then(|v| v.get_vector_by_name(&self.dense))
+                {
+                    Some(vector_output::Vector::Dense(v)) => cosine(&query.dense, &v.data),
+                    _ => 0.0,
+                };
                 Ok(Hit {
-                    score: p.score,
+                    score: if hybrid { p.score } else { similarity },
+                    similarity,
                     payload: parse_payload(to_json_map(p.payload))?,
                 })
             })

@@ -1,6 +1,6 @@
 //! What every backend must do, run against each of them.
 
-use rag_store::{ChunkPayload, ChunkPoint, SearchFilter, StoreConfig, point_id};
+use rag_store::{ChunkPayload, ChunkPoint, Query, SearchFilter, StoreConfig, point_id};
 
 pub const DIM: usize = 4;
 pub const MODEL: &str = "test-model";
@@ -8,9 +8,11 @@ pub const MODEL: &str = "test-model";
 pub const REMAINING: u64 = 3;
 
 fn point(doc: &str, source: &str, hash: &str, index: u32, vector: [f32; 4]) -> ChunkPoint {
+    let text = format!("text of {source} #{index}");
     ChunkPoint {
         id: point_id(doc, index, hash),
         vector: vector.to_vec(),
+        lexical: rag_lexical::document_vector(&text),
         payload: ChunkPayload {
             doc_id: doc.into(),
             source: source.into(),
@@ -20,7 +22,7 @@ fn point(doc: &str, source: &str, hash: &str, index: u32, vector: [f32; 4]) -> C
             chunk_index: index,
             chunk_count: 2,
             chunk_hash: format!("{doc}-{index}"),
-            text: format!("text of {source} #{index}"),
+            text,
             title: "Title".into(),
             heading: String::new(),
             media_type: "text/plain".into(),
@@ -28,6 +30,20 @@ fn point(doc: &str, source: &str, hash: &str, index: u32, vector: [f32; 4]) -> C
             indexed_at_ms: 0,
             metadata: [("team".to_owned(), "hr".to_owned())].into(),
         },
+    }
+}
+
+fn dense(vector: [f32; 4]) -> Query {
+    Query {
+        dense: vector.to_vec(),
+        lexical: None,
+    }
+}
+
+fn hybrid(vector: [f32; 4], text: &str) -> Query {
+    Query {
+        dense: vector.to_vec(),
+        lexical: Some(rag_lexical::query_vector(text)),
     }
 }
 
@@ -98,7 +114,7 @@ pub async fn run(config: &StoreConfig) {
     // Nearest first, payload intact.
     let all = SearchFilter::default();
     let hits = store
-        .search(vec![0.9, 0.1, 0.0, 0.0], 2, None, &all)
+        .search(dense([0.9, 0.1, 0.0, 0.0]), 2, &all)
         .await
         .unwrap();
     assert_eq!(hits.len(), 2);
@@ -107,25 +123,67 @@ pub async fn run(config: &StoreConfig) {
         point("a", "hr/leave.md", "h1", 0, [0.0; 4]).payload
     );
     assert!(hits[0].score > 0.99 && hits[0].score >= hits[1].score);
+    assert_eq!(hits[0].score, hits[0].similarity, "dense only: the cosine");
+    assert!((hits[1].similarity - 0.110).abs() < 0.01, "{hits:?}");
 
-    // A score threshold drops weak matches.
+    // Hybrid: an exact term the dense side ranks last still reaches the fused top, and each
+    // hit keeps its cosine similarity next to the fused score.
+    let code = point("c", "ops/errors.md", "h3", 0, [-1.0, 0.0, 0.0, 0.0]);
+    let mut code = ChunkPoint {
+        lexical: rag_lexical::document_vector("Error NWC-412: the network controller is down"),
+        ..code
+    };
+    code.payload.text = "Error NWC-412: the network controller is down".into();
+    store.upsert(vec![code]).await.unwrap();
+    let query = [1.0, 0.0, 0.0, 0.0];
+    let dense_top: Vec<String> = store
+        .search(dense(query), 2, &all)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.payload.doc_id)
+        .collect();
+    assert!(!dense_top.contains(&"c".to_owned()), "{dense_top:?}");
     let hits = store
-        .search(vec![1.0, 0.0, 0.0, 0.0], 10, Some(0.5), &all)
+        .search(hybrid(query, "what does NWC-412 mean"), 2, &all)
         .await
         .unwrap();
-    assert_eq!(hits.len(), 1);
+    let c = hits
+        .iter()
+        .find(|h| h.payload.doc_id == "c")
+        .unwrap_or_else(|| panic!("exact term not fused in: {hits:?}"));
+    assert!((c.similarity + 1.0).abs() < 1e-4, "{c:?}");
+    assert!(
+        hits.iter().all(|h| h.score > 0.0 && h.score < 1.0),
+        "{hits:?}"
+    );
+    // Filters apply to both sides of a hybrid search.
+    let hits = store
+        .search(hybrid(query, "NWC-412"), 10, &prefix("hr"))
+        .await
+        .unwrap();
+    assert!(!hits.is_empty());
+    assert!(
+        hits.iter().all(|h| h.payload.source == "hr/leave.md"),
+        "{hits:?}"
+    );
+    // A query without lexical terms is a dense search.
+    let hits = store.search(hybrid(query, "?!"), 1, &all).await.unwrap();
+    assert_eq!(hits[0].payload.doc_id, "a");
+    assert_eq!(hits[0].score, hits[0].similarity);
+    assert_eq!(store.delete_document("c", None).await.unwrap(), 1);
 
     // Filters: folder prefix (with or without a slash), whole path, document ids.
     for p in ["it", "it/", "it/vpn.txt"] {
         let hits = store
-            .search(vec![1.0, 0.0, 0.0, 0.0], 10, None, &prefix(p))
+            .search(dense([1.0, 0.0, 0.0, 0.0]), 10, &prefix(p))
             .await
             .unwrap();
         assert_eq!(hits.len(), 2, "prefix {p}");
         assert!(hits.iter().all(|h| h.payload.source == "it/vpn.txt"));
     }
     let hits = store
-        .search(vec![1.0, 0.0, 0.0, 0.0], 10, None, &prefix("i"))
+        .search(dense([1.0, 0.0, 0.0, 0.0]), 10, &prefix("i"))
         .await
         .unwrap();
     assert!(
@@ -137,7 +195,7 @@ pub async fn run(config: &StoreConfig) {
         doc_ids: vec!["a".into(), "zzz".into()],
     };
     let hits = store
-        .search(vec![0.0, 0.0, 1.0, 0.0], 10, None, &filter)
+        .search(dense([0.0, 0.0, 1.0, 0.0]), 10, &filter)
         .await
         .unwrap();
     assert_eq!(hits.len(), 2);
