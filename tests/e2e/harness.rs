@@ -49,6 +49,14 @@ max_tokens = 48
         Self { dir }
     }
 
+    /// Adds `line` to the config's `[query]` table (the file's last table).
+    pub fn query_option(&self, line: &str) {
+        let mut config = std::fs::read_to_string(self.config()).unwrap();
+        config.push_str(line);
+        config.push('\n');
+        std::fs::write(self.config(), config).unwrap();
+    }
+
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("rag.toml")
     }

@@ -251,7 +251,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let mut raw_prompts = Vec::new();
     for q in questions.iter().cycle().take(args.asks) {
         let (hits, _) = engine.retrieve(q, &retrieval).await?;
-        raw_prompts.push(engine.prompt(q, &hits, args.max_tokens as usize));
+        raw_prompts.push(engine.prompt(q, hits, args.max_tokens as usize));
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

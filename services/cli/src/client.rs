@@ -172,6 +172,28 @@ pub async fn ask(config: &Config, args: AskArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!();
     }
+    if answer.status == pb::AnswerStatus::Unsupported as i32 {
+        println!(
+            "\nWithheld: no sentence of this answer is supported by the sources.\n{}",
+            answer.text
+        );
+    }
+    if !answer.sentences.is_empty() {
+        println!("\nChecked against the sources:");
+        for s in &answer.sentences {
+            let verdict = if s.supported {
+                format!("supported by [{}]", s.supported_by)
+            } else {
+                "NOT supported".to_owned()
+            };
+            println!(
+                "  {verdict:<18} terms {:.0}%, similarity {:.2}: {}",
+                s.lexical_overlap * 100.0,
+                s.similarity,
+                snippet(&s.text, 80)
+            );
+        }
+    }
     if !sources.is_empty() {
         println!("\nSources:");
         for s in &sources {
@@ -285,6 +307,12 @@ fn answer_json(a: &pb::Answer, sources: &[pb::Source]) -> serde_json::Value {
             "number": c.number, "document_id": c.document_id, "source_path": c.source_path, "page": c.page,
         })).collect::<Vec<_>>(),
         "invalid_citations": a.invalid_citations,
+        "draft": a.draft,
+        "sentences": a.sentences.iter().map(|s| serde_json::json!({
+            "text": s.text, "cited": s.cited, "supported": s.supported,
+            "supported_by": s.supported_by, "lexical_overlap": s.lexical_overlap,
+            "similarity": s.similarity,
+        })).collect::<Vec<_>>(),
         "sources": sources.iter().map(|s| serde_json::json!({
             "number": s.number,
             "chunk": s.chunk.as_ref().map(chunk_json),

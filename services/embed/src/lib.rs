@@ -27,6 +27,11 @@ pub struct EmbedConfig {
     pub threads: usize,
     /// The ONNX Runtime shared library (loaded at run time, not linked).
     pub onnxruntime: PathBuf,
+    /// Put before every question (and answer sentence) that is embedded. Models trained with
+    /// instructions need it: the E5 family expects "query: ".
+    pub query_prefix: String,
+    /// Put before every document chunk that is embedded ("passage: " for E5).
+    pub passage_prefix: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +53,8 @@ impl Default for EmbedConfig {
             pooling: PoolingKind::Mean,
             threads: 0,
             onnxruntime: "models/onnxruntime/libonnxruntime.so".into(),
+            query_prefix: String::new(),
+            passage_prefix: String::new(),
         }
     }
 }
@@ -77,6 +84,8 @@ pub enum EmbedError {
 pub struct Embedder {
     name: String,
     dimension: usize,
+    query_prefix: String,
+    passage_prefix: String,
     // fastembed's `embed` takes `&mut self`; calls are serialised here.
     model: Mutex<TextEmbedding>,
 }
@@ -127,6 +136,8 @@ impl Embedder {
         Ok(Self {
             name: config.name.clone(),
             dimension,
+            query_prefix: config.query_prefix.clone(),
+            passage_prefix: config.passage_prefix.clone(),
             model: Mutex::new(model),
         })
     }
@@ -139,8 +150,19 @@ impl Embedder {
         self.dimension
     }
 
-    /// L2-normalised vectors, one per text, in order. Blocking: call from a blocking thread.
+    /// Vectors of document chunks (with the passage prefix), one per text, in order.
+    /// Blocking: call from a blocking thread.
     pub fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed_raw(with_prefix(&self.passage_prefix, texts))
+    }
+
+    /// Vectors of questions and answer sentences (with the query prefix). Blocking.
+    pub fn embed_queries(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed_raw(with_prefix(&self.query_prefix, texts))
+    }
+
+    /// L2-normalised vectors, one per text, in order.
+    fn embed_raw(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -170,14 +192,9 @@ fn init_runtime(path: &Path) -> Result<(), EmbedError> {
     })
 }
 
-/// Cosine similarity of two vectors.
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na * nb)
+fn with_prefix(prefix: &str, texts: Vec<String>) -> Vec<String> {
+    if prefix.is_empty() {
+        return texts;
     }
+    texts.into_iter().map(|t| format!("{prefix}{t}")).collect()
 }

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use rag_embed::{EmbedConfig, Embedder, cosine};
+use rag_embed::{EmbedConfig, Embedder};
+use rag_store::cosine;
 
 fn config() -> EmbedConfig {
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models");

@@ -56,6 +56,25 @@ pub fn query_vector(text: &str) -> SparseVector {
     weighted(&terms(text), |_| 1.0)
 }
 
+/// The query's identifiers only: codes, flags, paths, versions, words mixing letters and digits
+/// (`NWC-412`, `--debounce-ms`, `x86`, `2049`). Searched as a ranking of its own next to the
+/// dense and the full lexical one: a chunk that holds the exact identifier asked about then
+/// leads two of the three rankings, so reciprocal rank fusion puts it first even when the
+/// embedding sees nothing special in it and every other chunk shares the query's common words.
+pub fn identifier_vector(text: &str) -> SparseVector {
+    let identifiers: Vec<String> = terms(text)
+        .into_iter()
+        .filter(|t| is_identifier(t))
+        .collect();
+    weighted(&identifiers, |_| 1.0)
+}
+
+fn is_identifier(term: &str) -> bool {
+    let digits = term.chars().filter(char::is_ascii_digit).count();
+    let letters = term.chars().filter(|c| c.is_alphabetic()).count();
+    term.contains(is_joiner) || (digits > 0 && letters > 0) || digits >= 3
+}
+
 fn weighted(terms: &[String], weight: impl Fn(f32) -> f32) -> SparseVector {
     let mut counts: BTreeMap<u32, f32> = BTreeMap::new();
     for term in terms {
@@ -212,6 +231,23 @@ mod tests {
             terms("NWC-412번 오류"),
             ["nwc", "412", "nwc-412", "번", "오류"]
         );
+    }
+
+    #[test]
+    fn identifiers_are_codes_flags_and_long_numbers() {
+        let only = |text: &str| {
+            terms(text)
+                .into_iter()
+                .filter(|t| is_identifier(t))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(only("What does error NWC-412 mean?"), ["412", "nwc-412"]);
+        assert_eq!(
+            only("set --debounce-ms on x86 since 2026, page 3"),
+            ["debounce-ms", "x86", "2026"]
+        );
+        assert!(identifier_vector("how do I request leave").is_empty());
+        assert_eq!(identifier_vector("NWC-412").indices.len(), 2);
     }
 
     #[test]

@@ -33,9 +33,55 @@ pub fn check(answer: &str, given: usize) -> (Vec<u32>, Vec<u32>) {
     (valid, invalid)
 }
 
+/// `answer` without the citation numbers in `invalid`: `[7]` disappears, `[1, 7]` becomes `[1]`.
+pub fn remove(answer: &str, invalid: &[u32]) -> String {
+    if invalid.is_empty() {
+        return answer.to_owned();
+    }
+    let mut out = String::with_capacity(answer.len());
+    let mut rest = answer;
+    while let Some(open) = rest.find('[') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(']') else { break };
+        let numbers: Option<Vec<u32>> = after[..close]
+            .split(',')
+            .map(|n| n.trim().parse::<u32>().ok())
+            .collect();
+        match numbers {
+            Some(numbers) => {
+                let kept: Vec<String> = numbers
+                    .iter()
+                    .filter(|n| !invalid.contains(n))
+                    .map(u32::to_string)
+                    .collect();
+                let before = &rest[..open];
+                if kept.is_empty() {
+                    out.push_str(before.strip_suffix(' ').unwrap_or(before));
+                } else {
+                    out.push_str(before);
+                    out.push_str(&format!("[{}]", kept.join(", ")));
+                }
+            }
+            None => out.push_str(&rest[..open + 1 + close + 1]),
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use super::{check, remove};
+
+    #[test]
+    fn removes_only_invalid_citation_numbers() {
+        assert_eq!(
+            remove("Yes [7]. Also [1, 7][2] and [x].", &[7]),
+            "Yes. Also [1][2] and [x]."
+        );
+        assert_eq!(remove("Same [1].", &[]), "Same [1].");
+    }
 
     #[test]
     fn splits_valid_and_invalid_citations() {

@@ -2,6 +2,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::support::SupportConfig;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueryConfig {
@@ -21,6 +23,8 @@ pub struct QueryConfig {
     pub temperature: f32,
     /// Longest accepted question or query, in characters.
     pub max_question_chars: usize,
+    /// When an answer sentence counts as supported by a source.
+    pub support: SupportConfig,
 }
 
 impl Default for QueryConfig {
@@ -33,6 +37,7 @@ impl Default for QueryConfig {
             max_tokens: 256,
             temperature: 0.0,
             max_question_chars: 2000,
+            support: SupportConfig::default(),
         }
     }
 }

@@ -5,10 +5,12 @@
 
 mod citations;
 mod config;
+pub mod context;
 mod error;
 mod prompt;
 pub mod server;
 mod service;
+pub mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,10 +30,11 @@ pub const NOT_FOUND_ANSWER: &str =
 
 /// question -> vectors -> hits: the best chunks for `query`, best first, and how long it took.
 ///
-/// Hybrid by default: the dense and the lexical candidates fused by reciprocal rank. The fused
-/// score ranks but says nothing about absolute relevance, so the refusal gate is the cosine
-/// similarity of the best candidate: when no candidate reaches `score_threshold`, nothing is
-/// returned.
+/// Hybrid by default: the dense, the lexical and the identifier rankings fused by reciprocal
+/// rank. The fused score ranks but says nothing about absolute relevance, so what is kept is
+/// decided by the cosine similarity: a chunk below `score_threshold` is dropped unless it holds
+/// one of the question's identifiers (an error code, a flag) verbatim. When nothing is left,
+/// the documents do not answer the question.
 pub async fn retrieve(
     embedder: &Arc<Embedder>,
     store: &dyn VectorStore,
@@ -41,23 +44,39 @@ pub async fn retrieve(
     let started = Instant::now();
     let embedder = embedder.clone();
     let text = query.to_owned();
-    let vector = tokio::task::spawn_blocking(move || embedder.embed(vec![text]))
+    let vector = tokio::task::spawn_blocking(move || embedder.embed_queries(vec![text]))
         .await
         .map_err(|e| QueryError::Internal(format!("embedding task: {e}")))??
         .pop()
         .ok_or_else(|| QueryError::Internal("embedder returned no vector".into()))?;
-    let query = Query {
+    let identifiers = if retrieval.hybrid {
+        rag_lexical::identifier_vector(query)
+    } else {
+        Default::default()
+    };
+    let search = Query {
         dense: vector,
         lexical: retrieval.hybrid.then(|| rag_lexical::query_vector(query)),
+        identifiers: Some(identifiers.clone()).filter(|i| !i.is_empty()),
     };
     let hits = store
-        .search(query, retrieval.top_k, &retrieval.filter)
+        .search(search, retrieval.top_k, &retrieval.filter)
         .await?;
-    let best = hits.iter().map(|h| h.similarity).fold(f32::MIN, f32::max);
-    if best < retrieval.score_threshold {
-        return Ok((Vec::new(), started.elapsed()));
-    }
+    let hits = hits
+        .into_iter()
+        .filter(|h| {
+            h.similarity >= retrieval.score_threshold
+                || holds_identifier(&h.payload.text, &identifiers)
+        })
+        .collect();
     Ok((newest_versions_only(hits), started.elapsed()))
+}
+
+fn holds_identifier(text: &str, identifiers: &rag_store::SparseVector) -> bool {
+    !identifiers.is_empty()
+        && rag_lexical::terms(text)
+            .iter()
+            .any(|t| identifiers.indices.contains(&rag_lexical::term_id(t)))
 }
 
 /// Drops hits from a document's older version while a re-index is swapping versions (the new
@@ -137,8 +156,9 @@ impl Engine {
         retrieve(&self.embedder, self.store.as_ref(), query, retrieval).await
     }
 
-    /// The grounded prompt for `question`, leaving `max_tokens` of the window for the answer.
-    pub fn prompt(&self, question: &str, hits: &[Hit], max_tokens: usize) -> Prompt {
+    /// The grounded prompt for `question`, leaving `max_tokens` of the window for the answer:
+    /// the hits assembled into sources (duplicates dropped, neighbours merged), as many as fit.
+    pub fn prompt(&self, question: &str, hits: Vec<Hit>, max_tokens: usize) -> Prompt {
         // Room for the chat template's own tokens around the two messages.
         const TEMPLATE_OVERHEAD: usize = 16;
         let budget = self
@@ -146,6 +166,8 @@ impl Engine {
             .context_size()
             .saturating_sub(max_tokens + TEMPLATE_OVERHEAD);
         let generator = self.generator.clone();
-        prompt::build(question, hits, budget, &move |s| generator.count_tokens(s))
+        prompt::build(question, context::assemble(hits), budget, &move |s| {
+            generator.count_tokens(s)
+        })
     }
 }

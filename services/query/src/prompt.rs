@@ -1,7 +1,7 @@
 //! hits -> prompt: numbered sources the model is told to answer from and cite, fitted into the
 //! context window with room left for the answer.
 
-use rag_store::Hit;
+use crate::context::Source;
 
 pub const SYSTEM: &str = "You are a careful assistant. You answer questions using only the \
 numbered sources you are given.";
@@ -13,37 +13,42 @@ source number in brackets, like [1].";
 /// Below this many free tokens a truncated chunk is more noise than source.
 const MIN_TRUNCATED_TOKENS: usize = 48;
 
-/// The prompt for one question, and which hits made it in (source `n` is `sources[n - 1]`).
+/// The prompt for one question, and which sources made it in (source `n` is `sources[n - 1]`).
 #[derive(Debug, Clone)]
 pub struct Prompt {
     pub system: String,
     pub user: String,
-    pub sources: Vec<Hit>,
+    pub sources: Vec<Source>,
 }
 
-/// Builds the prompt from the best hits that fit in `budget` tokens, as counted by `count`.
+/// Builds the prompt from the best sources that fit in `budget` tokens, as counted by `count`.
 /// The last source that fits only in part is cut on a character boundary.
-pub fn build(question: &str, hits: &[Hit], budget: usize, count: &dyn Fn(&str) -> usize) -> Prompt {
+pub fn build(
+    question: &str,
+    candidates: Vec<Source>,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> Prompt {
     let question_part = format!("Question: {question}\n\n{INSTRUCTION}");
     let fixed = count(SYSTEM) + count(&question_part) + 8;
     let mut remaining = budget.saturating_sub(fixed);
     let mut blocks = Vec::new();
     let mut sources = Vec::new();
-    for hit in hits {
+    for source in candidates {
         let number = sources.len() + 1;
-        let block = source_block(number, &hit.payload.text);
+        let block = source_block(number, &source.hit.payload.text);
         let cost = count(&block) + 2;
         if cost <= remaining {
             remaining -= cost;
             blocks.push(block);
-            sources.push(hit.clone());
+            sources.push(source);
             continue;
         }
         if remaining >= MIN_TRUNCATED_TOKENS
-            && let Some(block) = truncated_block(number, hit, remaining, count)
+            && let Some(block) = truncated_block(number, &source.hit.payload.text, remaining, count)
         {
             blocks.push(block);
-            sources.push(hit.clone());
+            sources.push(source);
         }
         break;
     }
@@ -63,11 +68,10 @@ fn source_block(number: usize, text: &str) -> String {
 
 fn truncated_block(
     number: usize,
-    hit: &Hit,
+    text: &str,
     budget: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Option<String> {
-    let text = &hit.payload.text;
     let mut keep = text.len();
     loop {
         keep = keep * 4 / 5;
@@ -87,12 +91,13 @@ fn truncated_block(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use rag_store::ChunkPayload;
+    use rag_store::{ChunkPayload, Hit};
 
     pub(crate) fn hit(source: &str, page: u32, text: &str) -> Hit {
         Hit {
             score: 0.5,
             similarity: 0.5,
+            vector: vec![1.0, 0.0],
             payload: ChunkPayload {
                 doc_id: source.into(),
                 source: source.into(),
@@ -113,6 +118,16 @@ pub(crate) mod tests {
         }
     }
 
+    fn sources(hits: &[Hit]) -> Vec<Source> {
+        hits.iter()
+            .map(|h| Source {
+                hit: h.clone(),
+                vectors: vec![h.vector.clone()],
+                chunks: vec![h.payload.chunk_index],
+            })
+            .collect()
+    }
+
     fn words(s: &str) -> usize {
         s.split_whitespace().count()
     }
@@ -120,7 +135,7 @@ pub(crate) mod tests {
     #[test]
     fn numbers_sources_in_rank_order() {
         let hits = [hit("a.md", 0, "alpha beta"), hit("b.pdf", 3, "gamma")];
-        let p = build("what?", &hits, 1000, &words);
+        let p = build("what?", sources(&hits), 1000, &words);
         assert_eq!(p.sources.len(), 2);
         assert!(p.user.contains("[1] alpha beta\n\n[2] gamma"), "{}", p.user);
         assert!(p.user.contains("Question: what?"));
@@ -136,7 +151,7 @@ pub(crate) mod tests {
             hit("c.md", 0, &long),
         ];
         let budget = 400;
-        let p = build("q", &hits, budget, &words);
+        let p = build("q", sources(&hits), budget, &words);
         assert_eq!(p.sources.len(), 2, "one whole source and one truncated");
         assert!(words(&p.system) + words(&p.user) <= budget);
         assert!(p.user.contains('…'));
@@ -144,7 +159,7 @@ pub(crate) mod tests {
 
     #[test]
     fn no_room_means_no_sources() {
-        let p = build("q", &[hit("a.md", 0, "text")], 10, &words);
+        let p = build("q", sources(&[hit("a.md", 0, "text")]), 10, &words);
         assert!(p.sources.is_empty());
     }
 }

@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::{Engine, NOT_FOUND_ANSWER, QueryError, Retrieval, citations};
+use crate::context::Source;
+use crate::{Engine, NOT_FOUND_ANSWER, QueryError, Retrieval, citations, support};
 
 const MAX_TOP_K: u32 = 100;
 const MAX_ANSWER_TOKENS: u32 = 4096;
@@ -116,7 +117,7 @@ impl RagService for Service {
             return Ok(Response::new(ReceiverStream::new(rx)));
         }
 
-        let prompt = engine.prompt(&question, &hits, max_tokens);
+        let prompt = engine.prompt(&question, hits, max_tokens);
         let mut events = engine
             .generator
             .generate(rag_llm::Request {
@@ -130,7 +131,8 @@ impl RagService for Service {
 
         tokio::spawn(async move {
             let sources = prompt.sources;
-            if tx.send(Ok(sources_event(&sources))).await.is_err() {
+            let shown: Vec<Hit> = sources.iter().map(|s| s.hit.clone()).collect();
+            if tx.send(Ok(sources_event(&shown))).await.is_err() {
                 return; // dropping `events` cancels the generation
             }
             let mut text = String::new();
@@ -155,7 +157,7 @@ impl RagService for Service {
                             timings.tokens_per_second =
                                 (stats.completion_tokens - 1) as f64 / generation;
                         }
-                        let answer = answer(&text, &sources, &stats, timings);
+                        let answer = answer(&engine, &text, &sources, &stats, timings).await;
                         let _ = tx.send(Ok(answer_event(answer))).await;
                         return;
                     }
@@ -336,33 +338,78 @@ fn answer_event(answer: pb::Answer) -> pb::AskResponse {
     }
 }
 
-fn answer(text: &str, sources: &[Hit], stats: &rag_llm::Stats, timings: pb::Timings) -> pb::Answer {
-    let text = text.trim().to_owned();
-    let (valid, invalid) = citations::check(&text, sources.len());
-    let citations = valid
+/// The final answer: invalid citations removed and reported, each sentence checked against
+/// the sources, and a refusal instead of an answer no source supports.
+async fn answer(
+    engine: &Engine,
+    text: &str,
+    sources: &[Source],
+    stats: &rag_llm::Stats,
+    timings: pb::Timings,
+) -> pb::Answer {
+    let (valid, invalid) = citations::check(text.trim(), sources.len());
+    let text = citations::remove(text.trim(), &invalid);
+    let sentences = support::sentences(&text);
+    let cited: Vec<Vec<u32>> = sentences
         .iter()
-        .map(|&n| {
-            let p = &sources[n as usize - 1].payload;
-            pb::Citation {
-                number: n,
-                document_id: p.doc_id.clone(),
-                source_path: p.source.clone(),
-                page: p.page,
-            }
-        })
+        .map(|s| citations::check(s, sources.len()).0)
         .collect();
+    let embeddings = sentence_embeddings(engine, &sentences).await;
+    let checked = support::check(
+        &sentences,
+        &cited,
+        &embeddings,
+        sources,
+        &engine.config.support,
+    );
     // The model was told to use this exact sentence when the sources fall short.
     let refused = text.to_lowercase().starts_with("the documents do not say");
+    let supported = checked.iter().any(|s| s.supported_by.is_some());
+    let status = if refused {
+        pb::AnswerStatus::NotFound
+    } else if !supported {
+        pb::AnswerStatus::Unsupported
+    } else {
+        pb::AnswerStatus::Answered
+    };
+    let citations = if status == pb::AnswerStatus::Unsupported {
+        Vec::new()
+    } else {
+        valid
+            .iter()
+            .map(|&n| {
+                let p = &sources[n as usize - 1].hit.payload;
+                pb::Citation {
+                    number: n,
+                    document_id: p.doc_id.clone(),
+                    source_path: p.source.clone(),
+                    page: p.page,
+                }
+            })
+            .collect()
+    };
+    let (text, draft) = if status == pb::AnswerStatus::Unsupported {
+        (NOT_FOUND_ANSWER.to_owned(), text)
+    } else {
+        (text, String::new())
+    };
     pb::Answer {
-        status: if refused {
-            pb::AnswerStatus::NotFound
-        } else {
-            pb::AnswerStatus::Answered
-        }
-        .into(),
+        status: status.into(),
         text,
+        draft,
         citations,
         invalid_citations: invalid,
+        sentences: checked
+            .into_iter()
+            .map(|s| pb::Sentence {
+                text: s.text,
+                cited: s.cited,
+                supported: s.supported_by.is_some(),
+                supported_by: s.supported_by.unwrap_or(0),
+                lexical_overlap: s.lexical_overlap,
+                similarity: s.similarity,
+            })
+            .collect(),
         usage: Some(pb::Usage {
             prompt_tokens: stats.prompt_tokens as u32,
             completion_tokens: stats.completion_tokens as u32,
@@ -373,6 +420,25 @@ fn answer(text: &str, sources: &[Hit], stats: &rag_llm::Stats, timings: pb::Timi
             rag_llm::Finish::Length => "length",
         }
         .into(),
+    }
+}
+
+/// Embeddings of the sentences without their citation markers. When embedding fails the
+/// check falls back to lexical overlap alone (zero vectors match nothing).
+async fn sentence_embeddings(engine: &Engine, sentences: &[String]) -> Vec<Vec<f32>> {
+    let texts: Vec<String> = sentences
+        .iter()
+        .map(|s| support::strip_citations(s))
+        .collect();
+    let n = texts.len();
+    let embedder = engine.embedder.clone();
+    match tokio::task::spawn_blocking(move || embedder.embed_queries(texts)).await {
+        Ok(Ok(vectors)) if vectors.len() == n => vectors,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "embedding answer sentences; checking by terms only");
+            vec![Vec::new(); n]
+        }
+        _ => vec![Vec::new(); n],
     }
 }
 

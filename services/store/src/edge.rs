@@ -299,21 +299,26 @@ impl VectorStore for EdgeStore {
             self.dense.clone(),
         );
         let dense = ScoringQuery::Vector(QueryEnum::Nearest(dense));
-        let lexical = match (&self.lexical, query.lexical) {
-            (Some(name), Some(terms)) if !terms.is_empty() => {
-                Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
-                    VectorInternal::from(sparse(terms)),
-                    name.clone(),
-                ))))
-            }
-            _ => None,
+        let sparse_query = |name: &String, terms: crate::SparseVector| {
+            ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
+                VectorInternal::from(sparse(terms)),
+                name.clone(),
+            )))
         };
-        let hybrid = lexical.is_some();
+        let mut sides = Vec::new();
+        if let Some(name) = &self.lexical {
+            for terms in [query.lexical, query.identifiers].into_iter().flatten() {
+                if !terms.is_empty() {
+                    sides.push(sparse_query(name, terms));
+                }
+            }
+        }
+        let hybrid = !sides.is_empty();
         let mut request = QueryRequestBuilder::new(limit)
             .with_payload(WithPayloadInterface::Bool(true))
             .with_vector(WithVector::Selector(vec![self.dense.clone()]));
-        if let Some(lexical) = lexical {
-            for side in [dense, lexical] {
+        if hybrid {
+            for side in std::iter::once(dense).chain(sides) {
                 let mut prefetch = PrefetchBuilder::new(prefetch_limit(limit)).query(side);
                 if let Some(filter) = &filter {
                     prefetch = prefetch.filter(filter.clone());
@@ -336,16 +341,19 @@ impl VectorStore for EdgeStore {
         points
             .into_iter()
             .map(|p| {
-                let similarity = match p.vector {
-                    Some(VectorStructInternal::Named(named)) => match named.get(&dense_name) {
-                        Some(VectorInternal::Dense(v)) => cosine(&query.dense, v),
-                        _ => 0.0,
+                let vector = match p.vector {
+                    Some(VectorStructInternal::Named(mut named)) => match named.remove(&dense_name)
+                    {
+                        Some(VectorInternal::Dense(v)) => v,
+                        _ => Vec::new(),
                     },
-                    _ => 0.0,
+                    _ => Vec::new(),
                 };
+                let similarity = cosine(&query.dense, &vector);
                 Ok(Hit {
                     score: if hybrid { p.score } else { similarity },
                     similarity,
+                    vector,
                     payload: from_payload(p.payload)?,
                 })
             })

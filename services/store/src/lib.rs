@@ -18,7 +18,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use error::{Result, StoreError};
-pub use point::{ChunkPayload, ChunkPoint, DocumentVersion, Hit, Query, SearchFilter, point_id};
+pub use point::{
+    ChunkPayload, ChunkPoint, DocumentVersion, Hit, Query, SearchFilter, cosine, point_id,
+};
 pub use rag_lexical::SparseVector;
 
 /// What every backend offers. Calls never block the async runtime.

@@ -51,6 +51,9 @@ pub struct Query {
     pub dense: Vec<f32>,
     /// `None` (or no terms) searches the dense vectors only.
     pub lexical: Option<SparseVector>,
+    /// The query's identifiers ([`rag_lexical::identifier_vector`]), ranked on their own
+    /// against the lexical vectors and fused as a third list; `None` or empty: no such list.
+    pub identifiers: Option<SparseVector>,
 }
 
 /// Reciprocal rank fusion's constant: a hit's fused score is the sum over the dense and the
@@ -66,7 +69,7 @@ pub(crate) fn prefetch_limit(limit: usize) -> usize {
 
 /// Cosine similarity; the fused score says nothing about absolute relevance, so every hit
 /// carries this too.
-pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
     for (x, y) in a.iter().zip(b) {
         dot += x * y;
@@ -139,6 +142,8 @@ pub struct Hit {
     pub score: f32,
     /// Cosine similarity of the chunk's dense vector to the query's.
     pub similarity: f32,
+    /// The chunk's dense vector: answers are checked against it sentence by sentence.
+    pub vector: Vec<f32>,
     pub payload: ChunkPayload,
 }
 

@@ -560,22 +560,26 @@ impl VectorStore for ServerStore {
             .with_vectors(VectorsSelector {
                 names: vec![self.dense.clone()],
             });
-        let lexical = match (&self.lexical, query.lexical) {
-            (Some(name), Some(terms)) if !terms.is_empty() => Some((name, terms)),
-            _ => None,
-        };
-        let hybrid = lexical.is_some();
-        if let Some((name, terms)) = lexical {
-            let pairs: Vec<(u32, f32)> = terms.indices.into_iter().zip(terms.values).collect();
-            let sides = [
-                PrefetchQueryBuilder::default()
-                    .query(Query::new_nearest(query.dense.clone()))
-                    .using(self.dense.as_str()),
-                PrefetchQueryBuilder::default()
-                    .query(Query::from(pairs))
-                    .using(name.as_str()),
-            ];
-            for side in sides {
+        let mut sides = Vec::new();
+        if let Some(name) = &self.lexical {
+            for terms in [query.lexical, query.identifiers].into_iter().flatten() {
+                if !terms.is_empty() {
+                    let pairs: Vec<(u32, f32)> =
+                        terms.indices.into_iter().zip(terms.values).collect();
+                    sides.push(
+                        PrefetchQueryBuilder::default()
+                            .query(Query::from(pairs))
+                            .using(name.as_str()),
+                    );
+                }
+            }
+        }
+        let hybrid = !sides.is_empty();
+        if hybrid {
+            let dense = PrefetchQueryBuilder::default()
+                .query(Query::new_nearest(query.dense.clone()))
+                .using(self.dense.as_str());
+            for side in std::iter::once(dense).chain(sides) {
                 let mut side = side.limit(as_u64(prefetch_limit(limit)));
                 if let Some(filter) = &filter {
                     side = side.filter(filter.clone());
@@ -600,17 +604,19 @@ impl VectorStore for ServerStore {
         points
             .into_iter()
             .map(|p| {
-                let similarity = match p
+                let vector = match p
                     .vectors
                     .as_ref()
                     .and_then(|v| v.get_vector_by_name(&self.dense))
                 {
-                    Some(vector_output::Vector::Dense(v)) => cosine(&query.dense, &v.data),
-                    _ => 0.0,
+                    Some(vector_output::Vector::Dense(v)) => v.data,
+                    _ => Vec::new(),
                 };
+                let similarity = cosine(&query.dense, &vector);
                 Ok(Hit {
                     score: if hybrid { p.score } else { similarity },
                     similarity,
+                    vector,
                     payload: parse_payload(to_json_map(p.payload))?,
                 })
             })

@@ -37,6 +37,7 @@ fn dense(vector: [f32; 4]) -> Query {
     Query {
         dense: vector.to_vec(),
         lexical: None,
+        identifiers: None,
     }
 }
 
@@ -44,6 +45,7 @@ fn hybrid(vector: [f32; 4], text: &str) -> Query {
     Query {
         dense: vector.to_vec(),
         lexical: Some(rag_lexical::query_vector(text)),
+        identifiers: Some(rag_lexical::identifier_vector(text)),
     }
 }
 

@@ -1,0 +1,160 @@
+//! hits -> sources: what the model is shown. The same passage is shown once, and neighbouring
+//! chunks of one document become one source, so the model reads a passage whole instead of two
+//! overlapping fragments under two numbers.
+
+use std::collections::{HashMap, HashSet};
+
+use rag_store::Hit;
+
+/// One numbered source: a passage of one document, made of one or more consecutive chunks.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The first chunk's payload with the passage's whole text; scores are the best of its
+    /// chunks.
+    pub hit: Hit,
+    /// The dense vector of each chunk of the passage, for checking answer sentences.
+    pub vectors: Vec<Vec<f32>>,
+    /// The chunk indexes the passage covers, in order.
+    pub chunks: Vec<u32>,
+}
+
+/// Chunk overlaps shorter than this are coincidence, not the splitter's overlap.
+const MIN_OVERLAP_BYTES: usize = 16;
+
+/// Sources from ranked hits: duplicates of an already kept text dropped, consecutive chunks of
+/// the same document version merged, ordered by the best rank among their chunks.
+pub fn assemble(hits: Vec<Hit>) -> Vec<Source> {
+    let mut seen = HashSet::new();
+    let hits: Vec<(usize, Hit)> = hits
+        .into_iter()
+        .filter(|h| seen.insert(h.payload.chunk_hash.clone()))
+        .enumerate()
+        .collect();
+
+    let mut groups: HashMap<(String, String), Vec<(usize, Hit)>> = HashMap::new();
+    for (rank, hit) in hits {
+        let key = (hit.payload.doc_id.clone(), hit.payload.doc_hash.clone());
+        groups.entry(key).or_default().push((rank, hit));
+    }
+
+    let mut ranked: Vec<(usize, Source)> = Vec::new();
+    for (_, mut members) in groups {
+        members.sort_by_key(|(_, h)| h.payload.chunk_index);
+        let mut run: Vec<(usize, Hit)> = Vec::new();
+        for member in members {
+            let follows = run
+                .last()
+                .is_some_and(|(_, h)| h.payload.chunk_index + 1 == member.1.payload.chunk_index);
+            if !follows && !run.is_empty() {
+                ranked.push(merge(std::mem::take(&mut run)));
+            }
+            run.push(member);
+        }
+        if !run.is_empty() {
+            ranked.push(merge(run));
+        }
+    }
+    ranked.sort_by_key(|(rank, _)| *rank);
+    ranked.into_iter().map(|(_, source)| source).collect()
+}
+
+fn merge(run: Vec<(usize, Hit)>) -> (usize, Source) {
+    let rank = run.iter().map(|(r, _)| *r).min().expect("non-empty run");
+    let mut parts = run.into_iter().map(|(_, h)| h);
+    let mut hit = parts.next().expect("non-empty run");
+    let mut vectors = vec![std::mem::take(&mut hit.vector)];
+    let mut chunks = vec![hit.payload.chunk_index];
+    for next in parts {
+        append_without_overlap(&mut hit.payload.text, &next.payload.text);
+        hit.score = hit.score.max(next.score);
+        hit.similarity = hit.similarity.max(next.similarity);
+        vectors.push(next.vector);
+        chunks.push(next.payload.chunk_index);
+    }
+    (
+        rank,
+        Source {
+            hit,
+            vectors,
+            chunks,
+        },
+    )
+}
+
+/// Appends `next` to `text`, dropping the start of `next` that repeats the end of `text` (the
+/// splitter's overlap between neighbouring chunks).
+fn append_without_overlap(text: &mut String, next: &str) {
+    let longest = text.len().min(next.len());
+    let overlap = (MIN_OVERLAP_BYTES..=longest)
+        .rev()
+        .filter(|&n| next.is_char_boundary(n) && text.is_char_boundary(text.len() - n))
+        .find(|&n| text.ends_with(&next[..n]))
+        .unwrap_or(0);
+    let rest = &next[overlap..];
+    if overlap == 0 {
+        text.push('\n');
+    }
+    text.push_str(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prompt::tests::hit;
+
+    fn chunk(doc: &str, index: u32, text: &str) -> Hit {
+        let mut h = hit(doc, 1, text);
+        h.payload.chunk_index = index;
+        h.payload.chunk_hash = format!("{doc}-{index}");
+        h
+    }
+
+    #[test]
+    fn neighbouring_chunks_merge_without_repeating_their_overlap() {
+        let hits = vec![
+            chunk(
+                "a.md",
+                4,
+                "The overlap sentence is here. Then the second part.",
+            ),
+            chunk("b.md", 0, "Another document."),
+            chunk(
+                "a.md",
+                3,
+                "First part of the passage. The overlap sentence is here.",
+            ),
+            chunk("a.md", 9, "Far away in the same document."),
+        ];
+        let sources = assemble(hits);
+        let texts: Vec<&str> = sources
+            .iter()
+            .map(|s| s.hit.payload.text.as_str())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "First part of the passage. The overlap sentence is here. Then the second part.",
+                "Another document.",
+                "Far away in the same document.",
+            ]
+        );
+        assert_eq!(sources[0].chunks, [3, 4]);
+        assert_eq!(sources[0].vectors.len(), 2);
+        assert_eq!(sources[0].hit.payload.chunk_index, 3);
+    }
+
+    #[test]
+    fn the_same_text_is_shown_once() {
+        let mut copy = chunk("copy.md", 0, "Same words.");
+        copy.payload.chunk_hash = "a.md-0".into();
+        let sources = assemble(vec![chunk("a.md", 0, "Same words."), copy]);
+        assert_eq!(sources.len(), 1);
+        assert_eq!(sources[0].hit.payload.source, "a.md");
+    }
+
+    #[test]
+    fn chunks_without_overlap_are_joined_on_a_new_line() {
+        let sources = assemble(vec![chunk("a.md", 0, "One."), chunk("a.md", 1, "Two.")]);
+        assert_eq!(sources[0].hit.payload.text, "One.\nTwo.");
+    }
+}
