@@ -24,6 +24,31 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Self {
+        Self::with_embedding(&format!(
+            "model_dir = \"{}/embed/all-MiniLM-L6-v2\"",
+            repo().join("models").display()
+        ))
+    }
+
+    /// The multilingual configuration of `examples/multilingual.toml`.
+    pub fn multilingual() -> Self {
+        let models = repo().join("models");
+        assert!(
+            models
+                .join("embed/multilingual-e5-small/model.onnx")
+                .is_file(),
+            "the multilingual model is missing: run scripts/fetch-models.sh multilingual"
+        );
+        let ws = Self::with_embedding(&format!(
+            "name = \"multilingual-e5-small\"\nmodel_dir = \"{}/embed/multilingual-e5-small\"\n\
+             max_length = 512\nquery_prefix = \"query: \"\npassage_prefix = \"passage: \"",
+            models.display()
+        ));
+        ws.query_option("score_threshold = 0.814");
+        ws
+    }
+
+    fn with_embedding(embedding: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let models = repo().join("models");
         assert!(
@@ -33,7 +58,7 @@ impl Workspace {
         let config = format!(
             r#"data_dir = "{data}"
 [embedding]
-model_dir = "{models}/embed/all-MiniLM-L6-v2"
+{embedding}
 onnxruntime = "{models}/onnxruntime/libonnxruntime.so"
 threads = 1
 [llm]
@@ -44,6 +69,7 @@ max_tokens = 48
 "#,
             data = dir.path().join("data").display(),
             models = models.display(),
+            embedding = embedding,
         );
         std::fs::write(dir.path().join("rag.toml"), config).unwrap();
         Self { dir }

@@ -153,6 +153,23 @@ mod tests {
     }
 
     #[test]
+    fn shipped_multilingual_config_loads() {
+        figment::Jail::expect_with(|_| {
+            let file = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../examples/multilingual.toml"
+            );
+            let config = Config::load(Some(Path::new(file)), &[]).unwrap();
+            assert_eq!(config.embedding.name, "multilingual-e5-small");
+            assert_eq!(config.embedding.query_prefix, "query: ");
+            assert_eq!(config.embedding.passage_prefix, "passage: ");
+            assert_eq!(config.query.score_threshold, 0.814);
+            assert_ne!(config.data_dir, Config::default().data_dir);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn layers_override_in_order() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.toml", "data_dir = \"from-file\"\n[llm]\nn_ctx = 1024\n")?;

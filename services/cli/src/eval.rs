@@ -33,6 +33,10 @@ pub struct EvalArgs {
     /// Retrieve by dense vectors only (the baseline hybrid retrieval is compared with).
     #[arg(long)]
     dense_only: bool,
+    /// Also generate an answer to every question, as Ask does, and report citation precision
+    /// and answer-level refusal (slow: one generation per question).
+    #[arg(long)]
+    generate: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +69,36 @@ pub struct Results {
     pub calibrated_balanced_accuracy: f64,
     pub latency_p50_ms: f64,
     pub latency_p95_ms: f64,
+    /// Per question: the best candidate's cosine similarity and whether it is answerable, for
+    /// calibrating one threshold over several sets.
+    pub best_similarities: Vec<(f32, bool)>,
+    /// With `--generate`: the answers as Ask gives them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<Generation>,
+}
+
+/// Answer-level results, at the configured top_k and threshold.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Generation {
+    /// Of the valid citations in answers to answerable questions, the share naming an expected
+    /// source document.
+    pub citation_precision: f64,
+    pub citations: usize,
+    /// Of the supported sentences in answers to answerable questions, the share whose
+    /// supporting source is an expected document (what a client showing `supported_by` as the
+    /// sentence's source would get right).
+    pub attribution_precision: f64,
+    pub attributions: usize,
+    /// Answerable questions answered (not refused, not withheld).
+    pub answered_when_answerable: f64,
+    /// Unanswerable questions refused: nothing retrieved, the model said so, or the answer was
+    /// withheld because no sentence was supported.
+    pub refused_when_unanswerable: f64,
+    /// Of all sentences the model wrote (where it was called), the share a source supports.
+    pub sentences_supported: f64,
+    /// Answers withheld for lack of support.
+    pub withheld: usize,
+    pub generation_p50_ms: f64,
 }
 
 pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
@@ -128,6 +162,14 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
         &mut latencies,
     );
     results.retrieval = if retrieval.hybrid { "hybrid" } else { "dense" };
+    if args.generate {
+        let retrieval = Retrieval {
+            top_k: config.query.top_k,
+            score_threshold: config.query.score_threshold,
+            ..retrieval
+        };
+        results.generation = Some(generate(&config, indexer, &questions, &retrieval).await?);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
@@ -194,7 +236,90 @@ fn score(
         calibrated_balanced_accuracy: balanced,
         latency_p50_ms: pct(0.5),
         latency_p95_ms: pct(0.95),
+        best_similarities: best_scores.to_vec(),
+        generation: None,
     }
+}
+
+async fn generate(
+    config: &Config,
+    indexer: rag_ingest::Indexer,
+    questions: &[Question],
+    retrieval: &Retrieval,
+) -> anyhow::Result<Generation> {
+    use rag_query::Verdict;
+    let llm = config.llm.clone();
+    let generator = std::sync::Arc::new(
+        tokio::task::spawn_blocking(move || rag_llm::Generator::start(&llm)).await??,
+    );
+    let engine = rag_query::Engine {
+        embedder: indexer.embedder().clone(),
+        store: indexer.store().clone(),
+        generator,
+        indexer: std::sync::Arc::new(indexer),
+        config: config.query.clone(),
+    };
+    let mut g = Generation::default();
+    let (mut answerable, mut answered, mut unanswerable, mut refused) = (0, 0, 0, 0);
+    let (mut right_citations, mut sentences, mut supported, mut right_attributions) = (0, 0, 0, 0);
+    let matches = |q: &Question, source: &str| {
+        q.sources
+            .iter()
+            .any(|s| source == s || (s.ends_with('/') && source.starts_with(s.as_str())))
+    };
+    let mut took = Vec::new();
+    for q in questions {
+        let expected = !q.sources.is_empty();
+        let (hits, _) = engine.retrieve(&q.question, retrieval).await?;
+        let verdict = if hits.is_empty() {
+            Verdict::NotFound
+        } else {
+            let prompt = engine.prompt(&q.question, hits, config.query.max_tokens);
+            let started = std::time::Instant::now();
+            let (text, _) = engine.generate(&prompt, config.query.max_tokens).await?;
+            took.push(started.elapsed());
+            let checked = engine.check_answer(&text, &prompt.sources).await;
+            sentences += checked.sentences.len();
+            supported += checked
+                .sentences
+                .iter()
+                .filter(|s| s.supported_by.is_some())
+                .count();
+            if expected && checked.status == Verdict::Answered {
+                let source = |n: u32| prompt.sources[n as usize - 1].hit.payload.source.as_str();
+                for &n in &checked.citations {
+                    g.citations += 1;
+                    right_citations += usize::from(matches(q, source(n)));
+                }
+                for n in checked.sentences.iter().filter_map(|s| s.supported_by) {
+                    g.attributions += 1;
+                    right_attributions += usize::from(matches(q, source(n)));
+                }
+            }
+            if checked.status == Verdict::Unsupported {
+                g.withheld += 1;
+            }
+            checked.status
+        };
+        if expected {
+            answerable += 1;
+            answered += usize::from(verdict == Verdict::Answered);
+        } else {
+            unanswerable += 1;
+            refused += usize::from(verdict != Verdict::Answered);
+        }
+    }
+    let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+    g.citation_precision = share(right_citations, g.citations);
+    g.attribution_precision = share(right_attributions, g.attributions);
+    g.answered_when_answerable = share(answered, answerable);
+    g.refused_when_unanswerable = share(refused, unanswerable);
+    g.sentences_supported = share(supported, sentences);
+    took.sort();
+    g.generation_p50_ms = took
+        .get(took.len() / 2)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    Ok(g)
 }
 
 fn print_table(args: &EvalArgs, summary: &rag_ingest::Summary, r: &Results) {
@@ -228,6 +353,25 @@ fn print_table(args: &EvalArgs, summary: &rag_ingest::Summary, r: &Results) {
         "| retrieval latency p50 / p95 | {:.1} ms / {:.1} ms |",
         r.latency_p50_ms, r.latency_p95_ms
     );
+    if let Some(g) = &r.generation {
+        println!(
+            "| citation precision (answers to answerable questions) | {:.3} of {} citations |",
+            g.citation_precision, g.citations
+        );
+        println!(
+            "| attribution precision (source supporting each sentence) | {:.3} of {} sentences |",
+            g.attribution_precision, g.attributions
+        );
+        println!(
+            "| answers: answered when answerable / refused when not | {:.3} / {:.3} |",
+            g.answered_when_answerable, g.refused_when_unanswerable
+        );
+        println!(
+            "| sentences supported by a source / answers withheld | {:.3} / {} |",
+            g.sentences_supported, g.withheld
+        );
+        println!("| generation p50 | {:.0} ms |", g.generation_p50_ms);
+    }
 }
 
 #[cfg(test)]

@@ -138,6 +138,31 @@ pub struct Retrieval {
     pub filter: SearchFilter,
 }
 
+/// What the check made of a generated answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// At least one sentence is supported by a given source.
+    Answered,
+    /// The model said the sources do not answer the question.
+    NotFound,
+    /// The model answered, but no sentence is supported: withheld.
+    Unsupported,
+}
+
+/// answer -> checked answer.
+#[derive(Debug, Clone)]
+pub struct CheckedAnswer {
+    pub status: Verdict,
+    /// The answer without invalid citations; the not-found answer when withheld.
+    pub text: String,
+    /// The model's answer when withheld, else empty.
+    pub draft: String,
+    /// Valid citation numbers, in order of first appearance (none when withheld).
+    pub citations: Vec<u32>,
+    pub invalid_citations: Vec<u32>,
+    pub sentences: Vec<support::Sentence>,
+}
+
 pub struct Engine {
     pub embedder: Arc<Embedder>,
     pub store: Arc<dyn VectorStore>,
@@ -169,5 +194,91 @@ impl Engine {
         prompt::build(question, context::assemble(hits), budget, &move |s| {
             generator.count_tokens(s)
         })
+    }
+
+    /// Checks a generated answer against the sources it was given: citations of sources that
+    /// were not given are removed and reported, each sentence is checked for support, and an
+    /// answer none of whose sentences is supported is withheld.
+    pub async fn check_answer(&self, answer: &str, sources: &[context::Source]) -> CheckedAnswer {
+        let (valid, invalid) = citations::check(answer.trim(), sources.len());
+        let text = citations::remove(answer.trim(), &invalid);
+        let sentences = support::sentences(&text);
+        let cited: Vec<Vec<u32>> = sentences
+            .iter()
+            .map(|s| citations::check(s, sources.len()).0)
+            .collect();
+        let embeddings = self.sentence_embeddings(&sentences).await;
+        let sentences = support::check(
+            &sentences,
+            &cited,
+            &embeddings,
+            sources,
+            &self.config.support,
+        );
+        // The model was told to use this exact sentence when the sources fall short.
+        let status = if text.to_lowercase().starts_with("the documents do not say") {
+            Verdict::NotFound
+        } else if sentences.iter().any(|s| s.supported_by.is_some()) {
+            Verdict::Answered
+        } else {
+            Verdict::Unsupported
+        };
+        let (text, draft, citations) = match status {
+            Verdict::Unsupported => (NOT_FOUND_ANSWER.to_owned(), text, Vec::new()),
+            _ => (text, String::new(), valid),
+        };
+        CheckedAnswer {
+            status,
+            text,
+            draft,
+            citations,
+            invalid_citations: invalid,
+            sentences,
+        }
+    }
+
+    /// Embeddings of the sentences without their citation markers. When embedding fails the
+    /// check falls back to lexical overlap alone (empty vectors match nothing).
+    async fn sentence_embeddings(&self, sentences: &[String]) -> Vec<Vec<f32>> {
+        let texts: Vec<String> = sentences
+            .iter()
+            .map(|s| support::strip_citations(s))
+            .collect();
+        let n = texts.len();
+        let embedder = self.embedder.clone();
+        match tokio::task::spawn_blocking(move || embedder.embed_queries(texts)).await {
+            Ok(Ok(vectors)) if vectors.len() == n => vectors,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "embedding answer sentences; checking by terms only");
+                vec![Vec::new(); n]
+            }
+            _ => vec![Vec::new(); n],
+        }
+    }
+
+    /// The whole answer to a prompt at once (no streaming), with the generation's statistics.
+    pub async fn generate(
+        &self,
+        prompt: &Prompt,
+        max_tokens: usize,
+    ) -> Result<(String, rag_llm::Stats), QueryError> {
+        let mut events = self.generator.generate(rag_llm::Request {
+            system: prompt.system.clone(),
+            user: prompt.user.clone(),
+            max_tokens,
+            temperature: 0.0,
+            seed: 0,
+        })?;
+        let mut text = String::new();
+        while let Some(event) = events.recv().await {
+            match event {
+                rag_llm::Event::Token(piece) => text.push_str(&piece),
+                rag_llm::Event::Done(stats) => return Ok((text, stats)),
+                rag_llm::Event::Failed(e) => return Err(e.into()),
+            }
+        }
+        Err(QueryError::Internal(
+            "generation ended without a result".into(),
+        ))
     }
 }

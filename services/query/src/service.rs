@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::context::Source;
-use crate::{Engine, NOT_FOUND_ANSWER, QueryError, Retrieval, citations, support};
+use crate::{Engine, NOT_FOUND_ANSWER, QueryError, Retrieval, Verdict};
 
 const MAX_TOP_K: u32 = 100;
 const MAX_ANSWER_TOKENS: u32 = 4096;
@@ -338,8 +338,7 @@ fn answer_event(answer: pb::Answer) -> pb::AskResponse {
     }
 }
 
-/// The final answer: invalid citations removed and reported, each sentence checked against
-/// the sources, and a refusal instead of an answer no source supports.
+/// The final answer, as the engine checked it.
 async fn answer(
     engine: &Engine,
     text: &str,
@@ -347,59 +346,33 @@ async fn answer(
     stats: &rag_llm::Stats,
     timings: pb::Timings,
 ) -> pb::Answer {
-    let (valid, invalid) = citations::check(text.trim(), sources.len());
-    let text = citations::remove(text.trim(), &invalid);
-    let sentences = support::sentences(&text);
-    let cited: Vec<Vec<u32>> = sentences
+    let checked = engine.check_answer(text, sources).await;
+    let citations = checked
+        .citations
         .iter()
-        .map(|s| citations::check(s, sources.len()).0)
+        .map(|&n| {
+            let p = &sources[n as usize - 1].hit.payload;
+            pb::Citation {
+                number: n,
+                document_id: p.doc_id.clone(),
+                source_path: p.source.clone(),
+                page: p.page,
+            }
+        })
         .collect();
-    let embeddings = sentence_embeddings(engine, &sentences).await;
-    let checked = support::check(
-        &sentences,
-        &cited,
-        &embeddings,
-        sources,
-        &engine.config.support,
-    );
-    // The model was told to use this exact sentence when the sources fall short.
-    let refused = text.to_lowercase().starts_with("the documents do not say");
-    let supported = checked.iter().any(|s| s.supported_by.is_some());
-    let status = if refused {
-        pb::AnswerStatus::NotFound
-    } else if !supported {
-        pb::AnswerStatus::Unsupported
-    } else {
-        pb::AnswerStatus::Answered
-    };
-    let citations = if status == pb::AnswerStatus::Unsupported {
-        Vec::new()
-    } else {
-        valid
-            .iter()
-            .map(|&n| {
-                let p = &sources[n as usize - 1].hit.payload;
-                pb::Citation {
-                    number: n,
-                    document_id: p.doc_id.clone(),
-                    source_path: p.source.clone(),
-                    page: p.page,
-                }
-            })
-            .collect()
-    };
-    let (text, draft) = if status == pb::AnswerStatus::Unsupported {
-        (NOT_FOUND_ANSWER.to_owned(), text)
-    } else {
-        (text, String::new())
-    };
     pb::Answer {
-        status: status.into(),
-        text,
-        draft,
+        status: match checked.status {
+            Verdict::Answered => pb::AnswerStatus::Answered,
+            Verdict::NotFound => pb::AnswerStatus::NotFound,
+            Verdict::Unsupported => pb::AnswerStatus::Unsupported,
+        }
+        .into(),
+        text: checked.text,
+        draft: checked.draft,
         citations,
-        invalid_citations: invalid,
+        invalid_citations: checked.invalid_citations,
         sentences: checked
+            .sentences
             .into_iter()
             .map(|s| pb::Sentence {
                 text: s.text,
@@ -420,25 +393,6 @@ async fn answer(
             rag_llm::Finish::Length => "length",
         }
         .into(),
-    }
-}
-
-/// Embeddings of the sentences without their citation markers. When embedding fails the
-/// check falls back to lexical overlap alone (zero vectors match nothing).
-async fn sentence_embeddings(engine: &Engine, sentences: &[String]) -> Vec<Vec<f32>> {
-    let texts: Vec<String> = sentences
-        .iter()
-        .map(|s| support::strip_citations(s))
-        .collect();
-    let n = texts.len();
-    let embedder = engine.embedder.clone();
-    match tokio::task::spawn_blocking(move || embedder.embed_queries(texts)).await {
-        Ok(Ok(vectors)) if vectors.len() == n => vectors,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "embedding answer sentences; checking by terms only");
-            vec![Vec::new(); n]
-        }
-        _ => vec![Vec::new(); n],
     }
 }
 
