@@ -75,6 +75,11 @@ max_tokens = 48
         Self { dir }
     }
 
+    /// Appends `text` to the config file (after its last table, `[query]`).
+    pub fn append_config(&self, text: &str) {
+        self.query_option(text);
+    }
+
     /// Adds `line` to the config's `[query]` table (the file's last table).
     pub fn query_option(&self, line: &str) {
         let mut config = std::fs::read_to_string(self.config()).unwrap();

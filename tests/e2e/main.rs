@@ -1133,6 +1133,77 @@ async fn korean_questions_over_korean_and_english_documents() {
     assert!(server.stop().success());
 }
 
+/// A configured cross-encoder reorders the fused candidates and decides which `top_k` are
+/// kept. The model is a stand-in with a cross-encoder's interface that scores a passage by how
+/// often it says "zebra" (`tests/fixtures/reranker/make.py`): no real reranker can be fetched
+/// here, and the test is about the plumbing, not the model.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configured_reranker_decides_the_order() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.docs().join("office")).unwrap();
+    for (name, text) in [
+        (
+            "pets.md",
+            "# Pets in the office\n\nDogs and cats are welcome in the office on Fridays if \
+             they are house-trained. Animals must stay out of meeting rooms.",
+        ),
+        (
+            "plants.md",
+            "# Plants\n\nEvery desk may have one plant. The facilities team waters the shared \
+             plants in the office on Mondays.",
+        ),
+        (
+            "poster.md",
+            "# Poster policy\n\nPosters of a zebra, another zebra or any landscape may hang in \
+             the kitchen.",
+        ),
+    ] {
+        std::fs::write(ws.docs().join("office").join(name), text).unwrap();
+    }
+    let (code, summary) = ws.ingest();
+    assert_eq!(code, 0, "{summary}");
+    let question = "Are animals such as dogs allowed in the office?";
+    let first = |server: &Server| {
+        let client = server.client();
+        async move {
+            let mut client = client;
+            client
+                .search(pb::SearchRequest {
+                    query: question.into(),
+                    retrieval: Some(pb::RetrievalOptions {
+                        top_k: 1,
+                        score_threshold: Some(0.0),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .chunks
+        }
+    };
+
+    let server = ws.serve().await;
+    let plain = first(&server).await;
+    assert!(server.stop().success());
+    assert_eq!(plain[0].source_path, "office/pets.md", "{plain:?}");
+
+    ws.append_config(&format!(
+        "[rerank]\nmodel_dir = \"{}\"\nonnx_file = \"{}\"\ncandidates = 10",
+        repo().join("models/embed/all-MiniLM-L6-v2").display(),
+        repo().join("tests/fixtures/reranker/model.onnx").display()
+    ));
+    let server = ws.serve().await;
+    let reranked = first(&server).await;
+    assert!(server.stop().success());
+    assert_eq!(reranked.len(), 1);
+    assert_eq!(reranked[0].source_path, "office/poster.md", "{reranked:?}");
+    assert_eq!(
+        reranked[0].rank_score, 2.0,
+        "the reranker's score: two zebras"
+    );
+}
+
 /// `rag eval --json` on a shipped set, checked against its recorded baseline.
 fn eval_against_baseline(ws: &Workspace, set: &str, baseline: &str) -> serde_json::Value {
     let out = ws.rag(&[

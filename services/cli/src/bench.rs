@@ -235,6 +235,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || rag_llm::Generator::start(&llm_config)).await??,
     );
     let engine = Engine {
+        reranker: crate::serve::load_reranker(&config).await?,
         embedder,
         store,
         generator: generator.clone(),
@@ -403,13 +404,7 @@ async fn timed_raw(
     max_tokens: usize,
 ) -> anyhow::Result<Timed> {
     let started = Instant::now();
-    let mut rx = generator.generate(rag_llm::Request {
-        system: prompt.system.clone(),
-        user: prompt.user.clone(),
-        max_tokens,
-        temperature: 0.0,
-        seed: 0,
-    })?;
+    let mut rx = generator.generate(prompt.request(max_tokens, 0.0, 0))?;
     let mut first = None;
     let mut last = started.elapsed();
     while let Some(event) = rx.recv().await {

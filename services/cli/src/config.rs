@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use rag_embed::EmbedConfig;
+use rag_embed::{EmbedConfig, RerankConfig};
 use rag_ingest::IngestConfig;
 use rag_llm::LlmConfig;
 use rag_query::QueryConfig;
@@ -23,6 +23,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub store: StoreSection,
     pub embedding: EmbedConfig,
+    /// Optional cross-encoder reranking of the fused candidates.
+    pub rerank: RerankConfig,
     pub llm: LlmConfig,
     pub ingest: IngestConfig,
     pub query: QueryConfig,
@@ -35,6 +37,7 @@ impl Default for Config {
             data_dir: "data".into(),
             store: StoreSection::default(),
             embedding: EmbedConfig::default(),
+            rerank: RerankConfig::default(),
             llm: LlmConfig::default(),
             ingest: IngestConfig::default(),
             query: QueryConfig::default(),

@@ -135,12 +135,19 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
     };
     let embedder = indexer.embedder().clone();
     let store = indexer.store().clone();
+    let reranker = crate::serve::load_reranker(&config).await?;
     let mut ranks = Vec::new();
     let mut best_scores = Vec::new();
     let mut latencies = Vec::new();
     for q in &questions {
-        let (hits, took) =
-            rag_query::retrieve(&embedder, store.as_ref(), &q.question, &retrieval).await?;
+        let (hits, took) = rag_query::retrieve(
+            &embedder,
+            reranker.as_ref(),
+            store.as_ref(),
+            &q.question,
+            &retrieval,
+        )
+        .await?;
         latencies.push(took);
         // The refusal gate's signal (see `rag_query::retrieve`).
         let top = hits.iter().map(|h| h.similarity).fold(f32::MIN, f32::max);
@@ -168,7 +175,8 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
             score_threshold: config.query.score_threshold,
             ..retrieval
         };
-        results.generation = Some(generate(&config, indexer, &questions, &retrieval).await?);
+        results.generation =
+            Some(generate(&config, indexer, reranker, &questions, &retrieval).await?);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
@@ -244,6 +252,7 @@ fn score(
 async fn generate(
     config: &Config,
     indexer: rag_ingest::Indexer,
+    reranker: Option<std::sync::Arc<rag_embed::Reranker>>,
     questions: &[Question],
     retrieval: &Retrieval,
 ) -> anyhow::Result<Generation> {
@@ -253,6 +262,7 @@ async fn generate(
         tokio::task::spawn_blocking(move || rag_llm::Generator::start(&llm)).await??,
     );
     let engine = rag_query::Engine {
+        reranker,
         embedder: indexer.embedder().clone(),
         store: indexer.store().clone(),
         generator,

@@ -39,12 +39,26 @@ pub async fn load_engine(config: Config) -> anyhow::Result<Engine> {
     let generator =
         tokio::task::spawn_blocking(move || rag_llm::Generator::start(&llm_config)).await??;
     Ok(Engine {
+        reranker: load_reranker(&config).await?,
         embedder: indexer.embedder().clone(),
         store: indexer.store().clone(),
         generator: Arc::new(generator),
         indexer: Arc::new(indexer),
         config: config.query,
     })
+}
+
+/// The configured cross-encoder, or `None` when reranking is off.
+pub async fn load_reranker(config: &Config) -> anyhow::Result<Option<Arc<rag_embed::Reranker>>> {
+    if !config.rerank.enabled() {
+        return Ok(None);
+    }
+    let rerank = config.rerank.clone();
+    let runtime = config.embedding.onnxruntime.clone();
+    let reranker =
+        tokio::task::spawn_blocking(move || rag_embed::Reranker::load(&rerank, &runtime)).await??;
+    tracing::info!(model = reranker.name(), "reranking fused candidates");
+    Ok(Some(Arc::new(reranker)))
 }
 
 async fn shutdown_signal() {

@@ -3,6 +3,10 @@
 //! Nothing is downloaded: the ONNX model, its tokenizer files and the ONNX Runtime library are
 //! read from configured paths (fetched by `scripts/fetch-models.sh`).
 
+mod rerank;
+
+pub use rerank::{RerankConfig, Reranker};
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -98,12 +102,7 @@ impl Embedder {
             let path = config.model_dir.join(name);
             std::fs::read(&path).map_err(|source| EmbedError::ModelFile { path, source })
         };
-        let tokenizer_files = TokenizerFiles {
-            tokenizer_file: read(Path::new("tokenizer.json"))?,
-            config_file: read(Path::new("config.json"))?,
-            special_tokens_map_file: read(Path::new("special_tokens_map.json"))?,
-            tokenizer_config_file: read(Path::new("tokenizer_config.json"))?,
-        };
+        let tokenizer_files = tokenizer_files(&config.model_dir)?;
         let pooling = match config.pooling {
             PoolingKind::Mean => Pooling::Mean,
             PoolingKind::Cls => Pooling::Cls,
@@ -175,6 +174,20 @@ impl Embedder {
             .embed(texts, Some(batch))
             .map_err(|e| EmbedError::Inference(e.to_string()))
     }
+}
+
+/// The tokenizer files fastembed reads next to a model.
+fn tokenizer_files(dir: &Path) -> Result<TokenizerFiles, EmbedError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|source| EmbedError::ModelFile { path, source })
+    };
+    Ok(TokenizerFiles {
+        tokenizer_file: read("tokenizer.json")?,
+        config_file: read("config.json")?,
+        special_tokens_map_file: read("special_tokens_map.json")?,
+        tokenizer_config_file: read("tokenizer_config.json")?,
+    })
 }
 
 /// ONNX Runtime is loaded once per process; later calls reuse the first outcome.

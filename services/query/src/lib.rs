@@ -15,7 +15,7 @@ pub mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rag_embed::Embedder;
+use rag_embed::{Embedder, Reranker};
 use rag_ingest::Indexer;
 use rag_llm::Generator;
 use rag_store::{Hit, Query, SearchFilter, VectorStore};
@@ -35,8 +35,12 @@ pub const NOT_FOUND_ANSWER: &str =
 /// decided by the cosine similarity: a chunk below `score_threshold` is dropped unless it holds
 /// one of the question's identifiers (an error code, a flag) verbatim. When nothing is left,
 /// the documents do not answer the question.
+///
+/// With a reranker, more fused candidates are fetched and the cross-encoder's order decides
+/// which `top_k` are kept (their `score` becomes the reranker's).
 pub async fn retrieve(
     embedder: &Arc<Embedder>,
+    reranker: Option<&Arc<Reranker>>,
     store: &dyn VectorStore,
     query: &str,
     retrieval: &Retrieval,
@@ -59,17 +63,44 @@ pub async fn retrieve(
         lexical: retrieval.hybrid.then(|| rag_lexical::query_vector(query)),
         identifiers: Some(identifiers.clone()).filter(|i| !i.is_empty()),
     };
-    let hits = store
-        .search(search, retrieval.top_k, &retrieval.filter)
-        .await?;
-    let hits = hits
+    let limit = match reranker {
+        Some(r) => retrieval.top_k.max(r.candidates()),
+        None => retrieval.top_k,
+    };
+    let hits = store.search(search, limit, &retrieval.filter).await?;
+    let hits: Vec<Hit> = hits
         .into_iter()
         .filter(|h| {
             h.similarity >= retrieval.score_threshold
                 || holds_identifier(&h.payload.text, &identifiers)
         })
         .collect();
+    let hits = match reranker {
+        Some(r) => rerank(r, query, hits, retrieval.top_k).await?,
+        None => hits,
+    };
     Ok((newest_versions_only(hits), started.elapsed()))
+}
+
+/// The best `keep` of `hits` by the cross-encoder's score for (query, chunk text).
+async fn rerank(
+    reranker: &Arc<Reranker>,
+    query: &str,
+    mut hits: Vec<Hit>,
+    keep: usize,
+) -> Result<Vec<Hit>, QueryError> {
+    let texts: Vec<String> = hits.iter().map(|h| h.payload.text.clone()).collect();
+    let reranker = reranker.clone();
+    let query = query.to_owned();
+    let scores = tokio::task::spawn_blocking(move || reranker.score(&query, &texts))
+        .await
+        .map_err(|e| QueryError::Internal(format!("reranking task: {e}")))??;
+    for (hit, score) in hits.iter_mut().zip(scores) {
+        hit.score = score;
+    }
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    hits.truncate(keep);
+    Ok(hits)
 }
 
 fn holds_identifier(text: &str, identifiers: &rag_store::SparseVector) -> bool {
@@ -165,6 +196,8 @@ pub struct CheckedAnswer {
 
 pub struct Engine {
     pub embedder: Arc<Embedder>,
+    /// Cross-encoder reranking of fused candidates, when configured.
+    pub reranker: Option<Arc<Reranker>>,
     pub store: Arc<dyn VectorStore>,
     pub generator: Arc<Generator>,
     pub indexer: Arc<Indexer>,
@@ -178,7 +211,14 @@ impl Engine {
         query: &str,
         retrieval: &Retrieval,
     ) -> Result<(Vec<Hit>, Duration), QueryError> {
-        retrieve(&self.embedder, self.store.as_ref(), query, retrieval).await
+        retrieve(
+            &self.embedder,
+            self.reranker.as_ref(),
+            self.store.as_ref(),
+            query,
+            retrieval,
+        )
+        .await
     }
 
     /// The grounded prompt for `question`, leaving `max_tokens` of the window for the answer:
@@ -262,13 +302,9 @@ impl Engine {
         prompt: &Prompt,
         max_tokens: usize,
     ) -> Result<(String, rag_llm::Stats), QueryError> {
-        let mut events = self.generator.generate(rag_llm::Request {
-            system: prompt.system.clone(),
-            user: prompt.user.clone(),
-            max_tokens,
-            temperature: 0.0,
-            seed: 0,
-        })?;
+        let mut events = self
+            .generator
+            .generate(prompt.request(max_tokens, 0.0, 0))?;
         let mut text = String::new();
         while let Some(event) = events.recv().await {
             match event {

@@ -21,6 +21,19 @@ pub struct Prompt {
     pub sources: Vec<Source>,
 }
 
+impl Prompt {
+    /// The generation request for this prompt: greedy unless `temperature` > 0.
+    pub fn request(&self, max_tokens: usize, temperature: f32, seed: u32) -> rag_llm::Request {
+        rag_llm::Request {
+            system: self.system.clone(),
+            user: self.user.clone(),
+            max_tokens,
+            temperature,
+            seed,
+        }
+    }
+}
+
 /// Builds the prompt from the best sources that fit in `budget` tokens, as counted by `count`.
 /// The last source that fits only in part is cut on a character boundary.
 pub fn build(

@@ -120,13 +120,7 @@ impl RagService for Service {
         let prompt = engine.prompt(&question, hits, max_tokens);
         let mut events = engine
             .generator
-            .generate(rag_llm::Request {
-                system: prompt.system.clone(),
-                user: prompt.user.clone(),
-                max_tokens,
-                temperature,
-                seed,
-            })
+            .generate(prompt.request(max_tokens, temperature, seed))
             .map_err(QueryError::from)?;
 
         tokio::spawn(async move {
