@@ -109,6 +109,7 @@ impl Config {
             "data_dir",
             "store",
             "embedding",
+            "rerank",
             "llm",
             "ingest",
             "query",
