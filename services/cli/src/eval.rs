@@ -149,8 +149,13 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
         )
         .await?;
         latencies.push(took);
-        // The refusal gate's signal (see `rag_query::retrieve`).
-        let top = hits.iter().map(|h| h.similarity).fold(f32::MIN, f32::max);
+        // The refusal signal: Ask refuses when none of the `top_k` fused hits it would use
+        // reaches the threshold (see `rag_query::retrieve`).
+        let top = hits
+            .iter()
+            .take(config.query.top_k)
+            .map(|h| h.similarity)
+            .fold(f32::MIN, f32::max);
         best_scores.push((top, !q.sources.is_empty()));
         if !q.sources.is_empty() {
             let rank = hits.iter().position(|h| {

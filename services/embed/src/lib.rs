@@ -132,8 +132,18 @@ impl Embedder {
                 reason: format!("probe embedding: {e}"),
             })?;
         let dimension = probe.first().map_or(0, Vec::len);
+        // Vectors made with other prefixes are other vectors: the prefixes are part of the name
+        // the store, the ingest fingerprint and every point record.
+        let name = if config.query_prefix.is_empty() && config.passage_prefix.is_empty() {
+            config.name.clone()
+        } else {
+            format!(
+                "{} (query prefix {:?}, passage prefix {:?})",
+                config.name, config.query_prefix, config.passage_prefix
+            )
+        };
         Ok(Self {
-            name: config.name.clone(),
+            name,
             dimension,
             query_prefix: config.query_prefix.clone(),
             passage_prefix: config.passage_prefix.clone(),

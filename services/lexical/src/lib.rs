@@ -56,8 +56,8 @@ pub fn query_vector(text: &str) -> SparseVector {
     weighted(&terms(text), |_| 1.0)
 }
 
-/// The query's identifiers only: codes, flags, paths, versions, words mixing letters and digits
-/// (`NWC-412`, `--debounce-ms`, `x86`, `2049`). Searched as a ranking of its own next to the
+/// The query's identifiers only: codes, paths, dotted and snake_case names, versions, words
+/// mixing letters and digits (`NWC-412`, `debian/control`, `embed_window`, `x86`, `2049`). Searched as a ranking of its own next to the
 /// dense and the full lexical one: a chunk that holds the exact identifier asked about then
 /// leads two of the three rankings, so reciprocal rank fusion puts it first even when the
 /// embedding sees nothing special in it and every other chunk shares the query's common words.
@@ -72,7 +72,9 @@ pub fn identifier_vector(text: &str) -> SparseVector {
 fn is_identifier(term: &str) -> bool {
     let digits = term.chars().filter(char::is_ascii_digit).count();
     let letters = term.chars().filter(|c| c.is_alphabetic()).count();
-    term.contains(is_joiner) || (digits > 0 && letters > 0) || digits >= 3
+    // Hyphenated words ("long-term", "built-in") are ordinary language, not identifiers; paths,
+    // dotted names and snake_case are.
+    term.contains(['_', '.', '/']) || (digits > 0 && letters > 0) || digits >= 3
 }
 
 fn weighted(terms: &[String], weight: impl Fn(f32) -> f32) -> SparseVector {
@@ -243,9 +245,10 @@ mod tests {
         };
         assert_eq!(only("What does error NWC-412 mean?"), ["412", "nwc-412"]);
         assert_eq!(
-            only("set --debounce-ms on x86 since 2026, page 3"),
-            ["debounce-ms", "x86", "2026"]
+            only("set embed_window on x86 since 2026, page 3"),
+            ["embed_window", "x86", "2026"]
         );
+        assert!(only("the long-term, built-in plan").is_empty());
         assert!(identifier_vector("how do I request leave").is_empty());
         assert_eq!(identifier_vector("NWC-412").indices.len(), 2);
     }

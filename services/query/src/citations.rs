@@ -17,14 +17,17 @@ pub fn check(answer: &str, given: usize) -> (Vec<u32>, Vec<u32>) {
             .split(',')
             .map(|n| n.trim().parse::<u32>().ok())
             .collect();
-        if let Some(numbers) = numbers {
-            for n in numbers {
-                if seen.insert(n) {
-                    if n >= 1 && (n as usize) <= given {
-                        valid.push(n);
-                    } else {
-                        invalid.push(n);
-                    }
+        let Some(numbers) = numbers else {
+            // Not a citation ("[0, 1) are accepted [2]"): look again right after this '['.
+            rest = after;
+            continue;
+        };
+        for n in numbers {
+            if seen.insert(n) {
+                if n >= 1 && (n as usize) <= given {
+                    valid.push(n);
+                } else {
+                    invalid.push(n);
                 }
             }
         }
@@ -62,7 +65,11 @@ pub fn remove(answer: &str, invalid: &[u32]) -> String {
                     out.push_str(&format!("[{}]", kept.join(", ")));
                 }
             }
-            None => out.push_str(&rest[..open + 1 + close + 1]),
+            None => {
+                out.push_str(&rest[..=open]);
+                rest = after;
+                continue;
+            }
         }
         rest = &after[close + 1..];
     }
@@ -81,6 +88,10 @@ mod tests {
             "Yes. Also [1][2] and [x]."
         );
         assert_eq!(remove("Same [1].", &[]), "Same [1].");
+        assert_eq!(
+            remove("Values in [0, 1) pass [9] and [2].", &[9]),
+            "Values in [0, 1) pass and [2]."
+        );
     }
 
     #[test]
@@ -93,5 +104,9 @@ mod tests {
     #[test]
     fn no_citations() {
         assert_eq!(check("plain text [unclosed", 2), (vec![], vec![]));
+        assert_eq!(
+            check("values in [0, 1) are accepted [2].", 3),
+            (vec![2], vec![])
+        );
     }
 }

@@ -11,8 +11,9 @@ pub struct QueryConfig {
     pub listen: SocketAddr,
     /// Chunks retrieved when a request does not say.
     pub top_k: usize,
-    /// The cosine similarity the best retrieved chunk must reach; when none does, Search
-    /// returns nothing and Ask answers that the documents do not say, without calling the model.
+    /// Retrieved chunks below this cosine similarity are dropped (unless they hold one of the
+    /// question's identifiers, e.g. an error code); when none is left, Search returns nothing
+    /// and Ask answers that the documents do not say, without calling the model.
     pub score_threshold: f32,
     /// Hybrid retrieval: dense and lexical (BM25) candidates fused by reciprocal rank. `false`
     /// retrieves by dense vectors only.

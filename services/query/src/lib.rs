@@ -162,7 +162,8 @@ mod tests {
 #[derive(Debug, Clone)]
 pub struct Retrieval {
     pub top_k: usize,
-    /// The cosine similarity the best candidate must reach, or nothing is returned.
+    /// Candidates below this cosine similarity are dropped (unless they hold one of the
+    /// question's identifiers); when none is left, the documents do not answer the question.
     pub score_threshold: f32,
     /// Fuse lexical (BM25) candidates with the dense ones; `false` searches dense vectors only.
     pub hybrid: bool,
@@ -241,7 +242,7 @@ impl Engine {
     /// answer none of whose sentences is supported is withheld.
     pub async fn check_answer(&self, answer: &str, sources: &[context::Source]) -> CheckedAnswer {
         let (valid, invalid) = citations::check(answer.trim(), sources.len());
-        let text = citations::remove(answer.trim(), &invalid);
+        let text = citations::remove(answer.trim(), &invalid).trim().to_owned();
         let sentences = support::sentences(&text);
         let cited: Vec<Vec<u32>> = sentences
             .iter()
@@ -292,7 +293,18 @@ impl Engine {
                 tracing::warn!(error = %e, "embedding answer sentences; checking by terms only");
                 vec![Vec::new(); n]
             }
-            _ => vec![Vec::new(); n],
+            Ok(Ok(vectors)) => {
+                tracing::warn!(
+                    got = vectors.len(),
+                    sentences = n,
+                    "embedder returned the wrong number of vectors; checking by terms only"
+                );
+                vec![Vec::new(); n]
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "embedding task failed; checking by terms only");
+                vec![Vec::new(); n]
+            }
         }
     }
 

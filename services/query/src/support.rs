@@ -63,7 +63,7 @@ pub fn sentences(answer: &str) -> Vec<String> {
             continue;
         }
         current.push(c);
-        if matches!(c, '.' | '!' | '?' | '。') {
+        if matches!(c, '.' | '!' | '?' | '。' | '！' | '？') {
             // Trailing citations ("... here. [2]") belong to the sentence they follow.
             let mut j = i + 1;
             while j < chars.len() && chars[j] == ' ' {
@@ -73,6 +73,10 @@ pub fn sentences(answer: &str) -> Vec<String> {
                 let Some(close) = chars[j..].iter().position(|&c| c == ']') else {
                     break;
                 };
+                let inside: String = chars[j + 1..j + close].iter().collect();
+                if !is_citation(&inside) {
+                    break;
+                }
                 current.extend(&chars[i + 1..j + close + 1]);
                 i = j + close;
                 j = i + 1;
@@ -80,9 +84,9 @@ pub fn sentences(answer: &str) -> Vec<String> {
                     j += 1;
                 }
             }
-            let at_end = i + 1 >= chars.len() || chars[i + 1].is_whitespace();
-            let decimal = c == '.' && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
-            if at_end && !decimal {
+            // Chinese and Japanese put no space after a full stop.
+            let full_width = matches!(c, '。' | '！' | '？');
+            if full_width || i + 1 >= chars.len() || chars[i + 1].is_whitespace() {
                 push(&mut out, &mut current);
             }
         }
@@ -90,6 +94,11 @@ pub fn sentences(answer: &str) -> Vec<String> {
     }
     push(&mut out, &mut current);
     out
+}
+
+/// `1` or `1, 2`: what may stand between the brackets of a citation.
+fn is_citation(inside: &str) -> bool {
+    inside.split(',').all(|n| n.trim().parse::<u32>().is_ok())
 }
 
 fn push(out: &mut Vec<String>, current: &mut String) {
@@ -148,9 +157,13 @@ pub fn check(
                         || similarity >= config.min_similarity)
             };
             let strength = |&(_, overlap, similarity): &(u32, f32, f32)| overlap.max(similarity);
+            // A source that passes beats one that does not, whatever their raw numbers.
             let best = |ns: &mut dyn Iterator<Item = u32>| {
-                ns.map(measure)
-                    .max_by(|a, b| strength(a).total_cmp(&strength(b)))
+                ns.map(measure).max_by(|a, b| {
+                    passes(a)
+                        .cmp(&passes(b))
+                        .then(strength(a).total_cmp(&strength(b)))
+                })
             };
             let by_citation = best(&mut cited.iter().copied()).filter(passes);
             let any = || best(&mut (1..=sources.len() as u32));
@@ -178,11 +191,7 @@ pub fn strip_citations(text: &str) -> String {
     while let Some(open) = rest.find('[') {
         let after = &rest[open + 1..];
         match after.find(']') {
-            Some(close)
-                if after[..close]
-                    .split(',')
-                    .all(|n| n.trim().parse::<u32>().is_ok()) =>
-            {
+            Some(close) if is_citation(&after[..close]) => {
                 out.push_str(&rest[..open]);
                 rest = &after[close + 1..];
             }
@@ -222,6 +231,14 @@ mod tests {
             ]
         );
         assert!(sentences("  [1] ").is_empty());
+        assert_eq!(
+            sentences("Done. [Optional] restart it [2]."),
+            ["Done.", "[Optional] restart it [2]."]
+        );
+        assert_eq!(
+            sentences("休暇は25日です。申請は人事へ！"),
+            ["休暇は25日です。", "申請は人事へ！"]
+        );
     }
 
     #[test]
@@ -265,6 +282,28 @@ mod tests {
             &config,
         );
         assert_eq!(short[0].supported_by, None, "too short to check: {short:?}");
+    }
+
+    #[test]
+    fn a_passing_source_beats_a_closer_failing_one() {
+        // Source 1: 2 of 5 terms, cosine 0.69 (fails both rules, but "stronger");
+        // source 2: 3 of 5 terms (passes the lexical rule), cosine 0.
+        let sources = [
+            source(
+                "alpha bravo zulu",
+                vec![0.69, (1.0f32 - 0.69 * 0.69).sqrt()],
+            ),
+            source("alpha bravo charlie yankee", vec![0.0, 1.0]),
+        ];
+        let said = ["Alpha bravo charlie delta echo [1].".to_owned()];
+        let checked = check(
+            &said,
+            &[vec![1]],
+            &[vec![1.0, 0.0]],
+            &sources,
+            &SupportConfig::default(),
+        );
+        assert_eq!(checked[0].supported_by, Some(2), "{checked:?}");
     }
 
     #[test]
