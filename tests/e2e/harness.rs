@@ -44,7 +44,7 @@ impl Workspace {
              max_length = 512\nquery_prefix = \"query: \"\npassage_prefix = \"passage: \"",
             models.display()
         ));
-        ws.query_option("score_threshold = 0.814");
+        ws.append_config("score_threshold = 0.814");
         ws
     }
 
@@ -75,13 +75,9 @@ max_tokens = 48
         Self { dir }
     }
 
-    /// Appends `text` to the config file (after its last table, `[query]`).
-    pub fn append_config(&self, text: &str) {
-        self.query_option(text);
-    }
-
-    /// Adds `line` to the config's `[query]` table (the file's last table).
-    pub fn query_option(&self, line: &str) {
+    /// Appends `line` to the config file: a `[query]` option while that is the file's last table,
+    /// or a new table.
+    pub fn append_config(&self, line: &str) {
         let mut config = std::fs::read_to_string(self.config()).unwrap();
         config.push_str(line);
         config.push('\n');

@@ -960,7 +960,7 @@ async fn hybrid_retrieval_finds_exact_codes_that_dense_retrieval_blurs() {
 
     // The same questions with dense retrieval only, for comparison: the codes differ in a
     // digit or two, which the embedding barely sees.
-    ws.query_option("hybrid = false");
+    ws.append_config("hybrid = false");
     let server = ws.serve().await;
     let mut dense_first = 0;
     for (i, (code, _, _)) in components.iter().enumerate() {

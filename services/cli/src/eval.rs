@@ -47,6 +47,15 @@ struct Question {
     sources: Vec<String>,
 }
 
+impl Question {
+    /// Whether `source` is one of the expected documents (a source ending in `/` is a folder).
+    fn expects(&self, source: &str) -> bool {
+        self.sources
+            .iter()
+            .any(|s| source == s || (s.ends_with('/') && source.starts_with(s.as_str())))
+    }
+}
+
 /// Chunks retrieved per question: enough for MRR@10.
 const DEPTH: usize = 10;
 
@@ -158,12 +167,7 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
             .fold(f32::MIN, f32::max);
         best_scores.push((top, !q.sources.is_empty()));
         if !q.sources.is_empty() {
-            let rank = hits.iter().position(|h| {
-                q.sources.iter().any(|s| {
-                    h.payload.source == *s
-                        || (s.ends_with('/') && h.payload.source.starts_with(s.as_str()))
-                })
-            });
+            let rank = hits.iter().position(|h| q.expects(&h.payload.source));
             ranks.push(rank);
         }
     }
@@ -277,11 +281,6 @@ async fn generate(
     let mut g = Generation::default();
     let (mut answerable, mut answered, mut unanswerable, mut refused) = (0, 0, 0, 0);
     let (mut right_citations, mut sentences, mut supported, mut right_attributions) = (0, 0, 0, 0);
-    let matches = |q: &Question, source: &str| {
-        q.sources
-            .iter()
-            .any(|s| source == s || (s.ends_with('/') && source.starts_with(s.as_str())))
-    };
     let mut took = Vec::new();
     for q in questions {
         let expected = !q.sources.is_empty();
@@ -304,11 +303,11 @@ async fn generate(
                 let source = |n: u32| prompt.sources[n as usize - 1].hit.payload.source.as_str();
                 for &n in &checked.citations {
                     g.citations += 1;
-                    right_citations += usize::from(matches(q, source(n)));
+                    right_citations += usize::from(q.expects(source(n)));
                 }
                 for n in checked.sentences.iter().filter_map(|s| s.supported_by) {
                     g.attributions += 1;
-                    right_attributions += usize::from(matches(q, source(n)));
+                    right_attributions += usize::from(q.expects(source(n)));
                 }
             }
             if checked.status == Verdict::Unsupported {

@@ -13,11 +13,7 @@ pub fn check(answer: &str, given: usize) -> (Vec<u32>, Vec<u32>) {
         let after = &rest[open + 1..];
         let Some(close) = after.find(']') else { break };
         let inside = &after[..close];
-        let numbers: Option<Vec<u32>> = inside
-            .split(',')
-            .map(|n| n.trim().parse::<u32>().ok())
-            .collect();
-        let Some(numbers) = numbers else {
+        let Some(numbers) = numbers(inside) else {
             // Not a citation ("[0, 1) are accepted [2]"): look again right after this '['.
             rest = after;
             continue;
@@ -36,6 +32,14 @@ pub fn check(answer: &str, given: usize) -> (Vec<u32>, Vec<u32>) {
     (valid, invalid)
 }
 
+/// The numbers between a citation's brackets (`1` or `1, 2`); `None` when it is not one.
+pub fn numbers(inside: &str) -> Option<Vec<u32>> {
+    inside
+        .split(',')
+        .map(|n| n.trim().parse::<u32>().ok())
+        .collect()
+}
+
 /// `answer` without the citation numbers in `invalid`: `[7]` disappears, `[1, 7]` becomes `[1]`.
 pub fn remove(answer: &str, invalid: &[u32]) -> String {
     if invalid.is_empty() {
@@ -46,11 +50,7 @@ pub fn remove(answer: &str, invalid: &[u32]) -> String {
     while let Some(open) = rest.find('[') {
         let after = &rest[open + 1..];
         let Some(close) = after.find(']') else { break };
-        let numbers: Option<Vec<u32>> = after[..close]
-            .split(',')
-            .map(|n| n.trim().parse::<u32>().ok())
-            .collect();
-        match numbers {
+        match numbers(&after[..close]) {
             Some(numbers) => {
                 let kept: Vec<String> = numbers
                     .iter()

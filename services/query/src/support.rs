@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::citations;
 use crate::context::Source;
 
 /// Thresholds of the check. Configurable because they depend on the embedding model.
@@ -74,7 +75,7 @@ pub fn sentences(answer: &str) -> Vec<String> {
                     break;
                 };
                 let inside: String = chars[j + 1..j + close].iter().collect();
-                if !is_citation(&inside) {
+                if citations::numbers(&inside).is_none() {
                     break;
                 }
                 current.extend(&chars[i + 1..j + close + 1]);
@@ -94,11 +95,6 @@ pub fn sentences(answer: &str) -> Vec<String> {
     }
     push(&mut out, &mut current);
     out
-}
-
-/// `1` or `1, 2`: what may stand between the brackets of a citation.
-fn is_citation(inside: &str) -> bool {
-    inside.split(',').all(|n| n.trim().parse::<u32>().is_ok())
 }
 
 fn push(out: &mut Vec<String>, current: &mut String) {
@@ -191,7 +187,7 @@ pub fn strip_citations(text: &str) -> String {
     while let Some(open) = rest.find('[') {
         let after = &rest[open + 1..];
         match after.find(']') {
-            Some(close) if is_citation(&after[..close]) => {
+            Some(close) if citations::numbers(&after[..close]).is_some() => {
                 out.push_str(&rest[..open]);
                 rest = &after[close + 1..];
             }
