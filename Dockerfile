@@ -12,5 +12,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends poppler-utils l
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/rag /usr/local/bin/rag
 WORKDIR /app
+# The data directory (embedded store, the worker's manifests); compose mounts its volumes here.
 ENV RAG_DATA_DIR=/data
 ENTRYPOINT ["rag"]

@@ -121,33 +121,55 @@ max_tokens = 48
     }
 
     pub async fn serve(&self) -> Server {
+        let server = self.start_serving(&[]);
+        server.wait_serving().await;
+        server
+    }
+
+    /// `rag serve` with `extra` arguments, without waiting for it to load.
+    pub fn start_serving(&self, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rag"))
             .arg("--config")
             .arg(self.config())
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("rag: listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from rag serve: {line:?}"))
-            .to_owned();
-        let url = format!("http://{addr}");
-        let channel = Channel::from_shared(url).unwrap().connect_lazy();
-        let server = Server { child, channel };
-        server.wait_serving().await;
-        server
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut admin = None;
+        let addr = loop {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            let line = line.trim();
+            if let Some(a) = line.strip_prefix("rag: admin listening on ") {
+                admin = Some(a.to_owned());
+            } else if let Some(a) = line.strip_prefix("rag: listening on ") {
+                break a.to_owned();
+            } else {
+                panic!("unexpected line from rag serve: {line:?}");
+            }
+        };
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        Server {
+            child,
+            channel,
+            url: format!("http://{addr}"),
+            admin,
+        }
     }
 }
 
 pub struct Server {
     pub child: Child,
     pub channel: Channel,
+    /// `http://host:port` of the gRPC listener, for `rag --addr`.
+    pub url: String,
+    /// The admin HTTP listener's address, when started with one.
+    pub admin: Option<String>,
 }
 
 impl Server {
@@ -155,8 +177,32 @@ impl Server {
         RagServiceClient::new(self.channel.clone())
     }
 
+    /// `GET path` on the admin listener: status code and body.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let addr = self
+            .admin
+            .as_deref()
+            .expect("started with an admin listener");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {head:?}"));
+        (status, body.to_owned())
+    }
+
     /// Polls the standard health service until the rag service reports SERVING.
-    async fn wait_serving(&self) {
+    pub async fn wait_serving(&self) {
         let mut health = HealthClient::new(self.channel.clone());
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {

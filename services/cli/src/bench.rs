@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use rag_grpc::Loaded;
 use rag_ingest::{Chunker, Indexer, Padding, PdfExtractor, batch, extract, walk};
 use rag_proto::v1 as pb;
-use rag_query::{Engine, Retrieval};
 
 use crate::config::Config;
 
@@ -230,39 +230,29 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     }
 
     // --- serve in-process on loopback --------------------------------------------------------
-    let llm_config = config.llm.clone();
-    let generator = Arc::new(
-        tokio::task::spawn_blocking(move || rag_llm::Generator::start(&llm_config)).await??,
-    );
-    let engine = Engine {
-        reranker: crate::serve::load_reranker(&config).await?,
-        embedder,
-        store,
-        generator: generator.clone(),
-        indexer: Arc::new(indexer),
-        config: config.query.clone(),
-    };
-    let retrieval = Retrieval {
-        top_k: config.query.top_k,
-        score_threshold: config.query.score_threshold,
-        hybrid: config.query.hybrid,
-        filter: Default::default(),
-    };
+    let engine = crate::engine::load(&config, embedder, store).await?;
+    let generator = engine.generator().clone();
+    let retrieval = engine.default_retrieval();
     // Prompts for the raw comparison, built exactly as Ask builds them.
     let mut raw_prompts = Vec::new();
     for q in questions.iter().cycle().take(args.asks) {
-        let (hits, _) = engine.retrieve(q, &retrieval).await?;
+        let hits = engine.retrieve(q, &retrieval).await?;
         raw_prompts.push(engine.prompt(q, hits, args.max_tokens as usize));
     }
+    let loaded = Loaded {
+        engine,
+        indexer: Arc::new(indexer),
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(rag_query::server::run(
+    let server = tokio::spawn(rag_grpc::server::run(
         listener,
-        async move { Ok(engine) },
+        async move { Ok(loaded) },
         async move {
             let _ = stopped.await;
         },
+        tokio::sync::watch::channel(false).0,
     ));
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?
         .connect()
@@ -400,7 +390,7 @@ async fn timed_ask(
 
 async fn timed_raw(
     generator: &rag_llm::Generator,
-    prompt: &rag_query::Prompt,
+    prompt: &rag_engine::Prompt,
     max_tokens: usize,
 ) -> anyhow::Result<Timed> {
     let started = Instant::now();

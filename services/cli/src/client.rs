@@ -64,6 +64,9 @@ pub struct DeleteArgs {
 pub struct StatusArgs {
     #[arg(long)]
     addr: Option<String>,
+    /// Print the status and index statistics as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 async fn channel(config: &Config, addr: Option<&str>) -> anyhow::Result<Channel> {
@@ -247,9 +250,8 @@ pub async fn delete(config: &Config, args: DeleteArgs) -> anyhow::Result<ExitCod
 
 pub async fn status(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> {
     use tonic_health::pb::health_check_response::ServingStatus;
-    let mut health = tonic_health::pb::health_client::HealthClient::new(
-        channel(config, args.addr.as_deref()).await?,
-    );
+    let channel = channel(config, args.addr.as_deref()).await?;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let status = health
         .check(tonic_health::pb::HealthCheckRequest {
             service: "rag.v1.RagService".into(),
@@ -258,8 +260,46 @@ pub async fn status(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCod
         .map_err(status_error)?
         .into_inner()
         .status();
-    println!("{}", status.as_str_name());
-    Ok(if status == ServingStatus::Serving {
+    let serving = status == ServingStatus::Serving;
+    // Statistics exist only once the store is loaded.
+    let stats = if serving {
+        Some(
+            RagServiceClient::new(channel)
+                .index_stats(pb::IndexStatsRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner(),
+        )
+    } else {
+        None
+    };
+    if args.json {
+        let stats = stats.map(|s| {
+            serde_json::json!({
+                "documents": s.documents,
+                "chunks": s.chunks,
+                "embedding_model": s.embedding_model,
+                "vector_size": s.vector_size,
+                "schema_version": s.schema_version,
+                "store_backend": s.store_backend,
+            })
+        });
+        let out = serde_json::json!({"status": status.as_str_name(), "index": stats});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{}", status.as_str_name());
+        if let Some(s) = stats {
+            println!("documents        {}", s.documents);
+            println!("chunks           {}", s.chunks);
+            println!(
+                "embedding model  {} ({} dimensions)",
+                s.embedding_model, s.vector_size
+            );
+            println!("schema version   {}", s.schema_version);
+            println!("store            {}", s.store_backend);
+        }
+    }
+    Ok(if serving {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

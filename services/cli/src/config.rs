@@ -7,9 +7,9 @@ use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use rag_embed::{EmbedConfig, RerankConfig};
+use rag_engine::QueryConfig;
 use rag_ingest::IngestConfig;
 use rag_llm::LlmConfig;
-use rag_query::QueryConfig;
 use rag_store::StoreConfig;
 use serde::{Deserialize, Serialize};
 

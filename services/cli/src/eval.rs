@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use rag_query::Retrieval;
+use rag_engine::{AskEvent, Engine, Retrieval, Verdict};
 use serde::Deserialize;
+use tokio_stream::StreamExt;
 
 use crate::config::Config;
 
@@ -136,30 +137,25 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("indexing {}", args.corpus.display()))?;
     anyhow::ensure!(summary.chunks_written > 0, "the corpus produced no chunks");
 
+    let engine =
+        crate::engine::load(&config, indexer.embedder().clone(), indexer.store().clone()).await?;
+    let defaults = engine.default_retrieval();
     let retrieval = Retrieval {
         top_k: DEPTH,
         score_threshold: -1.0,
-        hybrid: config.query.hybrid && !args.dense_only,
-        filter: Default::default(),
+        hybrid: defaults.hybrid && !args.dense_only,
+        ..defaults.clone()
     };
-    let embedder = indexer.embedder().clone();
-    let store = indexer.store().clone();
-    let reranker = crate::serve::load_reranker(&config).await?;
     let mut ranks = Vec::new();
     let mut best_scores = Vec::new();
     let mut latencies = Vec::new();
     for q in &questions {
-        let (hits, took) = rag_query::retrieve(
-            &embedder,
-            reranker.as_ref(),
-            store.as_ref(),
-            &q.question,
-            &retrieval,
-        )
-        .await?;
+        let started = std::time::Instant::now();
+        let hits = engine.retrieve(&q.question, &retrieval).await?;
+        let took = started.elapsed();
         latencies.push(took);
         // The refusal signal: Ask refuses when none of the `top_k` fused hits it would use
-        // reaches the threshold (see `rag_query::retrieve`).
+        // reaches the threshold (see `Engine::retrieve`).
         let top = hits
             .iter()
             .take(config.query.top_k)
@@ -180,12 +176,10 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
     results.retrieval = if retrieval.hybrid { "hybrid" } else { "dense" };
     if args.generate {
         let retrieval = Retrieval {
-            top_k: config.query.top_k,
-            score_threshold: config.query.score_threshold,
-            ..retrieval
+            hybrid: retrieval.hybrid,
+            ..defaults
         };
-        results.generation =
-            Some(generate(&config, indexer, reranker, &questions, &retrieval).await?);
+        results.generation = Some(generate(&engine, &questions, retrieval).await?);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
@@ -258,25 +252,15 @@ fn score(
     }
 }
 
+/// Answers every question as Ask does (same engine, same stream) and scores the answers.
 async fn generate(
-    config: &Config,
-    indexer: rag_ingest::Indexer,
-    reranker: Option<std::sync::Arc<rag_embed::Reranker>>,
+    engine: &Engine,
     questions: &[Question],
-    retrieval: &Retrieval,
+    retrieval: Retrieval,
 ) -> anyhow::Result<Generation> {
-    use rag_query::Verdict;
-    let llm = config.llm.clone();
-    let generator = std::sync::Arc::new(
-        tokio::task::spawn_blocking(move || rag_llm::Generator::start(&llm)).await??,
-    );
-    let engine = rag_query::Engine {
-        reranker,
-        embedder: indexer.embedder().clone(),
-        store: indexer.store().clone(),
-        generator,
-        indexer: std::sync::Arc::new(indexer),
-        config: config.query.clone(),
+    let options = rag_engine::AskOptions {
+        retrieval,
+        ..engine.default_ask()
     };
     let mut g = Generation::default();
     let (mut answerable, mut answered, mut unanswerable, mut refused) = (0, 0, 0, 0);
@@ -284,43 +268,52 @@ async fn generate(
     let mut took = Vec::new();
     for q in questions {
         let expected = !q.sources.is_empty();
-        let (hits, _) = engine.retrieve(&q.question, retrieval).await?;
-        let verdict = if hits.is_empty() {
-            Verdict::NotFound
-        } else {
-            let prompt = engine.prompt(&q.question, hits, config.query.max_tokens);
-            let started = std::time::Instant::now();
-            let (text, _) = engine.generate(&prompt, config.query.max_tokens).await?;
-            took.push(started.elapsed());
-            let checked = engine.check_answer(&text, &prompt.sources).await;
+        let mut events = engine.ask(&q.question, options.clone()).await?;
+        let mut sources = Vec::new();
+        let mut answer = None;
+        while let Some(event) = events.next().await {
+            match event? {
+                AskEvent::Sources(hits) => sources = hits,
+                AskEvent::Token(_) => {}
+                AskEvent::Answer(a) => answer = Some(a),
+            }
+        }
+        let answer = answer.context("the answer stream ended without an answer")?;
+        let checked = &answer.checked;
+        if !sources.is_empty() {
+            took.push(
+                answer
+                    .timings
+                    .total
+                    .saturating_sub(answer.timings.retrieval),
+            );
             sentences += checked.sentences.len();
             supported += checked
                 .sentences
                 .iter()
                 .filter(|s| s.supported_by.is_some())
                 .count();
-            if expected && checked.status == Verdict::Answered {
-                let source = |n: u32| prompt.sources[n as usize - 1].hit.payload.source.as_str();
-                for &n in &checked.citations {
-                    g.citations += 1;
-                    right_citations += usize::from(q.expects(source(n)));
-                }
-                for n in checked.sentences.iter().filter_map(|s| s.supported_by) {
-                    g.attributions += 1;
-                    right_attributions += usize::from(q.expects(source(n)));
-                }
+        }
+        if expected && checked.status == Verdict::Answered {
+            let source = |n: u32| sources[n as usize - 1].payload.source.as_str();
+            for &n in &checked.citations {
+                g.citations += 1;
+                right_citations += usize::from(q.expects(source(n)));
             }
-            if checked.status == Verdict::Unsupported {
-                g.withheld += 1;
+            for n in checked.sentences.iter().filter_map(|s| s.supported_by) {
+                g.attributions += 1;
+                right_attributions += usize::from(q.expects(source(n)));
             }
-            checked.status
-        };
+        }
+        if checked.status == Verdict::Unsupported {
+            g.withheld += 1;
+        }
         if expected {
             answerable += 1;
-            answered += usize::from(verdict == Verdict::Answered);
+            answered += usize::from(checked.status == Verdict::Answered);
         } else {
             unanswerable += 1;
-            refused += usize::from(verdict != Verdict::Answered);
+            refused += usize::from(checked.status != Verdict::Answered);
         }
     }
     let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };

@@ -3,6 +3,7 @@
 mod bench;
 mod client;
 mod config;
+mod engine;
 mod eval;
 mod ingest;
 mod serve;

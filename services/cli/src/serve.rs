@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use rag_query::Engine;
+use rag_grpc::Loaded;
 
 use crate::config::Config;
 
@@ -13,6 +13,9 @@ pub struct ServeArgs {
     /// Listen address (overrides `query.listen`); port 0 picks a free port.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Admin HTTP address for /metrics, /healthz and /readyz (overrides `query.admin_listen`).
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
 }
 
 pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
@@ -21,44 +24,65 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    // One line on stdout with the real address, for scripts and tests that asked for port 0.
+    let (ready, ready_rx) = tokio::sync::watch::channel(false);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(stop);
+    let shutdown = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+
+    let admin = match args.admin_listen.or(config.query.admin_listen) {
+        Some(addr) => {
+            let metrics = rag_admin::install_recorder()?;
+            let admin_listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (admin)"))?;
+            let admin_local = admin_listener.local_addr()?;
+            // One line per listener on stdout with the real address, for scripts and tests
+            // that asked for port 0.
+            println!("rag: admin listening on {admin_local}");
+            Some(tokio::spawn(rag_admin::serve(
+                admin_listener,
+                metrics,
+                ready_rx,
+                shutdown(),
+            )))
+        }
+        None => None,
+    };
     println!("rag: listening on {local}");
     std::io::stdout().flush()?;
     tracing::info!(%local, "listening; loading models");
 
-    let load = async move { load_engine(config).await.map_err(|e| format!("{e:#}")) };
-    rag_query::server::run(listener, load, shutdown_signal()).await?;
+    let load = async move { load(config).await.map_err(|e| format!("{e:#}")) };
+    let signal_stop = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        signal_stop.send_replace(true);
+    });
+    let served = rag_grpc::server::run(listener, load, shutdown(), ready).await;
+    // The admin listener ends with the service, however the service ended.
+    stop.send_replace(true);
+    if let Some(admin) = admin {
+        admin.await??;
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Models and store, loaded once at start-up.
-pub async fn load_engine(config: Config) -> anyhow::Result<Engine> {
+/// Models, store and indexer, loaded once at start-up.
+async fn load(config: Config) -> anyhow::Result<Loaded> {
     let indexer = crate::ingest::open_indexer(&config).await?;
-    let llm_config = config.llm.clone();
-    let generator =
-        tokio::task::spawn_blocking(move || rag_llm::Generator::start(&llm_config)).await??;
-    Ok(Engine {
-        reranker: load_reranker(&config).await?,
-        embedder: indexer.embedder().clone(),
-        store: indexer.store().clone(),
-        generator: Arc::new(generator),
+    let engine =
+        crate::engine::load(&config, indexer.embedder().clone(), indexer.store().clone()).await?;
+    Ok(Loaded {
+        engine,
         indexer: Arc::new(indexer),
-        config: config.query,
     })
-}
-
-/// The configured cross-encoder, or `None` when reranking is off.
-pub async fn load_reranker(config: &Config) -> anyhow::Result<Option<Arc<rag_embed::Reranker>>> {
-    if !config.rerank.enabled() {
-        return Ok(None);
-    }
-    let rerank = config.rerank.clone();
-    let runtime = config.embedding.onnxruntime.clone();
-    let reranker =
-        tokio::task::spawn_blocking(move || rag_embed::Reranker::load(&rerank, &runtime)).await??;
-    tracing::info!(model = reranker.name(), "reranking fused candidates");
-    Ok(Some(Arc::new(reranker)))
 }
 
 async fn shutdown_signal() {

@@ -106,6 +106,11 @@ pub enum Event {
     Failed(LlmError),
 }
 
+/// Prometheus gauge: requests waiting for the model.
+pub const QUEUE_DEPTH: &str = "rag_generation_queue_depth";
+/// Prometheus gauge: answers being generated right now.
+pub const ACTIVE_GENERATIONS: &str = "rag_generations_active";
+
 pub struct Generator {
     model: Arc<LlamaModel>,
     n_ctx: usize,
@@ -192,6 +197,7 @@ impl Generator {
             mpsc::error::TrySendError::Full(_) => LlmError::Busy,
             mpsc::error::TrySendError::Closed(_) => LlmError::Stopped,
         })?;
+        metrics::gauge!(QUEUE_DEPTH).increment(1.0);
         Ok(receiver)
     }
 }

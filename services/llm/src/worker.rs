@@ -53,12 +53,17 @@ pub fn run(
     let _ = ready.send(Ok(()));
 
     while let Some(job) = jobs.blocking_recv() {
+        metrics::gauge!(crate::QUEUE_DEPTH).decrement(1.0);
         if job.events.is_closed() {
             continue; // the client left while queued
         }
         let queued = job.queued_at.elapsed();
         let events = job.events.clone();
-        match generate(model, &mut ctx, &template, job, queued) {
+        let active = metrics::gauge!(crate::ACTIVE_GENERATIONS);
+        active.increment(1.0);
+        let result = generate(model, &mut ctx, &template, job, queued);
+        active.decrement(1.0);
+        match result {
             Ok(stats) => {
                 let _ = events.blocking_send(Event::Done(stats));
             }

@@ -9,6 +9,9 @@ use crate::support::SupportConfig;
 pub struct QueryConfig {
     /// Address the gRPC server listens on; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Admin HTTP listener for Prometheus `/metrics`, `/healthz` and `/readyz`; unset: off.
+    /// Keep it on a port clients cannot reach.
+    pub admin_listen: Option<SocketAddr>,
     /// Chunks retrieved when a request does not say.
     pub top_k: usize,
     /// Retrieved chunks below this cosine similarity are dropped (unless they hold one of the
@@ -32,6 +35,7 @@ impl Default for QueryConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            admin_listen: None,
             top_k: 5,
             // Calibrated with `rag eval` + scripts/calibrate-threshold.py on the shipped sets
             // for the default embedding model (BENCHMARKS.md); another model needs its own.

@@ -7,8 +7,7 @@ use rag_proto::v1::rag_service_server::RagServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
-use crate::Engine;
-use crate::service::Service;
+use crate::service::{Loaded, Service};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -24,12 +23,14 @@ pub enum ServeError {
 pub const MAX_REQUEST_BYTES: usize = 80 * 1024 * 1024;
 
 /// Serves on `listener` until `shutdown` resolves. The port answers at once; health reports
-/// NOT_SERVING until `load` has produced the engine, then SERVING. A failed load ends the
-/// server with the error, so a broken deployment fails loudly instead of idling.
+/// NOT_SERVING until `load` has produced the engine, then SERVING (and `ready` turns true, for
+/// the admin listener's `/readyz`). A failed load ends the server with the error, so a broken
+/// deployment fails loudly instead of idling.
 pub async fn run(
     listener: TcpListener,
-    load: impl Future<Output = Result<Engine, String>> + Send + 'static,
+    load: impl Future<Output = Result<Loaded, String>> + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: tokio::sync::watch::Sender<bool>,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_not_serving::<RagServiceServer<Service>>().await;
@@ -39,16 +40,17 @@ pub async fn run(
         .build_v1()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
-    let engine = Arc::new(OnceLock::new());
-    let service = RagServiceServer::new(Service::new(engine.clone()))
+    let loaded = Arc::new(OnceLock::new());
+    let service = RagServiceServer::new(Service::new(loaded.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 
     let (load_failed_tx, load_failed) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         match load.await {
-            Ok(loaded) => {
-                let _ = engine.set(Arc::new(loaded));
+            Ok(engine) => {
+                let _ = loaded.set(engine);
                 health.set_serving::<RagServiceServer<Service>>().await;
+                ready.send_replace(true);
                 tracing::info!("models and store ready: serving");
             }
             Err(e) => {

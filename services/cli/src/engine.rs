@@ -1,0 +1,41 @@
+//! The one place the query engine is built from the configuration (serve, eval and bench).
+
+use std::sync::Arc;
+
+use rag_embed::Embedder;
+use rag_engine::Engine;
+use rag_store::VectorStore;
+
+use crate::config::Config;
+
+/// The engine over an open embedder and store: loads the chat model and, when configured, the
+/// reranker.
+pub async fn load(
+    config: &Config,
+    embedder: Arc<Embedder>,
+    store: Arc<dyn VectorStore>,
+) -> anyhow::Result<Engine> {
+    let llm_config = config.llm.clone();
+    let generator =
+        tokio::task::spawn_blocking(move || rag_llm::Generator::start(&llm_config)).await??;
+    Ok(Engine::new(
+        embedder,
+        load_reranker(config).await?,
+        store,
+        Arc::new(generator),
+        config.query.clone(),
+    ))
+}
+
+/// The configured cross-encoder, or `None` when reranking is off.
+async fn load_reranker(config: &Config) -> anyhow::Result<Option<Arc<rag_embed::Reranker>>> {
+    if !config.rerank.enabled() {
+        return Ok(None);
+    }
+    let rerank = config.rerank.clone();
+    let runtime = config.embedding.onnxruntime.clone();
+    let reranker =
+        tokio::task::spawn_blocking(move || rag_embed::Reranker::load(&rerank, &runtime)).await??;
+    tracing::info!(model = reranker.name(), "reranking fused candidates");
+    Ok(Some(Arc::new(reranker)))
+}

@@ -1,0 +1,221 @@
+//! question -> hits -> prompt -> answer -> checked answer, as one stream of events.
+//!
+//! Every front door (gRPC, `rag eval --generate`, `rag bench`) consumes this stream; none of
+//! them repeats the flow.
+
+use std::time::{Duration, Instant};
+
+use rag_store::Hit;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::Instrument;
+
+use crate::{CheckedAnswer, Engine, EngineError, Retrieval, Verdict, metrics};
+
+/// Room the prompt needs besides the answer: the smallest useful source plus the template.
+const MIN_PROMPT_TOKENS: usize = 64;
+
+/// The events of one answer (a `Stream`); the errors that end it early.
+pub type AskStream = ReceiverStream<Result<AskEvent, EngineError>>;
+
+/// How to answer: validated request options with the defaults filled in.
+#[derive(Debug, Clone)]
+pub struct AskOptions {
+    pub retrieval: Retrieval,
+    pub max_tokens: usize,
+    /// 0 is greedy (reproducible).
+    pub temperature: f32,
+    pub seed: u32,
+}
+
+/// What an answer goes through, in order: the sources once, the tokens as they are generated,
+/// then the checked answer. A stream that ends without [`AskEvent::Answer`] ended in an error.
+#[derive(Debug)]
+pub enum AskEvent {
+    /// The sources the model was given; source `n` is `sources[n - 1]`. Empty when retrieval
+    /// found nothing relevant enough (the answer follows at once, without the model).
+    Sources(Vec<Hit>),
+    Token(String),
+    Answer(Box<Answer>),
+}
+
+/// The final answer, checked against its sources.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub checked: CheckedAnswer,
+    /// The valid citations with the documents they name, in order of first appearance.
+    pub citations: Vec<Citation>,
+    /// Zero when the model was not called.
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub finish: Finish,
+    pub timings: Timings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Citation {
+    pub number: u32,
+    pub doc_id: String,
+    pub source: String,
+    pub page: u32,
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Retrieval found nothing relevant enough; the model was not called.
+    NotFound,
+    /// The model ended its answer.
+    Stop,
+    /// The answer reached `max_tokens`.
+    Length,
+}
+
+impl Finish {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Stop => "stop",
+            Self::Length => "length",
+        }
+    }
+}
+
+/// Where the time of one answer went; each measured from the moment [`Engine::ask`] was called.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub retrieval: Duration,
+    /// Waiting for the model (other answers ahead in the queue).
+    pub queued: Duration,
+    pub prompt_eval: Duration,
+    /// Until the first token reached the stream; zero when the model was not called.
+    pub first_token: Duration,
+    /// From the first token to the last.
+    pub generation: Duration,
+    pub total: Duration,
+    pub tokens_per_second: f64,
+}
+
+impl Engine {
+    /// Answers `question` from the indexed documents.
+    ///
+    /// Errors that come before any event (an option the context window cannot hold, a store
+    /// that fails, a full generation queue) are returned at once; later ones end the stream.
+    /// Dropping the stream cancels the generation.
+    pub async fn ask(&self, question: &str, options: AskOptions) -> Result<AskStream, EngineError> {
+        let started = Instant::now();
+        if options.max_tokens + MIN_PROMPT_TOKENS >= self.generator.context_size() {
+            return Err(EngineError::invalid(
+                "max_tokens",
+                format!(
+                    "{} leaves no room for sources in the context window of {} tokens",
+                    options.max_tokens,
+                    self.generator.context_size()
+                ),
+            ));
+        }
+        let hits = self.retrieve(question, &options.retrieval).await?;
+        let mut timings = Timings {
+            retrieval: started.elapsed(),
+            ..Default::default()
+        };
+        let (tx, rx) = mpsc::channel(64);
+
+        if hits.is_empty() {
+            // Nothing relevant enough: say so plainly instead of letting the model guess.
+            timings.total = started.elapsed();
+            let _ = tx.try_send(Ok(AskEvent::Sources(Vec::new())));
+            let _ = tx.try_send(Ok(AskEvent::Answer(Box::new(Answer {
+                checked: CheckedAnswer::not_found(),
+                citations: Vec::new(),
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                finish: Finish::NotFound,
+                timings,
+            }))));
+            metrics::answered(Verdict::NotFound);
+            return Ok(ReceiverStream::new(rx));
+        }
+
+        let prompt = self.prompt(question, hits, options.max_tokens);
+        let mut events = self.generator.generate(prompt.request(
+            options.max_tokens,
+            options.temperature,
+            options.seed,
+        ))?;
+        let engine = self.clone();
+        let generation = async move {
+            let sources = prompt.sources;
+            let shown: Vec<Hit> = sources.iter().map(|s| s.hit.clone()).collect();
+            if tx.send(Ok(AskEvent::Sources(shown))).await.is_err() {
+                return; // dropping `events` cancels the generation
+            }
+            let mut text = String::new();
+            while let Some(event) = events.recv().await {
+                match event {
+                    rag_llm::Event::Token(piece) => {
+                        if timings.first_token.is_zero() {
+                            timings.first_token = started.elapsed();
+                            metrics::first_token(timings.first_token);
+                        }
+                        text.push_str(&piece);
+                        if tx.send(Ok(AskEvent::Token(piece))).await.is_err() {
+                            return;
+                        }
+                    }
+                    rag_llm::Event::Done(stats) => {
+                        metrics::generated(&stats);
+                        timings.queued = stats.queued;
+                        timings.prompt_eval = stats.prompt_eval;
+                        timings.generation = stats.generation;
+                        let generation = stats.generation.as_secs_f64();
+                        if stats.completion_tokens > 1 && generation > 0.0 {
+                            timings.tokens_per_second =
+                                (stats.completion_tokens - 1) as f64 / generation;
+                        }
+                        let checked = engine.check_answer(&text, &sources).await;
+                        metrics::answered(checked.status);
+                        let citations = checked
+                            .citations
+                            .iter()
+                            .map(|&n| {
+                                let p = &sources[n as usize - 1].hit.payload;
+                                Citation {
+                                    number: n,
+                                    doc_id: p.doc_id.clone(),
+                                    source: p.source.clone(),
+                                    page: p.page,
+                                }
+                            })
+                            .collect();
+                        timings.total = started.elapsed();
+                        let answer = Answer {
+                            checked,
+                            citations,
+                            prompt_tokens: stats.prompt_tokens,
+                            completion_tokens: stats.completion_tokens,
+                            finish: match stats.finish {
+                                rag_llm::Finish::Stop => Finish::Stop,
+                                rag_llm::Finish::Length => Finish::Length,
+                            },
+                            timings,
+                        };
+                        let _ = tx.send(Ok(AskEvent::Answer(Box::new(answer)))).await;
+                        return;
+                    }
+                    rag_llm::Event::Failed(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                }
+            }
+            let _ = tx
+                .send(Err(EngineError::Internal(
+                    "generation ended without a result".into(),
+                )))
+                .await;
+        };
+        tokio::spawn(generation.instrument(tracing::info_span!("generate")));
+        Ok(ReceiverStream::new(rx))
+    }
+}

@@ -1,0 +1,233 @@
+//! The query engine: question -> vector -> hits -> prompt -> answer -> checked answer.
+//!
+//! [`Engine`] holds the models and the store and knows no transport: the gRPC service (and any
+//! other front door) validates requests, calls [`Engine::retrieve`] or [`Engine::ask`], and maps
+//! the results. Modules in data-path order: [`retrieve`](Engine::retrieve) -> [`context`]
+//! (sources) -> [`prompt`] -> generation ([`Engine::ask`]) -> [`citations`] and [`support`]
+//! (the check).
+
+mod ask;
+mod citations;
+mod config;
+pub mod context;
+mod error;
+pub mod metrics;
+mod prompt;
+mod retrieve;
+pub mod support;
+
+use std::sync::Arc;
+
+use rag_embed::{Embedder, Reranker};
+use rag_llm::Generator;
+use rag_store::{Hit, SearchFilter, VectorStore};
+
+pub use ask::{Answer, AskEvent, AskOptions, AskStream, Citation, Finish, Timings};
+pub use config::QueryConfig;
+pub use error::EngineError;
+pub use prompt::Prompt;
+
+/// What Ask answers when the documents do not answer the question.
+pub const NOT_FOUND_ANSWER: &str =
+    "The indexed documents do not contain an answer to this question.";
+
+/// How to retrieve: validated request options with the server defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Retrieval {
+    pub top_k: usize,
+    /// Candidates below this cosine similarity are dropped (unless they hold one of the
+    /// question's identifiers); when none is left, the documents do not answer the question.
+    pub score_threshold: f32,
+    /// Fuse lexical (BM25) candidates with the dense ones; `false` searches dense vectors only.
+    pub hybrid: bool,
+    pub filter: SearchFilter,
+}
+
+/// What the check made of a generated answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// At least one sentence is supported by a given source.
+    Answered,
+    /// The model said the sources do not answer the question.
+    NotFound,
+    /// The model answered, but no sentence is supported: withheld.
+    Unsupported,
+}
+
+/// answer -> checked answer.
+#[derive(Debug, Clone)]
+pub struct CheckedAnswer {
+    pub status: Verdict,
+    /// The answer without invalid citations; the not-found answer when withheld.
+    pub text: String,
+    /// The model's answer when withheld, else empty.
+    pub draft: String,
+    /// Valid citation numbers, in order of first appearance (none when withheld).
+    pub citations: Vec<u32>,
+    pub invalid_citations: Vec<u32>,
+    pub sentences: Vec<support::Sentence>,
+}
+
+/// The models and the store, loaded once and shared by every request (cloning is cheap).
+#[derive(Clone)]
+pub struct Engine {
+    embedder: Arc<Embedder>,
+    /// Cross-encoder reranking of fused candidates, when configured.
+    reranker: Option<Arc<Reranker>>,
+    store: Arc<dyn VectorStore>,
+    generator: Arc<Generator>,
+    config: Arc<QueryConfig>,
+}
+
+impl Engine {
+    pub fn new(
+        embedder: Arc<Embedder>,
+        reranker: Option<Arc<Reranker>>,
+        store: Arc<dyn VectorStore>,
+        generator: Arc<Generator>,
+        config: QueryConfig,
+    ) -> Self {
+        Self {
+            embedder,
+            reranker,
+            store,
+            generator,
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn config(&self) -> &QueryConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn VectorStore> {
+        &self.store
+    }
+
+    pub fn generator(&self) -> &Arc<Generator> {
+        &self.generator
+    }
+
+    /// Retrieval as configured, for requests that do not say otherwise.
+    pub fn default_retrieval(&self) -> Retrieval {
+        Retrieval {
+            top_k: self.config.top_k,
+            score_threshold: self.config.score_threshold,
+            hybrid: self.config.hybrid,
+            filter: SearchFilter::default(),
+        }
+    }
+
+    /// Answer options as configured, for requests that do not say otherwise.
+    pub fn default_ask(&self) -> AskOptions {
+        AskOptions {
+            retrieval: self.default_retrieval(),
+            max_tokens: self.config.max_tokens,
+            temperature: self.config.temperature,
+            seed: 0,
+        }
+    }
+
+    /// The grounded prompt for `question`, leaving `max_tokens` of the window for the answer:
+    /// the hits assembled into sources (duplicates dropped, neighbours merged), as many as fit.
+    #[tracing::instrument(name = "prompt", skip_all, fields(hits = hits.len()))]
+    pub fn prompt(&self, question: &str, hits: Vec<Hit>, max_tokens: usize) -> Prompt {
+        // Room for the chat template's own tokens around the two messages.
+        const TEMPLATE_OVERHEAD: usize = 16;
+        let budget = self
+            .generator
+            .context_size()
+            .saturating_sub(max_tokens + TEMPLATE_OVERHEAD);
+        let generator = self.generator.clone();
+        prompt::build(question, context::assemble(hits), budget, &move |s| {
+            generator.count_tokens(s)
+        })
+    }
+
+    /// Checks a generated answer against the sources it was given: citations of sources that
+    /// were not given are removed and reported, each sentence is checked for support, and an
+    /// answer none of whose sentences is supported is withheld.
+    #[tracing::instrument(name = "check", skip_all)]
+    pub async fn check_answer(&self, answer: &str, sources: &[context::Source]) -> CheckedAnswer {
+        let (valid, invalid) = citations::check(answer.trim(), sources.len());
+        let text = citations::remove(answer.trim(), &invalid).trim().to_owned();
+        let sentences = support::sentences(&text);
+        let cited: Vec<Vec<u32>> = sentences
+            .iter()
+            .map(|s| citations::check(s, sources.len()).0)
+            .collect();
+        let embeddings = self.sentence_embeddings(&sentences).await;
+        let sentences = support::check(
+            &sentences,
+            &cited,
+            &embeddings,
+            sources,
+            &self.config.support,
+        );
+        // The prompt dictates no refusal sentence, but a model that opens with this one has
+        // declined to answer: a refusal, not an answer lacking support.
+        let status = if text.to_lowercase().starts_with("the documents do not say") {
+            Verdict::NotFound
+        } else if sentences.iter().any(|s| s.supported_by.is_some()) {
+            Verdict::Answered
+        } else {
+            Verdict::Unsupported
+        };
+        let (text, draft, citations) = match status {
+            Verdict::Unsupported => (NOT_FOUND_ANSWER.to_owned(), text, Vec::new()),
+            _ => (text, String::new(), valid),
+        };
+        CheckedAnswer {
+            status,
+            text,
+            draft,
+            citations,
+            invalid_citations: invalid,
+            sentences,
+        }
+    }
+
+    /// Embeddings of the sentences without their citation markers. When embedding fails the
+    /// check falls back to lexical overlap alone (empty vectors match nothing).
+    async fn sentence_embeddings(&self, sentences: &[String]) -> Vec<Vec<f32>> {
+        let texts: Vec<String> = sentences
+            .iter()
+            .map(|s| support::strip_citations(s))
+            .collect();
+        let n = texts.len();
+        let embedder = self.embedder.clone();
+        match tokio::task::spawn_blocking(move || embedder.embed_queries(texts)).await {
+            Ok(Ok(vectors)) if vectors.len() == n => vectors,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "embedding answer sentences; checking by terms only");
+                vec![Vec::new(); n]
+            }
+            Ok(Ok(vectors)) => {
+                tracing::warn!(
+                    got = vectors.len(),
+                    sentences = n,
+                    "embedder returned the wrong number of vectors; checking by terms only"
+                );
+                vec![Vec::new(); n]
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "embedding task failed; checking by terms only");
+                vec![Vec::new(); n]
+            }
+        }
+    }
+}
+
+impl CheckedAnswer {
+    /// The answer when retrieval found nothing relevant enough.
+    pub fn not_found() -> Self {
+        Self {
+            status: Verdict::NotFound,
+            text: NOT_FOUND_ANSWER.to_owned(),
+            draft: String::new(),
+            citations: Vec::new(),
+            invalid_citations: Vec::new(),
+            sentences: Vec::new(),
+        }
+    }
+}

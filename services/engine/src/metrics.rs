@@ -1,0 +1,45 @@
+//! The engine's Prometheus metrics: names in one place, recorded through the `metrics` facade
+//! (a no-op until a front door installs a recorder, so tests and the CLI pay nothing).
+
+use std::time::Duration;
+
+use metrics::{counter, histogram};
+
+use crate::Verdict;
+
+/// Seconds from question to ranked hits (embedding, search, reranking).
+pub const RETRIEVAL_SECONDS: &str = "rag_retrieval_seconds";
+/// Seconds the model spent reading the prompt.
+pub const PROMPT_EVAL_SECONDS: &str = "rag_prompt_eval_seconds";
+/// Seconds from the question to the first answer token (retrieval, queue and prompt included).
+pub const FIRST_TOKEN_SECONDS: &str = "rag_first_token_seconds";
+/// Seconds from the first answer token to the last.
+pub const GENERATION_SECONDS: &str = "rag_generation_seconds";
+pub const GENERATED_TOKENS: &str = "rag_generated_tokens_total";
+pub const PROMPT_TOKENS: &str = "rag_prompt_tokens_total";
+/// Answers by verdict: answered, not_found, unsupported.
+pub const ANSWERS: &str = "rag_answers_total";
+
+pub(crate) fn retrieved(took: Duration) {
+    histogram!(RETRIEVAL_SECONDS).record(took);
+}
+
+pub(crate) fn first_token(after: Duration) {
+    histogram!(FIRST_TOKEN_SECONDS).record(after);
+}
+
+pub(crate) fn generated(stats: &rag_llm::Stats) {
+    histogram!(PROMPT_EVAL_SECONDS).record(stats.prompt_eval);
+    histogram!(GENERATION_SECONDS).record(stats.generation);
+    counter!(GENERATED_TOKENS).increment(stats.completion_tokens as u64);
+    counter!(PROMPT_TOKENS).increment(stats.prompt_tokens as u64);
+}
+
+pub(crate) fn answered(verdict: Verdict) {
+    let verdict = match verdict {
+        Verdict::Answered => "answered",
+        Verdict::NotFound => "not_found",
+        Verdict::Unsupported => "unsupported",
+    };
+    counter!(ANSWERS, "verdict" => verdict).increment(1);
+}

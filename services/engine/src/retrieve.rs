@@ -1,0 +1,145 @@
+//! question -> vectors -> hits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rag_embed::Reranker;
+use rag_store::{Hit, Query, SparseVector};
+
+use crate::{Engine, EngineError, Retrieval, metrics};
+
+impl Engine {
+    /// The best chunks for `query`, best first.
+    ///
+    /// Hybrid by default: the dense, the lexical and the identifier rankings fused by reciprocal
+    /// rank. The fused score ranks but says nothing about absolute relevance, so what is kept is
+    /// decided by the cosine similarity: a chunk below `score_threshold` is dropped unless it
+    /// holds one of the question's identifiers (an error code, a flag) verbatim. When nothing is
+    /// left, the documents do not answer the question.
+    ///
+    /// With a reranker, more fused candidates are fetched and the cross-encoder's order decides
+    /// which `top_k` are kept (their `score` becomes the reranker's).
+    #[tracing::instrument(name = "retrieve", skip_all, fields(top_k = retrieval.top_k))]
+    pub async fn retrieve(
+        &self,
+        query: &str,
+        retrieval: &Retrieval,
+    ) -> Result<Vec<Hit>, EngineError> {
+        let started = std::time::Instant::now();
+        let vector = self.embed_query(query).await?;
+        let identifiers = if retrieval.hybrid {
+            rag_lexical::identifier_vector(query)
+        } else {
+            Default::default()
+        };
+        let search = Query {
+            dense: vector,
+            lexical: retrieval.hybrid.then(|| rag_lexical::query_vector(query)),
+            identifiers: Some(identifiers.clone()).filter(|i| !i.is_empty()),
+        };
+        let limit = match &self.reranker {
+            Some(r) => retrieval.top_k.max(r.candidates()),
+            None => retrieval.top_k,
+        };
+        let hits = self.store.search(search, limit, &retrieval.filter).await?;
+        let hits: Vec<Hit> = hits
+            .into_iter()
+            .filter(|h| {
+                h.similarity >= retrieval.score_threshold
+                    || holds_identifier(&h.payload.text, &identifiers)
+            })
+            .collect();
+        let hits = match &self.reranker {
+            Some(r) => rerank(r, query, hits, retrieval.top_k).await?,
+            None => hits,
+        };
+        metrics::retrieved(started.elapsed());
+        Ok(newest_versions_only(hits))
+    }
+
+    async fn embed_query(&self, query: &str) -> Result<Vec<f32>, EngineError> {
+        let embedder = self.embedder.clone();
+        let text = query.to_owned();
+        tokio::task::spawn_blocking(move || embedder.embed_queries(vec![text]))
+            .await
+            .map_err(|e| EngineError::Internal(format!("embedding task: {e}")))??
+            .pop()
+            .ok_or_else(|| EngineError::Internal("embedder returned no vector".into()))
+    }
+}
+
+/// The best `keep` of `hits` by the cross-encoder's score for (query, chunk text).
+async fn rerank(
+    reranker: &Arc<Reranker>,
+    query: &str,
+    mut hits: Vec<Hit>,
+    keep: usize,
+) -> Result<Vec<Hit>, EngineError> {
+    let texts: Vec<String> = hits.iter().map(|h| h.payload.text.clone()).collect();
+    let reranker = reranker.clone();
+    let query = query.to_owned();
+    let scores = tokio::task::spawn_blocking(move || reranker.score(&query, &texts))
+        .await
+        .map_err(|e| EngineError::Internal(format!("reranking task: {e}")))??;
+    for (hit, score) in hits.iter_mut().zip(scores) {
+        hit.score = score;
+    }
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    hits.truncate(keep);
+    Ok(hits)
+}
+
+fn holds_identifier(text: &str, identifiers: &SparseVector) -> bool {
+    !identifiers.is_empty()
+        && rag_lexical::terms(text)
+            .iter()
+            .any(|t| identifiers.indices.contains(&rag_lexical::term_id(t)))
+}
+
+/// Drops hits from a document's older version while a re-index is swapping versions (the new
+/// one is written before the old one is deleted), so no answer cites a document twice.
+fn newest_versions_only(hits: Vec<Hit>) -> Vec<Hit> {
+    let mut newest: HashMap<&str, u64> = HashMap::new();
+    for hit in &hits {
+        let at = newest.entry(hit.payload.doc_id.as_str()).or_default();
+        *at = (*at).max(hit.payload.indexed_at_ms);
+    }
+    let keep: Vec<bool> = hits
+        .iter()
+        .map(|h| newest[h.payload.doc_id.as_str()] == h.payload.indexed_at_ms)
+        .collect();
+    hits.into_iter()
+        .zip(keep)
+        .filter_map(|(hit, keep)| keep.then_some(hit))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(doc: &str, hash: &str, at: u64) -> Hit {
+        let mut hit = crate::prompt::tests::hit(doc, 0, "text");
+        hit.payload.doc_hash = hash.into();
+        hit.payload.indexed_at_ms = at;
+        hit
+    }
+
+    #[test]
+    fn a_document_mid_swap_is_seen_once_in_its_new_version() {
+        let hits = vec![
+            hit("a", "old", 100),
+            hit("b", "only", 50),
+            hit("a", "new", 200),
+            hit("a", "new", 200),
+        ];
+        let kept: Vec<(String, String)> = newest_versions_only(hits)
+            .into_iter()
+            .map(|h| (h.payload.doc_id, h.payload.doc_hash))
+            .collect();
+        assert_eq!(
+            kept,
+            [("b", "only"), ("a", "new"), ("a", "new")].map(|(d, h)| (d.to_owned(), h.to_owned()))
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! The gRPC front door of the query service: [`service`] validates requests and maps them onto
+//! the engine, [`status`] maps every error onto a gRPC status in one table, [`server`] runs
+//! tonic with health and reflection.
+
+mod observe;
+pub mod server;
+mod service;
+pub mod status;
+
+pub use observe::REQUEST_ID_HEADER;
+pub use service::Loaded;

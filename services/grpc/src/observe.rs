@@ -1,0 +1,113 @@
+//! What every call leaves behind: a request id (in the logs and the response metadata), a
+//! tracing span, and Prometheus counts and latencies per RPC and status code.
+
+use std::time::Instant;
+
+use metrics::{counter, histogram};
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Request, Response, Status};
+use tracing::Span;
+
+/// Request metadata a client may set to correlate its logs with ours; echoed in the response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Calls by `rpc` and `code` (the gRPC status name).
+pub const REQUESTS: &str = "rag_grpc_requests_total";
+/// Seconds from the call to its last message (for Ask, the end of the stream), by `rpc` and
+/// `code`.
+pub const REQUEST_SECONDS: &str = "rag_grpc_request_duration_seconds";
+
+/// A client's id is kept when it is short, printable ASCII; anything else gets a fresh one.
+const MAX_REQUEST_ID: usize = 128;
+
+pub struct Call {
+    rpc: &'static str,
+    id: String,
+    started: Instant,
+    span: Span,
+}
+
+impl Call {
+    pub fn start<T>(rpc: &'static str, request: &Request<T>) -> Self {
+        let id = request
+            .metadata()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| {
+                !v.is_empty()
+                    && v.len() <= MAX_REQUEST_ID
+                    && v.bytes().all(|b| b.is_ascii_graphic())
+            })
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        let span = tracing::info_span!("request", rpc, request_id = %id);
+        Self {
+            rpc,
+            id,
+            started: Instant::now(),
+            span,
+        }
+    }
+
+    pub fn span(&self) -> Span {
+        self.span.clone()
+    }
+
+    /// Records the call's outcome.
+    pub fn finish(&self, code: Code) {
+        let labels = [("rpc", self.rpc), ("code", code_name(code))];
+        counter!(REQUESTS, &labels).increment(1);
+        histogram!(REQUEST_SECONDS, &labels).record(self.started.elapsed());
+        let _entered = self.span.enter();
+        tracing::debug!(code = ?code, ms = self.started.elapsed().as_secs_f64() * 1e3, "done");
+    }
+
+    /// The response with the request id, without finishing the call (a stream finishes later).
+    pub fn tag<T>(&self, mut response: Response<T>) -> Response<T> {
+        if let Ok(v) = MetadataValue::try_from(self.id.as_str()) {
+            response.metadata_mut().insert(REQUEST_ID_HEADER, v);
+        }
+        response
+    }
+
+    /// Finishes a unary call: its result, tagged with the request id, recorded.
+    pub fn respond<T>(&self, result: Result<T, Status>) -> Result<Response<T>, Status> {
+        match result {
+            Ok(message) => {
+                self.finish(Code::Ok);
+                Ok(self.tag(Response::new(message)))
+            }
+            Err(status) => Err(self.fail(status)),
+        }
+    }
+
+    /// Finishes a failed call: the status, tagged with the request id, recorded.
+    pub fn fail(&self, mut status: Status) -> Status {
+        self.finish(status.code());
+        if let Ok(v) = MetadataValue::try_from(self.id.as_str()) {
+            status.metadata_mut().insert(REQUEST_ID_HEADER, v);
+        }
+        status
+    }
+}
+
+/// The status name as gRPC spells it, a bounded label set.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}

@@ -1,0 +1,414 @@
+//! gRPC handlers: validate, call the engine, map results and errors. No logic of their own.
+
+use std::sync::{Arc, OnceLock};
+
+use rag_engine::{Answer, AskEvent, AskOptions, Engine, Retrieval, Verdict};
+use rag_ingest::{IncomingDocument, Indexer};
+use rag_proto::v1 as pb;
+use rag_proto::v1::rag_service_server::RagService;
+use rag_store::{Hit, SearchFilter};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status};
+use tracing::Instrument;
+
+use crate::observe::Call;
+use crate::status::ApiError;
+
+const MAX_TOP_K: u32 = 100;
+const MAX_ANSWER_TOKENS: u32 = 4096;
+
+/// What the service needs once start-up has loaded it: the engine answers, the indexer takes
+/// documents sent over the API.
+#[derive(Clone)]
+pub struct Loaded {
+    pub engine: Engine,
+    pub indexer: Arc<Indexer>,
+}
+
+/// The service; answers UNAVAILABLE until start-up has loaded the engine.
+#[derive(Clone)]
+pub struct Service {
+    loaded: Arc<OnceLock<Loaded>>,
+}
+
+impl Service {
+    pub fn new(loaded: Arc<OnceLock<Loaded>>) -> Self {
+        Self { loaded }
+    }
+
+    fn loaded(&self) -> Result<&Loaded, ApiError> {
+        self.loaded.get().ok_or(ApiError::NotReady)
+    }
+}
+
+#[tonic::async_trait]
+impl RagService for Service {
+    async fn search(
+        &self,
+        request: Request<pb::SearchRequest>,
+    ) -> Result<Response<pb::SearchResponse>, Status> {
+        let call = Call::start("Search", &request);
+        let result = async {
+            let engine = &self.loaded()?.engine;
+            let request = request.into_inner();
+            let query = question(engine, "query", &request.query)?;
+            let retrieval = retrieval(engine, request.retrieval)?;
+            let started = std::time::Instant::now();
+            let hits = engine.retrieve(&query, &retrieval).await?;
+            Ok::<_, ApiError>(pb::SearchResponse {
+                chunks: hits.iter().map(chunk).collect(),
+                timings: Some(pb::Timings {
+                    retrieval_ms: ms(started.elapsed()),
+                    ..Default::default()
+                }),
+            })
+        }
+        .instrument(call.span())
+        .await;
+        call.respond(result.map_err(Status::from))
+    }
+
+    type AskStream = ReceiverStream<Result<pb::AskResponse, Status>>;
+
+    async fn ask(
+        &self,
+        request: Request<pb::AskRequest>,
+    ) -> Result<Response<Self::AskStream>, Status> {
+        let call = Call::start("Ask", &request);
+        let span = call.span();
+        let events = async {
+            let engine = &self.loaded()?.engine;
+            let request = request.into_inner();
+            let question = question(engine, "question", &request.question)?;
+            let options = ask_options(engine, &request)?;
+            Ok::<_, ApiError>(engine.ask(&question, options).await?)
+        }
+        .instrument(span.clone())
+        .await;
+        let mut events = match events {
+            Ok(events) => events,
+            Err(e) => return Err(call.fail(e.into())),
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let response = call.tag(Response::new(ReceiverStream::new(rx)));
+        let forward = async move {
+            let mut code = Code::Internal;
+            while let Some(event) = events.next().await {
+                let (message, last) = match event {
+                    Ok(AskEvent::Sources(hits)) => (Ok(sources_event(&hits)), false),
+                    Ok(AskEvent::Token(text)) => (
+                        Ok(pb::AskResponse {
+                            event: Some(pb::ask_response::Event::Token(pb::Token { text })),
+                        }),
+                        false,
+                    ),
+                    Ok(AskEvent::Answer(answer)) => {
+                        code = Code::Ok;
+                        (Ok(answer_event(*answer)), true)
+                    }
+                    Err(e) => {
+                        let status = Status::from(ApiError::from(e));
+                        code = status.code();
+                        (Err(status), true)
+                    }
+                };
+                if tx.send(message).await.is_err() {
+                    // The client left; dropping `events` cancels the generation.
+                    code = Code::Cancelled;
+                    break;
+                }
+                if last {
+                    break;
+                }
+            }
+            call.finish(code);
+        };
+        tokio::spawn(forward.instrument(span));
+        Ok(response)
+    }
+
+    async fn ingest_document(
+        &self,
+        request: Request<pb::IngestDocumentRequest>,
+    ) -> Result<Response<pb::IngestDocumentResponse>, Status> {
+        let call = Call::start("IngestDocument", &request);
+        let result = async {
+            let indexer = &self.loaded()?.indexer;
+            let request = request.into_inner();
+            let file_name = request.file_name.trim().to_owned();
+            if file_name.is_empty() {
+                return Err(ApiError::invalid("file_name", "must not be empty"));
+            }
+            if request.content.is_empty() {
+                return Err(ApiError::invalid("content", "must not be empty"));
+            }
+            let (document_id, outcome) = indexer
+                .index_document(IncomingDocument {
+                    file_name,
+                    media_type: request.media_type,
+                    content: request.content,
+                    document_id: request.document_id.trim().to_owned(),
+                    metadata: request.metadata.into_iter().collect(),
+                })
+                .await
+                .map_err(|e| match e {
+                    rag_ingest::IndexError::Unsupported { .. } => {
+                        ApiError::invalid("media_type", e.to_string())
+                    }
+                    rag_ingest::IndexError::TooLarge { .. }
+                    | rag_ingest::IndexError::Extract { .. } => {
+                        ApiError::invalid("content", e.to_string())
+                    }
+                    e => ApiError::from(e),
+                })?;
+            let (chunks_written, pages, unchanged) = match outcome {
+                rag_ingest::Outcome::Indexed { chunks, pages } => (chunks, pages, false),
+                rag_ingest::Outcome::Unchanged => (0, 0, true),
+            };
+            Ok(pb::IngestDocumentResponse {
+                document_id,
+                chunks_written,
+                unchanged,
+                pages,
+            })
+        }
+        .instrument(call.span())
+        .await;
+        call.respond(result.map_err(Status::from))
+    }
+
+    async fn delete_document(
+        &self,
+        request: Request<pb::DeleteDocumentRequest>,
+    ) -> Result<Response<pb::DeleteDocumentResponse>, Status> {
+        let call = Call::start("DeleteDocument", &request);
+        let result = async {
+            let store = self.loaded()?.engine.store();
+            use pb::delete_document_request::Target;
+            let deleted = match request.into_inner().target {
+                Some(Target::DocumentId(id)) if !id.trim().is_empty() => {
+                    store.delete_document(id.trim(), None).await
+                }
+                Some(Target::SourcePath(path)) if !path.trim().is_empty() => {
+                    store.delete_source(path.trim()).await
+                }
+                Some(Target::DocumentId(_)) => {
+                    return Err(ApiError::invalid("document_id", "must not be empty"));
+                }
+                Some(Target::SourcePath(_)) => {
+                    return Err(ApiError::invalid("source_path", "must not be empty"));
+                }
+                None => {
+                    return Err(ApiError::invalid(
+                        "target",
+                        "set document_id or source_path",
+                    ));
+                }
+            }
+            .map_err(rag_engine::EngineError::from)?;
+            store.flush().await.map_err(rag_engine::EngineError::from)?;
+            Ok(pb::DeleteDocumentResponse {
+                chunks_deleted: deleted,
+            })
+        }
+        .instrument(call.span())
+        .await;
+        call.respond(result.map_err(Status::from))
+    }
+
+    async fn index_stats(
+        &self,
+        request: Request<pb::IndexStatsRequest>,
+    ) -> Result<Response<pb::IndexStatsResponse>, Status> {
+        let call = Call::start("IndexStats", &request);
+        let result = async {
+            let store = self.loaded()?.engine.store();
+            let documents = store
+                .document_versions(None, None)
+                .await
+                .map_err(rag_engine::EngineError::from)?;
+            let chunks = store.count().await.map_err(rag_engine::EngineError::from)?;
+            Ok::<_, ApiError>(pb::IndexStatsResponse {
+                documents: documents.len() as u64,
+                chunks,
+                ..Default::default()
+            })
+        }
+        .instrument(call.span())
+        .await;
+        call.respond(result.map_err(Status::from))
+    }
+}
+
+fn question(engine: &Engine, field: &'static str, text: &str) -> Result<String, ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    let chars = text.chars().count();
+    let limit = engine.config().max_question_chars;
+    if chars > limit {
+        return Err(ApiError::invalid(
+            field,
+            format!("{chars} characters is over the limit of {limit}"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn retrieval(
+    engine: &Engine,
+    options: Option<pb::RetrievalOptions>,
+) -> Result<Retrieval, ApiError> {
+    let defaults = engine.default_retrieval();
+    let options = options.unwrap_or_default();
+    let top_k = match options.top_k {
+        0 => defaults.top_k,
+        k if k <= MAX_TOP_K => k as usize,
+        k => {
+            return Err(ApiError::invalid(
+                "retrieval.top_k",
+                format!("{k} is outside 1..={MAX_TOP_K}"),
+            ));
+        }
+    };
+    let score_threshold = match options.score_threshold {
+        None => defaults.score_threshold,
+        Some(t) if (-1.0..=1.0).contains(&t) => t,
+        Some(t) => {
+            return Err(ApiError::invalid(
+                "retrieval.score_threshold",
+                format!("{t} is outside -1..=1 (cosine similarity)"),
+            ));
+        }
+    };
+    let filter = options.filter.unwrap_or_default();
+    Ok(Retrieval {
+        top_k,
+        score_threshold,
+        filter: SearchFilter {
+            path_prefix: Some(filter.path_prefix).filter(|p| !p.is_empty()),
+            doc_ids: filter.document_ids,
+        },
+        ..defaults
+    })
+}
+
+fn ask_options(engine: &Engine, request: &pb::AskRequest) -> Result<AskOptions, ApiError> {
+    let defaults = engine.default_ask();
+    let max_tokens = match request.max_tokens {
+        0 => defaults.max_tokens,
+        n if n <= MAX_ANSWER_TOKENS => n as usize,
+        n => {
+            return Err(ApiError::invalid(
+                "max_tokens",
+                format!("{n} is over the limit of {MAX_ANSWER_TOKENS}"),
+            ));
+        }
+    };
+    let temperature = match request.temperature {
+        None => defaults.temperature,
+        Some(t) if (0.0..=2.0).contains(&t) => t,
+        Some(t) => {
+            return Err(ApiError::invalid(
+                "temperature",
+                format!("{t} is outside 0..=2"),
+            ));
+        }
+    };
+    Ok(AskOptions {
+        retrieval: retrieval(engine, request.retrieval.clone())?,
+        max_tokens,
+        temperature,
+        seed: request.seed.unwrap_or(defaults.seed),
+    })
+}
+
+fn chunk(hit: &Hit) -> pb::Chunk {
+    let p = &hit.payload;
+    pb::Chunk {
+        document_id: p.doc_id.clone(),
+        source_path: p.source.clone(),
+        page: p.page,
+        chunk_index: p.chunk_index,
+        text: p.text.clone(),
+        score: hit.similarity,
+        rank_score: hit.score,
+        title: p.title.clone(),
+        heading: p.heading.clone(),
+    }
+}
+
+fn sources_event(sources: &[Hit]) -> pb::AskResponse {
+    pb::AskResponse {
+        event: Some(pb::ask_response::Event::Sources(pb::Sources {
+            sources: sources
+                .iter()
+                .enumerate()
+                .map(|(i, hit)| pb::Source {
+                    number: i as u32 + 1,
+                    chunk: Some(chunk(hit)),
+                })
+                .collect(),
+        })),
+    }
+}
+
+fn answer_event(answer: Answer) -> pb::AskResponse {
+    let checked = answer.checked;
+    let t = answer.timings;
+    let answer = pb::Answer {
+        status: match checked.status {
+            Verdict::Answered => pb::AnswerStatus::Answered,
+            Verdict::NotFound => pb::AnswerStatus::NotFound,
+            Verdict::Unsupported => pb::AnswerStatus::Unsupported,
+        }
+        .into(),
+        text: checked.text,
+        draft: checked.draft,
+        citations: answer
+            .citations
+            .into_iter()
+            .map(|c| pb::Citation {
+                number: c.number,
+                document_id: c.doc_id,
+                source_path: c.source,
+                page: c.page,
+            })
+            .collect(),
+        invalid_citations: checked.invalid_citations,
+        sentences: checked
+            .sentences
+            .into_iter()
+            .map(|s| pb::Sentence {
+                text: s.text,
+                cited: s.cited,
+                supported: s.supported_by.is_some(),
+                supported_by: s.supported_by.unwrap_or(0),
+                lexical_overlap: s.lexical_overlap,
+                similarity: s.similarity,
+            })
+            .collect(),
+        // The model was not called for a not-found answer: no usage to report.
+        usage: (answer.prompt_tokens > 0).then(|| pb::Usage {
+            prompt_tokens: answer.prompt_tokens as u32,
+            completion_tokens: answer.completion_tokens as u32,
+        }),
+        timings: Some(pb::Timings {
+            retrieval_ms: ms(t.retrieval),
+            first_token_ms: ms(t.first_token),
+            total_ms: ms(t.total),
+            tokens_per_second: t.tokens_per_second,
+        }),
+        finish_reason: answer.finish.as_str().into(),
+    };
+    pb::AskResponse {
+        event: Some(pb::ask_response::Event::Answer(answer)),
+    }
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

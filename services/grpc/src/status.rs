@@ -1,0 +1,273 @@
+//! Every error a request can end in, and the one table that maps it onto a gRPC status.
+
+use rag_engine::EngineError;
+use rag_ingest::IndexError;
+use rag_llm::LlmError;
+use rag_store::StoreError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A request field that is out of range or malformed, named by its path in the request.
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    #[error("the service is still loading its models")]
+    NotReady,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+impl ApiError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// The request field at fault, for errors that have one.
+    fn field(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Self::InvalidArgument { field, reason }
+            | Self::Engine(EngineError::InvalidArgument { field, reason }) => Some((field, reason)),
+            _ => None,
+        }
+    }
+}
+
+/// The table: which status each error is.
+pub fn code(e: &ApiError) -> Code {
+    match e {
+        ApiError::InvalidArgument { .. } => Code::InvalidArgument,
+        ApiError::NotReady => Code::Unavailable,
+        ApiError::Engine(e) => match e {
+            EngineError::InvalidArgument { .. } => Code::InvalidArgument,
+            EngineError::Store(s) => store_code(s),
+            EngineError::Llm(l) => llm_code(l),
+            EngineError::Embed(_) | EngineError::Internal(_) => Code::Internal,
+        },
+        ApiError::Index(i) => match i {
+            IndexError::Store(s) => store_code(s),
+            IndexError::Folder(_) | IndexError::Embed { .. } | IndexError::Read { .. } => {
+                Code::Internal
+            }
+            IndexError::TooLarge { .. }
+            | IndexError::Extract { .. }
+            // A parser that crashes on a document was given a document it cannot read.
+            | IndexError::Crashed { .. }
+            | IndexError::Unsupported { .. } => Code::InvalidArgument,
+        },
+    }
+}
+
+fn llm_code(e: &LlmError) -> Code {
+    match e {
+        LlmError::Busy => Code::ResourceExhausted,
+        LlmError::TooLong { .. } => Code::InvalidArgument,
+        LlmError::Stopped => Code::Unavailable,
+        LlmError::Load { .. } | LlmError::Generation(_) => Code::Internal,
+    }
+}
+
+fn store_code(e: &StoreError) -> Code {
+    match e {
+        StoreError::Unavailable(_) => Code::Unavailable,
+        StoreError::SchemaMismatch(_) => Code::FailedPrecondition,
+        StoreError::Migration { .. } | StoreError::Io { .. } | StoreError::Operation(_) => {
+            Code::Internal
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Self {
+        let code = code(&e);
+        if code == Code::Internal {
+            tracing::error!(error = %e, "request failed");
+        }
+        match e.field() {
+            // The message keeps the field name for clients that only read messages; the
+            // BadRequest detail names it for clients that act on it.
+            Some((field, reason)) => Status::with_error_details(
+                code,
+                e.to_string(),
+                ErrorDetails::with_bad_request_violation(field, reason),
+            ),
+            None => Status::new(code, e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use rag_ingest::ExtractError;
+
+    use super::*;
+
+    fn io() -> std::io::Error {
+        std::io::Error::other("disk")
+    }
+
+    #[test]
+    fn every_error_maps_to_its_status() {
+        let store = || {
+            [
+                (StoreError::Unavailable("down".into()), Code::Unavailable),
+                (
+                    StoreError::SchemaMismatch("dim".into()),
+                    Code::FailedPrecondition,
+                ),
+                (
+                    StoreError::Migration {
+                        name: "0001".into(),
+                        reason: "bad".into(),
+                    },
+                    Code::Internal,
+                ),
+                (
+                    StoreError::Io {
+                        path: PathBuf::from("/d"),
+                        source: io(),
+                    },
+                    Code::Internal,
+                ),
+                (StoreError::Operation("x".into()), Code::Internal),
+            ]
+        };
+        let mut table: Vec<(ApiError, Code)> = vec![
+            (
+                ApiError::invalid("query", "must not be empty"),
+                Code::InvalidArgument,
+            ),
+            (ApiError::NotReady, Code::Unavailable),
+            (
+                EngineError::invalid("max_tokens", "too many").into(),
+                Code::InvalidArgument,
+            ),
+            (
+                EngineError::Embed(rag_embed::EmbedError::Inference("x".into())).into(),
+                Code::Internal,
+            ),
+            (EngineError::Internal("x".into()).into(), Code::Internal),
+            (
+                EngineError::Llm(LlmError::Busy).into(),
+                Code::ResourceExhausted,
+            ),
+            (
+                EngineError::Llm(LlmError::TooLong {
+                    prompt: 1,
+                    max_tokens: 1,
+                    n_ctx: 1,
+                })
+                .into(),
+                Code::InvalidArgument,
+            ),
+            (
+                EngineError::Llm(LlmError::Stopped).into(),
+                Code::Unavailable,
+            ),
+            (
+                EngineError::Llm(LlmError::Generation("x".into())).into(),
+                Code::Internal,
+            ),
+            (
+                EngineError::Llm(LlmError::Load {
+                    path: "m.gguf".into(),
+                    reason: "x".into(),
+                })
+                .into(),
+                Code::Internal,
+            ),
+        ];
+        for (s, c) in store() {
+            table.push((EngineError::Store(s).into(), c));
+        }
+        for (s, c) in store() {
+            table.push((IndexError::Store(s).into(), c));
+        }
+        let path = || "a.pdf".to_owned();
+        table.extend([
+            (
+                ApiError::from(IndexError::Read {
+                    path: path(),
+                    source: io(),
+                }),
+                Code::Internal,
+            ),
+            (
+                IndexError::TooLarge {
+                    path: path(),
+                    size: 2,
+                    limit: 1,
+                }
+                .into(),
+                Code::InvalidArgument,
+            ),
+            (
+                IndexError::Extract {
+                    path: path(),
+                    source: ExtractError::Garbled(50.0),
+                }
+                .into(),
+                Code::InvalidArgument,
+            ),
+            (
+                IndexError::Unsupported {
+                    path: path(),
+                    media_type: "image/png".into(),
+                }
+                .into(),
+                Code::InvalidArgument,
+            ),
+            (
+                IndexError::Embed {
+                    path: path(),
+                    reason: "x".into(),
+                }
+                .into(),
+                Code::Internal,
+            ),
+            (
+                IndexError::Crashed {
+                    path: path(),
+                    reason: "x".into(),
+                }
+                .into(),
+                Code::InvalidArgument,
+            ),
+            (IndexError::Folder("x".into()).into(), Code::Internal),
+        ]);
+        for (error, expected) in table {
+            let message = error.to_string();
+            let status = Status::from(error);
+            assert_eq!(status.code(), expected, "{message}");
+            assert_eq!(status.message(), message);
+        }
+    }
+
+    #[test]
+    fn field_errors_carry_a_bad_request_detail_naming_the_field() {
+        for error in [
+            ApiError::invalid("retrieval.top_k", "101 is outside 1..=100"),
+            EngineError::invalid("retrieval.top_k", "101 is outside 1..=100").into(),
+        ] {
+            let status = Status::from(error);
+            assert!(status.message().starts_with("retrieval.top_k: "));
+            let details = status.get_error_details();
+            let violations = &details
+                .bad_request()
+                .expect("a BadRequest detail")
+                .field_violations;
+            assert_eq!(violations.len(), 1);
+            assert_eq!(violations[0].field, "retrieval.top_k");
+            assert_eq!(violations[0].description, "101 is outside 1..=100");
+        }
+        let plain = Status::from(ApiError::NotReady);
+        assert!(plain.get_error_details().bad_request().is_none());
+    }
+}

@@ -1,0 +1,137 @@
+//! What an operator watches: the admin listener's /metrics, /healthz and /readyz, and the
+//! request id that ties a client's call to the service's logs.
+
+use rag_proto::v1 as pb;
+use tonic::Code;
+
+use crate::client::{ask, search_request};
+use crate::harness::Workspace;
+
+/// The value of the sample of `name` whose labels include every one of `labels`; 0 when the
+/// series does not exist yet (Prometheus shows a counter only once it moved).
+fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, value)| value.parse::<f64>().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_health_and_request_ids_for_operators() {
+    let ws = Workspace::new();
+    ws.copy_samples();
+    let (code, summary) = ws.ingest();
+    assert_eq!(code, 0, "{summary}");
+
+    let server = ws.start_serving(&["--admin-listen", "127.0.0.1:0"]);
+    let (status, body) = server.admin_get("/healthz");
+    assert_eq!(status, 200, "{body}");
+    server.wait_serving().await;
+    let (status, body) = server.admin_get("/readyz");
+    assert_eq!(status, 200, "{body}");
+
+    let mut client = server.client();
+    // A client's own request id comes back; a call without one gets a fresh one.
+    let mut request = tonic::Request::new(search_request("What is the hotel limit per night?"));
+    request
+        .metadata_mut()
+        .insert("x-request-id", "client-chosen-42".parse().unwrap());
+    let response = client.search(request).await.unwrap();
+    assert_eq!(
+        response.metadata().get("x-request-id").unwrap(),
+        "client-chosen-42"
+    );
+    assert!(!response.into_inner().chunks.is_empty());
+    let response = client
+        .search(search_request("How do I set up the VPN?"))
+        .await
+        .unwrap();
+    let generated = response
+        .metadata()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    // A bad request is counted under its status, and its error carries the id too.
+    let err = client
+        .search(pb::SearchRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.metadata().get("x-request-id").is_some());
+
+    let asked = ask(&server, "How many vacation days do I get?").await;
+    let usage = asked.answer.usage.expect("the model was asked");
+
+    let (status, metrics) = server.admin_get("/metrics");
+    assert_eq!(status, 200);
+    let requests = |rpc, code| {
+        sample(
+            &metrics,
+            "rag_grpc_requests_total",
+            &[("rpc", rpc), ("code", code)],
+        )
+    };
+    assert_eq!(requests("Search", "OK"), 2.0, "{metrics}");
+    assert_eq!(requests("Search", "INVALID_ARGUMENT"), 1.0, "{metrics}");
+    assert_eq!(requests("Ask", "OK"), 1.0, "{metrics}");
+    let latency_count = sample(
+        &metrics,
+        "rag_grpc_request_duration_seconds_count",
+        &[("rpc", "Search"), ("code", "OK")],
+    );
+    assert_eq!(latency_count, 2.0, "{metrics}");
+    // Histograms with buckets, not summaries: the +Inf bucket holds every observation.
+    let inf = sample(
+        &metrics,
+        "rag_grpc_request_duration_seconds_bucket",
+        &[("rpc", "Ask"), ("code", "OK"), ("le", "+Inf")],
+    );
+    assert_eq!(inf, 1.0, "{metrics}");
+    // Three retrievals: two searches and the ask.
+    assert_eq!(sample(&metrics, "rag_retrieval_seconds_count", &[]), 3.0);
+    assert_eq!(sample(&metrics, "rag_first_token_seconds_count", &[]), 1.0);
+    assert_eq!(sample(&metrics, "rag_prompt_eval_seconds_count", &[]), 1.0);
+    assert_eq!(
+        sample(&metrics, "rag_generated_tokens_total", &[]),
+        f64::from(usage.completion_tokens)
+    );
+    assert_eq!(sample(&metrics, "rag_answers_total", &[]), 1.0);
+    // Nothing is left queued or generating once the answer is in.
+    assert_eq!(sample(&metrics, "rag_generation_queue_depth", &[]), 0.0);
+    assert_eq!(sample(&metrics, "rag_generations_active", &[]), 0.0);
+
+    // `rag status` says what is indexed.
+    let out = ws.rag(&["status", "--json", "--addr", &server.url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["status"], "SERVING");
+    let index = &status["index"];
+    assert_eq!(index["documents"], summary["indexed"], "{status}");
+    assert_eq!(index["chunks"], summary["points_total"], "{status}");
+    assert_eq!(index["embedding_model"], "all-MiniLM-L6-v2");
+    assert_eq!(index["vector_size"], 384);
+    assert!(index["schema_version"].as_u64().unwrap() >= 3, "{status}");
+    assert!(
+        index["store_backend"]
+            .as_str()
+            .unwrap()
+            .starts_with("embedded"),
+        "{status}"
+    );
+    assert!(server.stop().success());
+}
