@@ -392,7 +392,7 @@ fn answer_event(answer: Answer) -> pb::AskResponse {
             })
             .collect(),
         // The model was not called for a not-found answer: no usage to report.
-        usage: (answer.prompt_tokens > 0).then(|| pb::Usage {
+        usage: (answer.prompt_tokens > 0).then_some(pb::Usage {
             prompt_tokens: answer.prompt_tokens as u32,
             completion_tokens: answer.completion_tokens as u32,
         }),
