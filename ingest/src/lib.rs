@@ -3,24 +3,38 @@
 //! [`Indexer::index_folder`] keeps a store in step with a folder (new files indexed, changed ones
 //! replaced, removed ones deleted, unchanged ones skipped); [`Indexer::index_document`] indexes
 //! one document that arrived as bytes (the gRPC `IngestDocument` call).
+//!
+//! Modules, along the data path; each uses only those before it:
+//! - `walk` (which files), `extract` (file -> text), `chunk` (text -> chunks), `batch`
+//!   (chunks -> model batches), `manifest` (what the last run read): the tools.
+//! - `error`, `outcome`, `document`, `stored`, `counters`: the shared vocabulary (errors,
+//!   results, where a document comes from, whether a version is stored, metrics).
+//! - `prepare` (file or bytes -> chunks), `write` (chunks -> vectors -> points), `survey`
+//!   (a folder next to the store): the stages.
+//! - `index`: runs the stages for a folder, a dry run or one document.
 
 pub mod batch;
 mod chunk;
 mod config;
+pub mod counters;
+mod document;
+mod error;
 pub mod extract;
 mod index;
 mod manifest;
+mod outcome;
 mod prepare;
+mod stored;
+mod survey;
 mod walk;
 mod write;
 
 pub use batch::Padding;
 pub use chunk::{Chunk, Chunker, ChunkerError};
 pub use config::IngestConfig;
+pub use document::{API_ROOT, IncomingDocument, doc_id_for};
+pub use error::IndexError;
 pub use extract::{ExtractError, MediaType, PdfExtractor};
-pub use index::{
-    API_ROOT, Event, Failure, IncomingDocument, IndexError, Indexer, Outcome, Plan, Summary,
-    doc_id_for,
-};
+pub use index::Indexer;
+pub use outcome::{EmbedStats, Event, Failure, Outcome, Plan, Summary};
 pub use walk::{Found, Selection, Skipped, walk};
-pub use write::EmbedStats;

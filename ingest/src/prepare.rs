@@ -1,15 +1,20 @@
-//! file -> text -> chunks: everything about a document before embedding, run on blocking
-//! threads so several files are read and extracted while the model embeds others.
+//! file or bytes -> text -> chunks: everything about a document before embedding, run on
+//! blocking threads so several files are read and extracted while the model embeds others.
+//!
+//! A folder's file ([`Preparer::read`]) and a document sent over the API
+//! ([`Preparer::accept`]) pass the same checks, then the same [`Preparer::prepare`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::IngestConfig;
 use crate::chunk::{Chunk, Chunker};
+use crate::config::IngestConfig;
+use crate::document::{IncomingDocument, Origin};
+use crate::error::IndexError;
 use crate::extract::{self, ExtractError, MediaType, PdfExtractor};
-use crate::index::IndexError;
 use crate::manifest::Stat;
+use crate::stored::{Decision, StoredVersions};
 use crate::walk::Found;
 
 /// A document version whose chunks wait for vectors.
@@ -28,7 +33,7 @@ pub(crate) struct Ready {
     pub stat: Option<Stat>,
 }
 
-/// What preparing one file came to.
+/// What preparing one document came to.
 #[derive(Debug)]
 pub(crate) enum Prepared {
     /// The stored version is this one: nothing to embed. `stale` when an interrupted run left
@@ -80,68 +85,37 @@ impl Preparer {
         hasher.finalize().to_hex().to_string()
     }
 
-    /// Reads, hashes, extracts and chunks one file of a folder. Blocking.
+    /// Reads one file of a folder and prepares it. Blocking.
     pub fn prepare_file(
         &self,
         root: &str,
         doc_id: String,
         file: &Found,
-        stored: &HashSet<String>,
+        stored: &StoredVersions,
     ) -> Prepared {
-        let relative = file.relative.clone();
-        let failed = |error| Prepared::Failed {
-            relative: relative.clone(),
-            error,
-        };
-        let (bytes, stat) = match self.read(file) {
-            Ok(read) => read,
-            Err(e) => return failed(e),
-        };
-        let doc_hash = self.doc_hash(&bytes);
-        if stored.contains(&doc_hash) {
-            return Prepared::Unchanged {
-                relative,
-                doc_id,
-                doc_hash,
-                stat: Some(stat),
-                stale: stored.len() > 1,
-            };
-        }
-        let fallback = title_from_path(&file.relative);
-        match self.extract_and_chunk(file.media, &bytes, Some(&file.path), &relative, fallback) {
-            Ok((chunks, pages, title)) => Prepared::Ready(Box::new(Ready {
-                doc_id,
-                root: root.to_owned(),
-                source: relative,
-                media: file.media,
-                title,
-                metadata: BTreeMap::new(),
-                doc_hash,
-                pages,
-                chunks,
-                stat: Some(stat),
-            })),
-            Err(e) => failed(e),
+        match self.read(file) {
+            Ok((bytes, stat)) => {
+                self.prepare(Origin::file(root, doc_id, file), &bytes, Some(stat), stored)
+            }
+            Err(error) => Prepared::Failed {
+                relative: file.relative.clone(),
+                error,
+            },
         }
     }
 
-    /// The file's stat and bytes, refused above the size limit before anything is read.
+    /// The file's stat, refused above the size limit before anything is read.
     pub fn stat(&self, file: &Found) -> Result<Stat, IndexError> {
         let metadata = fs_err::metadata(&file.path).map_err(|source| IndexError::Read {
             path: file.relative.clone(),
             source,
         })?;
         let stat = Stat::of(&metadata);
-        if stat.size > self.max_file_bytes {
-            return Err(IndexError::TooLarge {
-                path: file.relative.clone(),
-                size: stat.size,
-                limit: self.max_file_bytes,
-            });
-        }
+        self.within_limit(&file.relative, stat.size)?;
         Ok(stat)
     }
 
+    /// The file's bytes and stat, after the checks of [`Preparer::stat`].
     pub fn read(&self, file: &Found) -> Result<(Vec<u8>, Stat), IndexError> {
         let stat = self.stat(file)?;
         let bytes = fs_err::read(&file.path).map_err(|source| IndexError::Read {
@@ -151,30 +125,87 @@ impl Preparer {
         Ok((bytes, stat))
     }
 
-    /// Text and chunks of one document; `(chunks, pages, title)`. Blocking.
-    pub fn extract_and_chunk(
+    /// A document sent as bytes, with its media type known and its size within the limit.
+    pub fn accept(&self, doc: IncomingDocument) -> Result<(Origin, Vec<u8>), IndexError> {
+        let media = doc.media()?;
+        self.within_limit(&doc.file_name, doc.content.len() as u64)?;
+        Ok(doc.into_origin(media))
+    }
+
+    fn within_limit(&self, source: &str, size: u64) -> Result<(), IndexError> {
+        if size > self.max_file_bytes {
+            return Err(IndexError::TooLarge {
+                path: source.to_owned(),
+                size,
+                limit: self.max_file_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// bytes -> text -> chunks, unless the store already holds this version. Blocking.
+    pub fn prepare(
         &self,
-        media: MediaType,
+        origin: Origin,
         bytes: &[u8],
-        on_disk: Option<&Path>,
-        source: &str,
-        title_fallback: String,
+        stat: Option<Stat>,
+        stored: &StoredVersions,
+    ) -> Prepared {
+        let doc_hash = self.doc_hash(bytes);
+        if let Decision::Unchanged { stale } = stored.decide(&doc_hash) {
+            return Prepared::Unchanged {
+                relative: origin.source,
+                doc_id: origin.doc_id,
+                doc_hash,
+                stat,
+                stale,
+            };
+        }
+        match self.extract_and_chunk(&origin, bytes) {
+            Ok((chunks, pages, title)) => Prepared::Ready(Box::new(Ready {
+                doc_id: origin.doc_id,
+                root: origin.root,
+                source: origin.source,
+                media: origin.media,
+                title,
+                metadata: origin.metadata,
+                doc_hash,
+                pages,
+                chunks,
+                stat,
+            })),
+            Err(error) => Prepared::Failed {
+                relative: origin.source,
+                error,
+            },
+        }
+    }
+
+    /// Text and chunks of one document; `(chunks, pages, title)`. Blocking.
+    fn extract_and_chunk(
+        &self,
+        origin: &Origin,
+        bytes: &[u8],
     ) -> Result<(Vec<Chunk>, u32, String), IndexError> {
         let failed = |e| IndexError::Extract {
-            path: source.to_owned(),
+            path: origin.source.clone(),
             source: e,
         };
-        let extracted = extract::extract(media, bytes, on_disk, &self.pdf).map_err(failed)?;
-        let chunks = self.chunker.chunk(media, &extracted);
+        let extracted = extract::extract(origin.media, bytes, origin.on_disk.as_deref(), &self.pdf)
+            .map_err(failed)?;
+        let chunks = self.chunker.chunk(origin.media, &extracted);
         if chunks.is_empty() {
             return Err(failed(ExtractError::NoText));
         }
         let pages = extracted.pages.iter().filter(|p| p.number > 0).count() as u32;
-        Ok((chunks, pages, extracted.title.unwrap_or(title_fallback)))
+        let title = extracted
+            .title
+            .unwrap_or_else(|| title_from_path(&origin.source));
+        Ok((chunks, pages, title))
     }
 }
 
-/// Runs `prepare` on a blocking thread; a panic in a parser becomes this file's failure.
+/// Runs `prepare` on a blocking thread; a panic in a parser becomes this document's failure.
 pub(crate) async fn on_blocking_thread(
     relative: String,
     prepare: impl FnOnce() -> Prepared + Send + 'static,
@@ -195,7 +226,7 @@ pub(crate) async fn on_blocking_thread(
     }
 }
 
-pub(crate) fn title_from_path(source: &str) -> String {
+fn title_from_path(source: &str) -> String {
     Path::new(source)
         .file_stem()
         .map(|s| s.to_string_lossy().replace(['_', '-'], " "))

@@ -12,10 +12,12 @@ use std::sync::Arc;
 use rag_embed::Embedder;
 use rag_store::{ChunkPayload, ChunkPoint, VectorStore, point_id};
 
-use crate::IngestConfig;
-use crate::batch::{self, Padding};
-use crate::index::{IndexError, Outcome};
+use crate::batch;
+use crate::config::IngestConfig;
+use crate::counters;
+use crate::error::IndexError;
 use crate::manifest::Stat;
+use crate::outcome::{EmbedStats, Outcome};
 use crate::prepare::Ready;
 
 /// Vectors embedded in this run kept for reuse; cleared when full (copies tend to be near).
@@ -30,16 +32,6 @@ pub(crate) struct Finished {
     pub doc_hash: String,
     pub stat: Option<Stat>,
     pub result: Result<Outcome, IndexError>,
-}
-
-/// What the stage computed and what it saved.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EmbedStats {
-    pub chunks_embedded: u64,
-    /// Chunks whose vector came from the store or from earlier in the run.
-    pub chunks_reused: u64,
-    pub padding: Padding,
-    pub embed_seconds: f64,
 }
 
 struct InFlight {
@@ -124,7 +116,7 @@ impl VersionWriter {
             }
         }
         let missing = vectors.iter().filter(|v| v.is_none()).count();
-        self.stats.chunks_reused += (vectors.len() - missing) as u64;
+        self.reused((vectors.len() - missing) as u64);
 
         let id = self.next_id;
         self.next_id += 1;
@@ -159,6 +151,7 @@ impl VersionWriter {
         // Every document with a chunk in this window: any of them may be complete after it,
         // including one whose chunks here were all found in the run cache.
         let mut touched: Vec<u64> = Vec::new();
+        let mut reused = 0;
         for (id, index) in self.queue.drain(..take) {
             let Some(doc) = self.docs.get_mut(&id) else {
                 continue;
@@ -168,7 +161,7 @@ impl VersionWriter {
             if let Some(vector) = self.cache.get(hash) {
                 doc.vectors[index] = Some(vector.clone());
                 doc.missing -= 1;
-                self.stats.chunks_reused += 1;
+                reused += 1;
                 continue;
             }
             let entry = users.entry(hash.clone()).or_default();
@@ -176,10 +169,11 @@ impl VersionWriter {
                 let chunk = &doc.doc.chunks[index];
                 unique.push((hash.clone(), chunk.text.clone(), chunk.tokens));
             } else {
-                self.stats.chunks_reused += 1;
+                reused += 1;
             }
             entry.push((id, index));
         }
+        self.reused(reused);
 
         let lengths: Vec<u32> = unique.iter().map(|(_, _, t)| *t).collect();
         let batches = batch::plan(&lengths, self.batch_size, self.by_length);
@@ -249,6 +243,7 @@ impl VersionWriter {
             }
         }
         self.stats.chunks_embedded += unique.len() as u64;
+        counters::chunks_embedded(unique.len() as u64);
 
         let mut finished = Vec::new();
         for id in touched {
@@ -257,6 +252,11 @@ impl VersionWriter {
             }
         }
         Ok(finished)
+    }
+
+    fn reused(&mut self, chunks: u64) {
+        self.stats.chunks_reused += chunks;
+        counters::chunks_reused(chunks);
     }
 
     /// Embeds and writes everything still queued.

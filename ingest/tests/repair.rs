@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rag_embed::{EmbedConfig, Embedder};
-use rag_ingest::{Chunker, Indexer, IngestConfig, PdfExtractor, doc_id_for};
+use rag_ingest::{
+    API_ROOT, Chunker, IncomingDocument, IndexError, Indexer, IngestConfig, Outcome, PdfExtractor,
+    doc_id_for,
+};
 use rag_store::{ChunkPayload, ChunkPoint, StoreConfig, VectorStore, point_id};
 
 fn repo() -> PathBuf {
@@ -14,6 +17,10 @@ fn repo() -> PathBuf {
 }
 
 async fn indexer(data: &Path) -> Indexer {
+    indexer_with(data, IngestConfig::default()).await
+}
+
+async fn indexer_with(data: &Path, ingest: IngestConfig) -> Indexer {
     let models = repo().join("models");
     let config = EmbedConfig {
         model_dir: models.join("embed/all-MiniLM-L6-v2"),
@@ -37,14 +44,24 @@ async fn indexer(data: &Path) -> Indexer {
         pdftotext: Some("pdftotext".into()),
         timeout: Duration::from_secs(30),
     };
-    Indexer::new(embedder, store, chunker, pdf, IngestConfig::default())
-        .with_manifest_dir(data.join("manifests"))
+    Indexer::new(embedder, store, chunker, pdf, ingest).with_manifest_dir(data.join("manifests"))
 }
 
 /// Points of a version whose writing stopped before its commit marker (chunk 0).
 fn unfinished(root: &str, source: &str, doc_hash: &str, dim: usize) -> Vec<ChunkPoint> {
+    points(root, source, doc_hash, dim, 1..3)
+}
+
+/// Chunks `indices` of a three-chunk version of `source`.
+fn points(
+    root: &str,
+    source: &str,
+    doc_hash: &str,
+    dim: usize,
+    indices: std::ops::Range<u32>,
+) -> Vec<ChunkPoint> {
     let doc_id = doc_id_for(root, source);
-    (1..3)
+    indices
         .map(|i| ChunkPoint {
             id: point_id(&doc_id, i, doc_hash),
             vector: vec![0.1; dim],
@@ -115,5 +132,87 @@ async fn unfinished_versions_are_swept_even_when_their_file_reverted_or_vanished
             .iter()
             .all(|(_, hash)| hash != "newer-version" && hash != "first-version"),
         "{versions:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_sent_as_bytes_is_checked_indexed_then_unchanged_and_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = IngestConfig {
+        max_file_bytes: 1000,
+        ..IngestConfig::default()
+    };
+    let indexer = indexer_with(&dir.path().join("data"), ingest).await;
+    let send = |file_name: &str, media_type: &str, content: &[u8]| IncomingDocument {
+        file_name: file_name.into(),
+        media_type: media_type.into(),
+        content: content.to_vec(),
+        document_id: String::new(),
+        metadata: [("team".to_owned(), "ops".to_owned())].into(),
+    };
+
+    let err = indexer
+        .index_document(send("tool.exe", "", b"MZ"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IndexError::Unsupported { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("tool.exe: unsupported media type \"tool.exe\"")
+    );
+    let err = indexer
+        .index_document(send("notes", "image/png", b"x"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("\"image/png\""), "{err}");
+    let err = indexer
+        .index_document(send("big.txt", "", &[b'a'; 1001]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "big.txt: 1001 bytes is over the limit of 1000 bytes"
+    );
+    let err = indexer
+        .index_document(send("blank.md", "text/markdown", b"  \n\n "))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IndexError::Extract { .. }), "{err}");
+
+    let note = b"# Gate codes\n\nThe side gate opens with code 4711 after six.";
+    let (doc_id, outcome) = indexer
+        .index_document(send("gate.md", "", note))
+        .await
+        .unwrap();
+    assert_eq!(doc_id, doc_id_for(API_ROOT, "gate.md"));
+    assert!(
+        matches!(outcome, Outcome::Indexed { chunks, pages: 0 } if chunks > 0),
+        "{outcome:?}"
+    );
+    let (_, again) = indexer
+        .index_document(send("gate.md", "text/markdown", note))
+        .await
+        .unwrap();
+    assert_eq!(again, Outcome::Unchanged);
+
+    // An interrupted run wrote another complete version and did not sweep it: sending the
+    // stored content again sweeps it.
+    let store = indexer.store();
+    let dim = indexer.embedder().dimension();
+    store
+        .upsert(points(API_ROOT, "gate.md", "older-version", dim, 0..3))
+        .await
+        .unwrap();
+    let (_, again) = indexer
+        .index_document(send("gate.md", "", note))
+        .await
+        .unwrap();
+    assert_eq!(again, Outcome::Unchanged);
+    let versions = store.point_versions(API_ROOT).await.unwrap();
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    assert!(
+        versions
+            .iter()
+            .all(|(id, hash)| id == &doc_id && hash != "older-version")
     );
 }
