@@ -71,6 +71,15 @@ async fn metrics_health_and_request_ids_for_operators() {
     assert!(err.metadata().get("x-request-id").is_some());
 
     let asked = ask(&server, "How many vacation days do I get?").await;
+    // A document sent over the API is counted by the ingest counters.
+    client
+        .ingest_document(pb::IngestDocumentRequest {
+            file_name: "notes/parking.md".into(),
+            content: b"# Parking\n\nVisitors park on level -2 of the garage.".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let usage = asked.answer.usage.expect("the model was asked");
 
     let (status, metrics) = server.admin_get("/metrics");
@@ -107,6 +116,16 @@ async fn metrics_health_and_request_ids_for_operators() {
         f64::from(usage.completion_tokens)
     );
     assert_eq!(sample(&metrics, "rag_answers_total", &[]), 1.0);
+    assert_eq!(
+        sample(
+            &metrics,
+            "rag_ingest_files_total",
+            &[("outcome", "indexed")]
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(requests("IngestDocument", "OK"), 1.0, "{metrics}");
     // Nothing is left queued or generating once the answer is in.
     assert_eq!(sample(&metrics, "rag_generation_queue_depth", &[]), 0.0);
     assert_eq!(sample(&metrics, "rag_generations_active", &[]), 0.0);
@@ -121,8 +140,17 @@ async fn metrics_health_and_request_ids_for_operators() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["status"], "SERVING");
     let index = &status["index"];
-    assert_eq!(index["documents"], summary["indexed"], "{status}");
-    assert_eq!(index["chunks"], summary["points_total"], "{status}");
+    // The folder's documents and the one sent over the API.
+    let indexed = summary["indexed"].as_u64().unwrap();
+    assert_eq!(
+        index["documents"].as_u64().unwrap(),
+        indexed + 1,
+        "{status}"
+    );
+    assert!(
+        index["chunks"].as_u64().unwrap() > summary["points_total"].as_u64().unwrap(),
+        "{status}"
+    );
     assert_eq!(index["embedding_model"], "all-MiniLM-L6-v2");
     assert_eq!(index["vector_size"], 384);
     assert!(index["schema_version"].as_u64().unwrap() >= 3, "{status}");

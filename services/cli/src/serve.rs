@@ -37,6 +37,9 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let admin = match args.admin_listen.or(config.query.admin_listen) {
         Some(addr) => {
             let metrics = rag_admin::install_recorder()?;
+            rag_grpc::describe_metrics();
+            rag_engine::metrics::describe();
+            rag_ingest::counters::describe();
             let admin_listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr} (admin)"))?;

@@ -20,6 +20,32 @@ pub const PROMPT_TOKENS: &str = "rag_prompt_tokens_total";
 /// Answers by verdict: answered, not_found, unsupported.
 pub const ANSWERS: &str = "rag_answers_total";
 
+/// Describes the metrics to the installed recorder (Prometheus `# HELP` lines).
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_histogram!(RETRIEVAL_SECONDS, Unit::Seconds, "Question to ranked hits");
+    describe_histogram!(
+        PROMPT_EVAL_SECONDS,
+        Unit::Seconds,
+        "The model reading the prompt"
+    );
+    describe_histogram!(
+        FIRST_TOKEN_SECONDS,
+        Unit::Seconds,
+        "Question to first answer token"
+    );
+    describe_histogram!(
+        GENERATION_SECONDS,
+        Unit::Seconds,
+        "First answer token to last"
+    );
+    describe_counter!(GENERATED_TOKENS, "Answer tokens generated");
+    describe_counter!(PROMPT_TOKENS, "Prompt tokens read by the model");
+    describe_counter!(ANSWERS, "Answers by verdict");
+    metrics::describe_gauge!(rag_llm::QUEUE_DEPTH, "Answers waiting for the model");
+    metrics::describe_gauge!(rag_llm::ACTIVE_GENERATIONS, "Answers being generated");
+}
+
 pub(crate) fn retrieved(took: Duration) {
     histogram!(RETRIEVAL_SECONDS).record(took);
 }

@@ -7,5 +7,5 @@ pub mod server;
 mod service;
 pub mod status;
 
-pub use observe::REQUEST_ID_HEADER;
+pub use observe::{REQUEST_ID_HEADER, describe as describe_metrics};
 pub use service::Loaded;

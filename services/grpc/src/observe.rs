@@ -19,6 +19,16 @@ pub const REQUEST_SECONDS: &str = "rag_grpc_request_duration_seconds";
 /// A client's id is kept when it is short, printable ASCII; anything else gets a fresh one.
 const MAX_REQUEST_ID: usize = 128;
 
+/// Describes the per-call metrics to the installed recorder (Prometheus `# HELP` lines).
+pub fn describe() {
+    metrics::describe_counter!(REQUESTS, "gRPC calls by rpc and status code");
+    metrics::describe_histogram!(
+        REQUEST_SECONDS,
+        metrics::Unit::Seconds,
+        "gRPC call duration (Ask: until the stream ends) by rpc and status code"
+    );
+}
+
 pub struct Call {
     rpc: &'static str,
     id: String,
