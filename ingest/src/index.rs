@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use rag_embed::Embedder;
-use rag_store::{StoreError, VectorStore};
+use rag_store::{Store, StoreError};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::IngestConfig;
@@ -148,7 +148,7 @@ pub enum Event<'a> {
 
 pub struct Indexer {
     embedder: Arc<Embedder>,
-    store: Arc<dyn VectorStore>,
+    store: Arc<Store>,
     preparer: Preparer,
     config: IngestConfig,
     /// Where folder manifests live; `None`: every file is read on every run.
@@ -169,7 +169,7 @@ pub fn doc_id_for(root: &str, source: &str) -> String {
 impl Indexer {
     pub fn new(
         embedder: Arc<Embedder>,
-        store: Arc<dyn VectorStore>,
+        store: Arc<Store>,
         chunker: Chunker,
         pdf: PdfExtractor,
         config: IngestConfig,
@@ -197,7 +197,7 @@ impl Indexer {
         self
     }
 
-    pub fn store(&self) -> &Arc<dyn VectorStore> {
+    pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
 

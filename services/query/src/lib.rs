@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use rag_embed::{Embedder, Reranker};
 use rag_ingest::Indexer;
 use rag_llm::Generator;
-use rag_store::{Hit, Query, SearchFilter, VectorStore};
+use rag_store::{Hit, Query, SearchFilter, Store};
 
 pub use config::QueryConfig;
 pub use error::QueryError;
@@ -41,7 +41,7 @@ pub const NOT_FOUND_ANSWER: &str =
 pub async fn retrieve(
     embedder: &Arc<Embedder>,
     reranker: Option<&Arc<Reranker>>,
-    store: &dyn VectorStore,
+    store: &Store,
     query: &str,
     retrieval: &Retrieval,
 ) -> Result<(Vec<Hit>, Duration), QueryError> {
@@ -199,7 +199,7 @@ pub struct Engine {
     pub embedder: Arc<Embedder>,
     /// Cross-encoder reranking of fused candidates, when configured.
     pub reranker: Option<Arc<Reranker>>,
-    pub store: Arc<dyn VectorStore>,
+    pub store: Arc<Store>,
     pub generator: Arc<Generator>,
     pub indexer: Arc<Indexer>,
     pub config: QueryConfig,
