@@ -65,11 +65,7 @@ pub(crate) struct VersionWriter {
 }
 
 impl VersionWriter {
-    pub fn new(
-        embedder: Arc<Embedder>,
-        store: Arc<Store>,
-        config: &IngestConfig,
-    ) -> Self {
+    pub fn new(embedder: Arc<Embedder>, store: Arc<Store>, config: &IngestConfig) -> Self {
         let batch_size = config.embed_batch.max(1);
         Self {
             embedder,
