@@ -35,7 +35,8 @@ pub(crate) struct EdgeBackend {
     /// Set once the collection exists: at open for a migrated store, else by the migration
     /// that creates it.
     shard: OnceLock<Arc<EdgeShard>>,
-    /// Held for the backend's lifetime; the lock goes with the file.
+    /// Held for the backend's lifetime; the lock goes with the file. Declared after `shard`
+    /// so that it is released only once the shard is closed.
     _lock: fs_err::File,
 }
 
