@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use rag_embed::Embedder;
-use rag_store::VectorStore;
+use rag_store::Store;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::chunk::Chunker;
@@ -38,7 +38,7 @@ use crate::write::{Finished, VersionWriter};
 
 pub struct Indexer {
     embedder: Arc<Embedder>,
-    store: Arc<dyn VectorStore>,
+    store: Arc<Store>,
     preparer: Preparer,
     config: IngestConfig,
     /// Where folder manifests live; `None`: every file is read on every run.
@@ -50,7 +50,7 @@ pub struct Indexer {
 impl Indexer {
     pub fn new(
         embedder: Arc<Embedder>,
-        store: Arc<dyn VectorStore>,
+        store: Arc<Store>,
         chunker: Chunker,
         pdf: PdfExtractor,
         config: IngestConfig,
@@ -78,7 +78,7 @@ impl Indexer {
         self
     }
 
-    pub fn store(&self) -> &Arc<dyn VectorStore> {
+    pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
 

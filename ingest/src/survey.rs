@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use rag_store::VectorStore;
+use rag_store::Store;
 
 use crate::error::IndexError;
 use crate::stored::StoredVersions;
@@ -29,7 +29,7 @@ pub(crate) struct StoredDoc {
 impl Survey {
     /// The folder's supported files and the document versions stored for it.
     pub async fn take(
-        store: &dyn VectorStore,
+        store: &Store,
         root: &Path,
         selection: &Selection,
     ) -> Result<Self, IndexError> {

@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use rag_embed::Embedder;
-use rag_store::{ChunkPayload, ChunkPoint, VectorStore, point_id};
+use rag_store::{ChunkPayload, ChunkPoint, Store, point_id};
 
 use crate::batch;
 use crate::config::IngestConfig;
@@ -43,7 +43,7 @@ struct InFlight {
 
 pub(crate) struct VersionWriter {
     embedder: Arc<Embedder>,
-    store: Arc<dyn VectorStore>,
+    store: Arc<Store>,
     batch_size: usize,
     window: usize,
     by_length: bool,
@@ -57,11 +57,7 @@ pub(crate) struct VersionWriter {
 }
 
 impl VersionWriter {
-    pub fn new(
-        embedder: Arc<Embedder>,
-        store: Arc<dyn VectorStore>,
-        config: &IngestConfig,
-    ) -> Self {
+    pub fn new(embedder: Arc<Embedder>, store: Arc<Store>, config: &IngestConfig) -> Self {
         let batch_size = config.embed_batch.max(1);
         Self {
             embedder,

@@ -10,7 +10,7 @@ use rag_ingest::{
     API_ROOT, Chunker, IncomingDocument, IndexError, Indexer, IngestConfig, Outcome, PdfExtractor,
     doc_id_for,
 };
-use rag_store::{ChunkPayload, ChunkPoint, StoreConfig, VectorStore, point_id};
+use rag_store::{ChunkPayload, ChunkPoint, Store, StoreConfig, point_id};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -99,7 +99,7 @@ async fn unfinished_versions_are_swept_even_when_their_file_reverted_or_vanished
     .unwrap();
     std::fs::write(docs.join("other.txt"), "Parking is behind building B.").unwrap();
     let indexer = indexer(&dir.path().join("data")).await;
-    let store: &Arc<dyn VectorStore> = indexer.store();
+    let store: &Arc<Store> = indexer.store();
     let clean = indexer
         .index_folder(&docs, &Default::default(), &|_| {})
         .await

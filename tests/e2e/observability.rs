@@ -158,7 +158,7 @@ async fn metrics_health_and_request_ids_for_operators() {
         index["store_backend"]
             .as_str()
             .unwrap()
-            .starts_with("embedded"),
+            .starts_with("embedded store "),
         "{status}"
     );
     assert!(server.stop().success());

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rag_embed::Embedder;
 use rag_engine::Engine;
-use rag_store::VectorStore;
+use rag_store::Store;
 
 use crate::config::Config;
 
@@ -13,7 +13,7 @@ use crate::config::Config;
 pub async fn load(
     config: &Config,
     embedder: Arc<Embedder>,
-    store: Arc<dyn VectorStore>,
+    store: Arc<Store>,
 ) -> anyhow::Result<Engine> {
     let llm_config = config.llm.clone();
     let generator =

@@ -287,13 +287,11 @@ pub async fn open_indexer(config: &Config) -> anyhow::Result<Indexer> {
 
 /// Adds the likely cause to errors operators hit first.
 pub fn explain_store_error(e: rag_store::StoreError) -> anyhow::Error {
-    let text = e.to_string();
-    if text.contains("WAL") || text.contains("lock") {
-        anyhow::anyhow!(
-            "{text}\nhint: another process (a running `rag serve`?) holds this data directory; \
+    match e {
+        rag_store::StoreError::Locked { .. } => anyhow::anyhow!(
+            "{e}\nhint: another process (a running `rag serve`?) holds this data directory; \
              stop it, or send documents to it with IngestDocument"
-        )
-    } else {
-        anyhow::Error::new(e)
+        ),
+        e => anyhow::Error::new(e),
     }
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use rag_embed::{Embedder, Reranker};
 use rag_llm::Generator;
-use rag_store::{Hit, SearchFilter, VectorStore};
+use rag_store::{Hit, SearchFilter, Store};
 
 pub use ask::{Answer, AskEvent, AskOptions, AskStream, Citation, Finish, Timings};
 pub use config::QueryConfig;
@@ -74,7 +74,7 @@ pub struct Engine {
     embedder: Arc<Embedder>,
     /// Cross-encoder reranking of fused candidates, when configured.
     reranker: Option<Arc<Reranker>>,
-    store: Arc<dyn VectorStore>,
+    store: Arc<Store>,
     generator: Arc<Generator>,
     config: Arc<QueryConfig>,
 }
@@ -83,7 +83,7 @@ impl Engine {
     pub fn new(
         embedder: Arc<Embedder>,
         reranker: Option<Arc<Reranker>>,
-        store: Arc<dyn VectorStore>,
+        store: Arc<Store>,
         generator: Arc<Generator>,
         config: QueryConfig,
     ) -> Self {
@@ -100,7 +100,7 @@ impl Engine {
         &self.config
     }
 
-    pub fn store(&self) -> &Arc<dyn VectorStore> {
+    pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
 

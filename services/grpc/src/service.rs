@@ -224,16 +224,20 @@ impl RagService for Service {
     ) -> Result<Response<pb::IndexStatsResponse>, Status> {
         let call = Call::start("IndexStats", &request);
         let result = async {
-            let store = self.loaded()?.engine.store();
-            let documents = store
-                .document_versions(None, None)
+            let stats = self
+                .loaded()?
+                .engine
+                .store()
+                .stats()
                 .await
                 .map_err(rag_engine::EngineError::from)?;
-            let chunks = store.count().await.map_err(rag_engine::EngineError::from)?;
             Ok::<_, ApiError>(pb::IndexStatsResponse {
-                documents: documents.len() as u64,
-                chunks,
-                ..Default::default()
+                documents: stats.documents,
+                chunks: stats.chunks,
+                embedding_model: stats.embedding_model,
+                vector_size: stats.vector_size as u32,
+                schema_version: stats.schema_version,
+                store_backend: stats.backend,
             })
         }
         .instrument(call.span())

@@ -74,7 +74,8 @@ fn llm_code(e: &LlmError) -> Code {
 
 fn store_code(e: &StoreError) -> Code {
     match e {
-        StoreError::Unavailable(_) => Code::Unavailable,
+        // Another process holds the embedded store; it may let go (a finished ingest).
+        StoreError::Unavailable(_) | StoreError::Locked { .. } => Code::Unavailable,
         StoreError::SchemaMismatch(_) => Code::FailedPrecondition,
         StoreError::Migration { .. } | StoreError::Io { .. } | StoreError::Operation(_) => {
             Code::Internal
@@ -118,6 +119,12 @@ mod tests {
         let store = || {
             [
                 (StoreError::Unavailable("down".into()), Code::Unavailable),
+                (
+                    StoreError::Locked {
+                        path: PathBuf::from("/d"),
+                    },
+                    Code::Unavailable,
+                ),
                 (
                     StoreError::SchemaMismatch("dim".into()),
                     Code::FailedPrecondition,

@@ -1,284 +1,176 @@
 //! The embedded backend: Qdrant's engine in this process, persisted in a data directory.
 //!
-//! Layout of the data directory: `chunks/` is the shard, `schema.json` records which migrations
-//! were applied and for which embedding model and vector size. The shard's WAL holds an
-//! exclusive lock, so one process owns a data directory at a time.
+//! Layout of the data directory: `chunks/` is the shard, `schema.json` is the
+//! [`SchemaRecord`]. One process owns a data directory at a time: this backend holds an
+//! exclusive lock on the directory itself (as the shard's WAL does on its own folder), so a
+//! second opener is told [`StoreError::Locked`] before it touches anything.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use qdrant_edge::{
-    Condition, CreateIndex, CreateVectorName, Distance, EdgeConfig, EdgeShard, EdgeVectorParams,
-    FieldCondition, FieldIndexOperations, Filter, Fusion, JsonPath, Match, Modifier, NamedQuery,
-    Payload, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
-    PointOperations, PointStructPersisted, PrefetchBuilder, QueryEnum, QueryRequestBuilder,
-    ScoringQuery, ScrollRequestBuilder, SparseVectorConfig, UpdateOperation, ValueVariants,
-    VectorInternal, VectorNameConfig, VectorNameOperations, VectorPersisted, VectorStructInternal,
+    CreateIndex, CreateVectorName, Distance, EdgeConfig, EdgeShard, EdgeVectorParams,
+    FieldCondition, FieldIndexOperations, Fusion, JsonPath, Match, Modifier, NamedQuery,
+    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
+    PointStructPersisted, PrefetchBuilder, QueryEnum, QueryRequestBuilder, ScoringQuery,
+    ScrollRequestBuilder, SparseVectorConfig, UpdateOperation, ValueVariants, VectorInternal,
+    VectorNameConfig, VectorNameOperations, VectorPersisted, VectorStructInternal,
     VectorStructPersisted, WithPayloadInterface, WithVector,
 };
-use serde::{Deserialize, Serialize};
 
-use crate::migrations::{self, IndexKind, SparseModifier, Step, Target};
-use crate::point::{RRF_K, cosine, parse_payload, prefetch_limit, prefix_keys, stored_payload};
-use crate::{
-    ChunkPayload, ChunkPoint, DocumentVersion, Hit, Query, Result, SearchFilter, StoreError,
-    VectorStore,
+use crate::backend::{
+    Backend, Condition, Filter, NamedVector, NewPoint, Page, PointKey, QueryRequest, Ranking,
+    Record, Scored, ScrollRequest, VectorData,
 };
+use crate::migrations::{self, IndexKind, SparseModifier, Step, Target};
+use crate::schema::SchemaRecord;
+use crate::{Result, StoreError};
 
 const SHARD_DIR: &str = "chunks";
 const SCHEMA_FILE: &str = "schema.json";
 
-pub struct EdgeStore {
-    shard: Arc<EdgeShard>,
-    dense: String,
-    lexical: Option<String>,
+pub(crate) struct EdgeBackend {
+    data_dir: PathBuf,
+    /// Set once the collection exists: at open for a migrated store, else by the migration
+    /// that creates it.
+    shard: OnceLock<Arc<EdgeShard>>,
+    /// Held for the backend's lifetime; the lock goes with the file. Declared after `shard`
+    /// so that it is released only once the shard is closed.
+    _lock: fs_err::File,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct SchemaRecord {
-    version: u32,
-    vector_size: usize,
-    embedding_model: String,
-}
-
-impl EdgeStore {
-    pub async fn open(data_dir: PathBuf, target: Target) -> Result<Self> {
-        tokio::task::spawn_blocking(move || Self::open_blocking(&data_dir, &target))
+impl EdgeBackend {
+    pub(crate) async fn open(data_dir: PathBuf) -> Result<Self> {
+        tokio::task::spawn_blocking(move || Self::open_blocking(data_dir))
             .await
             .map_err(|e| StoreError::Unavailable(format!("open task: {e}")))?
     }
 
-    fn open_blocking(data_dir: &Path, target: &Target) -> Result<Self> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| StoreError::Io { path, source }
+    fn open_blocking(data_dir: PathBuf) -> Result<Self> {
+        fs_err::create_dir_all(&data_dir).map_err(io(&data_dir))?;
+        let lock = lock_exclusively(&data_dir)?;
+        let backend = Self {
+            data_dir,
+            shard: OnceLock::new(),
+            _lock: lock,
         };
-        std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
-        let schema_path = data_dir.join(SCHEMA_FILE);
-        let recorded: Option<SchemaRecord> = match std::fs::read(&schema_path) {
-            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
-                StoreError::SchemaMismatch(format!("{}: {e}", schema_path.display()))
-            })?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io(&schema_path)(e)),
-        };
-        if let Some(r) = &recorded
-            && (r.vector_size != target.vector_size || r.embedding_model != target.embedding_model)
-        {
-            return Err(StoreError::SchemaMismatch(format!(
-                "{} was built with embedding model {} ({} dimensions) but {} ({} dimensions) \
-                 is configured; use another data directory or re-index from scratch",
-                data_dir.display(),
-                r.embedding_model,
-                r.vector_size,
-                target.embedding_model,
-                target.vector_size
-            )));
+        if backend.read_schema()?.is_some_and(|r| r.version > 0) {
+            let shard_dir = backend.shard_dir();
+            let shard = EdgeShard::load(&shard_dir, None).map_err(unavailable(&shard_dir))?;
+            let _ = backend.shard.set(Arc::new(shard));
         }
-        let applied = recorded.as_ref().map_or(0, |r| r.version);
-        if applied > migrations::latest() {
-            return Err(StoreError::SchemaMismatch(format!(
-                "{} is at schema version {applied}, newer than this build knows ({})",
-                data_dir.display(),
-                migrations::latest()
-            )));
-        }
+        Ok(backend)
+    }
 
-        let shard_dir = data_dir.join(SHARD_DIR);
-        let op = |e: qdrant_edge::OperationError| {
-            StoreError::Unavailable(format!("{}: {e}", shard_dir.display()))
-        };
-        let dense = migrations::dense_vector_name()?;
-        let mut shard = if applied > 0 {
-            Some(EdgeShard::load(&shard_dir, None).map_err(op)?)
-        } else {
-            None
-        };
-        for migration in migrations::pending(applied)? {
-            for step in &migration.steps {
-                match step {
-                    Step::CreateCollection {
-                        dense_vector,
-                        distance,
-                    } => {
-                        let distance = match distance {
-                            migrations::Distance::Cosine => Distance::Cosine,
-                            migrations::Distance::Dot => Distance::Dot,
-                            migrations::Distance::Euclid => Distance::Euclid,
-                        };
-                        let config = EdgeConfig::builder()
-                            .vector(
-                                dense_vector.clone(),
-                                EdgeVectorParams::builder(target.vector_size, distance).build(),
-                            )
-                            .build();
-                        std::fs::create_dir_all(&shard_dir).map_err(io(&shard_dir))?;
-                        // `load` with a config creates the shard in an empty directory and checks
-                        // the config against one a crashed earlier attempt left behind.
-                        shard = Some(EdgeShard::load(&shard_dir, Some(config)).map_err(op)?);
-                    }
-                    Step::CreatePayloadIndex { field, kind } => {
-                        let shard = shard.as_ref().ok_or_else(|| StoreError::Migration {
-                            name: migration.name.clone(),
-                            reason: "payload index before the collection exists".into(),
-                        })?;
-                        let schema = match kind {
-                            IndexKind::Keyword => PayloadSchemaType::Keyword,
-                            IndexKind::Integer => PayloadSchemaType::Integer,
-                        };
-                        shard
-                            .update(UpdateOperation::FieldIndexOperation(
-                                FieldIndexOperations::CreateIndex(CreateIndex {
-                                    field_name: json_path(field)?,
-                                    field_schema: Some(PayloadFieldSchema::FieldType(schema)),
-                                }),
-                            ))
-                            .map_err(op)?;
-                    }
-                    Step::CreateSparseVector { name, modifier } => {
-                        let shard = shard.as_ref().ok_or_else(|| StoreError::Migration {
-                            name: migration.name.clone(),
-                            reason: "sparse vector before the collection exists".into(),
-                        })?;
-                        let modifier = match modifier {
-                            SparseModifier::None => Modifier::None,
-                            SparseModifier::Idf => Modifier::Idf,
-                        };
-                        // Repeating it after a crash is a no-op: same name, same parameters.
-                        shard
-                            .update(UpdateOperation::VectorNameOperation(
-                                VectorNameOperations::CreateVectorName(CreateVectorName {
-                                    vector_name: name.clone(),
-                                    config: VectorNameConfig::sparse(SparseVectorConfig {
-                                        modifier: Some(modifier),
-                                        datatype: None,
-                                    }),
-                                }),
-                            ))
-                            .map_err(op)?;
-                    }
-                }
-            }
-            let record = SchemaRecord {
-                version: migration.version,
-                vector_size: target.vector_size,
-                embedding_model: target.embedding_model.clone(),
-            };
-            if let Some(shard) = &shard {
-                shard.flush().map_err(op)?;
-            }
-            write_atomically(
-                &schema_path,
-                &serde_json::to_vec_pretty(&record).expect("json"),
-            )
-            .map_err(io(&schema_path))?;
-            tracing::info!(migration = %migration.name, "applied migration");
+    fn shard_dir(&self) -> PathBuf {
+        self.data_dir.join(SHARD_DIR)
+    }
+
+    fn schema_path(&self) -> PathBuf {
+        self.data_dir.join(SCHEMA_FILE)
+    }
+
+    fn read_schema(&self) -> Result<Option<SchemaRecord>> {
+        let path = self.schema_path();
+        match fs_err::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::SchemaMismatch(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
         }
-        let shard = shard.ok_or_else(|| StoreError::Migration {
-            name: "migrations/".into(),
-            reason: "no migration creates the collection".into(),
-        })?;
-        let size = shard.config().vectors.get(&dense).map(|v| v.size);
-        if size != Some(target.vector_size) {
-            return Err(StoreError::SchemaMismatch(format!(
-                "{}: stored vectors have {size:?} dimensions, the model makes {}",
-                shard_dir.display(),
-                target.vector_size
-            )));
-        }
-        Ok(Self {
-            shard: Arc::new(shard),
-            dense,
-            lexical: migrations::lexical_vector_name()?,
+    }
+
+    fn shard(&self) -> Result<Arc<EdgeShard>> {
+        self.shard.get().cloned().ok_or_else(|| {
+            StoreError::Operation(format!(
+                "{}: the collection does not exist",
+                self.describe()
+            ))
         })
     }
 
+    /// Runs `f` on the shard off the async runtime.
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&EdgeShard) -> qdrant_edge::OperationResult<T> + Send + 'static,
     ) -> Result<T> {
-        let shard = self.shard.clone();
+        let shard = self.shard()?;
         tokio::task::spawn_blocking(move || f(&shard))
             .await
             .map_err(|e| StoreError::Operation(format!("store task: {e}")))?
             .map_err(|e| StoreError::Operation(e.to_string()))
     }
 
-    fn count_blocking(shard: &EdgeShard, filter: Filter) -> qdrant_edge::OperationResult<u64> {
-        shard
-            .count(
-                qdrant_edge::CountRequestBuilder::new()
-                    .filter(filter)
-                    .build(),
-            )
-            .map(|n| n as u64)
-    }
-
-    /// The payload `fields` of every point matching `filter`, page by page.
-    fn scroll_payloads(
-        shard: &EdgeShard,
-        filter: Filter,
-        fields: Vec<JsonPath>,
-    ) -> qdrant_edge::OperationResult<Vec<Payload>> {
-        let mut all = Vec::new();
-        let mut offset: Option<PointId> = None;
-        loop {
-            let mut request = ScrollRequestBuilder::new()
-                .limit(1024)
-                .filter(filter.clone())
-                .with_payload(WithPayloadInterface::Fields(fields.clone()))
-                .with_vector(WithVector::Bool(false));
-            if let Some(o) = offset {
-                request = request.offset(o);
-            }
-            let (records, next) = shard.scroll(request.build())?;
-            all.extend(records.into_iter().filter_map(|r| r.payload));
-            match next {
-                Some(n) => offset = Some(n),
-                None => return Ok(all),
-            }
+    async fn create_collection(
+        &self,
+        dense_vector: &str,
+        distance: Distance,
+        target: &Target,
+    ) -> Result<()> {
+        if self.shard.get().is_some() {
+            return Ok(());
         }
-    }
-
-    async fn delete_where(&self, filter: Filter) -> Result<u64> {
-        self.blocking(move |shard| {
-            let n = Self::count_blocking(shard, filter.clone())?;
-            if n > 0 {
-                shard.update(UpdateOperation::PointOperation(
-                    PointOperations::DeletePointsByFilter(filter),
-                ))?;
-            }
-            Ok(n)
+        let config = EdgeConfig::builder()
+            .vector(
+                dense_vector.to_owned(),
+                EdgeVectorParams::builder(target.vector_size, distance).build(),
+            )
+            .build();
+        let shard_dir = self.shard_dir();
+        let shard = tokio::task::spawn_blocking(move || {
+            fs_err::create_dir_all(&shard_dir).map_err(io(&shard_dir))?;
+            // `load` with a config creates the shard in an empty directory and checks the
+            // config against one a crashed earlier attempt left behind.
+            EdgeShard::load(&shard_dir, Some(config)).map_err(unavailable(&shard_dir))
         })
         .await
+        .map_err(|e| StoreError::Unavailable(format!("open task: {e}")))??;
+        let _ = self.shard.set(Arc::new(shard));
+        Ok(())
+    }
+}
+
+/// Takes the data directory for this process, or says who has it. Checked here, by the lock
+/// call's own answer, because the shard's WAL reports its lock failure only as text.
+fn lock_exclusively(data_dir: &Path) -> Result<fs_err::File> {
+    let dir = fs_err::File::open(data_dir).map_err(io(data_dir))?;
+    match dir.file().try_lock() {
+        Ok(()) => Ok(dir),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            path: data_dir.to_owned(),
+        }),
+        // A platform without directory locks: the WAL's own lock still keeps a second opener
+        // out, only with a less specific error.
+        Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+            Ok(dir)
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(io(data_dir)(e)),
     }
 }
 
 #[async_trait::async_trait]
-impl VectorStore for EdgeStore {
-    async fn upsert(&self, points: Vec<ChunkPoint>) -> Result<()> {
+impl Backend for EdgeBackend {
+    fn describe(&self) -> String {
+        format!("embedded store {}", self.data_dir.display())
+    }
+
+    async fn upsert(&self, points: Vec<NewPoint>) -> Result<()> {
         if points.is_empty() {
             return Ok(());
         }
-        let dense = self.dense.clone();
-        let lexical = self.lexical.clone();
         let points = points
             .into_iter()
-            .map(|p| {
-                let payload = Payload::from(stored_payload(&p.payload));
-                let mut vectors =
-                    HashMap::from([(dense.clone(), VectorPersisted::Dense(p.vector))]);
-                if let Some(name) = &lexical
-                    && !p.lexical.is_empty()
-                {
-                    vectors.insert(name.clone(), VectorPersisted::Sparse(sparse(p.lexical)));
-                }
-                PointStructPersisted {
-                    id: PointId::Uuid(p.id),
-                    vector: VectorStructPersisted::Named(vectors),
-                    payload: Some(payload),
-                }
+            .map(|p| PointStructPersisted {
+                id: PointId::Uuid(p.id),
+                vector: VectorStructPersisted::Named(
+                    p.vectors
+                        .into_iter()
+                        .map(|v| (v.name, persisted(v.vector)))
+                        .collect::<HashMap<_, _>>(),
+                ),
+                payload: Some(qdrant_edge::Payload::from(p.payload)),
             })
             .collect();
         self.blocking(move |shard| {
@@ -289,228 +181,200 @@ impl VectorStore for EdgeStore {
         .await
     }
 
-    async fn search(&self, query: Query, limit: usize, filter: &SearchFilter) -> Result<Vec<Hit>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let filter = to_filter(filter)?;
-        let dense = NamedQuery::new(
-            VectorInternal::from(query.dense.clone()),
-            self.dense.clone(),
-        );
-        let dense = ScoringQuery::Vector(QueryEnum::Nearest(dense));
-        let sparse_query = |name: &String, terms: crate::SparseVector| {
-            ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
-                VectorInternal::from(sparse(terms)),
-                name.clone(),
-            )))
-        };
-        let mut sides = Vec::new();
-        if let Some(name) = &self.lexical {
-            for terms in [query.lexical, query.identifiers].into_iter().flatten() {
-                if !terms.is_empty() {
-                    sides.push(sparse_query(name, terms));
-                }
-            }
-        }
-        let hybrid = !sides.is_empty();
-        let mut request = QueryRequestBuilder::new(limit)
+    async fn query(&self, request: QueryRequest) -> Result<Vec<Scored>> {
+        let filter = to_filter(&request.filter)?;
+        let mut builder = QueryRequestBuilder::new(request.limit)
             .with_payload(WithPayloadInterface::Bool(true))
-            .with_vector(WithVector::Selector(vec![self.dense.clone()]));
-        if hybrid {
-            for side in std::iter::once(dense).chain(sides) {
-                let mut prefetch = PrefetchBuilder::new(prefetch_limit(limit)).query(side);
-                if let Some(filter) = &filter {
-                    prefetch = prefetch.filter(filter.clone());
+            .with_vector(WithVector::Selector(vec![request.with_vector.clone()]));
+        match request.ranking {
+            Ranking::Nearest(vector) => builder = builder.query(nearest(vector)),
+            Ranking::Rrf {
+                k,
+                prefetch_limit,
+                lists,
+            } => {
+                for list in lists {
+                    let mut prefetch = PrefetchBuilder::new(prefetch_limit).query(nearest(list));
+                    if let Some(filter) = &filter {
+                        prefetch = prefetch.filter(filter.clone());
+                    }
+                    builder = builder.add_prefetch(prefetch.build());
                 }
-                request = request.add_prefetch(prefetch.build());
+                builder = builder.query(ScoringQuery::Fusion(Fusion::Rrf { k, weights: None }));
             }
-            request = request.query(ScoringQuery::Fusion(Fusion::Rrf {
-                k: RRF_K,
-                weights: None,
-            }));
-        } else {
-            request = request.query(dense);
         }
         if let Some(filter) = filter {
-            request = request.filter(filter);
+            builder = builder.filter(filter);
         }
-        let request = request.build();
-        let points = self.blocking(move |shard| shard.query(request)).await?;
-        let dense_name = self.dense.clone();
-        points
+        let query = builder.build();
+        let points = self.blocking(move |shard| shard.query(query)).await?;
+        let name = request.with_vector;
+        Ok(points
             .into_iter()
-            .map(|p| {
-                let vector = match p.vector {
-                    Some(VectorStructInternal::Named(mut named)) => match named.remove(&dense_name)
-                    {
-                        Some(VectorInternal::Dense(v)) => v,
-                        _ => Vec::new(),
-                    },
-                    _ => Vec::new(),
-                };
-                let similarity = cosine(&query.dense, &vector);
-                Ok(Hit {
-                    score: if hybrid { p.score } else { similarity },
-                    similarity,
-                    vector,
-                    payload: from_payload(p.payload)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn document_versions(
-        &self,
-        root: Option<&str>,
-        doc_id: Option<&str>,
-    ) -> Result<Vec<DocumentVersion>> {
-        let mut must = vec![Condition::Field(FieldCondition::new_match(
-            json_path("chunk_index")?,
-            Match::from(0i64),
-        ))];
-        if let Some(root) = root {
-            must.push(keyword("root", root)?);
-        }
-        if let Some(doc_id) = doc_id {
-            must.push(keyword("doc_id", doc_id)?);
-        }
-        let fields = ["doc_id", "source", "root", "doc_hash", "chunk_count"]
-            .into_iter()
-            .map(json_path)
-            .collect::<Result<Vec<_>>>()?;
-        let filter = Filter {
-            must: Some(must),
-            ..Filter::default()
-        };
-        let records = self
-            .blocking(move |shard| Self::scroll_payloads(shard, filter, fields))
-            .await?;
-        let mut versions = BTreeSet::new();
-        for payload in records {
-            let get = |k: &str| {
-                payload
-                    .0
-                    .get(k)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            versions.insert(DocumentVersion {
-                doc_id: get("doc_id"),
-                source: get("source"),
-                root: get("root"),
-                doc_hash: get("doc_hash"),
-                chunk_count: payload
-                    .0
-                    .get("chunk_count")
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(0) as u32,
-            });
-        }
-        Ok(versions.into_iter().collect())
-    }
-
-    async fn vectors_by_chunk_hash(
-        &self,
-        chunk_hashes: Vec<String>,
-    ) -> Result<HashMap<String, Vec<f32>>> {
-        if chunk_hashes.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let wanted = chunk_hashes.len();
-        let filter = Filter::new_must(Condition::Field(FieldCondition::new_match(
-            json_path("chunk_hash")?,
-            Match::from(chunk_hashes),
-        )));
-        let field = vec![json_path("chunk_hash")?];
-        let dense = self.dense.clone();
-        self.blocking(move |shard| {
-            let mut found = HashMap::new();
-            let mut offset: Option<PointId> = None;
-            // Copies share a hash, so a page can hold fewer distinct hashes than points.
-            loop {
-                let mut request = ScrollRequestBuilder::new()
-                    .limit(wanted.clamp(16, 1024))
-                    .filter(filter.clone())
-                    .with_payload(WithPayloadInterface::Fields(field.clone()))
-                    .with_vector(WithVector::Selector(vec![dense.clone()]));
-                if let Some(o) = offset {
-                    request = request.offset(o);
-                }
-                let (records, next) = shard.scroll(request.build())?;
-                for record in records {
-                    let hash = record
-                        .payload
-                        .as_ref()
-                        .and_then(|p| p.0.get("chunk_hash"))
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned);
-                    let vector = match record.vector {
-                        Some(VectorStructInternal::Named(mut named)) => named.remove(&dense),
-                        _ => None,
-                    };
-                    if let (Some(hash), Some(VectorInternal::Dense(vector))) = (hash, vector) {
-                        found.entry(hash).or_insert(vector);
-                    }
-                }
-                match next {
-                    Some(n) if found.len() < wanted => offset = Some(n),
-                    _ => break,
-                }
-            }
-            Ok(found)
-        })
-        .await
-    }
-
-    async fn delete_document(&self, doc_id: &str, keep_hash: Option<&str>) -> Result<u64> {
-        let mut filter = Filter::new_must(keyword("doc_id", doc_id)?);
-        if let Some(hash) = keep_hash {
-            filter.must_not = Some(vec![keyword("doc_hash", hash)?]);
-        }
-        self.delete_where(filter).await
-    }
-
-    async fn delete_source(&self, source: &str) -> Result<u64> {
-        self.delete_where(Filter::new_must(keyword("source", source)?))
-            .await
-    }
-
-    async fn count(&self) -> Result<u64> {
-        self.blocking(|shard| Self::count_blocking(shard, Filter::default()))
-            .await
-    }
-
-    async fn count_in_root(&self, root: &str) -> Result<u64> {
-        let filter = Filter::new_must(keyword("root", root)?);
-        self.blocking(move |shard| Self::count_blocking(shard, filter))
-            .await
-    }
-
-    async fn point_versions(&self, root: &str) -> Result<BTreeSet<(String, String)>> {
-        let filter = Filter::new_must(keyword("root", root)?);
-        let fields = vec![json_path("doc_id")?, json_path("doc_hash")?];
-        let payloads = self
-            .blocking(move |shard| Self::scroll_payloads(shard, filter, fields))
-            .await?;
-        Ok(payloads
-            .into_iter()
-            .map(|p| {
-                let get = |k: &str| {
-                    p.0.get(k)
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .to_owned()
-                };
-                (get("doc_id"), get("doc_hash"))
+            .map(|p| Scored {
+                score: p.score,
+                record: record(p.payload, p.vector, Some(&name)),
             })
             .collect())
     }
 
+    async fn scroll(&self, request: ScrollRequest) -> Result<Page> {
+        let mut builder = ScrollRequestBuilder::new()
+            .limit(request.limit)
+            .with_payload(WithPayloadInterface::Fields(
+                request
+                    .fields
+                    .iter()
+                    .map(|f| json_path(f))
+                    .collect::<Result<_>>()?,
+            ))
+            .with_vector(match &request.with_vector {
+                Some(name) => WithVector::Selector(vec![name.clone()]),
+                None => WithVector::Bool(false),
+            });
+        if let Some(filter) = to_filter(&request.filter)? {
+            builder = builder.filter(filter);
+        }
+        if let Some(offset) = request.offset {
+            builder = builder.offset(match offset {
+                PointKey::Num(n) => PointId::NumId(n),
+                PointKey::Uuid(u) => PointId::Uuid(u),
+            });
+        }
+        let scroll = builder.build();
+        let (records, next) = self.blocking(move |shard| shard.scroll(scroll)).await?;
+        let name = request.with_vector;
+        Ok(Page {
+            records: records
+                .into_iter()
+                .map(|r| record(r.payload, r.vector, name.as_deref()))
+                .collect(),
+            next: next.map(|id| match id {
+                PointId::NumId(n) => PointKey::Num(n),
+                PointId::Uuid(u) => PointKey::Uuid(u),
+            }),
+        })
+    }
+
+    async fn count(&self, filter: &Filter) -> Result<u64> {
+        let filter = to_filter(filter)?.unwrap_or_default();
+        self.blocking(move |shard| {
+            shard
+                .count(
+                    qdrant_edge::CountRequestBuilder::new()
+                        .filter(filter)
+                        .build(),
+                )
+                .map(|n| n as u64)
+        })
+        .await
+    }
+
+    async fn delete(&self, filter: &Filter) -> Result<()> {
+        let filter = to_filter(filter)?.unwrap_or_default();
+        self.blocking(move |shard| {
+            shard.update(UpdateOperation::PointOperation(
+                PointOperations::DeletePointsByFilter(filter),
+            ))
+        })
+        .await
+    }
+
+    async fn schema(&self) -> Result<Option<SchemaRecord>> {
+        self.read_schema()
+    }
+
+    async fn set_schema(&self, record: &SchemaRecord) -> Result<()> {
+        let path = self.schema_path();
+        write_atomically(&path, &serde_json::to_vec_pretty(record).expect("json"))
+            .map_err(io(&path))
+    }
+
+    async fn apply(&self, migration: &str, step: &Step, target: &Target) -> Result<()> {
+        let missing = |what: &str| StoreError::Migration {
+            name: migration.to_owned(),
+            reason: format!("{what} before the collection exists"),
+        };
+        match step {
+            Step::CreateCollection {
+                dense_vector,
+                distance,
+            } => {
+                let distance = match distance {
+                    migrations::Distance::Cosine => Distance::Cosine,
+                    migrations::Distance::Dot => Distance::Dot,
+                    migrations::Distance::Euclid => Distance::Euclid,
+                };
+                self.create_collection(dense_vector, distance, target).await
+            }
+            Step::CreatePayloadIndex { field, kind } => {
+                if self.shard.get().is_none() {
+                    return Err(missing("payload index"));
+                }
+                let schema = match kind {
+                    IndexKind::Keyword => PayloadSchemaType::Keyword,
+                    IndexKind::Integer => PayloadSchemaType::Integer,
+                };
+                let field_name = json_path(field)?;
+                self.blocking(move |shard| {
+                    shard.update(UpdateOperation::FieldIndexOperation(
+                        FieldIndexOperations::CreateIndex(CreateIndex {
+                            field_name,
+                            field_schema: Some(PayloadFieldSchema::FieldType(schema)),
+                        }),
+                    ))
+                })
+                .await
+            }
+            Step::CreateSparseVector { name, modifier } => {
+                if self.shard.get().is_none() {
+                    return Err(missing("sparse vector"));
+                }
+                let modifier = match modifier {
+                    SparseModifier::None => Modifier::None,
+                    SparseModifier::Idf => Modifier::Idf,
+                };
+                let vector_name = name.clone();
+                // Repeating it after a crash is a no-op: same name, same parameters.
+                self.blocking(move |shard| {
+                    shard.update(UpdateOperation::VectorNameOperation(
+                        VectorNameOperations::CreateVectorName(CreateVectorName {
+                            vector_name,
+                            config: VectorNameConfig::sparse(SparseVectorConfig {
+                                modifier: Some(modifier),
+                                datatype: None,
+                            }),
+                        }),
+                    ))
+                })
+                .await
+            }
+        }
+    }
+
+    async fn dense_size(&self, name: &str) -> Result<Option<usize>> {
+        Ok(self
+            .shard
+            .get()
+            .and_then(|shard| shard.config().vectors.get(name).map(|v| v.size)))
+    }
+
     async fn flush(&self) -> Result<()> {
+        if self.shard.get().is_none() {
+            return Ok(());
+        }
         self.blocking(|shard| shard.flush()).await
     }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_owned();
+    move |source| StoreError::Io { path, source }
+}
+
+fn unavailable(shard_dir: &Path) -> impl FnOnce(qdrant_edge::OperationError) -> StoreError {
+    let shard_dir = shard_dir.to_owned();
+    move |e| StoreError::Unavailable(format!("{}: {e}", shard_dir.display()))
 }
 
 fn json_path(field: &str) -> Result<JsonPath> {
@@ -519,39 +383,58 @@ fn json_path(field: &str) -> Result<JsonPath> {
         .map_err(|()| StoreError::Operation(format!("invalid payload field name {field:?}")))
 }
 
-fn keyword(field: &str, value: &str) -> Result<Condition> {
-    Ok(Condition::Field(FieldCondition::new_match(
-        json_path(field)?,
-        Match::new_value(ValueVariants::String(value.to_owned())),
-    )))
-}
-
-fn to_filter(filter: &SearchFilter) -> Result<Option<Filter>> {
-    let mut must = Vec::new();
-    let keys = filter
-        .path_prefix
-        .as_deref()
-        .map(prefix_keys)
-        .unwrap_or_default();
-    if !keys.is_empty() {
-        must.push(Condition::Field(FieldCondition::new_match(
-            json_path("path_prefixes")?,
-            Match::from(keys),
-        )));
+fn to_filter(filter: &Filter) -> Result<Option<qdrant_edge::Filter>> {
+    if filter.is_empty() {
+        return Ok(None);
     }
-    if !filter.doc_ids.is_empty() {
-        must.push(Condition::Field(FieldCondition::new_match(
-            json_path("doc_id")?,
-            Match::from(filter.doc_ids.clone()),
-        )));
-    }
-    Ok((!must.is_empty()).then(|| Filter {
-        must: Some(must),
-        ..Filter::default()
+    let conditions = |conditions: &[Condition]| -> Result<Option<Vec<qdrant_edge::Condition>>> {
+        if conditions.is_empty() {
+            return Ok(None);
+        }
+        conditions
+            .iter()
+            .map(to_condition)
+            .collect::<Result<_>>()
+            .map(Some)
+    };
+    Ok(Some(qdrant_edge::Filter {
+        must: conditions(&filter.must)?,
+        must_not: conditions(&filter.must_not)?,
+        ..qdrant_edge::Filter::default()
     }))
 }
 
-fn sparse(v: crate::SparseVector) -> qdrant_edge::SparseVector {
+fn to_condition(condition: &Condition) -> Result<qdrant_edge::Condition> {
+    let (field, matching) = match condition {
+        Condition::Keyword { field, value } => (
+            field,
+            Match::new_value(ValueVariants::String(value.clone())),
+        ),
+        Condition::AnyKeyword { field, values } => (field, Match::from(values.clone())),
+        Condition::Integer { field, value } => (field, Match::from(*value)),
+    };
+    Ok(qdrant_edge::Condition::Field(FieldCondition::new_match(
+        json_path(field)?,
+        matching,
+    )))
+}
+
+fn nearest(vector: NamedVector) -> ScoringQuery {
+    let query = match vector.vector {
+        VectorData::Dense(v) => VectorInternal::from(v),
+        VectorData::Sparse(v) => VectorInternal::from(sparse(v)),
+    };
+    ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(query, vector.name)))
+}
+
+fn persisted(vector: VectorData) -> VectorPersisted {
+    match vector {
+        VectorData::Dense(v) => VectorPersisted::Dense(v),
+        VectorData::Sparse(v) => VectorPersisted::Sparse(sparse(v)),
+    }
+}
+
+fn sparse(v: rag_lexical::SparseVector) -> qdrant_edge::SparseVector {
     // rag-lexical makes sorted, unique indices with one value each.
     qdrant_edge::SparseVector {
         indices: v.indices,
@@ -559,13 +442,27 @@ fn sparse(v: crate::SparseVector) -> qdrant_edge::SparseVector {
     }
 }
 
-fn from_payload(payload: Option<Payload>) -> Result<ChunkPayload> {
-    parse_payload(payload.map(|p| p.0).unwrap_or_default())
+fn record(
+    payload: Option<qdrant_edge::Payload>,
+    vector: Option<VectorStructInternal>,
+    name: Option<&str>,
+) -> Record {
+    let vector = match (vector, name) {
+        (Some(VectorStructInternal::Named(mut named)), Some(name)) => match named.remove(name) {
+            Some(VectorInternal::Dense(v)) => Some(v),
+            _ => None,
+        },
+        _ => None,
+    };
+    Record {
+        payload: payload.map(|p| p.0).unwrap_or_default(),
+        vector,
+    }
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)
+    fs_err::write(&tmp, bytes)?;
+    fs_err::File::open(&tmp)?.sync_all()?;
+    fs_err::rename(&tmp, path)
 }

@@ -112,7 +112,7 @@ pub(crate) fn stored_payload(payload: &ChunkPayload) -> serde_json::Map<String, 
         .map(|(i, _)| payload.source[..=i].to_owned())
         .collect();
     prefixes.push(payload.source.clone());
-    map.insert("path_prefixes".into(), prefixes.into());
+    map.insert(crate::fields::PATH_PREFIXES.into(), prefixes.into());
     map
 }
 
@@ -165,14 +165,13 @@ pub struct DocumentVersion {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn path_prefixes_cover_every_folder_and_the_file() {
-        let payload = ChunkPayload {
+    pub(crate) fn sample_payload(source: &str) -> ChunkPayload {
+        ChunkPayload {
             doc_id: "d".into(),
-            source: "hr/policies/leave.md".into(),
+            source: source.into(),
             root: "r".into(),
             doc_hash: "h".into(),
             page: 0,
@@ -186,7 +185,12 @@ mod tests {
             embedding_model: "m".into(),
             indexed_at_ms: 0,
             metadata: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn path_prefixes_cover_every_folder_and_the_file() {
+        let payload = sample_payload("hr/policies/leave.md");
         let stored = stored_payload(&payload);
         assert_eq!(
             stored["path_prefixes"],

@@ -1,8 +1,8 @@
-//! The embedded backend against the `VectorStore` contract.
+//! The embedded backend against the store contract.
 
 mod contract;
 
-use rag_store::{StoreConfig, StoreError};
+use rag_store::{IndexStats, StoreConfig, StoreError};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn embedded_store_meets_the_contract() {
@@ -17,6 +17,29 @@ async fn embedded_store_meets_the_contract() {
         .await
         .unwrap();
     assert_eq!(store.count().await.unwrap(), contract::REMAINING);
+    let stats = store.stats().await.unwrap();
+    assert_eq!(
+        stats,
+        IndexStats {
+            documents: 2,
+            chunks: contract::REMAINING,
+            schema_version: rag_store::migrations::latest(),
+            embedding_model: contract::MODEL.into(),
+            vector_size: contract::DIM,
+            backend: format!("embedded store {}", dir.path().join("data").display()),
+        }
+    );
+
+    // One process at a time: a second opener is told the directory is taken.
+    let err = rag_store::open(&config, contract::DIM, contract::MODEL)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    drop(store);
+    rag_store::open(&config, contract::DIM, contract::MODEL)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,187 @@
+//! What the store core needs from an engine, and nothing more: the domain operations
+//! ([`crate::Store`]) and the migration driver ([`crate::migrate`]) are written once over this
+//! trait, and each backend only translates these primitives and types into its own API.
+
+use rag_lexical::SparseVector;
+
+use crate::Result;
+use crate::migrations::{Step, Target};
+use crate::schema::SchemaRecord;
+
+/// A stored payload, as JSON: the shape both engines accept and return.
+pub type Payload = serde_json::Map<String, serde_json::Value>;
+
+/// Which points an operation applies to. Empty: all of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub must: Vec<Condition>,
+    pub must_not: Vec<Condition>,
+}
+
+/// One test on a payload field. Field names are `&'static str` so that they come from
+/// [`crate::fields`], not from a literal at the call site.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// The field equals `value` exactly (never a full-text match, even with spaces in it).
+    Keyword {
+        field: &'static str,
+        value: String,
+    },
+    /// The field equals one of `values`.
+    AnyKeyword {
+        field: &'static str,
+        values: Vec<String>,
+    },
+    Integer {
+        field: &'static str,
+        value: i64,
+    },
+}
+
+impl Filter {
+    pub fn must(condition: Condition) -> Self {
+        Self {
+            must: vec![condition],
+            must_not: Vec::new(),
+        }
+    }
+
+    pub fn and(mut self, condition: Condition) -> Self {
+        self.must.push(condition);
+        self
+    }
+
+    pub fn and_not(mut self, condition: Condition) -> Self {
+        self.must_not.push(condition);
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.must.is_empty() && self.must_not.is_empty()
+    }
+}
+
+impl Condition {
+    pub fn keyword(field: &'static str, value: &str) -> Self {
+        Self::Keyword {
+            field,
+            value: value.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum VectorData {
+    Dense(Vec<f32>),
+    Sparse(SparseVector),
+}
+
+/// A vector of one of the collection's named vector spaces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedVector {
+    pub name: String,
+    pub vector: VectorData,
+}
+
+/// A point as written: the core has already built its payload and chosen its vectors.
+#[derive(Debug, Clone)]
+pub struct NewPoint {
+    pub id: uuid::Uuid,
+    pub vectors: Vec<NamedVector>,
+    pub payload: Payload,
+}
+
+/// How a query ranks points.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ranking {
+    /// Nearest to one vector.
+    Nearest(NamedVector),
+    /// Each of `lists` ranks its best `prefetch_limit` points (all under the query's filter);
+    /// the lists are fused by reciprocal rank with constant `k`.
+    Rrf {
+        k: usize,
+        prefetch_limit: usize,
+        lists: Vec<NamedVector>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRequest {
+    pub ranking: Ranking,
+    pub filter: Filter,
+    pub limit: usize,
+    /// The dense vector returned with each point.
+    pub with_vector: String,
+}
+
+/// A point as read: the requested payload fields and, when asked for, its dense vector.
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    pub payload: Payload,
+    pub vector: Option<Vec<f32>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub score: f32,
+    pub record: Record,
+}
+
+/// Where a scroll continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointKey {
+    Num(u64),
+    Uuid(uuid::Uuid),
+}
+
+#[derive(Debug, Clone)]
+pub struct ScrollRequest {
+    pub filter: Filter,
+    pub fields: Vec<&'static str>,
+    /// A dense vector to return with each point.
+    pub with_vector: Option<String>,
+    pub limit: usize,
+    pub offset: Option<PointKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub records: Vec<Record>,
+    pub next: Option<PointKey>,
+}
+
+/// The primitives of one engine. Calls never block the async runtime, and every write is
+/// applied (visible to the next read) when it returns.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync {
+    /// Where the data lives, for messages and `rag status`.
+    fn describe(&self) -> String;
+
+    /// Inserts or overwrites points by id, in order, in one request.
+    async fn upsert(&self, points: Vec<NewPoint>) -> Result<()>;
+
+    async fn query(&self, request: QueryRequest) -> Result<Vec<Scored>>;
+
+    async fn scroll(&self, request: ScrollRequest) -> Result<Page>;
+
+    /// Exact number of points matching `filter`.
+    async fn count(&self, filter: &Filter) -> Result<u64>;
+
+    async fn delete(&self, filter: &Filter) -> Result<()>;
+
+    /// The recorded schema; `None` for a store that does not exist yet.
+    async fn schema(&self) -> Result<Option<SchemaRecord>>;
+
+    async fn set_schema(&self, record: &SchemaRecord) -> Result<()>;
+
+    /// Applies one step of `migration` for `target`. Repeating a step that a crash interrupted
+    /// must be harmless: progress is recorded per migration, not per step.
+    async fn apply(&self, migration: &str, step: &Step, target: &Target) -> Result<()>;
+
+    /// Dimensions of the dense vector `name`; `None` when there is no such vector or no
+    /// collection.
+    async fn dense_size(&self, name: &str) -> Result<Option<usize>>;
+
+    /// Makes everything written so far durable.
+    async fn flush(&self) -> Result<()>;
+}
