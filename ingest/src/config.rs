@@ -13,8 +13,6 @@ pub struct IngestConfig {
     pub pdf_timeout_secs: u64,
     /// Chunks embedded per model call.
     pub embed_batch: usize,
-    /// Points written per store call.
-    pub upsert_batch: usize,
     /// Files read and extracted at once, while the model embeds.
     pub extract_workers: usize,
     /// Chunks gathered (across documents) before they are sorted into batches.
@@ -31,7 +29,6 @@ impl Default for IngestConfig {
             max_file_bytes: 64 * 1024 * 1024,
             pdf_timeout_secs: 60,
             embed_batch: 32,
-            upsert_batch: 256,
             extract_workers: 2,
             embed_window: 1024,
             sort_by_length: true,

@@ -47,7 +47,6 @@ pub(crate) struct VersionWriter {
     batch_size: usize,
     window: usize,
     by_length: bool,
-    upsert_batch: usize,
     docs: HashMap<u64, InFlight>,
     next_id: u64,
     /// (document, chunk) pairs waiting for a vector, in arrival order.
@@ -65,7 +64,6 @@ impl VersionWriter {
             batch_size,
             window: config.embed_window.max(batch_size),
             by_length: config.sort_by_length,
-            upsert_batch: config.upsert_batch.max(1),
             docs: HashMap::new(),
             next_id: 0,
             queue: VecDeque::new(),
@@ -308,12 +306,10 @@ impl VersionWriter {
                 },
             })
             .collect();
+        // Chunk 0 last: the commit marker. The store applies the points in order (in batches of
+        // its own), so the marker is stored only once every other chunk is.
         points.rotate_left(1);
-        let mut points = points.into_iter().peekable();
-        while points.peek().is_some() {
-            let batch: Vec<ChunkPoint> = points.by_ref().take(self.upsert_batch).collect();
-            self.store.upsert(batch).await?;
-        }
+        self.store.upsert(points).await?;
         let points_deleted = self
             .store
             .delete_document(&doc.doc_id, Some(&doc.doc_hash))

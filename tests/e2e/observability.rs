@@ -126,9 +126,15 @@ async fn metrics_health_and_request_ids_for_operators() {
         "{metrics}"
     );
     assert_eq!(requests("IngestDocument", "OK"), 1.0, "{metrics}");
-    // Nothing is left queued or generating once the answer is in.
-    assert_eq!(sample(&metrics, "rag_generation_queue_depth", &[]), 0.0);
-    assert_eq!(sample(&metrics, "rag_generations_active", &[]), 0.0);
+    // Nothing is left queued or generating once the answer is in (and both gauges exist: a
+    // missing series would read as 0 too).
+    for gauge in ["rag_generation_queue_depth", "rag_generations_active"] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(&format!("{gauge} "))),
+            "{gauge} missing: {metrics}"
+        );
+        assert_eq!(sample(&metrics, gauge, &[]), 0.0, "{gauge}");
+    }
 
     // `rag status` says what is indexed.
     let out = ws.rag(&["status", "--json", "--addr", &server.url]);
@@ -160,6 +166,60 @@ async fn metrics_health_and_request_ids_for_operators() {
             .unwrap()
             .starts_with("embedded store "),
         "{status}"
+    );
+    assert!(server.stop().success());
+}
+
+/// A client that leaves mid-answer frees the model: the call is counted as CANCELLED, no
+/// answer is finished for it, nothing stays generating, and the next question is answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_leaves_cancels_its_answer() {
+    let ws = Workspace::new();
+    ws.copy_samples();
+    let (code, summary) = ws.ingest();
+    assert_eq!(code, 0, "{summary}");
+    let server = ws.start_serving(&["--admin-listen", "127.0.0.1:0"]);
+    server.wait_serving().await;
+
+    let mut stream = server
+        .client()
+        .ask(pb::AskRequest {
+            question: "How many vacation days do I get?".into(),
+            max_tokens: 400,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert!(matches!(
+        first.event,
+        Some(pb::ask_response::Event::Sources(_))
+    ));
+    // The prompt is still being read when the client goes away.
+    drop(stream);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let metrics = loop {
+        let (_, metrics) = server.admin_get("/metrics");
+        let cancelled = sample(
+            &metrics,
+            "rag_grpc_requests_total",
+            &[("rpc", "Ask"), ("code", "CANCELLED")],
+        );
+        if cancelled == 1.0 && sample(&metrics, "rag_generations_active", &[]) == 0.0 {
+            break metrics;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(sample(&metrics, "rag_answers_total", &[]), 0.0, "{metrics}");
+    assert_eq!(sample(&metrics, "rag_generation_queue_depth", &[]), 0.0);
+
+    let asked = ask(&server, "How many vacation days do I get?").await;
+    assert!(
+        asked.answer.usage.is_some(),
+        "the model answers the next one"
     );
     assert!(server.stop().success());
 }

@@ -227,6 +227,15 @@ async fn bad_requests_get_invalid_argument_naming_the_field() {
         };
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
         assert!(status.message().contains(field), "{field}: {status:?}");
+        // Clients that act on the field read it from the google.rpc.BadRequest detail.
+        use tonic_types::StatusExt;
+        let details = status.get_error_details();
+        let violations = &details
+            .bad_request()
+            .unwrap_or_else(|| panic!("no BadRequest detail: {status:?}"))
+            .field_violations;
+        assert_eq!(violations.len(), 1, "{status:?}");
+        assert_eq!(violations[0].field, field, "{status:?}");
     }
 
     expect(client.search(search_request("   ")).await, "query");
@@ -271,7 +280,8 @@ async fn bad_requests_get_invalid_argument_naming_the_field() {
                 ..Default::default()
             })
             .await,
-        "scan.pdf",
+        // The message names the document too: "content: scan.pdf: PDF could not be read ...".
+        "content",
     );
     expect(
         client

@@ -261,15 +261,19 @@ pub async fn status(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCod
         .into_inner()
         .status();
     let serving = status == ServingStatus::Serving;
-    // Statistics exist only once the store is loaded.
+    // Statistics exist only once the store is loaded. The exit code says whether the service
+    // serves; statistics it cannot give (an older server, a store that is down) are a warning.
     let stats = if serving {
-        Some(
-            RagServiceClient::new(channel)
-                .index_stats(pb::IndexStatsRequest {})
-                .await
-                .map_err(status_error)?
-                .into_inner(),
-        )
+        match RagServiceClient::new(channel)
+            .index_stats(pb::IndexStatsRequest {})
+            .await
+        {
+            Ok(stats) => Some(stats.into_inner()),
+            Err(e) => {
+                eprintln!("rag: index statistics unavailable: {}", status_error(e));
+                None
+            }
+        }
     } else {
         None
     };

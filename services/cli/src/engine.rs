@@ -3,28 +3,41 @@
 use std::sync::Arc;
 
 use rag_embed::Embedder;
-use rag_engine::Engine;
+use rag_engine::{Engine, Retriever};
 use rag_store::Store;
 
 use crate::config::Config;
 
-/// The engine over an open embedder and store: loads the chat model and, when configured, the
-/// reranker.
+/// The engine over an open embedder and store: the retriever and the chat model.
 pub async fn load(
     config: &Config,
     embedder: Arc<Embedder>,
     store: Arc<Store>,
 ) -> anyhow::Result<Engine> {
-    let llm_config = config.llm.clone();
-    let generator =
-        tokio::task::spawn_blocking(move || rag_llm::Generator::start(&llm_config)).await??;
-    Ok(Engine::new(
+    let retriever = retriever(config, embedder, store).await?;
+    with_generator(config, retriever).await
+}
+
+/// Retrieval only (no chat model): the embedder, the store and, when configured, the reranker.
+pub async fn retriever(
+    config: &Config,
+    embedder: Arc<Embedder>,
+    store: Arc<Store>,
+) -> anyhow::Result<Retriever> {
+    Ok(Retriever::new(
         embedder,
         load_reranker(config).await?,
         store,
-        Arc::new(generator),
         config.query.clone(),
     ))
+}
+
+/// The engine over `retriever`, with the configured chat model loaded.
+pub async fn with_generator(config: &Config, retriever: Retriever) -> anyhow::Result<Engine> {
+    let llm_config = config.llm.clone();
+    let generator =
+        tokio::task::spawn_blocking(move || rag_llm::Generator::start(&llm_config)).await??;
+    Ok(Engine::new(retriever, Arc::new(generator)))
 }
 
 /// The configured cross-encoder, or `None` when reranking is off.

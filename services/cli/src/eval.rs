@@ -137,9 +137,11 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("indexing {}", args.corpus.display()))?;
     anyhow::ensure!(summary.chunks_written > 0, "the corpus produced no chunks");
 
-    let engine =
-        crate::engine::load(&config, indexer.embedder().clone(), indexer.store().clone()).await?;
-    let defaults = engine.default_retrieval();
+    // Retrieval alone needs no chat model; it is loaded only for --generate.
+    let retriever =
+        crate::engine::retriever(&config, indexer.embedder().clone(), indexer.store().clone())
+            .await?;
+    let defaults = retriever.default_retrieval();
     let retrieval = Retrieval {
         top_k: DEPTH,
         score_threshold: -1.0,
@@ -151,7 +153,7 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     for q in &questions {
         let started = std::time::Instant::now();
-        let hits = engine.retrieve(&q.question, &retrieval).await?;
+        let hits = retriever.retrieve(&q.question, &retrieval).await?;
         let took = started.elapsed();
         latencies.push(took);
         // The refusal signal: Ask refuses when none of the `top_k` fused hits it would use
@@ -179,6 +181,7 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
             hybrid: retrieval.hybrid,
             ..defaults
         };
+        let engine = crate::engine::with_generator(&config, retriever).await?;
         results.generation = Some(generate(&engine, &questions, retrieval).await?);
     }
     if args.json {
@@ -281,12 +284,9 @@ async fn generate(
         let answer = answer.context("the answer stream ended without an answer")?;
         let checked = &answer.checked;
         if !sources.is_empty() {
-            took.push(
-                answer
-                    .timings
-                    .total
-                    .saturating_sub(answer.timings.retrieval),
-            );
+            // The model's time (queue, prompt, answer), without retrieval and the check.
+            let t = &answer.timings;
+            took.push(t.queued + t.prompt_eval + t.generation);
             sentences += checked.sentences.len();
             supported += checked
                 .sentences

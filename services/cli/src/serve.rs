@@ -47,12 +47,13 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             // One line per listener on stdout with the real address, for scripts and tests
             // that asked for port 0.
             println!("rag: admin listening on {admin_local}");
-            Some(tokio::spawn(rag_admin::serve(
-                admin_listener,
-                metrics,
-                ready_rx,
-                shutdown(),
-            )))
+            let admin = rag_admin::serve(admin_listener, metrics, ready_rx, shutdown());
+            // Metrics are not worth stopping the service for: a failed listener is logged.
+            Some(tokio::spawn(async move {
+                if let Err(e) = admin.await {
+                    tracing::error!(error = %e, "admin listener stopped");
+                }
+            }))
         }
         None => None,
     };
@@ -70,7 +71,7 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     // The admin listener ends with the service, however the service ended.
     stop.send_replace(true);
     if let Some(admin) = admin {
-        admin.await??;
+        let _ = admin.await;
     }
     served?;
     tracing::info!("stopped");

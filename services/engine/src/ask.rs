@@ -151,7 +151,14 @@ impl Engine {
                 return; // dropping `events` cancels the generation
             }
             let mut text = String::new();
-            while let Some(event) = events.recv().await {
+            loop {
+                // A consumer that leaves while the answer waits in the queue or between tokens
+                // is noticed at once: returning drops `events`, which cancels the generation.
+                let event = tokio::select! {
+                    () = tx.closed() => return,
+                    event = events.recv() => event,
+                };
+                let Some(event) = event else { break };
                 match event {
                     rag_llm::Event::Token(piece) => {
                         if timings.first_token.is_zero() {

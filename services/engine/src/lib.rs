@@ -18,7 +18,6 @@ pub mod support;
 
 use std::sync::Arc;
 
-use rag_embed::{Embedder, Reranker};
 use rag_llm::Generator;
 use rag_store::{Hit, SearchFilter, Store};
 
@@ -26,6 +25,7 @@ pub use ask::{Answer, AskEvent, AskOptions, AskStream, Citation, Finish, Timings
 pub use config::QueryConfig;
 pub use error::EngineError;
 pub use prompt::Prompt;
+pub use retrieve::Retriever;
 
 /// What Ask answers when the documents do not answer the question.
 pub const NOT_FOUND_ANSWER: &str =
@@ -68,62 +68,55 @@ pub struct CheckedAnswer {
     pub sentences: Vec<support::Sentence>,
 }
 
-/// The models and the store, loaded once and shared by every request (cloning is cheap).
+/// The retriever and the chat model, loaded once and shared by every request (cloning is
+/// cheap).
 #[derive(Clone)]
 pub struct Engine {
-    embedder: Arc<Embedder>,
-    /// Cross-encoder reranking of fused candidates, when configured.
-    reranker: Option<Arc<Reranker>>,
-    store: Arc<Store>,
+    retriever: Retriever,
     generator: Arc<Generator>,
-    config: Arc<QueryConfig>,
 }
 
 impl Engine {
-    pub fn new(
-        embedder: Arc<Embedder>,
-        reranker: Option<Arc<Reranker>>,
-        store: Arc<Store>,
-        generator: Arc<Generator>,
-        config: QueryConfig,
-    ) -> Self {
+    pub fn new(retriever: Retriever, generator: Arc<Generator>) -> Self {
         Self {
-            embedder,
-            reranker,
-            store,
+            retriever,
             generator,
-            config: Arc::new(config),
         }
     }
 
     pub fn config(&self) -> &QueryConfig {
-        &self.config
+        self.retriever.config()
     }
 
     pub fn store(&self) -> &Arc<Store> {
-        &self.store
+        self.retriever.store()
     }
 
     pub fn generator(&self) -> &Arc<Generator> {
         &self.generator
     }
 
+    /// The best chunks for `query`, best first: see [`Retriever::retrieve`].
+    pub async fn retrieve(
+        &self,
+        query: &str,
+        retrieval: &Retrieval,
+    ) -> Result<Vec<Hit>, EngineError> {
+        self.retriever.retrieve(query, retrieval).await
+    }
+
     /// Retrieval as configured, for requests that do not say otherwise.
     pub fn default_retrieval(&self) -> Retrieval {
-        Retrieval {
-            top_k: self.config.top_k,
-            score_threshold: self.config.score_threshold,
-            hybrid: self.config.hybrid,
-            filter: SearchFilter::default(),
-        }
+        self.retriever.default_retrieval()
     }
 
     /// Answer options as configured, for requests that do not say otherwise.
     pub fn default_ask(&self) -> AskOptions {
+        let config = self.config();
         AskOptions {
             retrieval: self.default_retrieval(),
-            max_tokens: self.config.max_tokens,
-            temperature: self.config.temperature,
+            max_tokens: config.max_tokens,
+            temperature: config.temperature,
             seed: 0,
         }
     }
@@ -162,7 +155,7 @@ impl Engine {
             &cited,
             &embeddings,
             sources,
-            &self.config.support,
+            &self.config().support,
         );
         // The prompt dictates no refusal sentence, but a model that opens with this one has
         // declined to answer: a refusal, not an answer lacking support.
@@ -195,7 +188,7 @@ impl Engine {
             .map(|s| support::strip_citations(s))
             .collect();
         let n = texts.len();
-        let embedder = self.embedder.clone();
+        let embedder = self.retriever.embedder().clone();
         match tokio::task::spawn_blocking(move || embedder.embed_queries(texts)).await {
             Ok(Ok(vectors)) if vectors.len() == n => vectors,
             Ok(Err(e)) => {

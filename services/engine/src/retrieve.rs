@@ -3,12 +3,59 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rag_embed::Reranker;
-use rag_store::{Hit, Query, SparseVector};
+use rag_embed::{Embedder, Reranker};
+use rag_store::{Hit, Query, SearchFilter, SparseVector, Store};
 
-use crate::{Engine, EngineError, Retrieval, metrics};
+use crate::{EngineError, QueryConfig, Retrieval, metrics};
 
-impl Engine {
+/// The embedding model, the optional reranker and the store: everything Search needs, and
+/// `rag eval` without generation (no chat model is loaded for it).
+#[derive(Clone)]
+pub struct Retriever {
+    embedder: Arc<Embedder>,
+    /// Cross-encoder reranking of fused candidates, when configured.
+    reranker: Option<Arc<Reranker>>,
+    store: Arc<Store>,
+    config: Arc<QueryConfig>,
+}
+
+impl Retriever {
+    pub fn new(
+        embedder: Arc<Embedder>,
+        reranker: Option<Arc<Reranker>>,
+        store: Arc<Store>,
+        config: QueryConfig,
+    ) -> Self {
+        Self {
+            embedder,
+            reranker,
+            store,
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn config(&self) -> &QueryConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn embedder(&self) -> &Arc<Embedder> {
+        &self.embedder
+    }
+
+    /// Retrieval as configured, for requests that do not say otherwise.
+    pub fn default_retrieval(&self) -> Retrieval {
+        Retrieval {
+            top_k: self.config.top_k,
+            score_threshold: self.config.score_threshold,
+            hybrid: self.config.hybrid,
+            filter: SearchFilter::default(),
+        }
+    }
+
     /// The best chunks for `query`, best first.
     ///
     /// Hybrid by default: the dense, the lexical and the identifier rankings fused by reciprocal

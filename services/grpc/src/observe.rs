@@ -1,6 +1,7 @@
 //! What every call leaves behind: a request id (in the logs and the response metadata), a
 //! tracing span, and Prometheus counts and latencies per RPC and status code.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use metrics::{counter, histogram};
@@ -34,6 +35,7 @@ pub struct Call {
     id: String,
     started: Instant,
     span: Span,
+    finished: AtomicBool,
 }
 
 impl Call {
@@ -54,6 +56,7 @@ impl Call {
             id,
             started: Instant::now(),
             span,
+            finished: AtomicBool::new(false),
         }
     }
 
@@ -61,8 +64,11 @@ impl Call {
         self.span.clone()
     }
 
-    /// Records the call's outcome.
+    /// Records the call's outcome (once).
     pub fn finish(&self, code: Code) {
+        if self.finished.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let labels = [("rpc", self.rpc), ("code", code_name(code))];
         counter!(REQUESTS, &labels).increment(1);
         histogram!(REQUEST_SECONDS, &labels).record(self.started.elapsed());
@@ -96,6 +102,14 @@ impl Call {
             status.metadata_mut().insert(REQUEST_ID_HEADER, v);
         }
         status
+    }
+}
+
+/// A call dropped before it finished was cancelled: the client left or its deadline passed, and
+/// tonic dropped the handler.
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.finish(Code::Cancelled);
     }
 }
 

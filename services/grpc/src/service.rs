@@ -95,7 +95,17 @@ impl RagService for Service {
         let response = call.tag(Response::new(ReceiverStream::new(rx)));
         let forward = async move {
             let mut code = Code::Internal;
-            while let Some(event) = events.next().await {
+            loop {
+                // A client that leaves is noticed at once, not at the next token: dropping
+                // `events` cancels the answer.
+                let event = tokio::select! {
+                    () = tx.closed() => {
+                        code = Code::Cancelled;
+                        break;
+                    }
+                    event = events.next() => event,
+                };
+                let Some(event) = event else { break };
                 let (message, last) = match event {
                     Ok(AskEvent::Sources(hits)) => (Ok(sources_event(&hits)), false),
                     Ok(AskEvent::Token(text)) => (
@@ -158,7 +168,8 @@ impl RagService for Service {
                         ApiError::invalid("media_type", e.to_string())
                     }
                     rag_ingest::IndexError::TooLarge { .. }
-                    | rag_ingest::IndexError::Extract { .. } => {
+                    | rag_ingest::IndexError::Extract { .. }
+                    | rag_ingest::IndexError::Crashed { .. } => {
                         ApiError::invalid("content", e.to_string())
                     }
                     e => ApiError::from(e),

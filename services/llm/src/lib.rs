@@ -193,11 +193,16 @@ impl Generator {
             events,
             queued_at: std::time::Instant::now(),
         };
-        self.jobs.try_send(job).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => LlmError::Busy,
-            mpsc::error::TrySendError::Closed(_) => LlmError::Stopped,
+        // Counted before it is sent, so the worker's decrement can never come first.
+        let queued = metrics::gauge!(QUEUE_DEPTH);
+        queued.increment(1.0);
+        self.jobs.try_send(job).map_err(|e| {
+            queued.decrement(1.0);
+            match e {
+                mpsc::error::TrySendError::Full(_) => LlmError::Busy,
+                mpsc::error::TrySendError::Closed(_) => LlmError::Stopped,
+            }
         })?;
-        metrics::gauge!(QUEUE_DEPTH).increment(1.0);
         Ok(receiver)
     }
 }

@@ -59,10 +59,10 @@ pub fn run(
         }
         let queued = job.queued_at.elapsed();
         let events = job.events.clone();
-        let active = metrics::gauge!(crate::ACTIVE_GENERATIONS);
-        active.increment(1.0);
-        let result = generate(model, &mut ctx, &template, job, queued);
-        active.decrement(1.0);
+        let result = {
+            let _active = Active::start();
+            generate(model, &mut ctx, &template, job, queued)
+        };
         match result {
             Ok(stats) => {
                 let _ = events.blocking_send(Event::Done(stats));
@@ -71,6 +71,23 @@ pub fn run(
                 let _ = events.blocking_send(Event::Failed(e));
             }
         }
+    }
+}
+
+/// Counts one generation in the active gauge for as long as it lives, however it ends.
+struct Active(metrics::Gauge);
+
+impl Active {
+    fn start() -> Self {
+        let gauge = metrics::gauge!(crate::ACTIVE_GENERATIONS);
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 

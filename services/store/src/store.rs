@@ -30,7 +30,8 @@ pub struct Store {
 /// What `rag status` reports about an index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexStats {
-    /// Distinct document versions whose commit marker is stored.
+    /// Complete document versions (commit marker stored): one per document, except that a
+    /// document caught in the middle of a re-index counts once per version.
     pub documents: u64,
     /// Stored points, one per chunk.
     pub chunks: u64,
@@ -294,7 +295,15 @@ impl Store {
             StoreError::Operation(format!("{}: no schema record", self.backend.describe()))
         })?;
         Ok(IndexStats {
-            documents: self.document_versions(None, None).await?.len() as u64,
+            // Counted, not scrolled: `rag status` (a compose health check) calls this often, and
+            // a count stays cheap on a large collection.
+            documents: self
+                .backend
+                .count(&Filter::must(Condition::Integer {
+                    field: fields::CHUNK_INDEX,
+                    value: 0,
+                }))
+                .await?,
             chunks: self.count().await?,
             schema_version: schema.version,
             embedding_model: schema.embedding_model,
@@ -305,6 +314,12 @@ impl Store {
 
     /// Counted first, because neither engine says how many points a delete by filter removed.
     async fn delete_where(&self, filter: Filter) -> Result<u64> {
+        // Both engines read an empty filter as "everything": never let one through.
+        if filter == Filter::default() {
+            return Err(StoreError::Operation(
+                "refusing to delete with an empty filter (it would delete every point)".into(),
+            ));
+        }
         let n = self.backend.count(&filter).await?;
         if n > 0 {
             self.backend.delete(&filter).await?;
