@@ -7,6 +7,8 @@ mod engine;
 mod eval;
 mod ingest;
 mod serve;
+#[cfg(feature = "otlp")]
+mod telemetry;
 mod watch;
 
 use std::path::PathBuf;
@@ -89,7 +91,7 @@ fn main() -> ExitCode {
     if let Command::ExtractPdf { file } = &cli.command {
         return extract_pdf(file);
     }
-    init_logging(&cli);
+    let telemetry = init_logging(&cli);
     let overrides: Vec<(&str, toml::Value)> = cli
         .data_dir
         .as_ref()
@@ -135,6 +137,9 @@ fn main() -> ExitCode {
             Command::ExtractPdf { .. } => unreachable!("handled before start-up"),
         }
     });
+    // The runtime goes first: flushing the span exporter blocks.
+    drop(runtime);
+    drop(telemetry);
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -144,7 +149,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(cli: &Cli) {
+/// What must live until the process exits: the OTLP span exporter, when exporting.
+#[cfg(feature = "otlp")]
+type Telemetry = Option<telemetry::Guard>;
+#[cfg(not(feature = "otlp"))]
+type Telemetry = ();
+
+fn init_logging(cli: &Cli) -> Telemetry {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let default = match cli.command {
         Command::Serve(_) => "info",
         _ => "warn",
@@ -162,14 +176,21 @@ fn init_logging(cli: &Cli) {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         |filter, directive| filter.add_directive(directive.parse().expect("valid directive")),
     );
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if cli.log_json {
-        builder.json().init();
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if cli.log_json {
+        fmt.json().boxed()
     } else {
-        builder.init();
+        fmt.boxed()
+    };
+    let subscriber = tracing_subscriber::registry().with(filter).with(fmt);
+    #[cfg(feature = "otlp")]
+    {
+        let (layer, guard) = telemetry::layer().unzip();
+        subscriber.with(layer).init();
+        guard
     }
+    #[cfg(not(feature = "otlp"))]
+    subscriber.init()
 }
 
 /// The isolated pdf-extract run: whatever the parser does (panic, overflow, hang), only this
