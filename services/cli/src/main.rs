@@ -91,7 +91,8 @@ fn main() -> ExitCode {
     if let Command::ExtractPdf { file } = &cli.command {
         return extract_pdf(file);
     }
-    let telemetry = init_logging(&cli);
+    // Declared before the runtime, so dropped after it: flushing the span exporter blocks.
+    let _telemetry = init_logging(&cli);
     let overrides: Vec<(&str, toml::Value)> = cli
         .data_dir
         .as_ref()
@@ -137,9 +138,6 @@ fn main() -> ExitCode {
             Command::ExtractPdf { .. } => unreachable!("handled before start-up"),
         }
     });
-    // The runtime goes first: flushing the span exporter blocks.
-    drop(runtime);
-    drop(telemetry);
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -150,10 +148,10 @@ fn main() -> ExitCode {
 }
 
 /// What must live until the process exits: the OTLP span exporter, when exporting.
-#[cfg(feature = "otlp")]
-type Telemetry = Option<telemetry::Guard>;
-#[cfg(not(feature = "otlp"))]
-type Telemetry = ();
+struct Telemetry {
+    #[cfg(feature = "otlp")]
+    _otlp: Option<telemetry::Guard>,
+}
 
 fn init_logging(cli: &Cli) -> Telemetry {
     use tracing_subscriber::Layer as _;
@@ -187,10 +185,13 @@ fn init_logging(cli: &Cli) -> Telemetry {
     {
         let (layer, guard) = telemetry::layer().unzip();
         subscriber.with(layer).init();
-        guard
+        Telemetry { _otlp: guard }
     }
     #[cfg(not(feature = "otlp"))]
-    subscriber.init()
+    {
+        subscriber.init();
+        Telemetry {}
+    }
 }
 
 /// The isolated pdf-extract run: whatever the parser does (panic, overflow, hang), only this
