@@ -172,6 +172,9 @@ impl Engine {
                     }
                     rag_llm::Event::Done(stats) => {
                         metrics::generated(&stats);
+                        if tx.is_closed() {
+                            return; // nobody is left to read the checked answer
+                        }
                         timings.queued = stats.queued;
                         timings.prompt_eval = stats.prompt_eval;
                         timings.generation = stats.generation;
