@@ -200,23 +200,27 @@ async fn a_client_that_leaves_cancels_its_answer() {
     drop(stream);
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let metrics = loop {
+    loop {
         let (_, metrics) = server.admin_get("/metrics");
         let cancelled = sample(
             &metrics,
             "rag_grpc_requests_total",
             &[("rpc", "Ask"), ("code", "CANCELLED")],
         );
-        if cancelled == 1.0 && sample(&metrics, "rag_generations_active", &[]) == 0.0 {
-            break metrics;
+        // Both gauges settle once the worker has seen the job (on a loaded machine it may
+        // still sit in the queue for a moment after the call ended).
+        if cancelled == 1.0
+            && sample(&metrics, "rag_generations_active", &[]) == 0.0
+            && sample(&metrics, "rag_generation_queue_depth", &[]) == 0.0
+        {
+            break;
         }
         assert!(std::time::Instant::now() < deadline, "{metrics}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    }
     // Whether the model stopped mid-answer or had just finished cannot be told apart here (this
     // model's answers are short, and a loaded machine delays the reset); the llama.cpp worker's
     // own test (`services/llm/tests/generation.rs`) checks that a dropped receiver stops it.
-    assert_eq!(sample(&metrics, "rag_generation_queue_depth", &[]), 0.0);
 
     let asked = ask(&server, "How many vacation days do I get?").await;
     assert!(

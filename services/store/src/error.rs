@@ -27,3 +27,13 @@ pub enum StoreError {
     #[error("store operation failed: {0}")]
     Operation(String),
 }
+
+impl StoreError {
+    /// A migration step that needs the collection came before the step that creates it.
+    pub(crate) fn before_collection(migration: &str, what: &str) -> Self {
+        Self::Migration {
+            name: migration.to_owned(),
+            reason: format!("{what} before the collection exists"),
+        }
+    }
+}

@@ -447,10 +447,7 @@ impl Backend for ServerBackend {
     }
 
     async fn apply(&self, migration: &str, step: &Step, target: &Target) -> Result<()> {
-        let missing = |what: &str| StoreError::Migration {
-            name: migration.to_owned(),
-            reason: format!("{what} before the collection exists"),
-        };
+        let missing = |what: &str| StoreError::before_collection(migration, what);
         match step {
             Step::CreateCollection {
                 dense_vector,
