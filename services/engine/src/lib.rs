@@ -11,6 +11,7 @@ mod citations;
 mod config;
 pub mod context;
 mod error;
+mod evidence;
 pub mod metrics;
 mod prompt;
 mod retrieve;
@@ -150,17 +151,26 @@ impl Engine {
             .map(|s| citations::check(s, sources.len()).0)
             .collect();
         let embeddings = self.sentence_embeddings(&sentences).await;
+        let said: Vec<evidence::Said> = sources
+            .iter()
+            .map(|s| evidence::Said::of(&s.hit.payload.text))
+            .collect();
+        let degenerate = support::degenerate(&sentences, &said);
         let sentences = support::check(
             &sentences,
             &cited,
             &embeddings,
             sources,
+            &said,
             &self.config().support,
         );
         // The prompt dictates no refusal sentence, but a model that opens with this one has
         // declined to answer: a refusal, not an answer lacking support.
         let status = if text.to_lowercase().starts_with("the documents do not say") {
             Verdict::NotFound
+        } else if let Some(why) = degenerate {
+            tracing::info!(why, "answer withheld as degenerate");
+            Verdict::Unsupported
         } else if sentences.iter().any(|s| s.supported_by.is_some()) {
             Verdict::Answered
         } else {

@@ -1,17 +1,21 @@
 //! answer -> checked answer: which sentences the given sources support.
 //!
-//! A sentence is supported by a source when most of its content terms occur in it (lexical
-//! overlap, the same terms as retrieval's lexical side, so Korean works through bigrams) or when
-//! its embedding is close to one of the source's chunks. A sentence is checked against the
+//! A sentence is supported by a source when every number it states occurs in the source and
+//! either most of its content words occur there (English stems; Korean and other CJK words as
+//! whole words without their particles, never character bigrams: see [`evidence`](crate::evidence))
+//! or its embedding is close to one of the source's chunks. A sentence is checked against the
 //! sources it cites first; an uncited sentence, or one whose citations do not hold, is checked
 //! against every source, so the client learns which source (if any) would have backed it.
+//! An answer that loops (a sentence repeated) or is mostly words no source has is degenerate
+//! and withheld as a whole.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::citations;
 use crate::context::Source;
+use crate::evidence::{Claims, Said};
 
 /// Thresholds of the check. Configurable because they depend on the embedding model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,8 +36,13 @@ impl Default for SupportConfig {
     }
 }
 
-/// Fewer distinct terms than this and a sentence is not checked (and so not supported).
+/// Fewer distinct content words than this and a sentence is not checked (and so not supported).
 const MIN_TERMS: usize = 2;
+
+/// Below this share of its content words found in some source, an answer of at least
+/// [`MIN_DEGENERATE_WORDS`] words is noise (broken text, another language's gibberish).
+const MIN_KNOWN_WORDS: f32 = 0.3;
+const MIN_DEGENERATE_WORDS: usize = 5;
 
 /// One sentence of an answer and how the sources back it.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,47 +121,41 @@ pub fn check(
     cited: &[Vec<u32>],
     embeddings: &[Vec<f32>],
     sources: &[Source],
+    said: &[Said],
     config: &SupportConfig,
 ) -> Vec<Sentence> {
-    let source_terms: Vec<HashSet<String>> = sources
-        .iter()
-        .map(|s| {
-            rag_lexical::terms(&s.hit.payload.text)
-                .into_iter()
-                .collect()
-        })
-        .collect();
     sentences
         .iter()
         .zip(cited)
         .zip(embeddings)
         .map(|((text, cited), embedding)| {
-            let terms: HashSet<String> = rag_lexical::terms(&strip_citations(text))
-                .into_iter()
-                .collect();
+            let claims = Claims::of(&strip_citations(text));
             let measure = |n: u32| {
                 let i = n as usize - 1;
-                let overlap = if terms.is_empty() {
-                    0.0
-                } else {
-                    terms.intersection(&source_terms[i]).count() as f32 / terms.len() as f32
-                };
                 let similarity = sources[i]
                     .vectors
                     .iter()
                     .map(|v| rag_store::cosine(embedding, v))
                     .fold(0.0f32, f32::max);
-                (n, overlap, similarity)
+                (
+                    n,
+                    said[i].overlap(&claims),
+                    similarity,
+                    said[i].has_numbers(&claims),
+                )
             };
             // "1.", "Yes [1]." and the like say too little to be checked, so they support
             // nothing: an answer made only of them is refused.
-            let checkable = terms.len() >= MIN_TERMS;
-            let passes = |&(_, overlap, similarity): &(u32, f32, f32)| {
+            let checkable = claims.len() >= MIN_TERMS;
+            // A number the source does not state is never supported: neither word overlap nor
+            // an embedding tells "up to 1 day" from "up to 3 days".
+            let passes = |&(_, overlap, similarity, numbers): &Measure| {
                 checkable
+                    && numbers
                     && (overlap >= config.min_lexical_overlap
                         || similarity >= config.min_similarity)
             };
-            let strength = |&(_, overlap, similarity): &(u32, f32, f32)| overlap.max(similarity);
+            let strength = |&(_, overlap, similarity, _): &Measure| overlap.max(similarity);
             // A source that passes beats one that does not, whatever their raw numbers.
             let best = |ns: &mut dyn Iterator<Item = u32>| {
                 ns.map(measure).max_by(|a, b| {
@@ -166,7 +169,7 @@ pub fn check(
             let chosen = by_citation.or_else(any);
             let (supported_by, lexical_overlap, similarity) = match chosen {
                 Some(m) if passes(&m) => (Some(m.0), m.1, m.2),
-                Some((_, overlap, similarity)) => (None, overlap, similarity),
+                Some((_, overlap, similarity, _)) => (None, overlap, similarity),
                 None => (None, 0.0, 0.0),
             };
             Sentence {
@@ -178,6 +181,41 @@ pub fn check(
             }
         })
         .collect()
+}
+
+/// Source number, word overlap, best embedding similarity, whether its numbers occur.
+type Measure = (u32, f32, f32, bool);
+
+/// Why an answer is degenerate, if it is: a sentence said twice (a model stuck in a loop), or
+/// too few of its words found in any source (broken text that happens to share a few words).
+pub fn degenerate(sentences: &[String], said: &[Said]) -> Option<&'static str> {
+    let mut seen = HashSet::new();
+    let mut all = Claims::default();
+    for sentence in sentences {
+        let claims = Claims::of(&strip_citations(sentence));
+        // The same content words again, whatever the punctuation or citations.
+        let key: BTreeSet<String> = claims.terms.iter().chain(&claims.words).cloned().collect();
+        if key.len() >= MIN_TERMS && !seen.insert(key) {
+            return Some("a sentence repeats");
+        }
+        all.terms.extend(claims.terms);
+        all.words.extend(claims.words);
+    }
+    if all.len() < MIN_DEGENERATE_WORDS {
+        return None;
+    }
+    let known = all
+        .terms
+        .iter()
+        .filter(|t| said.iter().any(|s| s.has_term(t)))
+        .count()
+        + all
+            .words
+            .iter()
+            .filter(|w| said.iter().any(|s| s.has_word(w)))
+            .count();
+    (known as f32 / (all.len() as f32) < MIN_KNOWN_WORDS)
+        .then_some("most of its words occur in no source")
 }
 
 /// The sentence without `[n]` markers, for measuring it.
@@ -206,6 +244,13 @@ mod tests {
     use super::*;
     use crate::context::Source;
     use crate::prompt::tests::hit;
+
+    fn known(sources: &[Source]) -> Vec<Said> {
+        sources
+            .iter()
+            .map(|s| Said::of(&s.hit.payload.text))
+            .collect()
+    }
 
     fn source(text: &str, vector: Vec<f32>) -> Source {
         Source {
@@ -260,7 +305,14 @@ mod tests {
         let cited = [vec![1], vec![1], vec![2]];
         // Embeddings far from every chunk: only the lexical side can support.
         let embeddings = vec![vec![-1.0, -1.0]; 3];
-        let checked = check(&said, &cited, &embeddings, &sources, &config);
+        let checked = check(
+            &said,
+            &cited,
+            &embeddings,
+            &sources,
+            &known(&sources),
+            &config,
+        );
         assert_eq!(checked[0].supported_by, Some(1));
         assert_eq!(
             checked[1].supported_by,
@@ -275,6 +327,7 @@ mod tests {
             &[vec![1]],
             &[vec![1.0, 0.0]],
             &sources,
+            &known(&sources),
             &config,
         );
         assert_eq!(short[0].supported_by, None, "too short to check: {short:?}");
@@ -297,6 +350,7 @@ mod tests {
             &[vec![1]],
             &[vec![1.0, 0.0]],
             &sources,
+            &known(&sources),
             &SupportConfig::default(),
         );
         assert_eq!(checked[0].supported_by, Some(2), "{checked:?}");
@@ -312,6 +366,7 @@ mod tests {
             &[vec![1]],
             &close,
             &sources,
+            &known(&sources),
             &SupportConfig::default(),
         );
         assert_eq!(checked[0].supported_by, Some(1));
@@ -319,19 +374,126 @@ mod tests {
     }
 
     #[test]
-    fn korean_sentences_are_checked_through_bigrams() {
+    fn korean_sentences_are_checked_by_whole_words() {
         let sources = [source(
             "연차 휴가는 연간 25일이며 팀장 승인이 필요합니다.",
             vec![1.0, 0.0],
         )];
         let said = ["연차 휴가는 25일입니다 [1].".to_owned()];
+        let far = [vec![0.0, 1.0]];
+        let config = SupportConfig::default();
+        let checked = check(&said, &[vec![1]], &far, &sources, &known(&sources), &config);
+        assert_eq!(checked[0].supported_by, Some(1), "{checked:?}");
+        // Shares the bigrams 연차, 휴가 and 승인 but no whole word and the wrong number.
+        let broken = ["연차휴 가승인 26일 [1].".to_owned()];
+        let checked = check(
+            &broken,
+            &[vec![1]],
+            &far,
+            &sources,
+            &known(&sources),
+            &config,
+        );
+        assert_eq!(checked[0].supported_by, None, "{checked:?}");
+    }
+
+    fn benefits_page() -> Source {
+        let page = "# 복지 안내\n\n## 자기계발비\n\n직무와 관련된 교육, 도서, 자격증 응시료로 \
+                    **연간 100만 원**까지 지원합니다. 영수증을 첨부하여 경비 시스템에 청구하면 \
+                    다음 달 급여와 함께 지급됩니다.\n\n## 식대\n\n점심 식대는 근무일마다 1만 \
+                    2천 원이 법인카드 포인트로 지급됩니다.";
+        source(page, vec![1.0, 0.0])
+    }
+
+    /// What SmolLM2-135M answered to "원격 근무는 주 며칠까지 가능한가요?" over the benefits page:
+    /// accepted before, because its bigrams occur in the page.
+    #[test]
+    fn broken_korean_is_not_supported_and_its_loop_is_withheld() {
+        let sources = [benefits_page()];
+        let line = "직무와 관련 된 식계의 **10**이 필요힌 포칰다.";
+        let answer = [line; 4].join(" ");
+        let said = sentences(&answer);
+        // Close in embedding space too: only words and numbers can tell.
+        let close = vec![vec![1.0, 0.0]; said.len()];
+        let config = SupportConfig::default();
+        let checked = check(
+            &said,
+            &vec![vec![]; said.len()],
+            &close,
+            &sources,
+            &known(&sources),
+            &config,
+        );
+        assert!(
+            checked.iter().all(|s| s.supported_by.is_none()),
+            "{checked:?}"
+        );
+        assert_eq!(
+            degenerate(&said, &known(&sources)),
+            Some("a sentence repeats")
+        );
+        // Once is still noise: most of its words are in no source.
+        let once = sentences("식계의 필요힌 포칰다 헤뭇는 직무와 관련 된 줍겁니다.");
+        assert!(degenerate(&once, &known(&sources)).is_some());
+    }
+
+    /// What Qwen2.5-Coder-1.5B answered to the same question: fluent, cited, and wrong (the
+    /// English policy says three days; the cited Korean page says nothing about remote work).
+    #[test]
+    fn a_fluent_answer_with_a_number_no_source_states_is_not_supported() {
+        let sources = [
+            benefits_page(),
+            source(
+                "Employees may work remotely for up to three days per week after completing \
+                 their probation period.",
+                vec![0.0, 1.0],
+            ),
+        ];
+        let config = SupportConfig::default();
+        let said = ["원격 근무는 주 1일까지 가능합니다. [1]".to_owned()];
+        let everywhere = [vec![0.7f32.sqrt(), 0.3f32.sqrt()]];
         let checked = check(
             &said,
             &[vec![1]],
+            &everywhere,
+            &sources,
+            &known(&sources),
+            &config,
+        );
+        assert_eq!(checked[0].supported_by, None, "{checked:?}");
+        // The right number, in digits, against the English page that spells it: supported by
+        // the embedding (a multilingual model), which the number check no longer blocks.
+        let right = ["원격 근무는 주 3일까지 가능합니다. [2]".to_owned()];
+        let checked = check(
+            &right,
+            &[vec![2]],
             &[vec![0.0, 1.0]],
             &sources,
+            &known(&sources),
+            &config,
+        );
+        assert_eq!(checked[0].supported_by, Some(2), "{checked:?}");
+        assert_eq!(degenerate(&right, &known(&sources)), None);
+    }
+
+    #[test]
+    fn a_plain_grounded_answer_is_not_degenerate() {
+        let sources = [benefits_page()];
+        let said = sentences(
+            "직무와 관련된 교육비는 연간 100만 원까지 지원됩니다 [1]. 점심 식대는 근무일마다 지급됩니다 [1].",
+        );
+        assert_eq!(degenerate(&said, &known(&sources)), None);
+        let checked = check(
+            &said,
+            &[vec![1], vec![1]],
+            &vec![vec![0.0, 1.0]; 2],
+            &sources,
+            &known(&sources),
             &SupportConfig::default(),
         );
-        assert_eq!(checked[0].supported_by, Some(1), "{checked:?}");
+        assert!(
+            checked.iter().all(|s| s.supported_by == Some(1)),
+            "{checked:?}"
+        );
     }
 }

@@ -1,0 +1,333 @@
+//! What a sentence must share with a source to count as said by it: content words and numbers.
+//!
+//! Retrieval's lexical side matches Korean (and other CJK) text by character bigrams, which is
+//! right for finding candidates but far too weak for proof: broken output such as
+//! "직무와 관련 된 식계의 10이 필요힌 포칰다" shares bigrams with any page about 직무 or 관련.
+//! Here a CJK word counts only as a whole word (a whitespace token with its particle or ending
+//! removed) found in the source, and every number a sentence states must occur in the source.
+
+use std::collections::HashSet;
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Korean particles and endings, longest first: removed from the end of a word (once) so that
+/// `근무는` and `근무일마다` meet in `근무`.
+const KOREAN_SUFFIXES: &[&str] = &[
+    "에서는",
+    "으로는",
+    "에게서",
+    "까지는",
+    "부터는",
+    "입니다",
+    "합니다",
+    "됩니다",
+    "습니다",
+    "이라는",
+    "이라고",
+    "에서",
+    "에게",
+    "으로",
+    "까지",
+    "부터",
+    "처럼",
+    "보다",
+    "마다",
+    "이며",
+    "하고",
+    "하는",
+    "하여",
+    "해서",
+    "하다",
+    "한다",
+    "된다",
+    "되는",
+    "니다",
+    "은",
+    "는",
+    "이",
+    "가",
+    "을",
+    "를",
+    "에",
+    "의",
+    "로",
+    "와",
+    "과",
+    "도",
+    "만",
+    "요",
+    "다",
+];
+
+/// English number words a source may spell out where an answer writes digits ("three days" for
+/// "3 days"). Answers are held to their digits only: "one" is as often a pronoun as a number.
+const NUMBER_WORDS: &[(&str, &str)] = &[
+    ("zero", "0"),
+    ("one", "1"),
+    ("two", "2"),
+    ("three", "3"),
+    ("four", "4"),
+    ("five", "5"),
+    ("six", "6"),
+    ("seven", "7"),
+    ("eight", "8"),
+    ("nine", "9"),
+    ("ten", "10"),
+    ("eleven", "11"),
+    ("twelve", "12"),
+    ("fifteen", "15"),
+    ("twenty", "20"),
+    ("thirty", "30"),
+    ("forty", "40"),
+    ("fifty", "50"),
+    ("sixty", "60"),
+    ("seventy", "70"),
+    ("eighty", "80"),
+    ("ninety", "90"),
+    ("hundred", "100"),
+];
+
+/// The evidence a sentence offers for checking.
+#[derive(Debug, Default, PartialEq)]
+pub struct Claims {
+    /// Latin-script (and other alphabetic) terms, stemmed as retrieval's lexical side has them.
+    pub terms: HashSet<String>,
+    /// CJK words without their particle or ending, each at least two characters.
+    pub words: HashSet<String>,
+    /// The numbers written in digits ("2,500" as "2500", "09" as "9").
+    pub numbers: HashSet<String>,
+    /// Numbers with the CJK counter written right after them ("1일", "100만"): "1일" (one day)
+    /// is not "1회" (once) nor "1만" (ten thousand).
+    pub counted: HashSet<String>,
+}
+
+impl Claims {
+    pub fn of(sentence: &str) -> Self {
+        let text = normalise(sentence);
+        Self {
+            terms: alphabetic_terms(&text),
+            words: cjk_words(&text),
+            numbers: digits(&text),
+            counted: counted(&text),
+        }
+    }
+
+    /// Content words to check (terms and CJK words).
+    pub fn len(&self) -> usize {
+        self.terms.len() + self.words.len()
+    }
+}
+
+/// A source as the check reads it.
+#[derive(Debug)]
+pub struct Said {
+    text: String,
+    terms: HashSet<String>,
+    numbers: HashSet<String>,
+}
+
+impl Said {
+    pub fn of(source: &str) -> Self {
+        let text = normalise(source);
+        let mut numbers = digits(&text);
+        let value = |word: &str| {
+            NUMBER_WORDS
+                .iter()
+                .find(|(w, _)| *w == word)
+                .map(|(_, n)| n.parse::<u32>().expect("a number"))
+        };
+        for word in text.split(|c: char| !c.is_alphabetic() && c != '-') {
+            // "twenty-five" is 25, not 20 and 5.
+            let parts: Vec<Option<u32>> = word.split('-').map(value).collect();
+            match parts.as_slice() {
+                [Some(tens), Some(unit)] if tens % 10 == 0 && *tens >= 20 && *unit < 10 => {
+                    numbers.insert((tens + unit).to_string());
+                }
+                _ => numbers.extend(parts.into_iter().flatten().map(|n| n.to_string())),
+            }
+        }
+        Self {
+            terms: alphabetic_terms(&text),
+            numbers,
+            text,
+        }
+    }
+
+    /// Share of the claim's content words found here, 0..=1 (0 when it has none).
+    pub fn overlap(&self, claims: &Claims) -> f32 {
+        let total = claims.len();
+        if total == 0 {
+            return 0.0;
+        }
+        let found = claims.terms.iter().filter(|t| self.has_term(t)).count()
+            + claims.words.iter().filter(|w| self.has_word(w)).count();
+        found as f32 / total as f32
+    }
+
+    /// Whether every number the claim states occurs here; with its counter, when both are in
+    /// CJK text (against an English source "3일" is held to "3" or "three").
+    pub fn has_numbers(&self, claims: &Claims) -> bool {
+        claims.numbers.is_subset(&self.numbers)
+            && (!self.text.chars().any(is_cjk)
+                || claims
+                    .counted
+                    .iter()
+                    .all(|c| self.text.contains(c.as_str())))
+    }
+
+    pub fn has_term(&self, term: &str) -> bool {
+        self.terms.contains(term)
+    }
+
+    /// A CJK word occurs inside any word here (the source's own particles do not matter).
+    pub fn has_word(&self, word: &str) -> bool {
+        self.text.contains(word)
+    }
+}
+
+fn normalise(text: &str) -> String {
+    text.nfkc().collect::<String>().to_lowercase()
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c,
+        '\u{1100}'..='\u{11FF}' | '\u{3130}'..='\u{318F}' | '\u{AC00}'..='\u{D7AF}' // Hangul
+        | '\u{3040}'..='\u{30FF}' // kana
+        | '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}') // Han
+}
+
+/// Retrieval's terms without the CJK bigrams (CJK text is checked by [`cjk_words`]).
+fn alphabetic_terms(text: &str) -> HashSet<String> {
+    rag_lexical::terms(text)
+        .into_iter()
+        .filter(|t| !t.chars().any(is_cjk) && t.chars().any(char::is_alphabetic))
+        .collect()
+}
+
+/// The CJK runs of `text`, one per whitespace word, each without a trailing particle. A run
+/// right after digits is a counter ("1일까지"), checked with its number instead.
+fn cjk_words(text: &str) -> HashSet<String> {
+    let mut runs = Vec::new();
+    let mut run = String::new();
+    let mut after_digit = false;
+    let mut previous = ' ';
+    for c in text.chars().chain([' ']) {
+        if is_cjk(c) {
+            if run.is_empty() {
+                after_digit = previous.is_ascii_digit();
+            }
+            run.push(c);
+        } else if !run.is_empty() {
+            if !after_digit {
+                runs.push(std::mem::take(&mut run));
+            }
+            run.clear();
+        }
+        previous = c;
+    }
+    runs.iter()
+        .filter_map(|run| {
+            let stem = KOREAN_SUFFIXES
+                .iter()
+                .find_map(|s| run.strip_suffix(s).filter(|r| r.chars().count() >= 2))
+                .unwrap_or(run);
+            (stem.chars().count() >= 2).then(|| stem.to_owned())
+        })
+        .collect()
+}
+
+/// Digit runs directly followed by a CJK character, with that character.
+fn counted(text: &str) -> HashSet<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = HashSet::new();
+    for (i, c) in chars.iter().enumerate() {
+        if is_cjk(*c) && i > 0 && chars[i - 1].is_ascii_digit() {
+            let start = chars[..i]
+                .iter()
+                .rposition(|c| !c.is_ascii_digit())
+                .map_or(0, |p| p + 1);
+            out.insert(chars[start..=i].iter().collect());
+        }
+    }
+    out
+}
+
+/// Maximal digit runs, thousands separators removed, leading zeros dropped.
+fn digits(text: &str) -> HashSet<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = HashSet::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let mut number = String::new();
+        while i < chars.len() {
+            let c = chars[i];
+            let joins = (c == ',' || c == '.')
+                && chars.get(i + 1).is_some_and(char::is_ascii_digit)
+                && !number.is_empty();
+            if c.is_ascii_digit() {
+                number.push(c);
+            } else if joins && c == '.' {
+                number.push('.');
+            } else if !joins {
+                break;
+            }
+            i += 1;
+        }
+        let trimmed = number.trim_start_matches('0');
+        out.insert(if trimmed.is_empty() || trimmed.starts_with('.') {
+            format!("0{trimmed}")
+        } else {
+            trimmed.to_owned()
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[&str]) -> HashSet<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn numbers_are_read_as_written() {
+        assert_eq!(
+            digits("2,500 euros, 09:00 to 15:00, version 1.2, 100만 원"),
+            set(&["2500", "9", "0", "15", "1.2", "100"])
+        );
+        assert_eq!(digits("no digits"), set(&[]));
+    }
+
+    #[test]
+    fn korean_words_lose_their_particles() {
+        assert_eq!(
+            cjk_words("원격 근무는 주 1일까지 가능합니다"),
+            set(&["원격", "근무", "가능"])
+        );
+        // Too short once stripped: kept whole.
+        assert_eq!(cjk_words("회의는"), set(&["회의"]));
+    }
+
+    #[test]
+    fn a_source_spells_numbers_the_answer_writes_in_digits() {
+        let said = Said::of("Employees may work remotely up to three days per week.");
+        assert!(said.has_numbers(&Claims::of("You can work remotely 3 days a week.")));
+        assert!(!said.has_numbers(&Claims::of("You can work remotely 4 days a week.")));
+        let said = Said::of("Paid time off: twenty-five days.");
+        assert!(said.has_numbers(&Claims::of("You get 25 days.")));
+        assert!(!said.has_numbers(&Claims::of("You get 20 days.")));
+        // "10" is not "100".
+        let said = Said::of("직무와 관련된 교육은 연간 100만 원까지 지원합니다. 연 1회 검진.");
+        assert!(!said.has_numbers(&Claims::of("식계의 10이 필요합니다.")));
+        // One day is not once.
+        assert!(!said.has_numbers(&Claims::of("주 1일까지 가능합니다.")));
+        assert!(said.has_numbers(&Claims::of("검진은 연 1회입니다.")));
+        assert_eq!(counted("주 1일, 100만 원, 3 days"), set(&["1일", "100만"]));
+    }
+}
