@@ -26,6 +26,9 @@ pub struct AskOptions {
     /// 0 is greedy (reproducible).
     pub temperature: f32,
     pub seed: u32,
+    /// When the caller stops waiting (a gRPC deadline): generation ends then with
+    /// [`rag_llm::LlmError::DeadlineExceeded`] and gives its sequence back.
+    pub deadline: Option<Instant>,
 }
 
 /// What an answer goes through, in order: the sources once, the tokens as they are generated,
@@ -138,11 +141,9 @@ impl Engine {
         }
 
         let prompt = self.prompt(question, hits, options.max_tokens);
-        let mut events = self.generator.generate(prompt.request(
-            options.max_tokens,
-            options.temperature,
-            options.seed,
-        ))?;
+        let mut request = prompt.request(options.max_tokens, options.temperature, options.seed);
+        request.deadline = options.deadline;
+        let mut events = self.generator.generate(request)?;
         let engine = self.clone();
         let generation = async move {
             let sources = prompt.sources;

@@ -119,6 +119,7 @@ impl Engine {
             max_tokens: config.max_tokens,
             temperature: config.temperature,
             seed: 0,
+            deadline: None,
         }
     }
 

@@ -30,6 +30,7 @@ impl Prompt {
             max_tokens,
             temperature,
             seed,
+            deadline: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! tracing span, and Prometheus counts and latencies per RPC and status code.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use metrics::{counter, histogram};
 use tonic::metadata::MetadataValue;
@@ -16,6 +16,28 @@ pub const REQUESTS: &str = "rag_grpc_requests_total";
 /// Seconds from the call to its last message (for Ask, the end of the stream), by `rpc` and
 /// `code`.
 pub const REQUEST_SECONDS: &str = "rag_grpc_request_duration_seconds";
+
+/// The gRPC deadline a client sends, as a timeout from now.
+const TIMEOUT_HEADER: &str = "grpc-timeout";
+
+/// `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n), as the gRPC HTTP/2
+/// protocol defines it; anything else is no deadline.
+fn parse_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
 
 /// A client's id is kept when it is short, printable ASCII; anything else gets a fresh one.
 const MAX_REQUEST_ID: usize = 128;
@@ -34,6 +56,7 @@ pub struct Call {
     rpc: &'static str,
     id: String,
     started: Instant,
+    deadline: Option<Instant>,
     span: Span,
     finished: AtomicBool,
 }
@@ -51,13 +74,27 @@ impl Call {
             })
             .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
         let span = tracing::info_span!("request", rpc, request_id = %id);
+        let started = Instant::now();
+        let deadline = request
+            .metadata()
+            .get(TIMEOUT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_timeout)
+            .map(|timeout| started + timeout);
         Self {
             rpc,
             id,
-            started: Instant::now(),
+            started,
+            deadline,
             span,
             finished: AtomicBool::new(false),
         }
+    }
+
+    /// When the client stops waiting, from its `grpc-timeout`. tonic enforces it only until
+    /// the response starts; a stream (Ask) ends itself at this instant.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     pub fn span(&self) -> Span {
@@ -133,5 +170,23 @@ fn code_name(code: Code) -> &'static str {
         Code::Unavailable => "UNAVAILABLE",
         Code::DataLoss => "DATA_LOSS",
         Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit_and_nothing_else() {
+        assert_eq!(parse_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_timeout("1500m"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_timeout("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(parse_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_timeout("10u"), Some(Duration::from_micros(10)));
+        assert_eq!(parse_timeout("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        for bad in ["", "S", "123456789S", "5s", "-1S", "1.5S", "5"] {
+            assert_eq!(parse_timeout(bad), None, "{bad:?}");
+        }
     }
 }

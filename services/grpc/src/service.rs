@@ -82,7 +82,8 @@ impl RagService for Service {
             let engine = &self.loaded()?.engine;
             let request = request.into_inner();
             let question = question(engine, "question", &request.question)?;
-            let options = ask_options(engine, &request)?;
+            let mut options = ask_options(engine, &request)?;
+            options.deadline = call.deadline();
             Ok::<_, ApiError>(engine.ask(&question, options).await?)
         }
         .instrument(span.clone())
@@ -338,6 +339,7 @@ fn ask_options(engine: &Engine, request: &pb::AskRequest) -> Result<AskOptions, 
         max_tokens,
         temperature,
         seed: request.seed.unwrap_or(defaults.seed),
+        deadline: None,
     })
 }
 

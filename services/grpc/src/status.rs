@@ -66,6 +66,7 @@ pub fn code(e: &ApiError) -> Code {
 fn llm_code(e: &LlmError) -> Code {
     match e {
         LlmError::Busy => Code::ResourceExhausted,
+        LlmError::DeadlineExceeded => Code::DeadlineExceeded,
         LlmError::TooLong { .. } => Code::InvalidArgument,
         LlmError::Stopped => Code::Unavailable,
         LlmError::Load { .. } | LlmError::Generation(_) => Code::Internal,
@@ -164,6 +165,10 @@ mod tests {
             (
                 EngineError::Llm(LlmError::Busy).into(),
                 Code::ResourceExhausted,
+            ),
+            (
+                EngineError::Llm(LlmError::DeadlineExceeded).into(),
+                Code::DeadlineExceeded,
             ),
             (
                 EngineError::Llm(LlmError::TooLong {

@@ -1,20 +1,26 @@
-//! prompt -> answer: llama.cpp generation on a dedicated thread.
+//! prompt -> answer: llama.cpp generation with continuous batching on a dedicated thread.
 //!
 //! A llama.cpp context borrows its model and must stay on one thread, so the generator owns a
-//! worker thread and is reached by messages: each request carries a channel on which tokens
-//! stream back. Dropping the receiver (a client that went away) stops that generation at the
-//! next token. Requests run one at a time; a bounded queue turns overload into [`LlmError::Busy`].
+//! scheduler thread and is reached by messages: each request carries a channel on which tokens
+//! stream back. Up to `parallel` answers are generated together, one decode step for all of them
+//! (see [`scheduler`]); a bounded queue behind them turns overload into [`LlmError::Busy`].
+//! Dropping the receiver (a client that went away) or passing the request's deadline ends that
+//! answer at the next step and frees its share of the context at once.
 
-mod worker;
+pub mod raw;
+mod scheduler;
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -23,14 +29,24 @@ use tokio::sync::mpsc;
 pub struct LlmConfig {
     /// A GGUF model with a chat template.
     pub model_file: PathBuf,
-    /// Context window in tokens (prompt + answer); 0 means the model's training context.
+    /// Context window of one answer in tokens (prompt + answer); 0 means the model's training
+    /// context. The KV cache holds `parallel + 1` such windows (one for the shared prefix).
     pub n_ctx: u32,
     /// Layers offloaded to the GPU in a `cuda` build; 0 keeps everything on the CPU.
     pub n_gpu_layers: u32,
     /// Generation threads; 0 means one per core.
     pub threads: u32,
-    /// Requests waiting behind the running one before new ones are refused.
+    /// Answers generated together (llama.cpp sequences in one context). More raise the total
+    /// tokens/s until the cores (or the GPU) are saturated, and slow each answer down.
+    pub parallel: usize,
+    /// Requests waiting behind the `parallel` running ones before new ones are refused.
     pub queue: usize,
+    /// Prompt tokens evaluated per decode step, besides one token of every answer being
+    /// generated: a long prompt is taken in pieces so it cannot stall the answers under way.
+    pub step_tokens: usize,
+    /// Evaluate the system turn once and share its KV cells with every answer (a sequence copy),
+    /// instead of evaluating it again for each prompt.
+    pub share_prefix: bool,
 }
 
 impl Default for LlmConfig {
@@ -40,7 +56,11 @@ impl Default for LlmConfig {
             n_ctx: 2048,
             n_gpu_layers: 0,
             threads: 0,
-            queue: 8,
+            // Measured on 2 cores (BENCHMARKS.md, "Concurrent answers"); a GPU takes many more.
+            parallel: 4,
+            queue: 16,
+            step_tokens: 256,
+            share_prefix: true,
         }
     }
 }
@@ -59,6 +79,8 @@ pub enum LlmError {
     },
     #[error("generation queue is full; retry later")]
     Busy,
+    #[error("the request's deadline passed during generation")]
+    DeadlineExceeded,
     #[error("generation failed: {0}")]
     Generation(String),
     #[error("generator has stopped")]
@@ -74,6 +96,8 @@ pub struct Request {
     /// 0 means greedy decoding.
     pub temperature: f32,
     pub seed: u32,
+    /// The answer ends with [`LlmError::DeadlineExceeded`] when this passes.
+    pub deadline: Option<std::time::Instant>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,13 +113,15 @@ pub struct Stats {
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
     pub finish: Finish,
-    /// From the request reaching the worker to the first token.
+    /// From the request being admitted to a sequence to the first token.
     pub first_token: Duration,
-    /// Prompt evaluation.
+    /// Prompt evaluation (shared with the other answers of each step).
     pub prompt_eval: Duration,
+    /// Prompt tokens whose KV cells were copied from the shared prefix, not evaluated.
+    pub shared_prompt_tokens: usize,
     /// Generation after the first token.
     pub generation: Duration,
-    /// Time spent waiting for the worker.
+    /// Time spent waiting for a free sequence.
     pub queued: Duration,
 }
 
@@ -113,65 +139,40 @@ pub const ACTIVE_GENERATIONS: &str = "rag_generations_active";
 
 pub struct Generator {
     model: Arc<LlamaModel>,
+    template: LlamaChatTemplate,
     n_ctx: usize,
-    jobs: mpsc::Sender<worker::Job>,
+    jobs: mpsc::Sender<scheduler::Job>,
 }
 
 impl Generator {
-    /// Loads the model and starts the worker thread. Returns once the context is ready.
+    /// Loads the model and starts the scheduler thread. Returns once the context is ready.
     pub fn start(config: &LlmConfig) -> Result<Self, LlmError> {
         let load_err = |reason: String| LlmError::Load {
             path: config.model_file.clone(),
             reason,
         };
-        if !config.model_file.is_file() {
-            return Err(load_err(
-                "file not found (run scripts/fetch-models.sh)".into(),
-            ));
-        }
-        let backend = backend().map_err(load_err)?;
-        let params = LlamaModelParams::default().with_n_gpu_layers(config.n_gpu_layers);
-        let model = LlamaModel::load_from_file(backend, &config.model_file, &params)
-            .map_err(|e| load_err(e.to_string()))?;
-        let model = Arc::new(model);
-        let n_ctx = if config.n_ctx == 0 {
-            model.n_ctx_train()
-        } else {
-            config.n_ctx.min(model.n_ctx_train())
-        };
-        let threads = if config.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
-        } else {
-            config.threads
-        };
+        let loaded = load(config)?;
         let (jobs, receiver) = mpsc::channel(config.queue.max(1));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let worker_model = model.clone();
+        let model = loaded.model.clone();
+        let settings = loaded.settings.clone();
         std::thread::Builder::new()
             .name("llama".into())
-            .spawn(move || {
-                worker::run(
-                    backend,
-                    &worker_model,
-                    NonZeroU32::new(n_ctx).expect("n_ctx > 0"),
-                    threads,
-                    receiver,
-                    ready_tx,
-                )
-            })
-            .map_err(|e| load_err(format!("worker thread: {e}")))?;
+            .spawn(move || scheduler::run(loaded.backend, &model, settings, receiver, ready_tx))
+            .map_err(|e| load_err(format!("scheduler thread: {e}")))?;
         ready_rx
             .recv()
-            .map_err(|_| load_err("worker thread exited".into()))?
+            .map_err(|_| load_err("scheduler thread exited".into()))?
             .map_err(load_err)?;
         Ok(Self {
-            model,
-            n_ctx: n_ctx as usize,
+            model: loaded.model,
+            template: loaded.template,
+            n_ctx: loaded.settings.n_ctx_seq,
             jobs,
         })
     }
 
-    /// The context window, in tokens.
+    /// The context window of one answer, in tokens.
     pub fn context_size(&self) -> usize {
         self.n_ctx
     }
@@ -185,15 +186,35 @@ impl Generator {
     }
 
     /// Queues a request; tokens and a final [`Event::Done`] (or [`Event::Failed`]) arrive on the
-    /// returned channel. Drop the receiver to cancel.
-    pub fn generate(&self, request: Request) -> Result<mpsc::Receiver<Event>, LlmError> {
-        let (events, receiver) = mpsc::channel(64);
-        let job = worker::Job {
-            request,
+    /// returned channel. Drop the receiver to cancel. A prompt over the window and a full queue
+    /// are refused here, before anything is queued.
+    pub fn generate(
+        &self,
+        request: Request,
+    ) -> Result<mpsc::UnboundedReceiver<Event>, LlmError> {
+        let prompt = Prompt::new(&self.model, &self.template, &request.system, &request.user)?;
+        if prompt.tokens.len() + request.max_tokens > self.n_ctx {
+            return Err(LlmError::TooLong {
+                prompt: prompt.tokens.len(),
+                max_tokens: request.max_tokens,
+                n_ctx: self.n_ctx,
+            });
+        }
+        // Unbounded, yet bounded by max_tokens: a slow reader must never stall the decode step
+        // that every other answer shares.
+        let (events, receiver) = mpsc::unbounded_channel();
+        let job = scheduler::Job {
+            prompt,
+            max_tokens: request.max_tokens,
+            sampling: Sampling {
+                temperature: request.temperature,
+                seed: request.seed,
+            },
+            deadline: request.deadline,
             events,
             queued_at: std::time::Instant::now(),
         };
-        // Counted before it is sent, so the worker's decrement can never come first.
+        // Counted before it is sent, so the scheduler's decrement can never come first.
         let queued = metrics::gauge!(QUEUE_DEPTH);
         queued.increment(1.0);
         self.jobs.try_send(job).map_err(|e| {
@@ -205,6 +226,159 @@ impl Generator {
         })?;
         Ok(receiver)
     }
+}
+
+/// A chat turn as the model reads it: the template applied, tokenized.
+#[derive(Debug, Clone)]
+pub(crate) struct Prompt {
+    pub tokens: Vec<LlamaToken>,
+    /// The leading tokens that are the system turn alone: the same for every answer with the
+    /// same system text, so their KV cells can be shared.
+    pub system_len: usize,
+}
+
+impl Prompt {
+    fn new(
+        model: &LlamaModel,
+        template: &LlamaChatTemplate,
+        system: &str,
+        user: &str,
+    ) -> Result<Self, LlmError> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            LlmError::Generation(format!("{what}: {e}"))
+        };
+        // A NUL byte in a document would make the chat message invalid.
+        let clean = |s: &str| s.replace('\0', " ");
+        let message = |role: &str, text: &str| {
+            LlamaChatMessage::new(role.into(), clean(text)).map_err(|e| fail("message", &e))
+        };
+        let system = message("system", system)?;
+        let full = model
+            .apply_chat_template(template, &[system.clone(), message("user", user)?], true)
+            .map_err(|e| fail("chat template", &e))?;
+        let alone = model
+            .apply_chat_template(template, &[system], false)
+            .map_err(|e| fail("chat template", &e))?;
+        let vocab = model.vocab();
+        let tokens = vocab.tokenize(full.as_bytes(), false, true);
+        // Token boundaries may differ where the system turn meets the user turn: share only
+        // the tokens both tokenizations agree on.
+        let system_tokens = vocab.tokenize(alone.as_bytes(), false, true);
+        let system_len = tokens
+            .iter()
+            .zip(&system_tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
+        if tokens.is_empty() {
+            return Err(fail("prompt", &"empty after tokenization"));
+        }
+        Ok(Self { tokens, system_len })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sampling {
+    /// 0 means greedy decoding.
+    pub temperature: f32,
+    pub seed: u32,
+}
+
+impl Sampling {
+    /// One sampler per answer, so an answer is the same whatever it is batched with.
+    pub fn sampler(self, model: &LlamaModel) -> LlamaSampler {
+        // A mild repetition penalty: small models otherwise loop on a sentence until max_tokens.
+        let penalty = || LlamaSampler::penalties(model.n_vocab(), 64, 1.15, 0.0, 0.0);
+        if self.temperature <= 0.0 {
+            LlamaSampler::chain_simple([penalty(), LlamaSampler::greedy()])
+        } else {
+            LlamaSampler::chain_simple([
+                penalty(),
+                LlamaSampler::top_k(40),
+                LlamaSampler::top_p(0.95, 1),
+                LlamaSampler::temp(self.temperature),
+                LlamaSampler::dist(self.seed),
+            ])
+        }
+    }
+}
+
+/// How the scheduler's context is laid out, from the configuration and the model.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub n_ctx_seq: usize,
+    pub parallel: usize,
+    pub step_tokens: usize,
+    pub threads: u32,
+    pub share_prefix: bool,
+}
+
+impl Settings {
+    /// Parameters of a context with room for `parallel` answers and the shared prefix.
+    pub fn context_params(&self) -> LlamaContextParams {
+        let cells = self.n_ctx_seq * (self.parallel + 1);
+        let batch = (self.step_tokens + self.parallel) as u32;
+        LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(cells as u32))
+            .with_n_batch(batch)
+            .with_n_ubatch(batch)
+            .with_n_seq_max(self.parallel as u32 + 1)
+            // A KV stream per sequence: an answer's cells are laid out the same whatever runs
+            // beside it, so batching does not change its tokens (see `scheduler`).
+            .with_kv_unified(false)
+            .with_n_threads(self.threads as i32)
+            .with_n_threads_batch(self.threads as i32)
+    }
+}
+
+pub(crate) struct Loaded {
+    pub backend: &'static LlamaBackend,
+    pub model: Arc<LlamaModel>,
+    pub template: LlamaChatTemplate,
+    pub settings: Settings,
+}
+
+/// The model, its chat template and the context layout; shared by the service and `raw`.
+pub(crate) fn load(config: &LlmConfig) -> Result<Loaded, LlmError> {
+    let load_err = |reason: String| LlmError::Load {
+        path: config.model_file.clone(),
+        reason,
+    };
+    if !config.model_file.is_file() {
+        return Err(load_err(
+            "file not found (run scripts/fetch-models.sh)".into(),
+        ));
+    }
+    let backend = backend().map_err(load_err)?;
+    let params = LlamaModelParams::default().with_n_gpu_layers(config.n_gpu_layers);
+    let model = LlamaModel::load_from_file(backend, &config.model_file, &params)
+        .map_err(|e| load_err(e.to_string()))?;
+    let template = model
+        .chat_template(None)
+        .map_err(|e| e.to_string())
+        .or_else(|_| LlamaChatTemplate::new("chatml").map_err(|e| e.to_string()))
+        .map_err(|e| load_err(format!("chat template: {e}")))?;
+    let n_ctx_seq = if config.n_ctx == 0 {
+        model.n_ctx_train()
+    } else {
+        config.n_ctx.min(model.n_ctx_train())
+    } as usize;
+    let threads = if config.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    } else {
+        config.threads
+    };
+    Ok(Loaded {
+        backend,
+        model: Arc::new(model),
+        template,
+        settings: Settings {
+            n_ctx_seq,
+            parallel: config.parallel.max(1),
+            step_tokens: config.step_tokens.max(16),
+            threads,
+            share_prefix: config.share_prefix,
+        },
+    })
 }
 
 /// llama.cpp's backend is process-wide and may be initialised once.

@@ -1,4 +1,4 @@
-//! The real model on the CPU: streaming, limits, cancellation.
+//! The real model on the CPU: streaming, limits, cancellation, continuous batching.
 
 use std::path::PathBuf;
 
@@ -7,13 +7,17 @@ use rag_llm::{Event, Finish, Generator, LlmConfig, LlmError, Request};
 /// One generator per test: a shared one would queue the tests behind each other and make
 /// timings depend on what else runs.
 fn generator() -> Generator {
+    with_config(LlmConfig::default())
+}
+
+fn with_config(config: LlmConfig) -> Generator {
     let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../models/llm/SmolLM2-135M-Instruct.Q4_1.gguf");
     Generator::start(&LlmConfig {
         model_file: model,
         n_ctx: 1024,
         threads: 1,
-        ..LlmConfig::default()
+        ..config
     })
     .expect("model: run scripts/fetch-models.sh")
 }
@@ -25,10 +29,11 @@ fn request(user: &str, max_tokens: usize) -> Request {
         max_tokens,
         temperature: 0.0,
         seed: 0,
+        deadline: None,
     }
 }
 
-async fn collect(mut rx: tokio::sync::mpsc::Receiver<Event>) -> (String, rag_llm::Stats) {
+async fn collect(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) -> (String, rag_llm::Stats) {
     let mut text = String::new();
     while let Some(event) = rx.recv().await {
         match event {
@@ -95,12 +100,138 @@ async fn a_dropped_receiver_cancels_and_the_next_request_still_works() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_prompt_over_the_window_is_refused() {
+async fn a_prompt_over_the_window_is_refused_before_it_is_queued() {
     let g = generator();
     let huge = "lorem ipsum ".repeat(2000);
-    let mut rx = g.generate(request(&huge, 16)).unwrap();
-    match rx.recv().await {
-        Some(Event::Failed(LlmError::TooLong { n_ctx, .. })) => assert_eq!(n_ctx, 1024),
+    match g.generate(request(&huge, 16)) {
+        Err(LlmError::TooLong { n_ctx, .. }) => assert_eq!(n_ctx, 1024),
         other => panic!("expected TooLong, got {other:?}"),
     }
+}
+
+const QUESTIONS: [&str; 5] = [
+    "What is the capital of France?",
+    "Name three colours of the rainbow.",
+    "Write one sentence about the sea.",
+    "What is two plus two? Explain.",
+    "Give a tip for a job interview.",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn greedy_answers_batched_together_are_the_answers_each_gets_alone() {
+    let g = with_config(LlmConfig {
+        parallel: 4,
+        // A small step budget: prompts are evaluated in pieces, beside answers under way.
+        step_tokens: 16,
+        ..LlmConfig::default()
+    });
+    let mut alone = Vec::new();
+    for q in QUESTIONS {
+        alone.push(collect(g.generate(request(q, 24)).unwrap()).await.0);
+    }
+    // All at once: four run together, the fifth takes the first free sequence.
+    let receivers: Vec<_> = QUESTIONS
+        .iter()
+        .map(|q| g.generate(request(q, 24)).unwrap())
+        .collect();
+    let mut together = Vec::new();
+    let mut overlapped = 0;
+    for rx in receivers {
+        let (text, stats) = collect(rx).await;
+        together.push(text);
+        overlapped += usize::from(stats.queued.is_zero() || stats.shared_prompt_tokens > 0);
+    }
+    assert!(overlapped >= 4, "the answers did not run together");
+    assert_eq!(alone, together);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shared_system_turn_is_evaluated_once_and_changes_nothing() {
+    let shared = with_config(LlmConfig::default());
+    let unshared = with_config(LlmConfig {
+        share_prefix: false,
+        ..LlmConfig::default()
+    });
+    // The first answer already starts from the prefix: the system turn is evaluated on its own.
+    let (first, stats) = collect(shared.generate(request(QUESTIONS[0], 16)).unwrap()).await;
+    assert!(stats.shared_prompt_tokens > 5, "{stats:?}");
+    let (second, stats) = collect(shared.generate(request(QUESTIONS[1], 16)).unwrap()).await;
+    assert!(stats.shared_prompt_tokens > 5, "{stats:?}");
+    assert!(stats.shared_prompt_tokens < stats.prompt_tokens);
+    let (plain_first, _) = collect(unshared.generate(request(QUESTIONS[0], 16)).unwrap()).await;
+    let (plain_second, plain) =
+        collect(unshared.generate(request(QUESTIONS[1], 16)).unwrap()).await;
+    assert_eq!(plain.shared_prompt_tokens, 0);
+    assert_eq!((first, second), (plain_first, plain_second));
+    // Another system turn replaces the prefix; its answers share the new one.
+    let other = |q: &str| Request {
+        system: "You answer in one word.".into(),
+        ..request(q, 8)
+    };
+    let (third, s) = collect(shared.generate(other(QUESTIONS[2])).unwrap()).await;
+    assert!(s.shared_prompt_tokens > 0);
+    let (plain_third, _) = collect(unshared.generate(other(QUESTIONS[2])).unwrap()).await;
+    assert_eq!(third, plain_third);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn beyond_parallel_and_queue_requests_are_refused_as_busy() {
+    let g = with_config(LlmConfig {
+        parallel: 1,
+        queue: 1,
+        ..LlmConfig::default()
+    });
+    let running = g.generate(request("Count from one to one hundred.", 400)).unwrap();
+    let mut running = running;
+    // Wait until it holds the one sequence.
+    while !matches!(running.recv().await, Some(Event::Token(_))) {}
+    let waiting = g.generate(request("Say hello.", 4)).unwrap();
+    assert!(matches!(
+        g.generate(request("Say goodbye.", 4)),
+        Err(LlmError::Busy)
+    ));
+    drop(running);
+    let (text, _) = collect(waiting).await;
+    assert!(!text.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deadline_ends_the_answer_and_frees_its_sequence() {
+    let g = with_config(LlmConfig {
+        parallel: 1,
+        ..LlmConfig::default()
+    });
+    let started = std::time::Instant::now();
+    let mut rx = g
+        .generate(Request {
+            deadline: Some(started + std::time::Duration::from_millis(400)),
+            ..request("Write a long story about a lighthouse keeper.", 900)
+        })
+        .unwrap();
+    // Queued behind it with a deadline that passes before a sequence is free.
+    let late = g
+        .generate(Request {
+            deadline: Some(started + std::time::Duration::from_millis(100)),
+            ..request("Say hello.", 8)
+        })
+        .unwrap();
+    let mut tokens = 0;
+    let failure = loop {
+        match rx.recv().await {
+            Some(Event::Token(_)) => tokens += 1,
+            Some(Event::Failed(e)) => break e,
+            other => panic!("expected DeadlineExceeded, got {other:?}"),
+        }
+    };
+    assert!(matches!(failure, LlmError::DeadlineExceeded), "{failure}");
+    assert!(tokens > 0 && tokens < 900, "{tokens}");
+    let mut late = late;
+    assert!(matches!(
+        late.recv().await,
+        Some(Event::Failed(LlmError::DeadlineExceeded))
+    ));
+    // The one sequence is free again.
+    let (text, stats) = collect(g.generate(request("Say hello.", 8)).unwrap()).await;
+    assert!(!text.is_empty());
+    assert!(stats.queued.as_secs_f32() < 1.0, "{:?}", stats.queued);
 }

@@ -1,0 +1,465 @@
+//! Continuous batching: the thread that owns the llama.cpp context.
+//!
+//! Each answer is a llama.cpp sequence in one context. Every step is one `decode` of one batch
+//! that holds the next token of every answer being generated plus up to `step_tokens` prompt
+//! tokens of newly admitted answers (chunked prefill: a long prompt is taken in pieces and
+//! cannot stall the others). After the step each answer samples its own next token with its own
+//! sampler, so an answer does not depend on what it was batched with. An answer that finishes,
+//! is cancelled or passes its deadline gives its KV cells back at once, and the next queued
+//! request takes its sequence.
+//!
+//! Every sequence has a KV stream of its own (llama.cpp's non-unified cache), so an answer's
+//! cells sit at the same places whatever else runs, and attention sums them in the same order:
+//! a greedy answer is the same token for token batched or alone. Batch entries are ordered by
+//! sequence id because llama.cpp puts consecutive sequences into one micro-batch.
+//!
+//! Sequence 0 holds the shared prefix: the system turn, evaluated once and copied (a copy of
+//! its stream, applied at the next decode) into every answer that starts with it.
+
+use std::time::{Duration, Instant};
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::mpsc;
+
+use crate::{Event, Finish, LlmError, Prompt, Sampling, Settings, Stats};
+
+pub(crate) struct Job {
+    pub prompt: Prompt,
+    pub max_tokens: usize,
+    pub sampling: Sampling,
+    pub deadline: Option<Instant>,
+    pub events: mpsc::UnboundedSender<Event>,
+    pub queued_at: Instant,
+}
+
+/// The sequence that holds the shared prefix; answers use 1..=parallel.
+const PREFIX_SEQ: i32 = 0;
+
+pub(crate) fn run(
+    backend: &LlamaBackend,
+    model: &LlamaModel,
+    settings: Settings,
+    mut jobs: mpsc::Receiver<Job>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let mut ctx = match model.new_context(backend, settings.context_params()) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            let _ = ready.send(Err(format!("context: {e}")));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let mut scheduler = Scheduler::new(model, &settings);
+    loop {
+        // Idle: wait for work. Busy: take what is queued, without waiting.
+        if scheduler.running.is_empty() {
+            match jobs.blocking_recv() {
+                Some(job) => scheduler.admit(&mut ctx, job),
+                None => return, // the generator was dropped
+            }
+        }
+        while scheduler.has_free_sequence() {
+            match jobs.try_recv() {
+                Ok(job) => scheduler.admit(&mut ctx, job),
+                Err(_) => break,
+            }
+        }
+        scheduler.step(&mut ctx);
+    }
+}
+
+struct Scheduler<'m> {
+    model: &'m LlamaModel,
+    step_tokens: usize,
+    share_prefix: bool,
+    free: Vec<i32>,
+    running: Vec<Sequence>,
+    prefix: Prefix,
+    batch: LlamaBatch<'static>,
+}
+
+/// What sequence 0 holds.
+#[derive(Default)]
+struct Prefix {
+    tokens: Vec<LlamaToken>,
+    /// Tokens in the KV cache; the prefix can be copied once all are.
+    filled: usize,
+}
+
+impl Prefix {
+    fn ready(&self) -> bool {
+        !self.tokens.is_empty() && self.filled == self.tokens.len()
+    }
+
+    fn building(&self) -> bool {
+        self.filled < self.tokens.len()
+    }
+}
+
+/// One answer in the context.
+struct Sequence {
+    id: i32,
+    job: Job,
+    sampler: LlamaSampler,
+    /// Prompt tokens already in the KV cache.
+    prefilled: usize,
+    /// Sampled and streamed, not yet in the KV cache.
+    next: Option<LlamaToken>,
+    /// Where this step's logits for this sequence are in the batch.
+    logits_at: Option<i32>,
+    pending: Vec<u8>,
+    completion_tokens: usize,
+    /// Prompt tokens taken from the prefix (copied, not evaluated).
+    shared: usize,
+    /// Waits for the prefix being evaluated, then copies it.
+    awaits_prefix: bool,
+    admitted: Instant,
+    prompt_eval: Option<Duration>,
+    first_token: Option<Duration>,
+    _active: Active,
+}
+
+impl Sequence {
+    fn position(&self) -> i32 {
+        (self.prefilled + self.completion_tokens.saturating_sub(1)) as i32
+    }
+
+    fn stats(&self, finish: Finish) -> Stats {
+        let first_token = self.first_token.unwrap_or_else(|| self.admitted.elapsed());
+        Stats {
+            prompt_tokens: self.job.prompt.tokens.len(),
+            completion_tokens: self.completion_tokens,
+            finish,
+            first_token,
+            prompt_eval: self.prompt_eval.unwrap_or_default(),
+            shared_prompt_tokens: self.shared,
+            generation: self.admitted.elapsed().saturating_sub(first_token),
+            queued: self.admitted.saturating_duration_since(self.job.queued_at),
+        }
+    }
+}
+
+/// How a sequence leaves the context.
+enum Exit {
+    Done(Finish),
+    Failed(LlmError),
+    /// Nobody is listening any more.
+    Abandoned,
+}
+
+impl<'m> Scheduler<'m> {
+    fn new(model: &'m LlamaModel, settings: &Settings) -> Self {
+        Self {
+            model,
+            step_tokens: settings.step_tokens,
+            share_prefix: settings.share_prefix,
+            // Popped from the end: sequence 1 first.
+            free: (1..=settings.parallel as i32).rev().collect(),
+            running: Vec::new(),
+            prefix: Prefix::default(),
+            batch: LlamaBatch::new(settings.step_tokens + settings.parallel, 1),
+        }
+    }
+
+    fn has_free_sequence(&self) -> bool {
+        !self.free.is_empty()
+    }
+
+    fn admit(&mut self, ctx: &mut LlamaContext<'_>, job: Job) {
+        metrics::gauge!(crate::QUEUE_DEPTH).decrement(1.0);
+        if job.events.is_closed() {
+            return; // the client left while queued
+        }
+        if job.deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = job.events.send(Event::Failed(LlmError::DeadlineExceeded));
+            return;
+        }
+        // The lowest free id: consecutive sequences share a micro-batch.
+        let lowest = (0..self.free.len()).min_by_key(|&i| self.free[i]);
+        let id = self.free.swap_remove(lowest.expect("admitted only with a free sequence"));
+        // At least one prompt token is evaluated: its logits give the first answer token.
+        let shareable = job.prompt.system_len.min(job.prompt.tokens.len() - 1);
+        let system = &job.prompt.tokens[..shareable];
+        let mut awaits_prefix = false;
+        if self.share_prefix && shareable > 0 {
+            if self.prefix.tokens == system {
+                awaits_prefix = true;
+            } else if !self.prefix.building() {
+                // A new (or the first) system turn: evaluate it in sequence 0 for everyone.
+                let _ = ctx.clear_kv_cache_seq(Some(PREFIX_SEQ as u32), None, None);
+                self.prefix = Prefix {
+                    tokens: system.to_vec(),
+                    filled: 0,
+                };
+                awaits_prefix = true;
+            }
+            // else: another system turn is being evaluated; this answer evaluates its own.
+        }
+        let sampler = job.sampling.sampler(self.model);
+        self.running.push(Sequence {
+            id,
+            job,
+            sampler,
+            prefilled: 0,
+            next: None,
+            logits_at: None,
+            pending: Vec::new(),
+            completion_tokens: 0,
+            shared: 0,
+            awaits_prefix,
+            admitted: Instant::now(),
+            prompt_eval: None,
+            first_token: None,
+            _active: Active::start(),
+        });
+        self.copy_prefix(ctx);
+    }
+
+    /// Gives a ready prefix to the answers that wait for it.
+    fn copy_prefix(&mut self, ctx: &mut LlamaContext<'_>) {
+        if !self.prefix.ready() {
+            return;
+        }
+        let len = self.prefix.tokens.len();
+        for seq in self.running.iter_mut().filter(|s| s.awaits_prefix) {
+            seq.awaits_prefix = false;
+            // The whole of sequence 0 becomes this sequence's start (a stream copy).
+            if ctx.copy_kv_cache_seq(PREFIX_SEQ, seq.id, None, None).is_ok() {
+                seq.prefilled = len;
+                seq.shared = len;
+            }
+        }
+    }
+
+    /// One decode of one batch, then one sampled token for every answer whose prompt is done.
+    fn step(&mut self, ctx: &mut LlamaContext<'_>) {
+        self.retire_abandoned(ctx);
+        if self.running.is_empty() {
+            return;
+        }
+        if let Err(e) = self.fill_batch() {
+            self.fail_all(ctx, &e);
+            return;
+        }
+        if self.batch.n_tokens() == 0 {
+            return;
+        }
+        if let Err(e) = ctx.decode(&mut self.batch) {
+            self.fail_all(ctx, &format!("decode: {e}"));
+            return;
+        }
+        let mut exits = Vec::new();
+        for (index, seq) in self.running.iter_mut().enumerate() {
+            if let Some(exit) = sample(self.model, ctx, seq) {
+                exits.push((index, exit));
+            }
+        }
+        for (index, exit) in exits.into_iter().rev() {
+            self.retire(ctx, index, exit);
+        }
+        self.copy_prefix(ctx);
+    }
+
+    /// The next token of every generating answer, then prompt pieces up to the step budget:
+    /// the prefix first, then prompts in the order their answers were admitted. Entries go
+    /// into the batch by sequence id.
+    fn fill_batch(&mut self) -> Result<(), String> {
+        let mut budget = self.step_tokens;
+        let mut take = |filled: usize, len: usize| {
+            let n = (len - filled).min(budget);
+            budget -= n;
+            filled..filled + n
+        };
+        let prefix = take(self.prefix.filled, self.prefix.tokens.len());
+        let mut pieces = vec![0..0; self.running.len()];
+        for (seq, piece) in self.running.iter().zip(&mut pieces) {
+            if !seq.awaits_prefix && seq.next.is_none() {
+                *piece = take(seq.prefilled, seq.job.prompt.tokens.len());
+            }
+        }
+
+        self.batch.clear();
+        let mut row = 0;
+        for pos in prefix.clone() {
+            self.add(self.prefix.tokens[pos], pos, PREFIX_SEQ, false)?;
+            row += 1;
+        }
+        self.prefix.filled = prefix.end;
+        let mut order: Vec<usize> = (0..self.running.len()).collect();
+        order.sort_by_key(|&i| self.running[i].id);
+        for i in order {
+            let (id, position, next) = {
+                let seq = &mut self.running[i];
+                seq.logits_at = None;
+                (seq.id, seq.position(), seq.next.take())
+            };
+            if let Some(token) = next {
+                self.add(token, position as usize, id, true)?;
+                self.running[i].logits_at = Some(row);
+                row += 1;
+            }
+            let piece = pieces[i].clone();
+            let len = self.running[i].job.prompt.tokens.len();
+            for pos in piece.clone() {
+                let last = pos + 1 == len;
+                self.add(self.running[i].job.prompt.tokens[pos], pos, id, last)?;
+                if last {
+                    self.running[i].logits_at = Some(row);
+                }
+                row += 1;
+            }
+            if !piece.is_empty() {
+                self.running[i].prefilled = piece.end;
+            }
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, token: LlamaToken, pos: usize, seq: i32, logits: bool) -> Result<(), String> {
+        self.batch
+            .add(token, pos as i32, &[seq], logits)
+            .map_err(|e| format!("batch: {e}"))
+    }
+
+    /// Answers whose reader left or whose deadline passed leave before the next step.
+    fn retire_abandoned(&mut self, ctx: &mut LlamaContext<'_>) {
+        let now = Instant::now();
+        for index in (0..self.running.len()).rev() {
+            let seq = &self.running[index];
+            if seq.job.events.is_closed() {
+                self.retire(ctx, index, Exit::Abandoned);
+            } else if seq.job.deadline.is_some_and(|d| now >= d) {
+                self.retire(ctx, index, Exit::Failed(LlmError::DeadlineExceeded));
+            }
+        }
+    }
+
+    fn fail_all(&mut self, ctx: &mut LlamaContext<'_>, reason: &str) {
+        tracing::error!(reason, answers = self.running.len(), "generation step failed");
+        // What the failed step wrote is unknown: start the prefix afresh.
+        let _ = ctx.clear_kv_cache_seq(Some(PREFIX_SEQ as u32), None, None);
+        self.prefix = Prefix::default();
+        for index in (0..self.running.len()).rev() {
+            self.retire(
+                ctx,
+                index,
+                Exit::Failed(LlmError::Generation(reason.to_owned())),
+            );
+        }
+    }
+
+    /// Ends an answer: its last event, its KV cells and its sequence given back.
+    fn retire(&mut self, ctx: &mut LlamaContext<'_>, index: usize, exit: Exit) {
+        // `remove`, not `swap_remove`: prompts are evaluated in the order answers were admitted.
+        let mut seq = self.running.remove(index);
+        let _ = ctx.clear_kv_cache_seq(Some(seq.id as u32), None, None);
+        self.free.push(seq.id);
+        let event = match exit {
+            Exit::Done(finish) => {
+                let tail = String::from_utf8_lossy(&std::mem::take(&mut seq.pending)).into_owned();
+                if !tail.is_empty() {
+                    let _ = seq.job.events.send(Event::Token(tail));
+                }
+                Event::Done(seq.stats(finish))
+            }
+            Exit::Failed(e) => Event::Failed(e),
+            Exit::Abandoned => return,
+        };
+        let _ = seq.job.events.send(event);
+    }
+}
+
+/// Samples `seq`'s next token if this step produced its logits; `Some` when the answer ends.
+fn sample(model: &LlamaModel, ctx: &LlamaContext<'_>, seq: &mut Sequence) -> Option<Exit> {
+    let index = seq.logits_at.take()?;
+    if seq.prompt_eval.is_none() {
+        seq.prompt_eval = Some(seq.admitted.elapsed());
+    }
+    let token = seq.sampler.sample(ctx, index);
+    let vocab = model.vocab();
+    if vocab.is_eog(token) {
+        return Some(Exit::Done(Finish::Stop));
+    }
+    seq.completion_tokens += 1;
+    seq.first_token.get_or_insert_with(|| seq.admitted.elapsed());
+    vocab.token_to_piece_into(token, &mut seq.pending, false, None);
+    let text = take_utf8(&mut seq.pending);
+    if !text.is_empty() && seq.job.events.send(Event::Token(text)).is_err() {
+        return Some(Exit::Abandoned);
+    }
+    if seq.completion_tokens >= seq.job.max_tokens {
+        return Some(Exit::Done(Finish::Length));
+    }
+    seq.next = Some(token);
+    None
+}
+
+/// Counts one generation in the active gauge for as long as it lives, however it ends.
+struct Active(metrics::Gauge);
+
+impl Active {
+    fn start() -> Self {
+        let gauge = metrics::gauge!(crate::ACTIVE_GENERATIONS);
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// The longest valid UTF-8 prefix of `pending`, removed from it. A character split across
+/// tokens stays in `pending` until its last byte arrives; invalid bytes become U+FFFD.
+pub(crate) fn take_utf8(pending: &mut Vec<u8>) -> String {
+    let mut out = String::new();
+    loop {
+        match std::str::from_utf8(pending) {
+            Ok(s) => {
+                out.push_str(s);
+                pending.clear();
+                return out;
+            }
+            Err(e) => {
+                let valid = e.valid_up_to();
+                out.push_str(std::str::from_utf8(&pending[..valid]).expect("checked prefix"));
+                match e.error_len() {
+                    None => {
+                        pending.drain(..valid);
+                        return out;
+                    }
+                    Some(bad) => {
+                        out.push('\u{FFFD}');
+                        pending.drain(..valid + bad);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_utf8;
+
+    #[test]
+    fn split_characters_wait_for_their_last_byte() {
+        let han = "한".as_bytes();
+        let mut pending = han[..2].to_vec();
+        assert_eq!(take_utf8(&mut pending), "");
+        pending.extend_from_slice(&han[2..]);
+        pending.extend_from_slice(b"a");
+        assert_eq!(take_utf8(&mut pending), "한a");
+        assert!(pending.is_empty());
+        let mut bad = vec![b'x', 0xff, b'y'];
+        assert_eq!(take_utf8(&mut bad), "x\u{FFFD}y");
+    }
+}
