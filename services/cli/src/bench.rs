@@ -40,6 +40,10 @@ pub struct BenchArgs {
     /// Only the ingest part (no search or ask).
     #[arg(long)]
     ingest_only: bool,
+    /// Concurrent Ask levels to measure against raw batched decoding (e.g. 1,2,4,8,16);
+    /// empty: none.
+    #[arg(long, value_delimiter = ',')]
+    concurrency: Vec<usize>,
 }
 
 const SAMPLE_QUESTIONS: &[&str] = &[
@@ -53,8 +57,9 @@ const SAMPLE_QUESTIONS: &[&str] = &[
     "Until when can I use carried-over leave days?",
 ];
 
-pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
-    let questions: Vec<String> = match &args.questions {
+/// Questions from a file (one per line), or the sample folder's.
+pub fn questions(file: Option<&std::path::Path>) -> anyhow::Result<Arc<Vec<String>>> {
+    let questions: Vec<String> = match file {
         Some(path) => fs_err::read_to_string(path)?
             .lines()
             .map(str::trim)
@@ -64,6 +69,11 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         None => SAMPLE_QUESTIONS.iter().map(|q| q.to_string()).collect(),
     };
     anyhow::ensure!(!questions.is_empty(), "no questions");
+    Ok(Arc::new(questions))
+}
+
+pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
+    let questions = questions(args.questions.as_deref())?;
     let scratch = tempfile::tempdir()?;
     let mut config = config;
     config.data_dir = scratch.path().join("data");
@@ -234,11 +244,17 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let generator = engine.generator().clone();
     let retrieval = engine.default_retrieval();
     // Prompts for the raw comparison, built exactly as Ask builds them.
-    let mut raw_prompts = Vec::new();
-    for q in questions.iter().cycle().take(args.asks) {
+    let mut retrieval_prompts = Vec::new();
+    for q in questions.iter() {
         let hits = engine.retrieve(q, &retrieval).await?;
-        raw_prompts.push(engine.prompt(q, hits, args.max_tokens as usize));
+        retrieval_prompts.push(engine.prompt(q, hits, args.max_tokens as usize));
     }
+    let raw_prompts: Vec<_> = retrieval_prompts
+        .iter()
+        .cycle()
+        .take(args.asks)
+        .cloned()
+        .collect();
     let loaded = Loaded {
         engine,
         indexer: Arc::new(indexer),
@@ -328,10 +344,104 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         sums[3] / n
     );
     println!();
+
+    if !args.concurrency.is_empty() {
+        concurrent_asks(&config, &client, &questions, &retrieval_prompts, &args).await?;
+    }
     println!("peak RSS of this process: {:.0} MB", peak_rss_mb());
 
     let _ = stop.send(());
     let _ = server.await;
+    Ok(())
+}
+
+/// `c` Asks at once, for each level `c`, next to raw llama.cpp decoding of the same prompts
+/// together (greedy, the same threads, step size and sequences: `parallel` at a time).
+async fn concurrent_asks(
+    config: &Config,
+    client: &pb::rag_service_client::RagServiceClient<tonic::transport::Channel>,
+    questions: &[String],
+    prompts: &[rag_engine::Prompt],
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    let parallel = config.llm.parallel;
+    println!(
+        "## Concurrent Asks over gRPC vs raw batched decoding (greedy, max {} tokens, {} threads, `llm.parallel` {parallel}, `llm.step_tokens` {}, shared prefix {})",
+        args.max_tokens,
+        threads(config),
+        config.llm.step_tokens,
+        if config.llm.share_prefix { "on" } else { "off" },
+    );
+    println!();
+    println!(
+        "| concurrent | answer tokens | Ask aggregate tok/s | raw aggregate tok/s | Ask / raw | per-request tok/s | TTFT p50 | TTFT p99 | wall |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut one_stream = None;
+    for &c in &args.concurrency {
+        let started = Instant::now();
+        let calls: Vec<_> = questions
+            .iter()
+            .cycle()
+            .take(c)
+            .map(|q| {
+                let mut client = client.clone();
+                let q = q.clone();
+                let max_tokens = args.max_tokens;
+                tokio::spawn(async move { timed_ask(&mut client, &q, max_tokens).await })
+            })
+            .collect();
+        let mut timed = Vec::new();
+        for call in calls {
+            timed.push(call.await??);
+        }
+        let wall = started.elapsed();
+        let tokens: u32 = timed.iter().map(|t| t.tokens).sum();
+        let aggregate = f64::from(tokens) / wall.as_secs_f64();
+
+        // The same prompts, `parallel` at a time, decoded together with nothing around them.
+        let turns: Vec<(String, String)> = prompts
+            .iter()
+            .cycle()
+            .take(c)
+            .map(|p| (p.system.clone(), p.user.clone()))
+            .collect();
+        let mut llm = config.llm.clone();
+        llm.parallel = parallel.min(c);
+        let max_tokens = args.max_tokens as usize;
+        let raw = tokio::task::spawn_blocking(move || -> anyhow::Result<(usize, Duration)> {
+            let mut tokens = 0;
+            let mut took = Duration::ZERO;
+            for wave in turns.chunks(llm.parallel) {
+                let run = rag_llm::raw::decode_together(&llm, wave, max_tokens)?;
+                tokens += run.completion_tokens;
+                took += run.prompt_eval + run.generation;
+            }
+            Ok((tokens, took))
+        })
+        .await??;
+        let raw_aggregate = raw.0 as f64 / raw.1.as_secs_f64();
+        let mut ttft: Vec<Duration> = timed
+            .iter()
+            .map(|t| Duration::from_secs_f64(t.ttft_ms / 1e3))
+            .collect();
+        ttft.sort();
+        let per_request = timed.iter().map(|t| t.tps).sum::<f64>() / timed.len() as f64;
+        one_stream.get_or_insert(aggregate);
+        println!(
+            "| {c} | {tokens} (raw {}) | {aggregate:.1} | {raw_aggregate:.1} | {:.0} % | {per_request:.1} | {:.0} ms | {:.0} ms | {:.1} s |",
+            raw.0,
+            100.0 * aggregate / raw_aggregate,
+            pct(&ttft, 50.0),
+            pct(&ttft, 99.0),
+            wall.as_secs_f64(),
+        );
+    }
+    println!();
+    println!(
+        "Aggregate: answer tokens of all calls / wall time from the first call to the last answer (prompts included); raw: the same for `rag_llm::raw::decode_together`. Per-request: each answer's tokens after the first / its streaming time, averaged."
+    );
+    println!();
     Ok(())
 }
 

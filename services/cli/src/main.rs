@@ -6,6 +6,7 @@ mod config;
 mod engine;
 mod eval;
 mod ingest;
+mod load;
 mod serve;
 #[cfg(feature = "otlp")]
 mod telemetry;
@@ -58,6 +59,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Retrieval quality and refusal on a labelled question set (recall@k, MRR, calibration).
     Eval(eval::EvalArgs),
+    /// Drive a running service with many concurrent clients (Search, Ask, ingest) for a while.
+    Load(load::LoadArgs),
     /// Internal: extract a PDF's pages as JSON, in a disposable process.
     #[command(hide = true)]
     ExtractPdf { file: PathBuf },
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
             Command::Status(args) => client::status(&config, args).await,
             Command::Bench(args) => bench::run(config, args).await.map(|()| ExitCode::SUCCESS),
             Command::Eval(args) => eval::run(config, args).await.map(|()| ExitCode::SUCCESS),
+            Command::Load(args) => load::run(&config, args).await.map(|()| ExitCode::SUCCESS),
             Command::Config => {
                 print!("{}", toml::to_string_pretty(&config)?);
                 Ok(ExitCode::SUCCESS)

@@ -3,8 +3,10 @@
 //! Nothing is downloaded: the ONNX model, its tokenizer files and the ONNX Runtime library are
 //! read from configured paths (fetched by `scripts/fetch-models.sh`).
 
+mod batch;
 mod rerank;
 
+pub use batch::{BATCH_SIZE, QueryBatcher};
 pub use rerank::{RerankConfig, Reranker};
 
 use std::path::{Path, PathBuf};

@@ -29,6 +29,12 @@ pub struct QueryConfig {
     pub max_question_chars: usize,
     /// When an answer sentence counts as supported by a source.
     pub support: SupportConfig,
+    /// Most questions embedded in one call: concurrent Search and Ask calls share it. 1 embeds
+    /// each question alone.
+    pub query_batch: usize,
+    /// How long a lone question may wait for others to share its embedding call; 0 sends it at
+    /// once (questions that arrive during a call still share the next one).
+    pub query_batch_wait_ms: f64,
 }
 
 impl Default for QueryConfig {
@@ -45,6 +51,8 @@ impl Default for QueryConfig {
             temperature: 0.0,
             max_question_chars: 2000,
             support: SupportConfig::default(),
+            query_batch: 32,
+            query_batch_wait_ms: 0.0,
         }
     }
 }

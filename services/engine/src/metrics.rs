@@ -25,6 +25,11 @@ pub fn describe() {
     use metrics::{Unit, describe_counter, describe_histogram};
     describe_histogram!(RETRIEVAL_SECONDS, Unit::Seconds, "Question to ranked hits");
     describe_histogram!(
+        rag_embed::BATCH_SIZE,
+        Unit::Count,
+        "Questions per query-embedding call (concurrent calls share one)"
+    );
+    describe_histogram!(
         PROMPT_EVAL_SECONDS,
         Unit::Seconds,
         "The model reading the prompt"

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rag_embed::{Embedder, Reranker};
+use rag_embed::{Embedder, QueryBatcher, Reranker};
 use rag_store::{Hit, Query, SearchFilter, SparseVector, Store};
 
 use crate::{EngineError, QueryConfig, Retrieval, metrics};
@@ -13,6 +13,8 @@ use crate::{EngineError, QueryConfig, Retrieval, metrics};
 #[derive(Clone)]
 pub struct Retriever {
     embedder: Arc<Embedder>,
+    /// Concurrent questions share embedding calls.
+    queries: QueryBatcher,
     /// Cross-encoder reranking of fused candidates, when configured.
     reranker: Option<Arc<Reranker>>,
     store: Arc<Store>,
@@ -20,14 +22,21 @@ pub struct Retriever {
 }
 
 impl Retriever {
+    /// Call within a tokio runtime: the question batcher runs as a task on it.
     pub fn new(
         embedder: Arc<Embedder>,
         reranker: Option<Arc<Reranker>>,
         store: Arc<Store>,
         config: QueryConfig,
     ) -> Self {
+        let queries = QueryBatcher::start(
+            embedder.clone(),
+            config.query_batch,
+            std::time::Duration::from_micros((config.query_batch_wait_ms * 1000.0) as u64),
+        );
         Self {
             embedder,
+            queries,
             reranker,
             store,
             config: Arc::new(config),
@@ -105,13 +114,7 @@ impl Retriever {
     }
 
     async fn embed_query(&self, query: &str) -> Result<Vec<f32>, EngineError> {
-        let embedder = self.embedder.clone();
-        let text = query.to_owned();
-        tokio::task::spawn_blocking(move || embedder.embed_queries(vec![text]))
-            .await
-            .map_err(|e| EngineError::Internal(format!("embedding task: {e}")))??
-            .pop()
-            .ok_or_else(|| EngineError::Internal("embedder returned no vector".into()))
+        Ok(self.queries.embed_query(query.to_owned()).await?)
     }
 }
 

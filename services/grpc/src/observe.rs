@@ -184,7 +184,10 @@ mod tests {
         assert_eq!(parse_timeout("3M"), Some(Duration::from_secs(180)));
         assert_eq!(parse_timeout("1H"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_timeout("10u"), Some(Duration::from_micros(10)));
-        assert_eq!(parse_timeout("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        assert_eq!(
+            parse_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
         for bad in ["", "S", "123456789S", "5s", "-1S", "1.5S", "5"] {
             assert_eq!(parse_timeout(bad), None, "{bad:?}");
         }

@@ -188,10 +188,7 @@ impl Generator {
     /// Queues a request; tokens and a final [`Event::Done`] (or [`Event::Failed`]) arrive on the
     /// returned channel. Drop the receiver to cancel. A prompt over the window and a full queue
     /// are refused here, before anything is queued.
-    pub fn generate(
-        &self,
-        request: Request,
-    ) -> Result<mpsc::UnboundedReceiver<Event>, LlmError> {
+    pub fn generate(&self, request: Request) -> Result<mpsc::UnboundedReceiver<Event>, LlmError> {
         let prompt = Prompt::new(&self.model, &self.template, &request.system, &request.user)?;
         if prompt.tokens.len() + request.max_tokens > self.n_ctx {
             return Err(LlmError::TooLong {
@@ -244,9 +241,8 @@ impl Prompt {
         system: &str,
         user: &str,
     ) -> Result<Self, LlmError> {
-        let fail = |what: &str, e: &dyn std::fmt::Display| {
-            LlmError::Generation(format!("{what}: {e}"))
-        };
+        let fail =
+            |what: &str, e: &dyn std::fmt::Display| LlmError::Generation(format!("{what}: {e}"));
         // A NUL byte in a document would make the chat message invalid.
         let clean = |s: &str| s.replace('\0', " ");
         let message = |role: &str, text: &str| {
@@ -325,6 +321,11 @@ impl Settings {
             // A KV stream per sequence: an answer's cells are laid out the same whatever runs
             // beside it, so batching does not change its tokens (see `scheduler`).
             .with_kv_unified(false)
+            // Off: llama.cpp's CPU flash attention picks its kernel by shape (tiled for many
+            // query rows, KV-split for one row over a long cache), so the same token would be
+            // computed differently batched and alone. The plain path sums the same cells in the
+            // same order whatever the batch (masked cells add exact zeros).
+            .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED)
             .with_n_threads(self.threads as i32)
             .with_n_threads_batch(self.threads as i32)
     }

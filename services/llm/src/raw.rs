@@ -46,7 +46,11 @@ pub fn decode_together(
     if turns.is_empty() || turns.len() > settings.parallel {
         return Err(fail(
             "raw decode",
-            &format!("{} prompts for {} sequences", turns.len(), settings.parallel),
+            &format!(
+                "{} prompts for {} sequences",
+                turns.len(),
+                settings.parallel
+            ),
         ));
     }
     let model = &loaded.model;
@@ -81,7 +85,12 @@ pub fn decode_together(
         for (row, &(seq, pos)) in piece.iter().enumerate() {
             let last = pos + 1 == prompts[seq].tokens.len();
             batch
-                .add(prompts[seq].tokens[pos], pos as i32, &[seq as i32 + 1], last)
+                .add(
+                    prompts[seq].tokens[pos],
+                    pos as i32,
+                    &[seq as i32 + 1],
+                    last,
+                )
                 .map_err(|e| fail("batch", &e))?;
             if last {
                 ends.push((seq, row as i32));

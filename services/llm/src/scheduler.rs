@@ -1,8 +1,8 @@
 //! Continuous batching: the thread that owns the llama.cpp context.
 //!
-//! Each answer is a llama.cpp sequence in one context. Every step is one `decode` of one batch
-//! that holds the next token of every answer being generated plus up to `step_tokens` prompt
-//! tokens of newly admitted answers (chunked prefill: a long prompt is taken in pieces and
+//! Each answer is a llama.cpp sequence in one context. Every step decodes the next token of
+//! every answer being generated in one batch, then one piece of at most `step_tokens` prompt
+//! tokens of a newly admitted answer (chunked prefill: a long prompt is taken in pieces and
 //! cannot stall the others). After the step each answer samples its own next token with its own
 //! sampler, so an answer does not depend on what it was batched with. An answer that finishes,
 //! is cancelled or passes its deadline gives its KV cells back at once, and the next queued
@@ -10,8 +10,9 @@
 //!
 //! Every sequence has a KV stream of its own (llama.cpp's non-unified cache), so an answer's
 //! cells sit at the same places whatever else runs, and attention sums them in the same order:
-//! a greedy answer is the same token for token batched or alone. Batch entries are ordered by
-//! sequence id because llama.cpp puts consecutive sequences into one micro-batch.
+//! with flash attention off (its CPU kernels are chosen by shape) and prompts read in the same
+//! pieces, a greedy answer is the same token for token batched or alone. Batch entries are
+//! ordered by sequence id because llama.cpp puts consecutive sequences into one micro-batch.
 //!
 //! Sequence 0 holds the shared prefix: the system turn, evaluated once and copied (a copy of
 //! its stream, applied at the next decode) into every answer that starts with it.
@@ -182,7 +183,9 @@ impl<'m> Scheduler<'m> {
         }
         // The lowest free id: consecutive sequences share a micro-batch.
         let lowest = (0..self.free.len()).min_by_key(|&i| self.free[i]);
-        let id = self.free.swap_remove(lowest.expect("admitted only with a free sequence"));
+        let id = self
+            .free
+            .swap_remove(lowest.expect("admitted only with a free sequence"));
         // At least one prompt token is evaluated: its logits give the first answer token.
         let shareable = job.prompt.system_len.min(job.prompt.tokens.len() - 1);
         let system = &job.prompt.tokens[..shareable];
@@ -230,30 +233,93 @@ impl<'m> Scheduler<'m> {
         for seq in self.running.iter_mut().filter(|s| s.awaits_prefix) {
             seq.awaits_prefix = false;
             // The whole of sequence 0 becomes this sequence's start (a stream copy).
-            if ctx.copy_kv_cache_seq(PREFIX_SEQ, seq.id, None, None).is_ok() {
+            if ctx
+                .copy_kv_cache_seq(PREFIX_SEQ, seq.id, None, None)
+                .is_ok()
+            {
                 seq.prefilled = len;
                 seq.shared = len;
             }
         }
     }
 
-    /// One decode of one batch, then one sampled token for every answer whose prompt is done.
+    /// One step: a decode of the next token of every answer being generated, then a decode of
+    /// one prompt piece (the shared prefix while it is being built, else the earliest admitted
+    /// prompt not yet read). Two decodes, not one mixed batch: llama.cpp computes a token
+    /// differently by the shape of the batch around it (how many rows of its sequence share a
+    /// micro-batch), so a prompt is always read in the same `step_tokens` pieces, alone in
+    /// their batch, as it would be if it were the only one.
     fn step(&mut self, ctx: &mut LlamaContext<'_>) {
         self.retire_abandoned(ctx);
-        if self.running.is_empty() {
-            return;
-        }
-        if let Err(e) = self.fill_batch() {
+        if let Err(e) = self.generate(ctx) {
             self.fail_all(ctx, &e);
             return;
         }
+        if let Err(e) = self.read_prompt(ctx) {
+            self.fail_all(ctx, &e);
+            return;
+        }
+        self.copy_prefix(ctx);
+    }
+
+    fn generate(&mut self, ctx: &mut LlamaContext<'_>) -> Result<(), String> {
+        self.batch.clear();
+        let mut order: Vec<usize> = (0..self.running.len()).collect();
+        order.sort_by_key(|&i| self.running[i].id);
+        let mut row = 0;
+        for i in order {
+            let seq = &mut self.running[i];
+            if let Some(token) = seq.next.take() {
+                let (position, id) = (seq.position(), seq.id);
+                seq.logits_at = Some(row);
+                self.add(token, position, id, true)?;
+                row += 1;
+            }
+        }
+        self.decode_and_sample(ctx)
+    }
+
+    fn read_prompt(&mut self, ctx: &mut LlamaContext<'_>) -> Result<(), String> {
+        self.batch.clear();
+        if self.prefix.building() {
+            let end = (self.prefix.filled + self.step_tokens).min(self.prefix.tokens.len());
+            for pos in self.prefix.filled..end {
+                self.add(self.prefix.tokens[pos], pos as i32, PREFIX_SEQ, false)?;
+            }
+            ctx.decode(&mut self.batch)
+                .map_err(|e| format!("decode: {e}"))?;
+            self.prefix.filled = end;
+            return Ok(());
+        }
+        let Some(i) = self.running.iter().position(|s| {
+            !s.awaits_prefix && s.next.is_none() && s.prefilled < s.job.prompt.tokens.len()
+        }) else {
+            return Ok(());
+        };
+        let (id, start, len) = {
+            let seq = &self.running[i];
+            (seq.id, seq.prefilled, seq.job.prompt.tokens.len())
+        };
+        let end = (start + self.step_tokens).min(len);
+        for pos in start..end {
+            let last = pos + 1 == len;
+            let token = self.running[i].job.prompt.tokens[pos];
+            self.add(token, pos as i32, id, last)?;
+        }
+        self.running[i].prefilled = end;
+        if end == len {
+            self.running[i].logits_at = Some((end - start - 1) as i32);
+        }
+        self.decode_and_sample(ctx)
+    }
+
+    /// Decodes the batch, if it holds anything, and samples every answer whose logits it made.
+    fn decode_and_sample(&mut self, ctx: &mut LlamaContext<'_>) -> Result<(), String> {
         if self.batch.n_tokens() == 0 {
-            return;
+            return Ok(());
         }
-        if let Err(e) = ctx.decode(&mut self.batch) {
-            self.fail_all(ctx, &format!("decode: {e}"));
-            return;
-        }
+        ctx.decode(&mut self.batch)
+            .map_err(|e| format!("decode: {e}"))?;
         let mut exits = Vec::new();
         for (index, seq) in self.running.iter_mut().enumerate() {
             if let Some(exit) = sample(self.model, ctx, seq) {
@@ -263,67 +329,12 @@ impl<'m> Scheduler<'m> {
         for (index, exit) in exits.into_iter().rev() {
             self.retire(ctx, index, exit);
         }
-        self.copy_prefix(ctx);
-    }
-
-    /// The next token of every generating answer, then prompt pieces up to the step budget:
-    /// the prefix first, then prompts in the order their answers were admitted. Entries go
-    /// into the batch by sequence id.
-    fn fill_batch(&mut self) -> Result<(), String> {
-        let mut budget = self.step_tokens;
-        let mut take = |filled: usize, len: usize| {
-            let n = (len - filled).min(budget);
-            budget -= n;
-            filled..filled + n
-        };
-        let prefix = take(self.prefix.filled, self.prefix.tokens.len());
-        let mut pieces = vec![0..0; self.running.len()];
-        for (seq, piece) in self.running.iter().zip(&mut pieces) {
-            if !seq.awaits_prefix && seq.next.is_none() {
-                *piece = take(seq.prefilled, seq.job.prompt.tokens.len());
-            }
-        }
-
-        self.batch.clear();
-        let mut row = 0;
-        for pos in prefix.clone() {
-            self.add(self.prefix.tokens[pos], pos, PREFIX_SEQ, false)?;
-            row += 1;
-        }
-        self.prefix.filled = prefix.end;
-        let mut order: Vec<usize> = (0..self.running.len()).collect();
-        order.sort_by_key(|&i| self.running[i].id);
-        for i in order {
-            let (id, position, next) = {
-                let seq = &mut self.running[i];
-                seq.logits_at = None;
-                (seq.id, seq.position(), seq.next.take())
-            };
-            if let Some(token) = next {
-                self.add(token, position as usize, id, true)?;
-                self.running[i].logits_at = Some(row);
-                row += 1;
-            }
-            let piece = pieces[i].clone();
-            let len = self.running[i].job.prompt.tokens.len();
-            for pos in piece.clone() {
-                let last = pos + 1 == len;
-                self.add(self.running[i].job.prompt.tokens[pos], pos, id, last)?;
-                if last {
-                    self.running[i].logits_at = Some(row);
-                }
-                row += 1;
-            }
-            if !piece.is_empty() {
-                self.running[i].prefilled = piece.end;
-            }
-        }
         Ok(())
     }
 
-    fn add(&mut self, token: LlamaToken, pos: usize, seq: i32, logits: bool) -> Result<(), String> {
+    fn add(&mut self, token: LlamaToken, pos: i32, seq: i32, logits: bool) -> Result<(), String> {
         self.batch
-            .add(token, pos as i32, &[seq], logits)
+            .add(token, pos, &[seq], logits)
             .map_err(|e| format!("batch: {e}"))
     }
 
@@ -341,7 +352,11 @@ impl<'m> Scheduler<'m> {
     }
 
     fn fail_all(&mut self, ctx: &mut LlamaContext<'_>, reason: &str) {
-        tracing::error!(reason, answers = self.running.len(), "generation step failed");
+        tracing::error!(
+            reason,
+            answers = self.running.len(),
+            "generation step failed"
+        );
         // What the failed step wrote is unknown: start the prefix afresh.
         let _ = ctx.clear_kv_cache_seq(Some(PREFIX_SEQ as u32), None, None);
         self.prefix = Prefix::default();
@@ -387,7 +402,8 @@ fn sample(model: &LlamaModel, ctx: &LlamaContext<'_>, seq: &mut Sequence) -> Opt
         return Some(Exit::Done(Finish::Stop));
     }
     seq.completion_tokens += 1;
-    seq.first_token.get_or_insert_with(|| seq.admitted.elapsed());
+    seq.first_token
+        .get_or_insert_with(|| seq.admitted.elapsed());
     vocab.token_to_piece_into(token, &mut seq.pending, false, None);
     let text = take_utf8(&mut seq.pending);
     if !text.is_empty() && seq.job.events.send(Event::Token(text)).is_err() {

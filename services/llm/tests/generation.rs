@@ -181,7 +181,9 @@ async fn beyond_parallel_and_queue_requests_are_refused_as_busy() {
         queue: 1,
         ..LlmConfig::default()
     });
-    let running = g.generate(request("Count from one to one hundred.", 400)).unwrap();
+    let running = g
+        .generate(request("Count from one to one hundred.", 400))
+        .unwrap();
     let mut running = running;
     // Wait until it holds the one sequence.
     while !matches!(running.recv().await, Some(Event::Token(_))) {}
@@ -234,4 +236,42 @@ async fn a_deadline_ends_the_answer_and_frees_its_sequence() {
     let (text, stats) = collect(g.generate(request("Say hello.", 8)).unwrap()).await;
     assert!(!text.is_empty());
     assert!(stats.queued.as_secs_f32() < 1.0, "{:?}", stats.queued);
+}
+
+/// RAG-sized prompts (hundreds of tokens) are read in `step_tokens` pieces beside answers
+/// being generated; each still gets the answer it gets alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_prompts_read_in_pieces_give_the_answers_given_alone() {
+    let g = Generator::start(&LlmConfig {
+        model_file: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../models/llm/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        threads: 1,
+        ..LlmConfig::default()
+    })
+    .unwrap();
+    let prompts: Vec<String> = (0..4)
+        .map(|i| {
+            format!(
+                "{}\nQuestion {i}: how many days of leave do employees get?",
+                "The leave policy says employees get thirty days of paid leave every year. \
+                 Part-time staff get a share. "
+                    .repeat(5 + 9 * i)
+            )
+        })
+        .collect();
+    let mut alone = Vec::new();
+    for p in &prompts {
+        alone.push(collect(g.generate(request(p, 48)).unwrap()).await.0);
+    }
+    // Arriving a little apart: each is admitted while the others are being read or generated.
+    let mut receivers = Vec::new();
+    for p in &prompts {
+        receivers.push(g.generate(request(p, 48)).unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let mut together = Vec::new();
+    for rx in receivers {
+        together.push(collect(rx).await.0);
+    }
+    assert_eq!(alone, together);
 }

@@ -1,0 +1,96 @@
+//! Many people at once: answers generated together (continuous batching) are the answers each
+//! question gets alone, and a caller's deadline ends its answer on the service's side.
+
+use rag_proto::v1 as pb;
+use tonic::Code;
+
+use crate::client::ask;
+use crate::harness::Workspace;
+
+const QUESTIONS: [&str; 4] = [
+    "How many vacation days do I get?",
+    "What is the hotel limit per night on business trips?",
+    "What does VPN error NWC-412 mean?",
+    "How long must a password be?",
+];
+
+/// The draft the model wrote, whether or not the check let it through.
+fn written(asked: &crate::client::Asked) -> String {
+    asked.tokens.concat()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_generated_together_are_the_answers_given_alone() {
+    let ws = Workspace::new();
+    ws.copy_samples();
+    let (code, summary) = ws.ingest();
+    assert_eq!(code, 0, "{summary}");
+    let server = ws.start_serving(&[]);
+    server.wait_serving().await;
+
+    let mut alone = Vec::new();
+    for q in QUESTIONS {
+        alone.push(ask(&server, q).await);
+    }
+    let (a, b, c, d) = tokio::join!(
+        ask(&server, QUESTIONS[0]),
+        ask(&server, QUESTIONS[1]),
+        ask(&server, QUESTIONS[2]),
+        ask(&server, QUESTIONS[3]),
+    );
+    let together = [a, b, c, d];
+    for (a, t) in alone.iter().zip(&together) {
+        let chunks = |x: &crate::client::Asked| -> Vec<String> {
+            x.sources.iter().map(|s| format!("{:?}", s.chunk)).collect()
+        };
+        assert_eq!(chunks(a), chunks(t), "other sources when asked together");
+        assert_eq!(written(a), written(t), "greedy answers differ when batched");
+        assert_eq!(a.answer.text, t.answer.text);
+        assert_eq!(a.answer.status, t.answer.status);
+        assert!(!written(t).is_empty());
+    }
+    assert!(server.stop().success());
+}
+
+/// `grpc-timeout` reaches the generation: tonic's own deadline covers only the response head,
+/// and an Ask streams its body afterwards. The service ends the stream with DEADLINE_EXCEEDED
+/// and frees the sequence.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deadline_ends_the_answer_with_deadline_exceeded() {
+    let ws = Workspace::new();
+    ws.copy_samples();
+    let (code, summary) = ws.ingest();
+    assert_eq!(code, 0, "{summary}");
+    let server = ws.start_serving(&["--admin-listen", "127.0.0.1:0"]);
+    server.wait_serving().await;
+
+    let mut request = tonic::Request::new(pb::AskRequest {
+        question: "Summarise every policy: leave, travel, remote work, passwords, VPN.".into(),
+        max_tokens: 400,
+        retrieval: Some(pb::RetrievalOptions {
+            top_k: 8,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    request.set_timeout(std::time::Duration::from_millis(800));
+    let mut stream = server.client().ask(request).await.unwrap().into_inner();
+    let ended = loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the answer finished within the deadline; make it longer"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(ended.code(), Code::DeadlineExceeded, "{ended:?}");
+
+    let (_, metrics) = server.admin_get("/metrics");
+    assert!(
+        metrics.contains(r#"rag_grpc_requests_total{rpc="Ask",code="DEADLINE_EXCEEDED"} 1"#),
+        "{metrics}"
+    );
+    // The sequence is free: the next question is answered.
+    let asked = ask(&server, QUESTIONS[0]).await;
+    assert!(asked.answer.usage.is_some());
+    assert!(server.stop().success());
+}
