@@ -44,6 +44,9 @@ pub struct BenchArgs {
     /// empty: none.
     #[arg(long, value_delimiter = ',')]
     concurrency: Vec<usize>,
+    /// Tokens per answer in the decoding part of `--concurrency` (end-of-generation ignored).
+    #[arg(long, default_value_t = 128)]
+    decode_tokens: usize,
 }
 
 const SAMPLE_QUESTIONS: &[&str] = &[
@@ -347,6 +350,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
 
     if !args.concurrency.is_empty() {
         concurrent_asks(&config, &client, &questions, &retrieval_prompts, &args).await?;
+        decoding_together(&config, &generator, &retrieval_prompts, &args).await?;
     }
     println!("peak RSS of this process: {:.0} MB", peak_rss_mb());
 
@@ -413,7 +417,7 @@ async fn concurrent_asks(
             let mut tokens = 0;
             let mut took = Duration::ZERO;
             for wave in turns.chunks(llm.parallel) {
-                let run = rag_llm::raw::decode_together(&llm, wave, max_tokens)?;
+                let run = rag_llm::raw::decode_together(&llm, wave, max_tokens, false)?;
                 tokens += run.completion_tokens;
                 took += run.prompt_eval + run.generation;
             }
@@ -441,6 +445,110 @@ async fn concurrent_asks(
     println!(
         "Aggregate: answer tokens of all calls / wall time from the first call to the last answer (prompts included); raw: the same for `rag_llm::raw::decode_together`. Per-request: each answer's tokens after the first / its streaming time, averaged."
     );
+    println!();
+    Ok(())
+}
+
+/// Decoding alone, without the model's early stops: `c` answers of exactly `--decode-tokens`
+/// tokens (end-of-generation ignored) through the scheduler, next to raw llama.cpp decoding of
+/// the same prompts together. The scheduler's rate is taken while all `c` answers are being
+/// generated (from the last first token to the first finished answer), the raw rate over its
+/// decoding phase (all prompts read first).
+async fn decoding_together(
+    config: &Config,
+    generator: &Arc<rag_llm::Generator>,
+    prompts: &[rag_engine::Prompt],
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    let tokens = args.decode_tokens;
+    println!(
+        "## Decoding together: the scheduler vs raw batched decoding ({tokens} tokens per answer, end-of-generation ignored, `llm.parallel` {})",
+        config.llm.parallel
+    );
+    println!();
+    println!(
+        "| answers | scheduler tok/s (all generating) | raw decoding tok/s | scheduler / raw | per answer tok/s | TTFT p50 | TTFT p99 |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for &c in args
+        .concurrency
+        .iter()
+        .filter(|&&c| c <= config.llm.parallel)
+    {
+        let started = Instant::now();
+        let mut receivers = Vec::new();
+        for p in prompts.iter().cycle().take(c) {
+            let mut request = p.request(tokens, 0.0, 0);
+            request.ignore_eos = true;
+            receivers.push(generator.generate(request)?);
+        }
+        // Each answer read by its own task, so a token's time is when it arrived.
+        let readers: Vec<_> = receivers
+            .into_iter()
+            .map(|mut rx| {
+                tokio::spawn(async move {
+                    let mut times = Vec::new();
+                    while let Some(event) = rx.recv().await {
+                        match event {
+                            rag_llm::Event::Token(_) => times.push(Instant::now()),
+                            rag_llm::Event::Done(_) => break,
+                            rag_llm::Event::Failed(e) => return Err(e),
+                        }
+                    }
+                    Ok(times)
+                })
+            })
+            .collect();
+        let mut arrivals: Vec<Vec<Instant>> = Vec::new();
+        for reader in readers {
+            arrivals.push(reader.await??);
+        }
+        let all_generating = arrivals.iter().filter_map(|t| t.first()).max().copied();
+        let first_done = arrivals.iter().filter_map(|t| t.last()).min().copied();
+        let steady = match (all_generating, first_done) {
+            (Some(from), Some(to)) if to > from => {
+                let inside: usize = arrivals
+                    .iter()
+                    .map(|t| t.iter().filter(|&&i| i > from && i <= to).count())
+                    .sum();
+                inside as f64 / (to - from).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        let mut ttft: Vec<Duration> = arrivals
+            .iter()
+            .filter_map(|t| t.first().map(|f| *f - started))
+            .collect();
+        ttft.sort();
+        let per_answer = arrivals
+            .iter()
+            .filter(|t| t.len() > 1)
+            .map(|t| (t.len() - 1) as f64 / (t[t.len() - 1] - t[0]).as_secs_f64())
+            .sum::<f64>()
+            / c as f64;
+
+        let turns: Vec<(String, String)> = prompts
+            .iter()
+            .cycle()
+            .take(c)
+            .map(|p| (p.system.clone(), p.user.clone()))
+            .collect();
+        let llm = rag_llm::LlmConfig {
+            parallel: c,
+            ..config.llm.clone()
+        };
+        let raw = tokio::task::spawn_blocking(move || {
+            rag_llm::raw::decode_together(&llm, &turns, tokens, true)
+        })
+        .await??;
+        println!(
+            "| {c} | {steady:.1} | {:.1} | {:.0} % | {per_answer:.1} | {:.0} ms | {:.0} ms |",
+            raw.tokens_per_second(),
+            100.0 * steady / raw.tokens_per_second(),
+            pct(&ttft, 50.0),
+            pct(&ttft, 99.0),
+        );
+    }
     println!();
     Ok(())
 }

@@ -168,12 +168,15 @@ fn init_logging(cli: &Cli) -> Telemetry {
     // qdrant-edge warns on every segment that its (server-only) feature flags are unset, and
     // once that a server-side mmap check never ran; neither means anything in-process, and
     // neither can be set from outside the crate.
-    let filter = [
+    let mut quiet = vec![
         "qdrant_edge::common::flags=error",
         "qdrant_edge::common::mmap=error",
-    ]
-    .into_iter()
-    .fold(
+    ];
+    // llama.cpp logs every model load in detail (devices, layers, buffers): shown on request.
+    if !std::env::var("RUST_LOG").is_ok_and(|f| f.contains("llama")) {
+        quiet.push("llama-cpp-2=warn");
+    }
+    let filter = quiet.into_iter().fold(
         tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         |filter, directive| filter.add_directive(directive.parse().expect("valid directive")),

@@ -38,6 +38,10 @@ pub struct EmbedConfig {
     pub query_prefix: String,
     /// Put before every document chunk that is embedded ("passage: " for E5).
     pub passage_prefix: String,
+    /// The nice value (Linux) of the threads that embed. Above 0, embedding yields the cores to
+    /// generation in the same process, which waits at every step for all its threads: Search
+    /// and ingest slow down under Ask load instead of Ask collapsing. 0 = the same priority.
+    pub nice: i32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +65,7 @@ impl Default for EmbedConfig {
             onnxruntime: "models/onnxruntime/libonnxruntime.so".into(),
             query_prefix: String::new(),
             passage_prefix: String::new(),
+            nice: 10,
         }
     }
 }
@@ -92,48 +97,62 @@ pub struct Embedder {
     dimension: usize,
     query_prefix: String,
     passage_prefix: String,
-    // fastembed's `embed` takes `&mut self`; calls are serialised here.
-    model: Mutex<TextEmbedding>,
+    /// The thread that owns the model (fastembed's `embed` takes `&mut self`): calls are
+    /// serialised there, at the configured priority, and ONNX Runtime's own threads, created
+    /// on it, inherit that priority.
+    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+struct Job {
+    texts: Vec<String>,
+    reply: std::sync::mpsc::Sender<Result<Vec<Vec<f32>>, EmbedError>>,
 }
 
 impl Embedder {
-    /// Loads ONNX Runtime and the model, and probes the vector size.
+    /// Loads ONNX Runtime and the model on the embedding thread, and probes the vector size.
     pub fn load(config: &EmbedConfig) -> Result<Self, EmbedError> {
         init_runtime(&config.onnxruntime)?;
-        let read = |name: &Path| {
-            let path = config.model_dir.join(name);
-            std::fs::read(&path).map_err(|source| EmbedError::ModelFile { path, source })
-        };
-        let tokenizer_files = tokenizer_files(&config.model_dir)?;
-        let pooling = match config.pooling {
-            PoolingKind::Mean => Pooling::Mean,
-            PoolingKind::Cls => Pooling::Cls,
-        };
-        let model = UserDefinedEmbeddingModel::new(read(&config.onnx_file)?, tokenizer_files)
-            .with_pooling(pooling);
-        let threads = if config.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            config.threads
-        };
-        let options = InitOptionsUserDefined::new()
-            .with_max_length(config.max_length)
-            .with_intra_threads(threads)
-            // Spinning threads starve llama.cpp when both share the cores.
-            .with_session_config("session.intra_op.allow_spinning", "0");
-        let mut model = TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
-            EmbedError::Model {
-                name: config.name.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-        let probe = model
-            .embed(["probe"], None)
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let (ready, loaded) = std::sync::mpsc::channel();
+        let thread_config = config.clone();
+        std::thread::Builder::new()
+            .name("embed".into())
+            .spawn(move || {
+                lower_priority(thread_config.nice);
+                let mut model = match open(&thread_config) {
+                    Ok((model, dimension)) => {
+                        let _ = ready.send(Ok(dimension));
+                        model
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                for job in queue {
+                    let batch = job.texts.len();
+                    // A panic in the tokenizer or the runtime fails this call, not the thread.
+                    let vectors = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        model
+                            .embed(job.texts, Some(batch))
+                            .map_err(|e| EmbedError::Inference(e.to_string()))
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(EmbedError::Inference(
+                            "the embedding model panicked on this input".into(),
+                        ))
+                    });
+                    let _ = job.reply.send(vectors);
+                }
+            })
             .map_err(|e| EmbedError::Model {
                 name: config.name.clone(),
-                reason: format!("probe embedding: {e}"),
+                reason: format!("embedding thread: {e}"),
             })?;
-        let dimension = probe.first().map_or(0, Vec::len);
+        let dimension = loaded.recv().map_err(|_| EmbedError::Model {
+            name: config.name.clone(),
+            reason: "embedding thread exited".into(),
+        })??;
         // Vectors made with other prefixes are other vectors: the prefixes are part of the name
         // the store, the ingest fingerprint and every point record.
         let name = if config.query_prefix.is_empty() && config.passage_prefix.is_empty() {
@@ -149,7 +168,7 @@ impl Embedder {
             dimension,
             query_prefix: config.query_prefix.clone(),
             passage_prefix: config.passage_prefix.clone(),
-            model: Mutex::new(model),
+            jobs: Mutex::new(jobs),
         })
     }
 
@@ -177,14 +196,66 @@ impl Embedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let batch = texts.len();
-        let mut model = self
-            .model
+        let (reply, answer) = std::sync::mpsc::channel();
+        let stopped = || EmbedError::Inference("the embedding thread has stopped".into());
+        self.jobs
             .lock()
-            .map_err(|_| EmbedError::Inference("model lock poisoned by an earlier panic".into()))?;
-        model
-            .embed(texts, Some(batch))
-            .map_err(|e| EmbedError::Inference(e.to_string()))
+            .map_err(|_| stopped())?
+            .send(Job { texts, reply })
+            .map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
+    }
+}
+
+/// The model with the configured options, and its vector size from a probe embedding.
+fn open(config: &EmbedConfig) -> Result<(TextEmbedding, usize), EmbedError> {
+    let read = |name: &Path| {
+        let path = config.model_dir.join(name);
+        std::fs::read(&path).map_err(|source| EmbedError::ModelFile { path, source })
+    };
+    let tokenizer_files = tokenizer_files(&config.model_dir)?;
+    let pooling = match config.pooling {
+        PoolingKind::Mean => Pooling::Mean,
+        PoolingKind::Cls => Pooling::Cls,
+    };
+    let model = UserDefinedEmbeddingModel::new(read(&config.onnx_file)?, tokenizer_files)
+        .with_pooling(pooling);
+    let threads = if config.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        config.threads
+    };
+    let options = InitOptionsUserDefined::new()
+        .with_max_length(config.max_length)
+        .with_intra_threads(threads)
+        // Spinning threads starve llama.cpp when both share the cores.
+        .with_session_config("session.intra_op.allow_spinning", "0");
+    let model_err = |reason: String| EmbedError::Model {
+        name: config.name.clone(),
+        reason,
+    };
+    let mut model = TextEmbedding::try_new_from_user_defined(model, options)
+        .map_err(|e| model_err(e.to_string()))?;
+    let probe = model
+        .embed(["probe"], None)
+        .map_err(|e| model_err(format!("probe embedding: {e}")))?;
+    let dimension = probe.first().map_or(0, Vec::len);
+    Ok((model, dimension))
+}
+
+/// Lowers the calling thread's priority to `nice` (Linux: per thread). Threads it creates
+/// afterwards inherit it. Best effort: a failure leaves the priority as it was.
+fn lower_priority(nice: i32) {
+    if nice <= 0 {
+        return;
+    }
+    // SAFETY: plain syscalls on the calling thread; no memory is shared.
+    let failed = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice) != 0
+    };
+    if failed {
+        eprintln!("rag: could not lower the embedding thread's priority to nice {nice}");
     }
 }
 

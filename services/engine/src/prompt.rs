@@ -31,6 +31,7 @@ impl Prompt {
             temperature,
             seed,
             deadline: None,
+            ignore_eos: false,
         }
     }
 }

@@ -47,6 +47,10 @@ pub struct LlmConfig {
     /// Evaluate the system turn once and share its KV cells with every answer (a sequence copy),
     /// instead of evaluating it again for each prompt.
     pub share_prefix: bool,
+    /// llama.cpp's flash attention. Off by default: its CPU kernels are chosen by the shape of
+    /// the batch, so a greedy answer would depend on what it is batched with. On a GPU it saves
+    /// memory and time; reproducibility under batching is then not promised.
+    pub flash_attention: bool,
 }
 
 impl Default for LlmConfig {
@@ -61,6 +65,7 @@ impl Default for LlmConfig {
             queue: 16,
             step_tokens: 256,
             share_prefix: true,
+            flash_attention: false,
         }
     }
 }
@@ -98,6 +103,10 @@ pub struct Request {
     pub seed: u32,
     /// The answer ends with [`LlmError::DeadlineExceeded`] when this passes.
     pub deadline: Option<std::time::Instant>,
+    /// Generate `max_tokens` tokens whatever the model says (end-of-generation tokens are
+    /// sampled past): for measuring decoding, as llama.cpp's `ignore_eos`. Never set by the
+    /// service.
+    pub ignore_eos: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +217,7 @@ impl Generator {
                 seed: request.seed,
             },
             deadline: request.deadline,
+            ignore_eos: request.ignore_eos,
             events,
             queued_at: std::time::Instant::now(),
         };
@@ -306,6 +316,7 @@ pub(crate) struct Settings {
     pub step_tokens: usize,
     pub threads: u32,
     pub share_prefix: bool,
+    pub flash_attention: bool,
 }
 
 impl Settings {
@@ -321,11 +332,15 @@ impl Settings {
             // A KV stream per sequence: an answer's cells are laid out the same whatever runs
             // beside it, so batching does not change its tokens (see `scheduler`).
             .with_kv_unified(false)
-            // Off: llama.cpp's CPU flash attention picks its kernel by shape (tiled for many
-            // query rows, KV-split for one row over a long cache), so the same token would be
-            // computed differently batched and alone. The plain path sums the same cells in the
-            // same order whatever the batch (masked cells add exact zeros).
-            .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED)
+            // Off unless asked for: llama.cpp's CPU flash attention picks its kernel by shape
+            // (tiled for many query rows, KV-split for one row over a long cache), so the same
+            // token would be computed differently batched and alone. The plain path sums the
+            // same cells in the same order whatever the batch (masked cells add exact zeros).
+            .with_flash_attention_policy(if self.flash_attention {
+                llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED
+            } else {
+                llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED
+            })
             .with_n_threads(self.threads as i32)
             .with_n_threads_batch(self.threads as i32)
     }
@@ -350,6 +365,29 @@ pub(crate) fn load(config: &LlmConfig) -> Result<Loaded, LlmError> {
         ));
     }
     let backend = backend().map_err(load_err)?;
+    let devices: Vec<String> = llama_cpp_2::list_llama_ggml_backend_devices()
+        .iter()
+        .map(|d| {
+            format!(
+                "{} ({}, {} MiB free)",
+                d.name,
+                d.description,
+                d.memory_free >> 20
+            )
+        })
+        .collect();
+    tracing::info!(
+        ?devices,
+        gpu_layers = config.n_gpu_layers,
+        "llama.cpp devices"
+    );
+    if config.n_gpu_layers > 0 && !backend.supports_gpu_offload() {
+        tracing::warn!(
+            "llm.n_gpu_layers is {} but llama.cpp has no GPU here (not a `cuda` build, or no GPU or \
+             driver found): generating on the CPU",
+            config.n_gpu_layers
+        );
+    }
     let params = LlamaModelParams::default().with_n_gpu_layers(config.n_gpu_layers);
     let model = LlamaModel::load_from_file(backend, &config.model_file, &params)
         .map_err(|e| load_err(e.to_string()))?;
@@ -378,6 +416,7 @@ pub(crate) fn load(config: &LlmConfig) -> Result<Loaded, LlmError> {
             step_tokens: config.step_tokens.max(16),
             threads,
             share_prefix: config.share_prefix,
+            flash_attention: config.flash_attention,
         },
     })
 }
@@ -387,8 +426,10 @@ fn backend() -> Result<&'static LlamaBackend, String> {
     static BACKEND: std::sync::OnceLock<Result<LlamaBackend, String>> = std::sync::OnceLock::new();
     BACKEND
         .get_or_init(|| {
-            let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
-            backend.void_logs();
+            let backend = LlamaBackend::init().map_err(|e| e.to_string())?;
+            // llama.cpp's own log (devices, offloaded layers) as tracing events, target
+            // "llama-cpp-2": warnings by default, everything with RUST_LOG=llama-cpp-2=info.
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
             Ok(backend)
         })
         .as_ref()

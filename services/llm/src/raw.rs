@@ -35,10 +35,12 @@ impl RawRun {
 
 /// Greedy answers to `(system, user)` turns, all in one context as `config.parallel` allows
 /// (at most `parallel` prompts).
+/// With `ignore_eos`, every answer is `max_tokens` long (see [`crate::Request::ignore_eos`]).
 pub fn decode_together(
     config: &LlmConfig,
     turns: &[(String, String)],
     max_tokens: usize,
+    ignore_eos: bool,
 ) -> Result<RawRun, LlmError> {
     let loaded = load(config)?;
     let settings = &loaded.settings;
@@ -99,7 +101,7 @@ pub fn decode_together(
         ctx.decode(&mut batch).map_err(|e| fail("prompt", &e))?;
         for (seq, row) in ends {
             let token = samplers[seq].sample(&ctx, row);
-            next[seq] = (!vocab.is_eog(token)).then_some(token);
+            next[seq] = (ignore_eos || !vocab.is_eog(token)).then_some(token);
         }
     }
     let prompt_eval = started.elapsed();
@@ -126,7 +128,7 @@ pub fn decode_together(
         ctx.decode(&mut batch).map_err(|e| fail("decode", &e))?;
         for (row, &seq) in rows.iter().enumerate() {
             let token = samplers[seq].sample(&ctx, row as i32);
-            if vocab.is_eog(token) {
+            if vocab.is_eog(token) && !ignore_eos {
                 next[seq] = None;
             } else {
                 next[seq] = Some(token);

@@ -34,6 +34,7 @@ pub(crate) struct Job {
     pub max_tokens: usize,
     pub sampling: Sampling,
     pub deadline: Option<Instant>,
+    pub ignore_eos: bool,
     pub events: mpsc::UnboundedSender<Event>,
     pub queued_at: Instant,
 }
@@ -398,7 +399,7 @@ fn sample(model: &LlamaModel, ctx: &LlamaContext<'_>, seq: &mut Sequence) -> Opt
     }
     let token = seq.sampler.sample(ctx, index);
     let vocab = model.vocab();
-    if vocab.is_eog(token) {
+    if vocab.is_eog(token) && !seq.job.ignore_eos {
         return Some(Exit::Done(Finish::Stop));
     }
     seq.completion_tokens += 1;

@@ -30,6 +30,7 @@ fn request(user: &str, max_tokens: usize) -> Request {
         temperature: 0.0,
         seed: 0,
         deadline: None,
+        ignore_eos: false,
     }
 }
 
