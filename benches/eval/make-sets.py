@@ -549,20 +549,19 @@ def gimp(root, corpus_ko, corpus_en, questions_ko, questions_en, mapping):
             pages.append((ko.name, blocks_ko, blocks_en, secs_ko, secs_en, chosen))
         if len(pages) >= MAX_PAGES:
             break
-    # The generic-title rule needs every title first; headings of dropped questions stay.
-    probe_ko, probe_en = Questions(), Questions()
+    # The generic-title rule needs every title first (counted over all sections with a Korean
+    # title, so both sets drop the same titles); headings of dropped questions stay.
+    probe = Questions()
     for _, _, _, _, _, chosen in pages:
-        for _, title, translated in chosen:
-            probe_en.add(title, "")
-            if translated:
-                probe_ko.add(title, "")
+        for _, title, _ in chosen:
+            probe.add(title, "")
     reset(corpus_ko)
     reset(corpus_en)
     with open(mapping, "w", encoding="utf-8") as m:
         for n, (name, blocks_ko, blocks_en, secs_ko, secs_en, chosen) in enumerate(pages, 1):
             rel = f"gimp-{n:03d}.md"
-            removed_ko = {secs_ko[k][0] for k, t, tr in chosen if tr and probe_ko.usable(t)}
-            removed_en = {secs_en[k][0] for k, t, _ in chosen if probe_en.usable(t)}
+            removed_ko = {secs_ko[k][0] for k, t, tr in chosen if tr and probe.usable(t)}
+            removed_en = {secs_en[k][0] for k, t, _ in chosen if probe.usable(t)}
             (corpus_ko / rel).write_text(markdown(blocks_ko, removed_ko), encoding="utf-8")
             (corpus_en / rel).write_text(markdown(blocks_en, removed_en), encoding="utf-8")
             m.write(f"{rel}\t{name}\n")
@@ -570,6 +569,10 @@ def gimp(root, corpus_ko, corpus_en, questions_ko, questions_en, mapping):
                 if translated:
                     questions_ko.add(title, rel)
                 questions_en.add(title, rel)
+    # A title generic in the manual is generic in the Korean set too.
+    for title in list(questions_ko.by_title):
+        if not probe.usable(title):
+            del questions_ko.by_title[title]
     return len(pages)
 
 
