@@ -20,6 +20,14 @@ question sets (JSON lines, the format `rag eval` reads) into benches/eval/:
   gimp-ko-en.jsonl   The same Korean questions; the aligned English page (same file name, same
                      section at the same position with the same number) is the answer.
                      Corpus: gimp-en/.
+  libreoffice-en.jsonl, libreoffice-ko.jsonl, libreoffice-ko-en.jsonl
+                     LibreOffice's task guides (text/*/guide/*.html in libreoffice-help-en-us and
+                     libreoffice-help-ko, same paths, same headings): a page title ("Inserting
+                     Hyperlinks With the Navigator", "내비게이터를 사용하여 하이퍼링크 삽입")
+                     is the question, the page without it the answer (one file per page, other
+                     headings kept). English over English (corpus libreoffice-en/), Korean over
+                     Korean where the Korean page is translated (libreoffice-ko/), Korean over
+                     the aligned English page (libreoffice-en/).
   out-of-corpus-en.jsonl, out-of-corpus-ko.jsonl
                      Questions none of these corpora answer (written by hand, below), with
                      `"sources": []`, for refusal: append them to a set when running eval.
@@ -32,29 +40,35 @@ back.
 
 Rules (all deterministic):
   * A question is dropped as too generic when its title has fewer than two words (`Overview`,
-    `소개`, `옵션`), or when the same title heads more than two sections in one corpus
-    (`Activating the Filter`, `도구 옵션`: no one section answers it). A title that heads two
-    sections (`What is Python?` in two FAQ pages) keeps both as sources.
+    `소개`, `옵션`), when all its words are in GENERIC (`Other methods`, `다른 방법`), or when the
+    same title heads more than two candidate sections of a corpus (`Activating the Filter`,
+    `도구 옵션`: no one section answers it); the heading of a dropped question stays in the text.
+    A title that heads two sections (`What is Python?` in two FAQ pages) keeps both as sources.
   * GIMP: a page is used when its Korean and English versions have the same headings (same count,
-    same section numbers), it is a section page (DocBook sect1/sect2, not a chapter or reference
-    table of contents), and at least one of its sections qualifies. A section qualifies when its
-    Korean title contains Hangul and its own text (up to the next heading) is translated: at least
-    60 % of its words contain Hangul, and it has at least 15 words. (Most of the Korean manual is
-    untranslated English; those sections keep their headings and stay in the page as context.)
-  * Limits: at most MAX_PAGES GIMP pages (first by file name) and MAX_QUESTIONS questions per set
-    (first in document order).
+    same section numbers), it is a content page (DocBook sect1, sect2, chapter, appendix, preface
+    or refentry; not a book, part or reference table of contents, glossary, index or
+    bibliography), and at least one of its sections is a candidate: a Korean title (with Hangul
+    once its number is stripped) over an English section of at least 15 words. Every candidate is
+    a question of gimp-ko-en. It is also a question of gimp-ko when the Korean section itself is
+    translated: at least 50 % of its words contain Hangul, and it has at least 15 words. (Most of
+    the Korean manual is untranslated English; such sections keep their headings in gimp-ko.)
+  * LibreOffice: a guide page is used when its Korean and English versions have the same
+    headings at the same levels with one h1 (the title) first, and its English text has at least
+    15 words. The "Related Topics" link lists (other pages' titles) and the page frame are left
+    out. A Korean question needs a Korean title; Korean over Korean also needs the page
+    translated (at least 50 % of its words contain Hangul).
+  * Limits: at most MAX_PAGES GIMP pages (first by file name), MAX_PAGES_LIBREOFFICE LibreOffice
+    pages (evenly spaced in path order) and MAX_QUESTIONS questions per set (evenly spaced).
 
 Usage: benches/eval/make-sets.py [--out /tmp/rag-eval-corpora] [--debs DIR] [--sets-dir DIR]
 Needs: Python 3 (standard library), apt-get (with Debian bookworm sources), dpkg-deb.
 """
 import argparse
 import collections
-import glob
 import hashlib
 import html
 import html.parser
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -72,12 +86,17 @@ PACKAGES = [
      "a2deec76763aaf2fcdd197bac0736cdcb0770ba993d48d233329e1c92b0bfe36"),
     ("gimp-help-ko", "2.10.34-2",
      "c8094280b19d858cc32b6d9278d7d6126bf41c05f6fcc45d2c07ee41b68f750b"),
+    ("libreoffice-help-en-us", "4:7.4.7-1+deb12u14",
+     "8faa840285734d6cfe1ed25537b48f07e74bd6412e3917bf8e5f8a653f7b3712"),
+    ("libreoffice-help-ko", "4:7.4.7-1+deb12u14",
+     "7ef2d854e9ed58e6bf861cfa9fa2579555233f9df874baf327fcb07ccd190669"),
 ]
 # Held out for the team's own checks (issue 13): never downloaded, indexed or evaluated here.
 HELD_OUT = re.compile(r"^debian-faq")
 
 MAX_PAGES = 200
-MAX_QUESTIONS = 300
+MAX_PAGES_LIBREOFFICE = 400
+MAX_QUESTIONS = 400
 
 OUT_OF_CORPUS_EN = [
     "How long should I boil an egg for a soft yolk?",
@@ -209,7 +228,9 @@ class Questions:
                 and not all(w in GENERIC for w in ws))
 
     def write(self, path):
-        rows = [(t, s) for t, s in self.by_title.items() if self.usable(t)][:MAX_QUESTIONS]
+        rows = [(t, s) for t, s in self.by_title.items() if self.usable(t)]
+        if len(rows) > MAX_QUESTIONS:  # evenly spaced, so every part of the material is asked
+            rows = [rows[i * len(rows) // MAX_QUESTIONS] for i in range(MAX_QUESTIONS)]
         with open(path, "w", encoding="utf-8") as f:
             for title, sources in rows:
                 f.write(json.dumps({"question": title, "sources": sorted(set(sources))},
@@ -396,6 +417,13 @@ SKIP_CLASSES = {"navheader", "navfooter", "toc", "list-of-figures", "list-of-tab
 class DocBookPage(html.parser.HTMLParser):
     """A DocBook HTML page as blocks: ("h", level, text) for section titles, ("p", text)."""
 
+    HEADING_CLASS = "title"  # DocBook section titles; None: every h1-h6
+    SKIP_TAGS = ("head", "script", "style")
+    SKIP = SKIP_CLASSES
+
+    def skipped(self, tag, attrs, classes):
+        return tag == "a" and "indexterm" in classes
+
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.blocks, self.buf, self.stack = [], [], []
@@ -414,7 +442,7 @@ class DocBookPage(html.parser.HTMLParser):
             text = " ".join(text.split())
         if text:
             self.blocks.append(("p", text, self.prefix))
-        self.prefix = ""
+            self.prefix = ""
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -423,16 +451,16 @@ class DocBookPage(html.parser.HTMLParser):
             if tag == "br":
                 self.buf.append("\n" if self.pre else " ")
             return
-        skipping = self.skip or tag in ("head", "script", "style") or classes & SKIP_CLASSES
-        if tag == "a" and "indexterm" in classes:
-            skipping = True
+        skipping = (self.skip or tag in self.SKIP_TAGS or classes & self.SKIP
+                    or self.skipped(tag, a, classes))
         self.stack.append((tag, bool(skipping)))
         if skipping:
             self.skip += 1
             return
         if tag == "div" and self.top_class is None and classes - {"titlepage"}:
             self.top_class = sorted(classes)[0]
-        if re.fullmatch(r"h[1-6]", tag) and "title" in classes:
+        if re.fullmatch(r"h[1-6]", tag) and (self.HEADING_CLASS is None
+                                             or self.HEADING_CLASS in classes):
             self.flush()
             self.heading = int(tag[1])
             return
@@ -472,8 +500,23 @@ class DocBookPage(html.parser.HTMLParser):
             self.buf.append(data)
 
 
-def parse_page(path):
-    p = DocBookPage()
+class LibreOfficePage(DocBookPage):
+    """A LibreOffice help page (XHP rendered as HTML): its headings are plain h1-h6. The page
+    frame (header, side bars, footer with debug info), text hidden for other platforms, and the
+    "Related Topics" links (other pages' titles, i.e. other questions) are left out."""
+
+    HEADING_CLASS = None
+    SKIP_TAGS = ("head", "script", "style", "header", "aside", "footer", "noscript")
+    SKIP = {"relatedtopics", "related", "debug"}
+
+    def skipped(self, tag, attrs, classes):
+        # A key name is written for every platform, hidden but the default one.
+        hidden = "hidden" in attrs and not (attrs.get("id") or "").startswith("default")
+        return hidden or (tag == "p" and "embedded" in classes)
+
+
+def parse_page(path, parser=DocBookPage):
+    p = parser()
     p.feed(path.read_text(encoding="utf-8", errors="replace"))
     p.close()
     p.flush()
@@ -576,6 +619,71 @@ def gimp(root, corpus_ko, corpus_en, questions_ko, questions_en, mapping):
     return len(pages)
 
 
+def libreoffice(root, corpus_ko, corpus_en, q_ko, q_ko_en, q_en, mapping):
+    """LibreOffice's task guides (text/*/guide/*.html), Korean and English: a page title is the
+    question, the page (without that title; its other headings stay) the answer."""
+    base = root / "usr/share/libreoffice/help"
+    pages = []
+    for ko in sorted((base / "ko/text").glob("*/guide/*.html")):
+        rel_html = ko.relative_to(base / "ko")
+        en = base / "en-US" / rel_html
+        if not en.exists():
+            continue
+        _, blocks_ko = parse_page(ko, LibreOfficePage)
+        _, blocks_en = parse_page(en, LibreOfficePage)
+        secs_ko, secs_en = sections_of(blocks_ko), sections_of(blocks_en)
+        # Aligned: the same headings at the same levels, the page title (h1) first.
+        if (not secs_ko or len(secs_ko) != len(secs_en) or secs_ko[0][1] != 1
+                or [s[1] for s in secs_ko] != [s[1] for s in secs_en]
+                or sum(1 for s in secs_ko if s[1] == 1) != 1):
+            continue
+        body_ko = "\n".join(b[2] if b[0] == "h" else b[1] for b in blocks_ko[1:])
+        body_en = "\n".join(b[2] if b[0] == "h" else b[1] for b in blocks_en[1:])
+        if len(words(body_en)) < 15:
+            continue
+        title_ko, title_en = secs_ko[0][2], secs_en[0][2]
+        translated = (HANGUL.search(title_ko) is not None and len(words(body_ko)) >= 15
+                      and hangul_share(body_ko) >= 0.5)
+        pages.append((rel_html, blocks_ko, blocks_en, title_ko, title_en,
+                      HANGUL.search(title_ko) is not None, translated))
+    print(f"libreoffice: {len(pages)} aligned guide pages", file=sys.stderr)
+    if len(pages) > MAX_PAGES_LIBREOFFICE:  # evenly spaced over the modules
+        n = MAX_PAGES_LIBREOFFICE
+        pages = [pages[i * len(pages) // n] for i in range(n)]
+    probe_ko, probe_en = Questions(), Questions()
+    for _, _, _, t_ko, t_en, korean_title, _ in pages:
+        probe_en.add(t_en, "")
+        if korean_title:
+            probe_ko.add(t_ko, "")
+    reset(corpus_ko)
+    reset(corpus_en)
+    counts = collections.Counter()
+    with open(mapping, "w", encoding="utf-8") as m:
+        for rel_html, blocks_ko, blocks_en, t_ko, t_en, korean_title, translated in pages:
+            module = rel_html.parts[1]
+            counts[module] += 1
+            rel = f"{module}/{module}-{counts[module]:03d}.md"
+            ask_ko = korean_title and probe_ko.usable(t_ko)
+            ask_en = probe_en.usable(t_en)
+            (corpus_ko / module).mkdir(exist_ok=True)
+            (corpus_en / module).mkdir(exist_ok=True)
+            removed_ko = {0} if ask_ko and translated else set()
+            removed_en = {0} if ask_ko or ask_en else set()
+            (corpus_ko / rel).write_text(markdown(blocks_ko, removed_ko), encoding="utf-8")
+            (corpus_en / rel).write_text(markdown(blocks_en, removed_en), encoding="utf-8")
+            m.write(f"{rel}\t{rel_html}\n")
+            if korean_title:
+                q_ko_en.add(t_ko, rel)
+                if translated:
+                    q_ko.add(t_ko, rel)
+            q_en.add(t_en, rel)
+    # A title generic among all Korean titles is generic in the Korean-over-Korean set too.
+    for title in list(q_ko.by_title):
+        if not probe_ko.usable(title):
+            del q_ko.by_title[title]
+    return len(pages)
+
+
 def write_plain(path, rows):
     with open(path, "w", encoding="utf-8") as f:
         for q in rows:
@@ -606,16 +714,23 @@ def main():
     n_git = git_faq(root, out / "git-faq", git)
     ko, ko_en = Questions(), Questions()
     n_gimp = gimp(root, out / "gimp-ko", out / "gimp-en", ko, ko_en, out / "gimp-pages.tsv")
+    lo_ko, lo_ko_en, lo_en = Questions(), Questions(), Questions()
+    n_lo = libreoffice(root, out / "libreoffice-ko", out / "libreoffice-en", lo_ko, lo_ko_en,
+                       lo_en, out / "libreoffice-pages.tsv")
     counts = {
         "python-faq": (n_py, py.write(sets / "python-faq.jsonl")),
         "git-faq": (n_git, git.write(sets / "git-faq.jsonl")),
         "gimp-ko": (n_gimp, ko.write(sets / "gimp-ko.jsonl")),
         "gimp-ko-en": (n_gimp, ko_en.write(sets / "gimp-ko-en.jsonl")),
+        "libreoffice-en": (n_lo, lo_en.write(sets / "libreoffice-en.jsonl")),
+        "libreoffice-ko": (n_lo, lo_ko.write(sets / "libreoffice-ko.jsonl")),
+        "libreoffice-ko-en": (n_lo, lo_ko_en.write(sets / "libreoffice-ko-en.jsonl")),
     }
     write_plain(sets / "out-of-corpus-en.jsonl", OUT_OF_CORPUS_EN)
     write_plain(sets / "out-of-corpus-ko.jsonl", OUT_OF_CORPUS_KO)
     corpus = {"python-faq": "python-faq", "git-faq": "git-faq", "gimp-ko": "gimp-ko",
-              "gimp-ko-en": "gimp-en"}
+              "gimp-ko-en": "gimp-en", "libreoffice-en": "libreoffice-en",
+              "libreoffice-ko": "libreoffice-ko", "libreoffice-ko-en": "libreoffice-en"}
     for name, (files, questions) in counts.items():
         print(f"{name}: {questions} questions over {files} files in {out / corpus[name]}")
     print(f"out-of-corpus-en: {len(OUT_OF_CORPUS_EN)}, out-of-corpus-ko: {len(OUT_OF_CORPUS_KO)}")
