@@ -7,6 +7,22 @@ WORKDIR /src
 COPY . .
 RUN ./scripts/patch-qdrant-edge.sh && cargo build --release --locked --bin rag
 
+# The query service with llama.cpp's CUDA backend (compose profile `gpu`): the same script as by
+# hand, scripts/build-cuda.sh (CUDA 13 from pinned PyPI wheels), then its dist/ folder.
+FROM build AS build-gpu
+RUN apt-get update && apt-get install -y --no-install-recommends python3-pip \
+    && rm -rf /var/lib/apt/lists/*
+RUN ./scripts/build-cuda.sh
+
+FROM debian:bookworm-slim AS gpu
+RUN apt-get update && apt-get install -y --no-install-recommends poppler-utils libgomp1 ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build-gpu /src/dist/rag-cuda /opt/rag
+WORKDIR /app
+ENV RAG_DATA_DIR=/data
+ENTRYPOINT ["/opt/rag/run"]
+
+# The default image (last stage): CPU only.
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends poppler-utils libgomp1 ca-certificates \
     && rm -rf /var/lib/apt/lists/*

@@ -351,6 +351,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     if !args.concurrency.is_empty() {
         concurrent_asks(&config, &client, &questions, &retrieval_prompts, &args).await?;
         decoding_together(&config, &generator, &retrieval_prompts, &args).await?;
+        shared_prefix(&config, &retrieval_prompts).await?;
     }
     println!("peak RSS of this process: {:.0} MB", peak_rss_mb());
 
@@ -549,6 +550,62 @@ async fn decoding_together(
             pct(&ttft, 99.0),
         );
     }
+    println!();
+    Ok(())
+}
+
+/// Time to first token with the system turn shared (copied from sequence 0) and evaluated
+/// with every prompt, on the same prompts, alternating, one answer at a time.
+async fn shared_prefix(config: &Config, prompts: &[rag_engine::Prompt]) -> anyhow::Result<()> {
+    let start = |share_prefix: bool| {
+        let llm = rag_llm::LlmConfig {
+            share_prefix,
+            parallel: 1,
+            ..config.llm.clone()
+        };
+        tokio::task::spawn_blocking(move || rag_llm::Generator::start(&llm))
+    };
+    let (shared, unshared) = (start(true).await??, start(false).await??);
+    let mut sums = [Duration::ZERO; 2];
+    let (mut shared_tokens, mut prompt_tokens, mut n) = (0, 0, 0);
+    for round in 0..3 {
+        for p in prompts {
+            for (i, g) in [&shared, &unshared].into_iter().enumerate() {
+                let mut rx = g.generate(p.request(1, 0.0, 0))?;
+                while let Some(event) = rx.recv().await {
+                    match event {
+                        rag_llm::Event::Done(stats) => {
+                            // The first round warms both up.
+                            if round > 0 {
+                                sums[i] += stats.first_token;
+                                if i == 0 {
+                                    shared_tokens += stats.shared_prompt_tokens;
+                                    prompt_tokens += stats.prompt_tokens;
+                                    n += 1;
+                                }
+                            }
+                        }
+                        rag_llm::Event::Failed(e) => return Err(e.into()),
+                        rag_llm::Event::Token(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    let n = n.max(1);
+    let mean = |d: Duration| d.as_secs_f64() * 1e3 / n as f64;
+    println!("## Shared prefix: time to first token, system turn shared vs evaluated with each prompt");
+    println!();
+    println!("| prompts | mean prompt tokens | shared tokens | TTFT shared | TTFT not shared | gain |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {n} | {} | {} | {:.0} ms | {:.0} ms | {:.1} % |",
+        prompt_tokens / n,
+        shared_tokens / n,
+        mean(sums[0]),
+        mean(sums[1]),
+        100.0 * (1.0 - sums[0].as_secs_f64() / sums[1].as_secs_f64())
+    );
     println!();
     Ok(())
 }
