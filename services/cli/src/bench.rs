@@ -405,11 +405,11 @@ async fn concurrent_asks(
         let aggregate = f64::from(tokens) / wall.as_secs_f64();
 
         // The same prompts, `parallel` at a time, decoded together with nothing around them.
-        let turns: Vec<(String, String)> = prompts
+        let turns: Vec<rag_llm::Request> = prompts
             .iter()
             .cycle()
             .take(c)
-            .map(|p| (p.system.clone(), p.user.clone()))
+            .map(|p| p.request(args.max_tokens as usize, 0.0, 0))
             .collect();
         let mut llm = config.llm.clone();
         llm.parallel = parallel.min(c);
@@ -528,11 +528,11 @@ async fn decoding_together(
             .sum::<f64>()
             / c as f64;
 
-        let turns: Vec<(String, String)> = prompts
+        let turns: Vec<rag_llm::Request> = prompts
             .iter()
             .cycle()
             .take(c)
-            .map(|p| (p.system.clone(), p.user.clone()))
+            .map(|p| p.request(tokens, 0.0, 0))
             .collect();
         let llm = rag_llm::LlmConfig {
             parallel: c,
@@ -594,9 +594,13 @@ async fn shared_prefix(config: &Config, prompts: &[rag_engine::Prompt]) -> anyho
     }
     let n = n.max(1);
     let mean = |d: Duration| d.as_secs_f64() * 1e3 / n as f64;
-    println!("## Shared prefix: time to first token, system turn shared vs evaluated with each prompt");
+    println!(
+        "## Shared prefix: time to first token, system turn shared vs evaluated with each prompt"
+    );
     println!();
-    println!("| prompts | mean prompt tokens | shared tokens | TTFT shared | TTFT not shared | gain |");
+    println!(
+        "| prompts | mean prompt tokens | shared tokens | TTFT shared | TTFT not shared | gain |"
+    );
     println!("|---|---|---|---|---|---|");
     println!(
         "| {n} | {} | {} | {:.0} ms | {:.0} ms | {:.1} % |",

@@ -35,6 +35,9 @@ pub struct QueryConfig {
     /// How long a lone question may wait for others to share its embedding call; 0 sends it at
     /// once (questions that arrive during a call still share the next one).
     pub query_batch_wait_ms: f64,
+    /// Show the model one worked example (made-up sources, a question, an answer citing `[1]`)
+    /// before the question: for models that answer without citing.
+    pub prompt_example: bool,
 }
 
 impl Default for QueryConfig {
@@ -53,6 +56,7 @@ impl Default for QueryConfig {
             support: SupportConfig::default(),
             query_batch: 32,
             query_batch_wait_ms: 0.0,
+            prompt_example: false,
         }
     }
 }

@@ -134,9 +134,14 @@ impl Engine {
             .context_size()
             .saturating_sub(max_tokens + TEMPLATE_OVERHEAD);
         let generator = self.generator.clone();
-        prompt::build(question, context::assemble(hits), budget, &move |s| {
-            generator.count_tokens(s)
-        })
+        let example = self.config().prompt_example;
+        prompt::build(
+            question,
+            context::assemble(hits),
+            budget,
+            example,
+            &move |s| generator.count_tokens(s),
+        )
     }
 
     /// Checks a generated answer against the sources it was given: citations of sources that

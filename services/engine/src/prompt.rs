@@ -10,6 +10,18 @@ numbered sources you are given.";
 pub const INSTRUCTION: &str = "Answer in one sentence using the sources above, and cite the \
 source number in brackets, like [1].";
 
+/// A worked example shown before the question (`query.prompt_example`): models that answer
+/// correctly but never write `[n]` learn the citation format from it. Made up, so that nothing
+/// in it can be mistaken for a document.
+pub const EXAMPLE: (&str, &str) = (
+    "Sources:\n\n[1] The cafeteria on floor 2 opens at 8:00 and closes at 15:00 on weekdays.\n\n\
+     [2] Visitors sign in at the front desk and wear a badge.\n\n\
+     Question: When does the cafeteria close?\n\n\
+     Answer in one sentence using the sources above, and cite the source number in brackets, \
+     like [1].",
+    "The cafeteria closes at 15:00 on weekdays [1].",
+);
+
 /// Below this many free tokens a truncated chunk is more noise than source.
 const MIN_TRUNCATED_TOKENS: usize = 48;
 
@@ -17,6 +29,8 @@ const MIN_TRUNCATED_TOKENS: usize = 48;
 #[derive(Debug, Clone)]
 pub struct Prompt {
     pub system: String,
+    /// Worked (question, answer) turns before the question.
+    pub examples: Vec<(String, String)>,
     pub user: String,
     pub sources: Vec<Source>,
 }
@@ -26,6 +40,7 @@ impl Prompt {
     pub fn request(&self, max_tokens: usize, temperature: f32, seed: u32) -> rag_llm::Request {
         rag_llm::Request {
             system: self.system.clone(),
+            examples: self.examples.clone(),
             user: self.user.clone(),
             max_tokens,
             temperature,
@@ -42,10 +57,17 @@ pub fn build(
     question: &str,
     candidates: Vec<Source>,
     budget: usize,
+    with_example: bool,
     count: &dyn Fn(&str) -> usize,
 ) -> Prompt {
     let question_part = format!("Question: {question}\n\n{INSTRUCTION}");
-    let fixed = count(SYSTEM) + count(&question_part) + 8;
+    let examples: Vec<(String, String)> = if with_example {
+        vec![(EXAMPLE.0.to_owned(), EXAMPLE.1.to_owned())]
+    } else {
+        Vec::new()
+    };
+    let example_tokens: usize = examples.iter().map(|(q, a)| count(q) + count(a) + 8).sum();
+    let fixed = count(SYSTEM) + example_tokens + count(&question_part) + 8;
     let mut remaining = budget.saturating_sub(fixed);
     let mut blocks = Vec::new();
     let mut sources = Vec::new();
@@ -70,6 +92,7 @@ pub fn build(
     let user = format!("Sources:\n\n{}\n\n{question_part}", blocks.join("\n\n"));
     Prompt {
         system: SYSTEM.to_owned(),
+        examples,
         user,
         sources,
     }
@@ -150,7 +173,7 @@ pub(crate) mod tests {
     #[test]
     fn numbers_sources_in_rank_order() {
         let hits = [hit("a.md", 0, "alpha beta"), hit("b.pdf", 3, "gamma")];
-        let p = build("what?", sources(&hits), 1000, &words);
+        let p = build("what?", sources(&hits), 1000, false, &words);
         assert_eq!(p.sources.len(), 2);
         assert!(p.user.contains("[1] alpha beta\n\n[2] gamma"), "{}", p.user);
         assert!(p.user.contains("Question: what?"));
@@ -166,7 +189,7 @@ pub(crate) mod tests {
             hit("c.md", 0, &long),
         ];
         let budget = 400;
-        let p = build("q", sources(&hits), budget, &words);
+        let p = build("q", sources(&hits), budget, false, &words);
         assert_eq!(p.sources.len(), 2, "one whole source and one truncated");
         assert!(words(&p.system) + words(&p.user) <= budget);
         assert!(p.user.contains('…'));
@@ -174,7 +197,7 @@ pub(crate) mod tests {
 
     #[test]
     fn no_room_means_no_sources() {
-        let p = build("q", sources(&[hit("a.md", 0, "text")]), 10, &words);
+        let p = build("q", sources(&[hit("a.md", 0, "text")]), 10, false, &words);
         assert!(p.sources.is_empty());
     }
 }

@@ -96,6 +96,9 @@ pub enum LlmError {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub system: String,
+    /// Worked examples shown before the question, as (user, assistant) turns. With the system
+    /// turn they are the shared prefix, evaluated once for all answers.
+    pub examples: Vec<(String, String)>,
     pub user: String,
     pub max_tokens: usize,
     /// 0 means greedy decoding.
@@ -198,7 +201,13 @@ impl Generator {
     /// returned channel. Drop the receiver to cancel. A prompt over the window and a full queue
     /// are refused here, before anything is queued.
     pub fn generate(&self, request: Request) -> Result<mpsc::UnboundedReceiver<Event>, LlmError> {
-        let prompt = Prompt::new(&self.model, &self.template, &request.system, &request.user)?;
+        let prompt = Prompt::new(
+            &self.model,
+            &self.template,
+            &request.system,
+            &request.examples,
+            &request.user,
+        )?;
         if prompt.tokens.len() + request.max_tokens > self.n_ctx {
             return Err(LlmError::TooLong {
                 prompt: prompt.tokens.len(),
@@ -239,16 +248,17 @@ impl Generator {
 #[derive(Debug, Clone)]
 pub(crate) struct Prompt {
     pub tokens: Vec<LlamaToken>,
-    /// The leading tokens that are the system turn alone: the same for every answer with the
-    /// same system text, so their KV cells can be shared.
+    /// The leading tokens that are the system turn and the examples: the same for every answer
+    /// with the same ones, so their KV cells can be shared.
     pub system_len: usize,
 }
 
 impl Prompt {
-    fn new(
+    pub(crate) fn new(
         model: &LlamaModel,
         template: &LlamaChatTemplate,
         system: &str,
+        examples: &[(String, String)],
         user: &str,
     ) -> Result<Self, LlmError> {
         let fail =
@@ -258,12 +268,18 @@ impl Prompt {
         let message = |role: &str, text: &str| {
             LlamaChatMessage::new(role.into(), clean(text)).map_err(|e| fail("message", &e))
         };
-        let system = message("system", system)?;
+        let mut prefix = vec![message("system", system)?];
+        for (question, answer) in examples {
+            prefix.push(message("user", question)?);
+            prefix.push(message("assistant", answer)?);
+        }
+        let mut chat = prefix.clone();
+        chat.push(message("user", user)?);
         let full = model
-            .apply_chat_template(template, &[system.clone(), message("user", user)?], true)
+            .apply_chat_template(template, &chat, true)
             .map_err(|e| fail("chat template", &e))?;
         let alone = model
-            .apply_chat_template(template, &[system], false)
+            .apply_chat_template(template, &prefix, false)
             .map_err(|e| fail("chat template", &e))?;
         let vocab = model.vocab();
         let tokens = vocab.tokenize(full.as_bytes(), false, true);

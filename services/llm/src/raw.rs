@@ -33,12 +33,12 @@ impl RawRun {
     }
 }
 
-/// Greedy answers to `(system, user)` turns, all in one context as `config.parallel` allows
+/// Greedy answers to the requests' turns (their sampling options are not used), all in one context as `config.parallel` allows
 /// (at most `parallel` prompts).
 /// With `ignore_eos`, every answer is `max_tokens` long (see [`crate::Request::ignore_eos`]).
 pub fn decode_together(
     config: &LlmConfig,
-    turns: &[(String, String)],
+    turns: &[crate::Request],
     max_tokens: usize,
     ignore_eos: bool,
 ) -> Result<RawRun, LlmError> {
@@ -61,7 +61,7 @@ pub fn decode_together(
         .map_err(|e| fail("context", &e))?;
     let prompts = turns
         .iter()
-        .map(|(system, user)| Prompt::new(model, &loaded.template, system, user))
+        .map(|r| Prompt::new(model, &loaded.template, &r.system, &r.examples, &r.user))
         .collect::<Result<Vec<_>, _>>()?;
     let greedy = Sampling {
         temperature: 0.0,

@@ -25,6 +25,7 @@ fn with_config(config: LlmConfig) -> Generator {
 fn request(user: &str, max_tokens: usize) -> Request {
     Request {
         system: "You are a helpful assistant. Answer briefly.".into(),
+        examples: Vec::new(),
         user: user.into(),
         max_tokens,
         temperature: 0.0,
@@ -275,4 +276,25 @@ async fn long_prompts_read_in_pieces_give_the_answers_given_alone() {
         together.push(collect(rx).await.0);
     }
     assert_eq!(alone, together);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn worked_examples_are_part_of_the_shared_prefix() {
+    let g = generator();
+    let plain = collect(g.generate(request(QUESTIONS[0], 4)).unwrap())
+        .await
+        .1;
+    let with_example = |q: &str| Request {
+        examples: vec![("What is 1 + 1?".into(), "1 + 1 is 2.".into())],
+        ..request(q, 4)
+    };
+    let first = collect(g.generate(with_example(QUESTIONS[0])).unwrap())
+        .await
+        .1;
+    let second = collect(g.generate(with_example(QUESTIONS[1])).unwrap())
+        .await
+        .1;
+    assert!(first.shared_prompt_tokens > plain.shared_prompt_tokens + 10);
+    assert_eq!(first.shared_prompt_tokens, second.shared_prompt_tokens);
+    assert!(first.prompt_tokens > plain.prompt_tokens);
 }
