@@ -21,17 +21,18 @@ tree="${CUDA_HOME_DIR:-$HOME/.cache/rag/cuda-13}"
 profile="${PROFILE:-release}"
 target="${CARGO_TARGET_DIR:-$root/target}"
 
-# 1. The toolkit: nvcc, the runtime, cuBLAS and CCCL headers, from pinned wheels.
+# 1. The toolkit: nvcc (and cicc from nvvm), the runtime, cuBLAS and CCCL headers, from pinned
+#    wheels.
 site="$tree/site"
-if [ ! -x "$site/nvidia/cu13/bin/nvcc" ]; then
+if [ ! -x "$site/nvidia/cu13/bin/nvcc" ] || [ ! -x "$site/nvidia/cu13/nvvm/bin/cicc" ]; then
   echo "cuda: installing the toolkit wheels into $site (about 630 MB)"
-  python3 -m pip install --quiet --no-deps --require-hashes --only-binary=:all: \
+  python3 -m pip install --quiet --no-deps --require-hashes --only-binary=:all: --upgrade \
     --target "$site" -r "$root/scripts/cuda-requirements.txt"
 fi
 cu="$site/nvidia/cu13"
 
 # 2. A CUDA_PATH-shaped tree of links that CMake's FindCUDAToolkit accepts: nvcc must sit beside
-#    nvcc.profile, the libraries in lib64 with their unversioned names.
+#    nvcc.profile, the libraries in lib64 (and lib) with their unversioned names.
 home="$tree/home"
 rm -rf "$home"
 mkdir -p "$home/bin" "$home/lib64"
@@ -43,6 +44,8 @@ for lib in "$home"/lib64/lib*.so.*; do
   base="${lib%%.so.*}.so"
   [ -e "$base" ] || ln -s "$(readlink "$lib")" "$base"
 done
+# The wheel's nvcc.profile links from $TOP/lib.
+ln -s lib64 "$home/lib"
 
 # 3. Build. llama.cpp as shared libraries: static cuBLAS is not on PyPI.
 export CUDA_PATH="$home" CUDAToolkit_ROOT="$home" CUDA_LIBRARY_PATH="$home/lib64"
