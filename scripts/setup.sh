@@ -10,6 +10,8 @@ command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v pdftotext >/dev/null || need+=(poppler-utils)
 ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
 command -v c++ >/dev/null || need+=(g++)
+# The tests validate compose.yaml with a real Compose parser (no container engine needed).
+command -v docker-compose >/dev/null || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   sudo=""
