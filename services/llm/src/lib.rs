@@ -30,7 +30,7 @@ pub struct LlmConfig {
     /// A GGUF model with a chat template.
     pub model_file: PathBuf,
     /// Context window of one answer in tokens (prompt + answer); 0 means the model's training
-    /// context. The KV cache holds `parallel + 1` such windows (one for the shared prefix).
+    /// context. The KV cache holds `parallel` such windows.
     pub n_ctx: u32,
     /// Layers offloaded to the GPU in a `cuda` build; 0 keeps everything on the CPU.
     pub n_gpu_layers: u32,
@@ -44,8 +44,8 @@ pub struct LlmConfig {
     /// Prompt tokens evaluated per decode step, besides one token of every answer being
     /// generated: a long prompt is taken in pieces so it cannot stall the answers under way.
     pub step_tokens: usize,
-    /// Evaluate the system turn once and share its KV cells with every answer (a sequence copy),
-    /// instead of evaluating it again for each prompt.
+    /// Evaluate the system turn (and worked examples) once and restore its saved KV cells into
+    /// every answer that starts with it, instead of evaluating it again for each prompt.
     pub share_prefix: bool,
     /// llama.cpp's flash attention. Off by default: its CPU kernels are chosen by the shape of
     /// the batch, so a greedy answer would depend on what it is batched with. On a GPU it saves
@@ -340,13 +340,13 @@ pub(crate) struct Settings {
 impl Settings {
     /// Parameters of a context with room for `parallel` answers and the shared prefix.
     pub fn context_params(&self) -> LlamaContextParams {
-        let cells = self.n_ctx_seq * (self.parallel + 1);
+        let cells = self.n_ctx_seq * self.parallel;
         let batch = (self.step_tokens + self.parallel) as u32;
         LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(cells as u32))
             .with_n_batch(batch)
             .with_n_ubatch(batch)
-            .with_n_seq_max(self.parallel as u32 + 1)
+            .with_n_seq_max(self.parallel as u32)
             // A KV stream per sequence: an answer's cells are laid out the same whatever runs
             // beside it, so batching does not change its tokens (see `scheduler`).
             .with_kv_unified(false)

@@ -14,12 +14,16 @@
 //! pieces, a greedy answer is the same token for token batched or alone. Batch entries are
 //! ordered by sequence id because llama.cpp puts consecutive sequences into one micro-batch.
 //!
-//! Sequence 0 holds the shared prefix: the system turn, evaluated once and copied (a copy of
-//! its stream, applied at the next decode) into every answer that starts with it.
+//! The shared prefix (the system turn, and worked examples if any) is read once, as a piece of
+//! its own, by the first answer that starts with it; its KV cells are then saved (a few hundred
+//! KB) and restored into every later answer with the same prefix instead of being evaluated
+//! again. Every answer reads its prefix as a piece of its own, restored or not, so the pieces
+//! after it are the same either way.
 
 use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::session::{LlamaStateSeqFlags, SeqState};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
@@ -38,9 +42,6 @@ pub(crate) struct Job {
     pub events: mpsc::UnboundedSender<Event>,
     pub queued_at: Instant,
 }
-
-/// The sequence that holds the shared prefix; answers use 1..=parallel.
-const PREFIX_SEQ: i32 = 0;
 
 pub(crate) fn run(
     backend: &LlamaBackend,
@@ -62,13 +63,13 @@ pub(crate) fn run(
         // Idle: wait for work. Busy: take what is queued, without waiting.
         if scheduler.running.is_empty() {
             match jobs.blocking_recv() {
-                Some(job) => scheduler.admit(&mut ctx, job),
+                Some(job) => scheduler.admit(job),
                 None => return, // the generator was dropped
             }
         }
         while scheduler.has_free_sequence() {
             match jobs.try_recv() {
-                Ok(job) => scheduler.admit(&mut ctx, job),
+                Ok(job) => scheduler.admit(job),
                 Err(_) => break,
             }
         }
@@ -82,26 +83,14 @@ struct Scheduler<'m> {
     share_prefix: bool,
     free: Vec<i32>,
     running: Vec<Sequence>,
-    prefix: Prefix,
+    prefix: Option<Prefix>,
     batch: LlamaBatch<'static>,
 }
 
-/// What sequence 0 holds.
-#[derive(Default)]
+/// The last prefix read, ready to be restored into a new answer.
 struct Prefix {
     tokens: Vec<LlamaToken>,
-    /// Tokens in the KV cache; the prefix can be copied once all are.
-    filled: usize,
-}
-
-impl Prefix {
-    fn ready(&self) -> bool {
-        !self.tokens.is_empty() && self.filled == self.tokens.len()
-    }
-
-    fn building(&self) -> bool {
-        self.filled < self.tokens.len()
-    }
+    state: SeqState,
 }
 
 /// One answer in the context.
@@ -117,10 +106,10 @@ struct Sequence {
     logits_at: Option<i32>,
     pending: Vec<u8>,
     completion_tokens: usize,
-    /// Prompt tokens taken from the prefix (copied, not evaluated).
+    /// The leading prompt tokens read as a piece of their own (0: sharing off).
+    prefix_len: usize,
+    /// Prompt tokens restored from the saved prefix, not evaluated.
     shared: usize,
-    /// Waits for the prefix being evaluated, then copies it.
-    awaits_prefix: bool,
     admitted: Instant,
     prompt_eval: Option<Duration>,
     first_token: Option<Duration>,
@@ -161,10 +150,9 @@ impl<'m> Scheduler<'m> {
             model,
             step_tokens: settings.step_tokens,
             share_prefix: settings.share_prefix,
-            // Popped from the end: sequence 1 first.
-            free: (1..=settings.parallel as i32).rev().collect(),
+            free: (0..settings.parallel as i32).collect(),
             running: Vec::new(),
-            prefix: Prefix::default(),
+            prefix: None,
             batch: LlamaBatch::new(settings.step_tokens + settings.parallel, 1),
         }
     }
@@ -173,7 +161,7 @@ impl<'m> Scheduler<'m> {
         !self.free.is_empty()
     }
 
-    fn admit(&mut self, ctx: &mut LlamaContext<'_>, job: Job) {
+    fn admit(&mut self, job: Job) {
         metrics::gauge!(crate::QUEUE_DEPTH).decrement(1.0);
         if job.events.is_closed() {
             return; // the client left while queued
@@ -188,23 +176,11 @@ impl<'m> Scheduler<'m> {
             .free
             .swap_remove(lowest.expect("admitted only with a free sequence"));
         // At least one prompt token is evaluated: its logits give the first answer token.
-        let shareable = job.prompt.system_len.min(job.prompt.tokens.len() - 1);
-        let system = &job.prompt.tokens[..shareable];
-        let mut awaits_prefix = false;
-        if self.share_prefix && shareable > 0 {
-            if self.prefix.tokens == system {
-                awaits_prefix = true;
-            } else if !self.prefix.building() {
-                // A new (or the first) system turn: evaluate it in sequence 0 for everyone.
-                let _ = ctx.clear_kv_cache_seq(Some(PREFIX_SEQ as u32), None, None);
-                self.prefix = Prefix {
-                    tokens: system.to_vec(),
-                    filled: 0,
-                };
-                awaits_prefix = true;
-            }
-            // else: another system turn is being evaluated; this answer evaluates its own.
-        }
+        let prefix_len = if self.share_prefix {
+            job.prompt.system_len.min(job.prompt.tokens.len() - 1)
+        } else {
+            0
+        };
         let sampler = job.sampling.sampler(self.model);
         self.running.push(Sequence {
             id,
@@ -215,32 +191,49 @@ impl<'m> Scheduler<'m> {
             logits_at: None,
             pending: Vec::new(),
             completion_tokens: 0,
+            prefix_len,
             shared: 0,
-            awaits_prefix,
             admitted: Instant::now(),
             prompt_eval: None,
             first_token: None,
             _active: Active::start(),
         });
-        self.copy_prefix(ctx);
     }
 
-    /// Gives a ready prefix to the answers that wait for it.
-    fn copy_prefix(&mut self, ctx: &mut LlamaContext<'_>) {
-        if !self.prefix.ready() {
+    /// Restores the saved prefix into `seq` if it starts with it and has read nothing yet.
+    fn restore_prefix(&mut self, ctx: &mut LlamaContext<'_>, index: usize) {
+        let seq = &mut self.running[index];
+        let Some(prefix) = &self.prefix else { return };
+        if seq.prefilled > 0
+            || seq.prefix_len == 0
+            || seq.job.prompt.tokens[..seq.prefix_len] != prefix.tokens[..]
+        {
             return;
         }
-        let len = self.prefix.tokens.len();
-        for seq in self.running.iter_mut().filter(|s| s.awaits_prefix) {
-            seq.awaits_prefix = false;
-            // The whole of sequence 0 becomes this sequence's start (a stream copy).
-            if ctx
-                .copy_kv_cache_seq(PREFIX_SEQ, seq.id, None, None)
-                .is_ok()
-            {
-                seq.prefilled = len;
-                seq.shared = len;
-            }
+        if ctx.state_seq_set(&prefix.state, seq.id).is_ok() {
+            seq.prefilled = seq.prefix_len;
+            seq.shared = seq.prefix_len;
+        } else {
+            // Read it instead; whatever was half-restored goes first.
+            let _ = ctx.clear_kv_cache_seq(Some(seq.id as u32), None, None);
+        }
+    }
+
+    /// Saves `seq`'s cells as the prefix once it has read exactly its prefix.
+    fn save_prefix(&mut self, ctx: &LlamaContext<'_>, index: usize) {
+        let seq = &self.running[index];
+        if seq.prefix_len == 0 || seq.prefilled != seq.prefix_len || seq.shared > 0 {
+            return;
+        }
+        let tokens = &seq.job.prompt.tokens[..seq.prefix_len];
+        if self.prefix.as_ref().is_some_and(|p| p.tokens == tokens) {
+            return;
+        }
+        if let Ok(state) = ctx.state_seq_get(seq.id, LlamaStateSeqFlags::default()) {
+            self.prefix = Some(Prefix {
+                tokens: tokens.to_vec(),
+                state,
+            });
         }
     }
 
@@ -258,9 +251,7 @@ impl<'m> Scheduler<'m> {
         }
         if let Err(e) = self.read_prompt(ctx) {
             self.fail_all(ctx, &e);
-            return;
         }
-        self.copy_prefix(ctx);
     }
 
     fn generate(&mut self, ctx: &mut LlamaContext<'_>) -> Result<(), String> {
@@ -280,28 +271,29 @@ impl<'m> Scheduler<'m> {
         self.decode_and_sample(ctx)
     }
 
+    /// One piece of the earliest admitted prompt not yet read: its prefix restored if saved,
+    /// else read (a piece of its own, then saved), then the rest in `step_tokens` pieces.
     fn read_prompt(&mut self, ctx: &mut LlamaContext<'_>) -> Result<(), String> {
-        self.batch.clear();
-        if self.prefix.building() {
-            let end = (self.prefix.filled + self.step_tokens).min(self.prefix.tokens.len());
-            for pos in self.prefix.filled..end {
-                self.add(self.prefix.tokens[pos], pos as i32, PREFIX_SEQ, false)?;
-            }
-            ctx.decode(&mut self.batch)
-                .map_err(|e| format!("decode: {e}"))?;
-            self.prefix.filled = end;
-            return Ok(());
-        }
-        let Some(i) = self.running.iter().position(|s| {
-            !s.awaits_prefix && s.next.is_none() && s.prefilled < s.job.prompt.tokens.len()
-        }) else {
+        let Some(i) = self
+            .running
+            .iter()
+            .position(|s| s.next.is_none() && s.prefilled < s.job.prompt.tokens.len())
+        else {
             return Ok(());
         };
-        let (id, start, len) = {
+        self.restore_prefix(ctx, i);
+        let (id, start, len, prefix_len) = {
             let seq = &self.running[i];
-            (seq.id, seq.prefilled, seq.job.prompt.tokens.len())
+            (
+                seq.id,
+                seq.prefilled,
+                seq.job.prompt.tokens.len(),
+                seq.prefix_len,
+            )
         };
-        let end = (start + self.step_tokens).min(len);
+        let boundary = if start < prefix_len { prefix_len } else { len };
+        let end = (start + self.step_tokens).min(boundary);
+        self.batch.clear();
         for pos in start..end {
             let last = pos + 1 == len;
             let token = self.running[i].job.prompt.tokens[pos];
@@ -311,7 +303,12 @@ impl<'m> Scheduler<'m> {
         if end == len {
             self.running[i].logits_at = Some((end - start - 1) as i32);
         }
-        self.decode_and_sample(ctx)
+        let saved_at = end == prefix_len;
+        self.decode_and_sample(ctx)?;
+        if saved_at && self.running.get(i).is_some_and(|s| s.id == id) {
+            self.save_prefix(ctx, i);
+        }
+        Ok(())
     }
 
     /// Decodes the batch, if it holds anything, and samples every answer whose logits it made.
@@ -358,9 +355,7 @@ impl<'m> Scheduler<'m> {
             answers = self.running.len(),
             "generation step failed"
         );
-        // What the failed step wrote is unknown: start the prefix afresh.
-        let _ = ctx.clear_kv_cache_seq(Some(PREFIX_SEQ as u32), None, None);
-        self.prefix = Prefix::default();
+
         for index in (0..self.running.len()).rev() {
             self.retire(
                 ctx,
