@@ -90,7 +90,7 @@ pub fn decode_together(
                 .add(
                     prompts[seq].tokens[pos],
                     pos as i32,
-                    &[seq as i32 + 1],
+                    &[seq as i32],
                     last,
                 )
                 .map_err(|e| fail("batch", &e))?;
@@ -117,7 +117,7 @@ pub fn decode_together(
             {
                 let pos = prompts[seq].tokens.len() + generated[seq] - 1;
                 batch
-                    .add(*token, pos as i32, &[seq as i32 + 1], true)
+                    .add(*token, pos as i32, &[seq as i32], true)
                     .map_err(|e| fail("batch", &e))?;
                 rows.push(seq);
             }
