@@ -20,8 +20,13 @@ pub enum ChunkerError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
     pub page: u32,
+    /// The document's own text: stored, shown and cited.
     pub text: String,
-    /// Length in model tokens, without special tokens: what batching sorts and pads by.
+    /// What is embedded and made into the lexical vector: `text` under a header line with the
+    /// document's title and the chunk's heading path ([`Chunker::add_headers`]), or `text`.
+    pub embed_text: String,
+    /// Length of `embed_text` in model tokens, without special tokens: what batching sorts
+    /// and pads by.
     pub tokens: u32,
     /// Markdown: the headings above the chunk, outermost first ("Install > Linux").
     pub heading: String,
@@ -31,7 +36,13 @@ pub struct Chunker {
     text: TextSplitter<Tokenizer>,
     markdown: MarkdownSplitter<Tokenizer>,
     tokenizer: Tokenizer,
+    /// Headers put before the embedded text ([`Chunker::add_headers`]).
+    contextual: bool,
 }
+
+/// A heading-only fragment longer than this (a table of contents, say) stays a chunk of its
+/// own rather than being merged into the body after it.
+const MAX_MERGED_HEADINGS_BYTES: usize = 400;
 
 impl Chunker {
     /// `max_tokens` excludes the model's special tokens ([CLS]/[SEP]): keep it at least two below
@@ -62,7 +73,39 @@ impl Chunker {
             text: TextSplitter::new(config(tokenizer.clone())?),
             markdown: MarkdownSplitter::new(config(tokenizer.clone())?),
             tokenizer,
+            contextual: true,
         })
+    }
+
+    /// Turns chunk headers on (the default) or off. Heading-only Markdown fragments are merged
+    /// into the body below them either way.
+    pub fn with_context(mut self, contextual: bool) -> Self {
+        self.contextual = contextual;
+        self
+    }
+
+    pub fn contextual(&self) -> bool {
+        self.contextual
+    }
+
+    /// Puts each chunk's context before its embedded text: the document's title (when it has
+    /// one of its own, not made from the file name, and it is not already the first heading)
+    /// and the chunk's heading path, as one line (`Travel Policy > Hotels`); a chunk with
+    /// neither gets `file_title` when given (for formats without headings: a Markdown file's
+    /// context is its headings, and a neutral file name measured as noise). The stored text
+    /// stays as it is. Nothing happens when headers are off.
+    pub fn add_headers(&self, chunks: &mut [Chunk], title: Option<&str>, file_title: Option<&str>) {
+        if !self.contextual {
+            return;
+        }
+        for chunk in chunks {
+            let header = header(title, &chunk.heading, file_title);
+            if header.is_empty() {
+                continue;
+            }
+            chunk.embed_text = format!("{header}\n\n{}", chunk.text);
+            chunk.tokens = self.count_tokens(&chunk.embed_text);
+        }
     }
 
     /// Chunks of every page, in order. Chunks never cross a page, so each cites one page.
@@ -79,16 +122,22 @@ impl Chunker {
                     (self.text.chunk_indices(&page.text).collect(), Vec::new())
                 }
             };
+            let pieces: Vec<(usize, usize, &str)> = if self.contextual && !headings.is_empty() {
+                merge_heading_only(&page.text, pieces)
+            } else {
+                pieces.into_iter().map(|(at, t)| (at, at, t)).collect()
+            };
             let mut outline = Outline::new(&headings);
-            for (offset, text) in pieces {
+            for (_, body, text) in pieces {
                 if text.trim().is_empty() {
                     continue;
                 }
                 chunks.push(Chunk {
                     page: page.number,
                     text: text.to_owned(),
+                    embed_text: text.to_owned(),
                     tokens: self.count_tokens(text),
-                    heading: outline.path_at(offset),
+                    heading: outline.path_at(body),
                 });
             }
         }
@@ -100,6 +149,66 @@ impl Chunker {
             .encode(text, false)
             .map_or(0, |e| e.get_ids().len() as u32)
     }
+}
+
+/// The header line of a chunk: see [`Chunker::add_headers`].
+fn header(title: Option<&str>, heading: &str, file_title: Option<&str>) -> String {
+    let title = title.map(str::trim).filter(|t| !t.is_empty());
+    let first = heading.split(" > ").next().unwrap_or_default();
+    match title {
+        Some(t) if heading.is_empty() => t.to_owned(),
+        Some(t) if !t.eq_ignore_ascii_case(first) => format!("{t} > {heading}"),
+        _ if heading.is_empty() => file_title.unwrap_or_default().trim().to_owned(),
+        _ => heading.to_owned(),
+    }
+}
+
+/// Splitter pieces `(offset, text)` with every heading-only piece (the splitter cuts a title
+/// line off on its own when the section below it does not fit) merged into the piece after
+/// it: `(start, body offset, text)`, where the text runs from the headings to the end of that
+/// piece, a contiguous slice of `page`, and the body offset is where the heading path is read.
+fn merge_heading_only<'a>(
+    page: &'a str,
+    pieces: Vec<(usize, &'a str)>,
+) -> Vec<(usize, usize, &'a str)> {
+    let mut out = Vec::with_capacity(pieces.len());
+    let mut held: Option<(usize, usize)> = None;
+    for (offset, text) in pieces {
+        let end = offset + text.len();
+        let (start, end) = match held.take() {
+            Some((s, e)) => (s.min(offset), e.max(end)),
+            None => (offset, end),
+        };
+        if heading_only(text) && end - start <= MAX_MERGED_HEADINGS_BYTES {
+            held = Some((start, end));
+            continue;
+        }
+        out.push((start, offset, &page[start..end]));
+    }
+    if let Some((start, end)) = held {
+        out.push((start, start, &page[start..end]));
+    }
+    out
+}
+
+/// Whether every non-blank line of `text` belongs to a Markdown heading.
+fn heading_only(text: &str) -> bool {
+    let headings = markdown_headings(text);
+    if headings.is_empty() {
+        return false;
+    }
+    let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+    let heading_lines: usize = headings
+        .iter()
+        .map(|h| {
+            if text[h.offset..].trim_start().starts_with('#') {
+                1
+            } else {
+                2
+            }
+        })
+        .sum();
+    lines == heading_lines
 }
 
 /// A Markdown heading: where its line starts, its level and its text.
@@ -219,6 +328,51 @@ mod tests {
             outline.path_at(text.find("body").unwrap()),
             "Guide > Setext"
         );
+    }
+
+    #[test]
+    fn heading_only_fragments_join_the_body_they_head() {
+        let page = "# Guide\n\n## Install\n\nStep one.\n\nStep two.\n\n## Use\n\nRun it.\n";
+        let at = |s: &str| page.find(s).unwrap();
+        let install_end = at("\n\n## Use");
+        // As the splitter cuts it when a section does not fit: the title lines alone first.
+        let pieces = vec![
+            (0, &page[..at("\n\nStep one")]),
+            (at("Step one"), &page[at("Step one")..install_end]),
+            (at("## Use"), &page[at("## Use")..]),
+        ];
+        let merged = merge_heading_only(page, pieces);
+        assert_eq!(
+            merged,
+            [
+                (0, at("Step one"), &page[..install_end]),
+                (at("## Use"), at("## Use"), &page[at("## Use")..]),
+            ]
+        );
+        // Headings with nothing after them on the page stay.
+        let tail = "# Last\n\nSetext\n------\n";
+        assert!(heading_only(tail));
+        assert!(!heading_only("# Title\n\nbody"));
+        assert_eq!(merge_heading_only(tail, vec![(0, tail)]), [(0, 0, tail)]);
+    }
+
+    #[test]
+    fn headers_name_the_title_and_the_heading_path_once() {
+        assert_eq!(
+            header(Some("Travel Policy"), "Hotels", None),
+            "Travel Policy > Hotels"
+        );
+        assert_eq!(
+            header(Some("Travel policy"), "travel policy > Hotels", None),
+            "travel policy > Hotels"
+        );
+        assert_eq!(
+            header(None, "Guide > Install", Some("guide")),
+            "Guide > Install"
+        );
+        assert_eq!(header(Some("VPN"), "", Some("vpn setup")), "VPN");
+        assert_eq!(header(None, "", Some("vpn setup")), "vpn setup");
+        assert_eq!(header(None, "", None), "");
     }
 
     #[test]

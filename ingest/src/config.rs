@@ -7,6 +7,11 @@ pub struct IngestConfig {
     pub chunk_tokens: usize,
     /// Tokens shared by neighbouring chunks.
     pub overlap_tokens: usize,
+    /// Contextual chunk headers: each chunk is embedded (and its lexical vector made) with a
+    /// header line naming the document's title and its heading path (Markdown, DOCX), or its
+    /// title or file name (other formats); the stored text stays the document's. Changing it
+    /// re-embeds everything on the next ingest.
+    pub chunk_headers: bool,
     /// Files larger than this are reported and skipped.
     pub max_file_bytes: u64,
     /// How long one PDF extractor may run on one file.
@@ -26,6 +31,7 @@ impl Default for IngestConfig {
         Self {
             chunk_tokens: 200,
             overlap_tokens: 32,
+            chunk_headers: true,
             max_file_bytes: 64 * 1024 * 1024,
             pdf_timeout_secs: 60,
             embed_batch: 32,

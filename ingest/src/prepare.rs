@@ -64,14 +64,19 @@ pub(crate) struct Preparer {
 
 impl Preparer {
     pub fn new(pdf: PdfExtractor, chunker: Chunker, config: &IngestConfig, model: &str) -> Self {
+        let chunker = chunker.with_context(config.chunk_headers);
         Self {
             pdf,
             chunker: Arc::new(chunker),
             max_file_bytes: config.max_file_bytes,
             // v2: chunks carry their Markdown heading path. v3: and a lexical (BM25) vector.
+            // v4: heading-only Markdown fragments merged into the body they head; `headers`:
+            // the embedded text (and lexical vector) starts with the chunk's header line.
             fingerprint: format!(
-                "v3|{model}|{}|{}",
-                config.chunk_tokens, config.overlap_tokens
+                "v4|{model}|{}|{}{}",
+                config.chunk_tokens,
+                config.overlap_tokens,
+                if config.chunk_headers { "|headers" } else { "" }
             )
             .into(),
         }
@@ -193,14 +198,20 @@ impl Preparer {
         };
         let extracted = extract::extract(origin.media, bytes, origin.on_disk.as_deref(), &self.pdf)
             .map_err(failed)?;
-        let chunks = self.chunker.chunk(origin.media, &extracted);
+        let mut chunks = self.chunker.chunk(origin.media, &extracted);
         if chunks.is_empty() {
             return Err(failed(ExtractError::NoText));
         }
         let pages = extracted.pages.iter().filter(|p| p.number > 0).count() as u32;
-        let title = extracted
-            .title
-            .unwrap_or_else(|| title_from_path(&origin.source));
+        let file_title = title_from_path(&origin.source);
+        // Markdown and DOCX have headings for context; other formats only their name.
+        let headed = matches!(origin.media, MediaType::Markdown | MediaType::Docx);
+        self.chunker.add_headers(
+            &mut chunks,
+            extracted.title.as_deref(),
+            (!headed).then_some(file_title.as_str()),
+        );
+        let title = extracted.title.unwrap_or(file_title);
         Ok((chunks, pages, title))
     }
 }

@@ -88,7 +88,7 @@ impl VersionWriter {
         let hashes: Vec<String> = doc
             .chunks
             .iter()
-            .map(|c| blake3::hash(c.text.as_bytes()).to_hex().to_string())
+            .map(|c| blake3::hash(c.embed_text.as_bytes()).to_hex().to_string())
             .collect();
         let mut vectors: Vec<Option<Vec<f32>>> =
             hashes.iter().map(|h| self.cache.get(h).cloned()).collect();
@@ -161,7 +161,7 @@ impl VersionWriter {
             let entry = users.entry(hash.clone()).or_default();
             if entry.is_empty() {
                 let chunk = &doc.doc.chunks[index];
-                unique.push((hash.clone(), chunk.text.clone(), chunk.tokens));
+                unique.push((hash.clone(), chunk.embed_text.clone(), chunk.tokens));
             } else {
                 reused += 1;
             }
@@ -286,7 +286,7 @@ impl VersionWriter {
             .map(|(i, ((chunk, chunk_hash), vector))| ChunkPoint {
                 id: point_id(&doc.doc_id, i as u32, &doc.doc_hash),
                 vector: vector.expect("complete documents have every vector"),
-                lexical: rag_lexical::document_vector(&chunk.text),
+                lexical: rag_lexical::document_vector(&chunk.embed_text),
                 payload: ChunkPayload {
                     doc_id: doc.doc_id.clone(),
                     source: doc.source.clone(),

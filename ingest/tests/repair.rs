@@ -216,3 +216,65 @@ async fn a_document_sent_as_bytes_is_checked_indexed_then_unchanged_and_repaired
             .all(|(id, hash)| id == &doc_id && hash != "older-version")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn contextual_chunks_are_a_new_recipe_embedded_with_headers_stored_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let note = "# Leave Policy\n\n## Sick leave\n\nTell your manager before ten.";
+    std::fs::write(docs.join("leave.md"), note).unwrap();
+    std::fs::write(docs.join("parking-rules.txt"), "Cars go in bay C.").unwrap();
+    let data = dir.path().join("data");
+    let lexical_top = |store: Arc<Store>, words: &'static str| async move {
+        let query = rag_store::Query {
+            dense: vec![0.0; 384],
+            lexical: Some(rag_lexical::query_vector(words)),
+            ..Default::default()
+        };
+        let hits = store.search(query, 1, &Default::default()).await.unwrap();
+        hits.into_iter().next().unwrap()
+    };
+
+    let plain = IngestConfig {
+        chunk_headers: false,
+        ..IngestConfig::default()
+    };
+    let plain_indexer = indexer_with(&data, plain).await;
+    let first = plain_indexer
+        .index_folder(&docs, &Default::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(first.indexed, 2);
+    let hit = lexical_top(plain_indexer.store().clone(), "sick leave").await;
+    assert_eq!(hit.payload.text, note);
+    let plain_hash = hit.payload.chunk_hash.clone();
+    drop(plain_indexer);
+
+    // The same store, the contextual recipe: every document is a new version, every chunk is
+    // embedded again (no vector of the old recipe is reused for the same text).
+    let indexer = indexer(&data).await;
+    let second = indexer
+        .index_folder(&docs, &Default::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(second.indexed, 2, "{second:?}");
+    assert_eq!(second.embedding.chunks_reused, 0, "{second:?}");
+    assert_eq!(second.embedding.chunks_embedded, 2, "{second:?}");
+    assert_eq!(second.points_total, first.points_total);
+    let again = indexer
+        .index_folder(&docs, &Default::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(again.unchanged, 2, "{again:?}");
+
+    // The file-name title now heads the text file's chunk: its lexical vector holds it (the
+    // dense query is blank, so the lexical ranking decides), its stored text does not.
+    let hit = lexical_top(indexer.store().clone(), "parking").await;
+    assert_eq!(hit.payload.source, "parking-rules.txt");
+    assert_eq!(hit.payload.text, "Cars go in bay C.");
+    let hit = lexical_top(indexer.store().clone(), "sick leave").await;
+    assert_eq!(hit.payload.text, note);
+    assert_eq!(hit.payload.heading, "Leave Policy");
+    assert_ne!(hit.payload.chunk_hash, plain_hash);
+}

@@ -21,6 +21,8 @@ pub struct QueryConfig {
     /// Hybrid retrieval: dense and lexical (BM25) candidates fused by reciprocal rank. `false`
     /// retrieves by dense vectors only.
     pub hybrid: bool,
+    /// How hybrid retrieval combines the dense, lexical and identifier rankings.
+    pub fusion: rag_store::Fusion,
     /// Answer length when a request does not say.
     pub max_tokens: usize,
     /// Sampling temperature when a request does not say; 0 is greedy (reproducible).
@@ -50,6 +52,7 @@ impl Default for QueryConfig {
             // for the default embedding model (BENCHMARKS.md); another model needs its own.
             score_threshold: 0.334,
             hybrid: true,
+            fusion: rag_store::Fusion::default(),
             max_tokens: 256,
             temperature: 0.0,
             max_question_chars: 2000,

@@ -92,6 +92,7 @@ impl Retriever {
             dense: vector,
             lexical: retrieval.hybrid.then(|| rag_lexical::query_vector(query)),
             identifiers: Some(identifiers.clone()).filter(|i| !i.is_empty()),
+            fusion: self.config.fusion,
         };
         let limit = match &self.reranker {
             Some(r) => retrieval.top_k.max(r.candidates()),

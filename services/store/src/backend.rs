@@ -91,23 +91,11 @@ pub struct NewPoint {
     pub payload: Payload,
 }
 
-/// How a query ranks points.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Ranking {
-    /// Nearest to one vector.
-    Nearest(NamedVector),
-    /// Each of `lists` ranks its best `prefetch_limit` points (all under the query's filter);
-    /// the lists are fused by reciprocal rank with constant `k`.
-    Rrf {
-        k: usize,
-        prefetch_limit: usize,
-        lists: Vec<NamedVector>,
-    },
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryRequest {
-    pub ranking: Ranking,
+    /// Points are ranked by their nearness to this vector (fusion is the core's job, the same
+    /// for every backend).
+    pub nearest: NamedVector,
     pub filter: Filter,
     pub limit: usize,
     /// The dense vector returned with each point.

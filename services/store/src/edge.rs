@@ -11,17 +11,17 @@ use std::sync::{Arc, OnceLock};
 
 use qdrant_edge::{
     CreateIndex, CreateVectorName, Distance, EdgeConfig, EdgeShard, EdgeVectorParams,
-    FieldCondition, FieldIndexOperations, Fusion, JsonPath, Match, Modifier, NamedQuery,
+    FieldCondition, FieldIndexOperations, JsonPath, Match, Modifier, NamedQuery,
     PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
-    PointStructPersisted, PrefetchBuilder, QueryEnum, QueryRequestBuilder, ScoringQuery,
-    ScrollRequestBuilder, SparseVectorConfig, UpdateOperation, ValueVariants, VectorInternal,
-    VectorNameConfig, VectorNameOperations, VectorPersisted, VectorStructInternal,
-    VectorStructPersisted, WithPayloadInterface, WithVector,
+    PointStructPersisted, QueryEnum, QueryRequestBuilder, ScoringQuery, ScrollRequestBuilder,
+    SparseVectorConfig, UpdateOperation, ValueVariants, VectorInternal, VectorNameConfig,
+    VectorNameOperations, VectorPersisted, VectorStructInternal, VectorStructPersisted,
+    WithPayloadInterface, WithVector,
 };
 
 use crate::backend::{
-    Backend, Condition, Filter, NamedVector, NewPoint, Page, PointKey, QueryRequest, Ranking,
-    Record, Scored, ScrollRequest, VectorData,
+    Backend, Condition, Filter, NamedVector, NewPoint, Page, PointKey, QueryRequest, Record,
+    Scored, ScrollRequest, VectorData,
 };
 use crate::migrations::{self, IndexKind, SparseModifier, Step, Target};
 use crate::schema::SchemaRecord;
@@ -186,23 +186,7 @@ impl Backend for EdgeBackend {
         let mut builder = QueryRequestBuilder::new(request.limit)
             .with_payload(WithPayloadInterface::Bool(true))
             .with_vector(WithVector::Selector(vec![request.with_vector.clone()]));
-        match request.ranking {
-            Ranking::Nearest(vector) => builder = builder.query(nearest(vector)),
-            Ranking::Rrf {
-                k,
-                prefetch_limit,
-                lists,
-            } => {
-                for list in lists {
-                    let mut prefetch = PrefetchBuilder::new(prefetch_limit).query(nearest(list));
-                    if let Some(filter) = &filter {
-                        prefetch = prefetch.filter(filter.clone());
-                    }
-                    builder = builder.add_prefetch(prefetch.build());
-                }
-                builder = builder.query(ScoringQuery::Fusion(Fusion::Rrf { k, weights: None }));
-            }
-        }
+        builder = builder.query(nearest(request.nearest));
         if let Some(filter) = filter {
             builder = builder.filter(filter);
         }

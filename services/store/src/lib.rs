@@ -27,7 +27,8 @@ use std::sync::Arc;
 
 pub use error::{Result, StoreError};
 pub use point::{
-    ChunkPayload, ChunkPoint, DocumentVersion, Hit, Query, SearchFilter, cosine, point_id,
+    ChunkPayload, ChunkPoint, DocumentVersion, Fusion, FusionMethod, Hit, Query, SearchFilter,
+    cosine, point_id,
 };
 pub use rag_lexical::SparseVector;
 pub use store::{IndexStats, Store};

@@ -20,6 +20,8 @@ pub struct ChunkPayload {
     pub chunk_index: u32,
     /// Number of chunks in this version of the document.
     pub chunk_count: u32,
+    /// Hash of the text the vector was made from (the embedded text, header included): a
+    /// stored vector is reused for any chunk with the same hash.
     pub chunk_hash: String,
     pub text: String,
     pub title: String,
@@ -46,7 +48,7 @@ pub struct ChunkPoint {
 }
 
 /// What a search looks for: the query's embedding and, for hybrid retrieval, its terms.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Query {
     pub dense: Vec<f32>,
     /// `None` (or no terms) searches the dense vectors only.
@@ -54,11 +56,46 @@ pub struct Query {
     /// The query's identifiers ([`rag_lexical::identifier_vector`]), ranked on their own
     /// against the lexical vectors and fused as a third list; `None` or empty: no such list.
     pub identifiers: Option<SparseVector>,
+    /// How the rankings of a hybrid search are combined.
+    pub fusion: Fusion,
+}
+
+/// How a hybrid search combines its rankings (dense, lexical, identifiers).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FusionMethod {
+    /// Weighted reciprocal rank: a hit's score is the sum over the rankings of
+    /// `weight / (RRF_K + rank)` (rank 0-based).
+    Rrf,
+    /// Weighted normalised scores: the dense cosine similarity (known for every candidate) and
+    /// the lexical scores, each min-max normalised over the candidates, summed by weight.
+    Score,
+}
+
+/// The fusion method and the weight of each ranking.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Fusion {
+    pub method: FusionMethod,
+    pub dense_weight: f32,
+    pub lexical_weight: f32,
+    pub identifier_weight: f32,
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Self {
+            method: FusionMethod::Rrf,
+            dense_weight: 1.0,
+            lexical_weight: 1.0,
+            identifier_weight: 1.0,
+        }
+    }
 }
 
 /// Reciprocal rank fusion's constant: a hit's fused score is the sum over the dense and the
-/// lexical ranking of 1 / (RRF_K + rank). 60 is the value from the original paper and Qdrant's
-/// default; it keeps one side's first place from drowning the other side's evidence.
+/// lexical ranking of 1 / (RRF_K + rank). 60 is the value from the original paper; it keeps one
+/// side's first place from drowning the other side's evidence.
 pub(crate) const RRF_K: usize = 60;
 
 /// Candidates each side contributes before fusion: enough that a chunk ranked well by one side

@@ -21,15 +21,15 @@ use qdrant_client::qdrant::{
     CollectionConfig, CountPointsBuilder, CreateCollectionBuilder,
     CreateFieldIndexCollectionBuilder, CreateVectorNameRequestBuilder, DeletePointsBuilder,
     Distance, FieldType, ListValue, Modifier, NamedVectors, PayloadIncludeSelector, PointId,
-    PointStruct, PrefetchQueryBuilder, Query, QueryPointsBuilder, RepeatedStrings, RrfBuilder,
-    ScrollPointsBuilder, SparseVectorCreationConfigBuilder, Struct, UpdateCollectionBuilder,
-    UpsertPointsBuilder, Value, Vector, VectorParamsBuilder, VectorParamsMap, VectorsConfig,
-    VectorsSelector, vector_output, vectors_config,
+    PointStruct, Query, QueryPointsBuilder, RepeatedStrings, ScrollPointsBuilder,
+    SparseVectorCreationConfigBuilder, Struct, UpdateCollectionBuilder, UpsertPointsBuilder, Value,
+    Vector, VectorParamsBuilder, VectorParamsMap, VectorsConfig, VectorsSelector, vector_output,
+    vectors_config,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 
 use crate::backend::{
-    Backend, Condition, Filter, NewPoint, Page, PointKey, QueryRequest, Ranking, Record, Scored,
+    Backend, Condition, Filter, NewPoint, Page, PointKey, QueryRequest, Record, Scored,
     ScrollRequest, VectorData,
 };
 use crate::migrations::{self, IndexKind, SparseModifier, Step, Target};
@@ -309,31 +309,9 @@ impl Backend for ServerBackend {
             .with_vectors(VectorsSelector {
                 names: vec![request.with_vector.clone()],
             });
-        match request.ranking {
-            Ranking::Nearest(vector) => {
-                query = query
-                    .query(nearest(vector.vector))
-                    .using(vector.name.as_str());
-            }
-            Ranking::Rrf {
-                k,
-                prefetch_limit,
-                lists,
-            } => {
-                for list in lists {
-                    let mut prefetch = PrefetchQueryBuilder::default()
-                        .query(nearest(list.vector))
-                        .using(list.name.as_str())
-                        .limit(as_u64(prefetch_limit));
-                    if let Some(filter) = &filter {
-                        prefetch = prefetch.filter(filter.clone());
-                    }
-                    query = query.add_prefetch(prefetch);
-                }
-                let k = u32::try_from(k).unwrap_or(u32::MAX);
-                query = query.query(Query::new_rrf(RrfBuilder::with_k(k)));
-            }
-        }
+        query = query
+            .query(nearest(request.nearest.vector))
+            .using(request.nearest.name.as_str());
         if let Some(filter) = filter {
             query = query.filter(filter);
         }

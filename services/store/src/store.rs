@@ -3,13 +3,14 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::backend::{
-    Backend, Condition, Filter, NamedVector, NewPoint, QueryRequest, Ranking, Record,
-    ScrollRequest, VectorData,
+    Backend, Condition, Filter, NamedVector, NewPoint, QueryRequest, Record, ScrollRequest,
+    VectorData,
 };
 use crate::migrations::{self, Target};
 use crate::point::{RRF_K, cosine, parse_payload, prefetch_limit, prefix_keys, stored_payload};
 use crate::{
-    ChunkPoint, DocumentVersion, Hit, Query, Result, SearchFilter, StoreError, fields, migrate,
+    ChunkPoint, DocumentVersion, Fusion, FusionMethod, Hit, Query, Result, SearchFilter,
+    StoreError, fields, migrate,
 };
 
 /// Points per upsert request: keeps each request a few MiB (far below a server's message
@@ -91,8 +92,10 @@ impl Store {
         }
     }
 
-    /// The best `limit` chunks for `query`, best first. With lexical terms: the dense and the
-    /// lexical (IDF-weighted) candidates fused by reciprocal rank; without: dense only.
+    /// The best `limit` chunks for `query`, best first. With lexical terms: the dense, the
+    /// lexical (IDF-weighted) and the identifier rankings, each of its best candidates, fused
+    /// here as `query.fusion` says (the same for every backend); without: dense only. Equal
+    /// scores are ordered by document id, then chunk index, never by the store's layout.
     pub async fn search(
         &self,
         query: Query,
@@ -102,56 +105,80 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let request = self.query_request(&query, limit, filter);
-        let hybrid = matches!(request.ranking, Ranking::Rrf { .. });
-        let found = self.backend.query(request).await?;
-        found
-            .into_iter()
-            .map(|scored| {
-                let vector = scored.record.vector.unwrap_or_default();
-                let similarity = cosine(&query.dense, &vector);
-                Ok(Hit {
-                    score: if hybrid { scored.score } else { similarity },
-                    similarity,
-                    vector,
-                    payload: parse_payload(scored.record.payload)?,
-                })
-            })
-            .collect()
-    }
-
-    fn query_request(&self, query: &Query, limit: usize, filter: &SearchFilter) -> QueryRequest {
-        let dense = NamedVector {
-            name: self.dense.clone(),
-            vector: VectorData::Dense(query.dense.clone()),
-        };
-        let mut lists = Vec::new();
+        let filter = search_filter(filter);
+        let mut lists = vec![(
+            List::Dense,
+            NamedVector {
+                name: self.dense.clone(),
+                vector: VectorData::Dense(query.dense.clone()),
+            },
+        )];
         if let Some(name) = &self.lexical {
-            for terms in [&query.lexical, &query.identifiers].into_iter().flatten() {
-                if !terms.is_empty() {
-                    lists.push(NamedVector {
-                        name: name.clone(),
-                        vector: VectorData::Sparse(terms.clone()),
-                    });
+            for (list, terms) in [
+                (List::Lexical, &query.lexical),
+                (List::Identifiers, &query.identifiers),
+            ] {
+                if let Some(terms) = terms.as_ref().filter(|t| !t.is_empty()) {
+                    lists.push((
+                        list,
+                        NamedVector {
+                            name: name.clone(),
+                            vector: VectorData::Sparse(terms.clone()),
+                        },
+                    ));
                 }
             }
         }
-        let ranking = if lists.is_empty() {
-            Ranking::Nearest(dense)
-        } else {
-            lists.insert(0, dense);
-            Ranking::Rrf {
-                k: RRF_K,
-                prefetch_limit: prefetch_limit(limit),
-                lists,
+        // Deeper than `limit` even for a dense search: chunks with equal scores (copies of a
+        // text) at the cut are then chosen by the stable order, not by the engine.
+        let depth = prefetch_limit(limit);
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut seen: HashMap<(String, String, u32), usize> = HashMap::new();
+        let kinds: Vec<List> = lists.iter().map(|(k, _)| *k).collect();
+        for (i, (_, nearest)) in lists.into_iter().enumerate() {
+            let found = self
+                .backend
+                .query(QueryRequest {
+                    nearest,
+                    filter: filter.clone(),
+                    limit: depth,
+                    with_vector: self.dense.clone(),
+                })
+                .await?;
+            // Equal engine scores share a rank (the first one's): the engine's order among
+            // them is its layout, which must not reach the fused score.
+            let mut rank = 0;
+            let mut previous = None;
+            for (position, scored) in found.into_iter().enumerate() {
+                if previous != Some(scored.score) {
+                    rank = position;
+                    previous = Some(scored.score);
+                }
+                let payload = parse_payload(scored.record.payload)?;
+                let key = (
+                    payload.doc_id.clone(),
+                    payload.doc_hash.clone(),
+                    payload.chunk_index,
+                );
+                let at = *seen.entry(key).or_insert_with(|| {
+                    let vector = scored.record.vector.unwrap_or_default();
+                    candidates.push(Candidate {
+                        hit: Hit {
+                            score: 0.0,
+                            similarity: cosine(&query.dense, &vector),
+                            vector,
+                            payload,
+                        },
+                        lists: vec![None; kinds.len()],
+                    });
+                    candidates.len() - 1
+                });
+                candidates[at].lists[i] = Some((rank, scored.score));
             }
-        };
-        QueryRequest {
-            ranking,
-            filter: search_filter(filter),
-            limit,
-            with_vector: self.dense.clone(),
         }
+        let mut hits = fuse(candidates, &kinds, &query.fusion);
+        hits.truncate(limit);
+        Ok(hits)
     }
 
     /// One entry per (document, version) whose commit marker (chunk 0) is stored, optionally
@@ -351,6 +378,91 @@ impl Store {
     }
 }
 
+/// One of the rankings a search fuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum List {
+    Dense,
+    Lexical,
+    Identifiers,
+}
+
+/// A chunk found by at least one ranking, with its (0-based rank, engine score) in each.
+#[derive(Debug, Clone)]
+struct Candidate {
+    hit: Hit,
+    lists: Vec<Option<(usize, f32)>>,
+}
+
+/// Scores the candidates as `fusion` says (a dense-only search keeps the cosine similarity)
+/// and orders them best first; equal scores by document id, then chunk index, then version.
+fn fuse(candidates: Vec<Candidate>, kinds: &[List], fusion: &Fusion) -> Vec<Hit> {
+    let weight = |kind: List| match kind {
+        List::Dense => fusion.dense_weight,
+        List::Lexical => fusion.lexical_weight,
+        List::Identifiers => fusion.identifier_weight,
+    };
+    let hybrid = kinds.len() > 1;
+    // Score fusion: each ranking's scores over the candidates, min-max normalised; the dense
+    // similarity is known for every candidate (its vector comes back), a lexical score only for
+    // the candidates that ranking found (0 for the others: below its cut).
+    let (low, high) = candidates
+        .iter()
+        .map(|c| c.hit.similarity)
+        .fold((f32::MAX, f32::MIN), |(l, h), s| (l.min(s), h.max(s)));
+    let top: Vec<f32> = (0..kinds.len())
+        .map(|i| {
+            candidates
+                .iter()
+                .filter_map(|c| c.lists[i].map(|(_, s)| s))
+                .fold(0.0f32, f32::max)
+        })
+        .collect();
+    let mut hits: Vec<Hit> = candidates
+        .into_iter()
+        .map(|c| {
+            let mut hit = c.hit;
+            hit.score = if !hybrid {
+                hit.similarity
+            } else {
+                match fusion.method {
+                    FusionMethod::Rrf => kinds
+                        .iter()
+                        .zip(&c.lists)
+                        .filter_map(|(&kind, found)| {
+                            found.map(|(rank, _)| weight(kind) / (RRF_K + rank) as f32)
+                        })
+                        .sum(),
+                    FusionMethod::Score => kinds
+                        .iter()
+                        .zip(&c.lists)
+                        .zip(&top)
+                        .map(|((&kind, found), &top)| {
+                            let normalised = match kind {
+                                List::Dense if high > low => (hit.similarity - low) / (high - low),
+                                List::Dense => 1.0,
+                                _ => match found {
+                                    Some((_, s)) if top > 0.0 => s / top,
+                                    _ => 0.0,
+                                },
+                            };
+                            weight(kind) * normalised
+                        })
+                        .sum(),
+                }
+            };
+            hit
+        })
+        .collect();
+    hits.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.payload.doc_id.cmp(&b.payload.doc_id))
+            .then_with(|| a.payload.chunk_index.cmp(&b.payload.chunk_index))
+            .then_with(|| a.payload.doc_hash.cmp(&b.payload.doc_hash))
+    });
+    hits
+}
+
 /// A search filter as conditions on the stored payload: a path prefix becomes an exact match
 /// on `path_prefixes` (see [`crate::point::stored_payload`]).
 fn search_filter(filter: &SearchFilter) -> Filter {
@@ -387,6 +499,112 @@ fn text(record: &Record, field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn candidate(doc: &str, chunk: u32, similarity: f32, lists: &[Option<usize>]) -> Candidate {
+        let mut payload = crate::point::tests::sample_payload("a.md");
+        payload.doc_id = doc.into();
+        payload.chunk_index = chunk;
+        Candidate {
+            hit: Hit {
+                score: 0.0,
+                similarity,
+                vector: Vec::new(),
+                payload,
+            },
+            // Engine scores that fall with the rank, as every ranking's do.
+            lists: lists
+                .iter()
+                .map(|r| r.map(|r| (r, 10.0 - r as f32)))
+                .collect(),
+        }
+    }
+
+    fn order(hits: &[Hit]) -> Vec<(String, u32)> {
+        hits.iter()
+            .map(|h| (h.payload.doc_id.clone(), h.payload.chunk_index))
+            .collect()
+    }
+
+    fn keys(pairs: &[(&str, u32)]) -> Vec<(String, u32)> {
+        pairs.iter().map(|(d, c)| (d.to_string(), *c)).collect()
+    }
+
+    #[test]
+    fn equal_scores_are_ordered_by_document_then_chunk_whatever_the_engine_order() {
+        // Dense only: three copies of one text (equal similarity) and a better chunk.
+        let dense = vec![
+            candidate("b", 0, 0.5, &[Some(1)]),
+            candidate("a", 1, 0.5, &[Some(2)]),
+            candidate("c", 0, 0.9, &[Some(0)]),
+            candidate("a", 0, 0.5, &[Some(3)]),
+        ];
+        let expected = keys(&[("c", 0), ("a", 0), ("a", 1), ("b", 0)]);
+        let mut reversed = dense.clone();
+        reversed.reverse();
+        for candidates in [dense, reversed] {
+            let hits = fuse(candidates, &[List::Dense], &Fusion::default());
+            assert_eq!(order(&hits), expected);
+            assert_eq!(hits[0].score, 0.9, "a dense search scores by similarity");
+        }
+        // Hybrid: first of the dense ranking only and first of the lexical ranking only tie.
+        let kinds = [List::Dense, List::Lexical];
+        let hybrid = vec![
+            candidate("z", 4, 0.8, &[Some(0), None]),
+            candidate("y", 2, 0.1, &[None, Some(0)]),
+            candidate("y", 1, 0.1, &[None, Some(0)]),
+        ];
+        let mut reversed = hybrid.clone();
+        reversed.reverse();
+        for candidates in [hybrid, reversed] {
+            let hits = fuse(candidates, &kinds, &Fusion::default());
+            assert_eq!(order(&hits), keys(&[("y", 1), ("y", 2), ("z", 4)]));
+            assert!(hits.iter().all(|h| h.score == hits[0].score));
+        }
+    }
+
+    #[test]
+    fn weights_decide_between_the_rankings() {
+        let kinds = [List::Dense, List::Lexical, List::Identifiers];
+        // "d" leads the dense ranking, "l" the lexical one; "i" is second in both and first
+        // in the identifier ranking.
+        let candidates = vec![
+            candidate("d", 0, 0.9, &[Some(0), Some(2), None]),
+            candidate("l", 0, 0.5, &[Some(2), Some(0), None]),
+            candidate("i", 0, 0.6, &[Some(1), Some(1), Some(0)]),
+        ];
+        let fused = |fusion: Fusion| {
+            order(&fuse(candidates.clone(), &kinds, &fusion))[0]
+                .0
+                .clone()
+        };
+        assert_eq!(fused(Fusion::default()), "i");
+        let dense_led = Fusion {
+            dense_weight: 3.0,
+            identifier_weight: 0.0,
+            ..Fusion::default()
+        };
+        assert_eq!(fused(dense_led), "d");
+        let lexical_led = Fusion {
+            lexical_weight: 3.0,
+            identifier_weight: 0.0,
+            ..Fusion::default()
+        };
+        assert_eq!(fused(lexical_led), "l");
+        // Score fusion: "d" has the best similarity; "l" the best lexical score (10 vs 9 and 8).
+        let scores = |dense_weight, lexical_weight| Fusion {
+            method: FusionMethod::Score,
+            dense_weight,
+            lexical_weight,
+            identifier_weight: 0.0,
+        };
+        assert_eq!(fused(scores(1.0, 0.0)), "d");
+        // Lexical only: "l" scores 1, "i" 0.9, "d" 0.8.
+        assert_eq!(fused(scores(0.0, 1.0)), "l");
+        let hits = fuse(candidates.clone(), &kinds, &scores(1.0, 1.0));
+        // Dense normalised over 0.5..0.9: d 1.0, i 0.25, l 0.0; plus lexical: d 1.8, l 1.0.
+        assert_eq!(order(&hits)[0].0, "d");
+        assert!((hits[0].score - 1.8).abs() < 1e-5, "{}", hits[0].score);
+    }
 
     #[test]
     fn search_filter_uses_prefix_keys_and_doc_ids() {

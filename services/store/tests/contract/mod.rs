@@ -38,6 +38,7 @@ fn dense(vector: [f32; 4]) -> Query {
         dense: vector.to_vec(),
         lexical: None,
         identifiers: None,
+        fusion: Default::default(),
     }
 }
 
@@ -46,6 +47,7 @@ fn hybrid(vector: [f32; 4], text: &str) -> Query {
         dense: vector.to_vec(),
         lexical: Some(rag_lexical::query_vector(text)),
         identifiers: Some(rag_lexical::identifier_vector(text)),
+        fusion: Default::default(),
     }
 }
 
@@ -174,6 +176,37 @@ pub async fn run(config: &StoreConfig) {
     assert_eq!(hits[0].payload.doc_id, "a");
     assert_eq!(hits[0].score, hits[0].similarity);
     assert_eq!(store.delete_document("c", None).await.unwrap(), 1);
+
+    // Equal scores (copies of one text) come in a stable order, document id then chunk index,
+    // whatever order they were written in, also where `limit` cuts between them; the same in
+    // a hybrid search, where their fused scores are equal too.
+    let copy = [0.0, -1.0, 0.0, 0.0];
+    store
+        .upsert(vec![
+            point("t2", "t/2.md", "h5", 0, copy),
+            point("t1", "t/1.md", "h5", 1, copy),
+            point("t3", "t/3.md", "h5", 0, copy),
+            point("t1", "t/1.md", "h5", 0, copy),
+        ])
+        .await
+        .unwrap();
+    for query in [dense(copy), hybrid(copy, "nothing here matches")] {
+        for limit in [2, 4] {
+            let order: Vec<(String, u32)> = store
+                .search(query.clone(), limit, &all)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.payload.doc_id, h.payload.chunk_index))
+                .collect();
+            let expected =
+                [("t1", 0), ("t1", 1), ("t2", 0), ("t3", 0)].map(|(d, c)| (d.to_owned(), c));
+            assert_eq!(order, expected[..limit], "limit {limit}");
+        }
+    }
+    for doc in ["t1", "t2", "t3"] {
+        store.delete_document(doc, None).await.unwrap();
+    }
 
     // Filters: folder prefix (with or without a slash), whole path, document ids.
     for p in ["it", "it/", "it/vpn.txt"] {
