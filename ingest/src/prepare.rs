@@ -204,13 +204,10 @@ impl Preparer {
         }
         let pages = extracted.pages.iter().filter(|p| p.number > 0).count() as u32;
         let file_title = title_from_path(&origin.source);
-        // Markdown and DOCX have headings for context; other formats only their name.
-        let headed = matches!(origin.media, MediaType::Markdown | MediaType::Docx);
-        self.chunker.add_headers(
-            &mut chunks,
-            extracted.title.as_deref(),
-            (!headed).then_some(file_title.as_str()),
-        );
+        // Only what the document itself says goes into the embedded header, never its file
+        // name: a renamed or copied file must reuse the vectors already stored.
+        self.chunker
+            .add_headers(&mut chunks, extracted.title.as_deref(), None);
         let title = extracted.title.unwrap_or(file_title);
         Ok((chunks, pages, title))
     }

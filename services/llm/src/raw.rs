@@ -87,12 +87,7 @@ pub fn decode_together(
         for (row, &(seq, pos)) in piece.iter().enumerate() {
             let last = pos + 1 == prompts[seq].tokens.len();
             batch
-                .add(
-                    prompts[seq].tokens[pos],
-                    pos as i32,
-                    &[seq as i32],
-                    last,
-                )
+                .add(prompts[seq].tokens[pos], pos as i32, &[seq as i32], last)
                 .map_err(|e| fail("batch", &e))?;
             if last {
                 ends.push((seq, row as i32));
