@@ -253,7 +253,11 @@ async fn contextual_chunks_are_a_new_recipe_embedded_with_headers_stored_without
 
     // The same store, the contextual recipe: every document is a new version, every chunk is
     // embedded again (no vector of the old recipe is reused for the same text).
-    let indexer = indexer(&data).await;
+    let headers = IngestConfig {
+        chunk_headers: true,
+        ..IngestConfig::default()
+    };
+    let indexer = indexer_with(&data, headers).await;
     let second = indexer
         .index_folder(&docs, &Default::default(), &|_| {})
         .await
