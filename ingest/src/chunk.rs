@@ -73,11 +73,11 @@ impl Chunker {
             text: TextSplitter::new(config(tokenizer.clone())?),
             markdown: MarkdownSplitter::new(config(tokenizer.clone())?),
             tokenizer,
-            contextual: true,
+            contextual: false,
         })
     }
 
-    /// Turns chunk headers on (the default) or off. Heading-only Markdown fragments are merged
+    /// Turns chunk headers on or off (the default). Heading-only Markdown fragments are merged
     /// into the body below them either way.
     pub fn with_context(mut self, contextual: bool) -> Self {
         self.contextual = contextual;

@@ -255,7 +255,11 @@ async fn contextual_chunks_are_a_new_recipe_embedded_with_headers_stored_without
     // chunk, now embedded under its headings, is embedded again, while the text file's chunk
     // (no title or heading of its own, so no header: never its file name, which would make a
     // renamed copy embed again) keeps its vector.
-    let indexer = indexer(&data).await;
+    let headers = IngestConfig {
+        chunk_headers: true,
+        ..IngestConfig::default()
+    };
+    let indexer = indexer_with(&data, headers).await;
     let second = indexer
         .index_folder(&docs, &Default::default(), &|_| {})
         .await

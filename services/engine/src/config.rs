@@ -18,7 +18,7 @@ pub struct QueryConfig {
     /// question's identifiers, e.g. an error code); when none is left, Search returns nothing
     /// and Ask answers that the documents do not say, without calling the model.
     pub score_threshold: f32,
-    /// Hybrid retrieval: dense and lexical (BM25) candidates fused by reciprocal rank. `false`
+    /// Hybrid retrieval: dense, lexical (BM25) and identifier candidates fused (`fusion`). `false`
     /// retrieves by dense vectors only.
     pub hybrid: bool,
     /// How hybrid retrieval combines the dense, lexical and identifier rankings.

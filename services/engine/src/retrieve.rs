@@ -67,8 +67,8 @@ impl Retriever {
 
     /// The best chunks for `query`, best first.
     ///
-    /// Hybrid by default: the dense, the lexical and the identifier rankings fused by reciprocal
-    /// rank. The fused score ranks but says nothing about absolute relevance, so what is kept is
+    /// Hybrid by default: the dense, the lexical and the identifier rankings fused as
+    /// `query.fusion` says. The fused score ranks but says nothing about absolute relevance, so what is kept is
     /// decided by the cosine similarity: a chunk below `score_threshold` is dropped unless it
     /// holds one of the question's identifiers (an error code, a flag) verbatim. When nothing is
     /// left, the documents do not answer the question.

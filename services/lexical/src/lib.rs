@@ -59,8 +59,8 @@ pub fn query_vector(text: &str) -> SparseVector {
 /// The query's identifiers only: codes, paths, dotted and snake_case names, versions, words
 /// mixing letters and digits (`NWC-412`, `debian/control`, `embed_window`, `x86`, `2049`). Searched as a ranking of its own next to the
 /// dense and the full lexical one: a chunk that holds the exact identifier asked about then
-/// leads two of the three rankings, so reciprocal rank fusion puts it first even when the
-/// embedding sees nothing special in it and every other chunk shares the query's common words.
+/// leads two of the three rankings, so the fusion puts it first even when the embedding sees
+/// nothing special in it and every other chunk shares the query's common words.
 pub fn identifier_vector(text: &str) -> SparseVector {
     let identifiers: Vec<String> = terms(text)
         .into_iter()

@@ -519,6 +519,15 @@ mod tests {
         }
     }
 
+    fn rrf() -> Fusion {
+        Fusion {
+            method: FusionMethod::Rrf,
+            dense_weight: 1.0,
+            lexical_weight: 1.0,
+            identifier_weight: 1.0,
+        }
+    }
+
     fn order(hits: &[Hit]) -> Vec<(String, u32)> {
         hits.iter()
             .map(|h| (h.payload.doc_id.clone(), h.payload.chunk_index))
@@ -542,7 +551,7 @@ mod tests {
         let mut reversed = dense.clone();
         reversed.reverse();
         for candidates in [dense, reversed] {
-            let hits = fuse(candidates, &[List::Dense], &Fusion::default());
+            let hits = fuse(candidates, &[List::Dense], &rrf());
             assert_eq!(order(&hits), expected);
             assert_eq!(hits[0].score, 0.9, "a dense search scores by similarity");
         }
@@ -556,7 +565,7 @@ mod tests {
         let mut reversed = hybrid.clone();
         reversed.reverse();
         for candidates in [hybrid, reversed] {
-            let hits = fuse(candidates, &kinds, &Fusion::default());
+            let hits = fuse(candidates, &kinds, &rrf());
             assert_eq!(order(&hits), keys(&[("y", 1), ("y", 2), ("z", 4)]));
             assert!(hits.iter().all(|h| h.score == hits[0].score));
         }
@@ -577,17 +586,17 @@ mod tests {
                 .0
                 .clone()
         };
-        assert_eq!(fused(Fusion::default()), "i");
+        assert_eq!(fused(rrf()), "i");
         let dense_led = Fusion {
             dense_weight: 3.0,
             identifier_weight: 0.0,
-            ..Fusion::default()
+            ..rrf()
         };
         assert_eq!(fused(dense_led), "d");
         let lexical_led = Fusion {
             lexical_weight: 3.0,
             identifier_weight: 0.0,
-            ..Fusion::default()
+            ..rrf()
         };
         assert_eq!(fused(lexical_led), "l");
         // Score fusion: "d" has the best similarity; "l" the best lexical score (10 vs 9 and 8).

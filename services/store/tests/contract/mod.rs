@@ -157,8 +157,12 @@ pub async fn run(config: &StoreConfig) {
         .find(|h| h.payload.doc_id == "c")
         .unwrap_or_else(|| panic!("exact term not fused in: {hits:?}"));
     assert!((c.similarity + 1.0).abs() < 1e-4, "{c:?}");
+    // Fused scores (the default: normalised similarity plus weighted lexical scores), not
+    // similarities: positive, at most the sum of the weights.
+    let fusion = rag_store::Fusion::default();
+    let most = fusion.dense_weight + fusion.lexical_weight + fusion.identifier_weight;
     assert!(
-        hits.iter().all(|h| h.score > 0.0 && h.score < 1.0),
+        hits.iter().all(|h| h.score > 0.0 && h.score <= most + 1e-6),
         "{hits:?}"
     );
     // Filters apply to both sides of a hybrid search.
