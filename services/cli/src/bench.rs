@@ -634,31 +634,9 @@ async fn timed_ask(
     max_tokens: u32,
 ) -> anyhow::Result<Timed> {
     let started = Instant::now();
-    let mut stream = client
-        .ask(pb::AskRequest {
-            question: question.to_owned(),
-            max_tokens,
-            temperature: Some(0.0),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    let mut first = None;
-    let mut tokens = 0;
-    let mut last = started.elapsed();
-    while let Some(m) = stream.message().await? {
-        match m.event {
-            Some(pb::ask_response::Event::Token(_)) => {
-                first.get_or_insert(started.elapsed());
-                last = started.elapsed();
-            }
-            Some(pb::ask_response::Event::Answer(a)) => {
-                tokens = a.usage.map_or(0, |u| u.completion_tokens);
-            }
-            _ => {}
-        }
-    }
-    let first = first.unwrap_or(last);
+    let (first, tokens, last) = crate::load::streamed_ask(client, question, max_tokens, started)
+        .await
+        .map_err(|code| anyhow::anyhow!("ask: {code:?}"))?;
     Ok(Timed {
         ttft_ms: first.as_secs_f64() * 1e3,
         tps: rate(tokens as usize, last.saturating_sub(first)),

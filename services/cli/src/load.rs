@@ -107,7 +107,7 @@ pub async fn run(config: &Config, args: LoadArgs) -> anyhow::Result<()> {
                     break;
                 }
                 let started = Instant::now();
-                let outcome = one_ask(&mut client, q, max_tokens, started).await;
+                let outcome = streamed_ask(&mut client, q, max_tokens, started).await;
                 let mut tally = tally.lock().await;
                 match outcome {
                     Ok((first, tokens, last)) => {
@@ -227,9 +227,9 @@ impl Tally {
     }
 }
 
-/// One Ask: (time to the first token, answer tokens, time to the last token), or the code it
-/// failed with.
-async fn one_ask(
+/// One greedy Ask, streamed to its end: (time to the first token, answer tokens, time to the
+/// last token), each from `started`; or the code it failed with.
+pub(crate) async fn streamed_ask(
     client: &mut RagServiceClient<Channel>,
     question: &str,
     max_tokens: u32,
