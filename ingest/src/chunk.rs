@@ -90,16 +90,15 @@ impl Chunker {
 
     /// Puts each chunk's context before its embedded text: the document's title (when it has
     /// one of its own, not made from the file name, and it is not already the first heading)
-    /// and the chunk's heading path, as one line (`Travel Policy > Hotels`); a chunk with
-    /// neither gets `file_title` when given (for formats without headings: a Markdown file's
-    /// context is its headings, and a neutral file name measured as noise). The stored text
+    /// and the chunk's heading path, as one line (`Travel Policy > Hotels`). Never the file
+    /// name: a renamed or copied file must reuse the vectors already stored. The stored text
     /// stays as it is. Nothing happens when headers are off.
-    pub fn add_headers(&self, chunks: &mut [Chunk], title: Option<&str>, file_title: Option<&str>) {
+    pub fn add_headers(&self, chunks: &mut [Chunk], title: Option<&str>) {
         if !self.contextual {
             return;
         }
         for chunk in chunks {
-            let header = header(title, &chunk.heading, file_title);
+            let header = header(title, &chunk.heading);
             if header.is_empty() {
                 continue;
             }
@@ -152,13 +151,12 @@ impl Chunker {
 }
 
 /// The header line of a chunk: see [`Chunker::add_headers`].
-fn header(title: Option<&str>, heading: &str, file_title: Option<&str>) -> String {
+fn header(title: Option<&str>, heading: &str) -> String {
     let title = title.map(str::trim).filter(|t| !t.is_empty());
     let first = heading.split(" > ").next().unwrap_or_default();
     match title {
         Some(t) if heading.is_empty() => t.to_owned(),
         Some(t) if !t.eq_ignore_ascii_case(first) => format!("{t} > {heading}"),
-        _ if heading.is_empty() => file_title.unwrap_or_default().trim().to_owned(),
         _ => heading.to_owned(),
     }
 }
@@ -359,20 +357,16 @@ mod tests {
     #[test]
     fn headers_name_the_title_and_the_heading_path_once() {
         assert_eq!(
-            header(Some("Travel Policy"), "Hotels", None),
+            header(Some("Travel Policy"), "Hotels"),
             "Travel Policy > Hotels"
         );
         assert_eq!(
-            header(Some("Travel policy"), "travel policy > Hotels", None),
+            header(Some("Travel policy"), "travel policy > Hotels"),
             "travel policy > Hotels"
         );
-        assert_eq!(
-            header(None, "Guide > Install", Some("guide")),
-            "Guide > Install"
-        );
-        assert_eq!(header(Some("VPN"), "", Some("vpn setup")), "VPN");
-        assert_eq!(header(None, "", Some("vpn setup")), "vpn setup");
-        assert_eq!(header(None, "", None), "");
+        assert_eq!(header(None, "Guide > Install"), "Guide > Install");
+        assert_eq!(header(Some("VPN"), ""), "VPN");
+        assert_eq!(header(None, ""), "");
     }
 
     #[test]

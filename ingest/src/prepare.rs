@@ -203,12 +203,11 @@ impl Preparer {
             return Err(failed(ExtractError::NoText));
         }
         let pages = extracted.pages.iter().filter(|p| p.number > 0).count() as u32;
-        let file_title = title_from_path(&origin.source);
-        // Only what the document itself says goes into the embedded header, never its file
-        // name: a renamed or copied file must reuse the vectors already stored.
         self.chunker
-            .add_headers(&mut chunks, extracted.title.as_deref(), None);
-        let title = extracted.title.unwrap_or(file_title);
+            .add_headers(&mut chunks, extracted.title.as_deref());
+        let title = extracted
+            .title
+            .unwrap_or_else(|| title_from_path(&origin.source));
         Ok((chunks, pages, title))
     }
 }
