@@ -80,3 +80,21 @@ pub fn failed_paths(summary: &serde_json::Value) -> Vec<String> {
         .map(|f| f["path"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// The value of the sample of `name` whose labels include every one of `labels`; 0 when the
+/// series does not exist yet (Prometheus shows a counter only once it moved).
+pub fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, value)| value.parse::<f64>().unwrap())
+        .sum()
+}

@@ -4,26 +4,8 @@
 use rag_proto::v1 as pb;
 use tonic::Code;
 
-use crate::client::{ask, search_request};
+use crate::client::{ask, sample, search_request};
 use crate::harness::Workspace;
-
-/// The value of the sample of `name` whose labels include every one of `labels`; 0 when the
-/// series does not exist yet (Prometheus shows a counter only once it moved).
-fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter(|(series, _)| {
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            metric == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-        })
-        .map(|(_, value)| value.parse::<f64>().unwrap())
-        .sum()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_health_and_request_ids_for_operators() {
