@@ -51,6 +51,31 @@ pub struct LlmConfig {
     /// the batch, so a greedy answer would depend on what it is batched with. On a GPU it saves
     /// memory and time; reproducibility under batching is then not promised.
     pub flash_attention: bool,
+    /// How the KV cache stores keys. `q8_0` halves them against `f16` with no measurable change
+    /// in the answers (BENCHMARKS.md, "Concurrent answers"), which buys room for more answers.
+    pub cache_type_k: KvType,
+    /// How it stores values; anything but `f16` needs `flash_attention` (llama.cpp's rule).
+    pub cache_type_v: KvType,
+}
+
+/// Element type of the KV cache (llama.cpp's `--cache-type-k/-v`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KvType {
+    F16,
+    Q8_0,
+    Q4_0,
+}
+
+impl KvType {
+    fn llama(self) -> llama_cpp_2::context::params::KvCacheType {
+        use llama_cpp_2::context::params::KvCacheType;
+        match self {
+            Self::F16 => KvCacheType::F16,
+            Self::Q8_0 => KvCacheType::Q8_0,
+            Self::Q4_0 => KvCacheType::Q4_0,
+        }
+    }
 }
 
 impl Default for LlmConfig {
@@ -65,9 +90,13 @@ impl Default for LlmConfig {
             // Measured on 2 cores (BENCHMARKS.md, "Concurrent answers"); a GPU takes many more.
             parallel: 4,
             queue: 16,
-            step_tokens: 256,
+            // 128 rather than 256: the same prompt speed on 2 cores, half the compute buffer
+            // (its logits rows are sized by the batch).
+            step_tokens: 128,
             share_prefix: true,
             flash_attention: false,
+            cache_type_k: KvType::Q8_0,
+            cache_type_v: KvType::F16,
         }
     }
 }
@@ -335,6 +364,8 @@ pub(crate) struct Settings {
     pub threads: u32,
     pub share_prefix: bool,
     pub flash_attention: bool,
+    pub cache_type_k: KvType,
+    pub cache_type_v: KvType,
 }
 
 impl Settings {
@@ -359,6 +390,8 @@ impl Settings {
             } else {
                 llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED
             })
+            .with_type_k(self.cache_type_k.llama())
+            .with_type_v(self.cache_type_v.llama())
             .with_n_threads(self.threads as i32)
             .with_n_threads_batch(self.threads as i32)
     }
@@ -381,6 +414,13 @@ pub(crate) fn load(config: &LlmConfig) -> Result<Loaded, LlmError> {
         return Err(load_err(
             "file not found (run scripts/fetch-models.sh)".into(),
         ));
+    }
+    if config.cache_type_v != KvType::F16 && !config.flash_attention {
+        return Err(load_err(format!(
+            "llm.cache_type_v = \"{}\" needs llm.flash_attention = true (llama.cpp reads a \
+             quantized V cache only in its flash-attention kernels)",
+            format!("{:?}", config.cache_type_v).to_lowercase()
+        )));
     }
     let backend = backend().map_err(load_err)?;
     let devices: Vec<String> = llama_cpp_2::list_llama_ggml_backend_devices()
@@ -439,6 +479,8 @@ pub(crate) fn load(config: &LlmConfig) -> Result<Loaded, LlmError> {
             threads,
             share_prefix: config.share_prefix,
             flash_attention: config.flash_attention,
+            cache_type_k: config.cache_type_k,
+            cache_type_v: config.cache_type_v,
         },
     })
 }

@@ -111,6 +111,27 @@ async fn a_prompt_over_the_window_is_refused_before_it_is_queued() {
     }
 }
 
+#[test]
+fn a_quantized_value_cache_without_flash_attention_is_refused_at_start() {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/llm/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let refused = Generator::start(&LlmConfig {
+        model_file: model,
+        cache_type_v: rag_llm::KvType::Q8_0,
+        flash_attention: false,
+        ..LlmConfig::default()
+    });
+    match refused {
+        Err(e @ LlmError::Load { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains("llm.cache_type_v = \"q8_0\""), "{message}");
+            assert!(message.contains("llm.flash_attention = true"), "{message}");
+        }
+        Err(other) => panic!("expected a load error, got {other}"),
+        Ok(_) => panic!("a q8_0 value cache without flash attention was accepted"),
+    }
+}
+
 const QUESTIONS: [&str; 5] = [
     "What is the capital of France?",
     "Name three colours of the rainbow.",
