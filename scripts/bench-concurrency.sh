@@ -41,7 +41,8 @@ fi
 serve() {
   local name="$1"; shift
   "$rag" --data-dir "$work/data" ingest examples/docs >/dev/null
-  env "$@" "$rag" --data-dir "$work/data" serve --listen 127.0.0.1:0 >"$work/$name.log" 2>&1 &
+  # Loopback only, for the benchmark: no keys to check.
+  env RAG_AUTH__ENABLED=false "$@" "$rag" --data-dir "$work/data" serve --listen 127.0.0.1:0 >"$work/$name.log" 2>&1 &
   server=$!
   for _ in $(seq 300); do
     addr="$(grep -o 'listening on [0-9.:]*' "$work/$name.log" | head -1 | cut -d' ' -f3 || true)"

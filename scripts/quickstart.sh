@@ -15,6 +15,11 @@ log="$data/serve.log"
 export RAG_DATA_DIR="$data/store"
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$data"' EXIT
 
+# The service checks API keys: make one for this run (the service keeps only its digest).
+export RAG_AUTH__KEYS_FILE="$data/keys.toml"
+RAG_API_KEY="$("$rag" keys new --id quickstart --role admin --keys-file "$RAG_AUTH__KEYS_FILE" 2>/dev/null)"
+export RAG_API_KEY
+
 echo "== rag ingest examples/docs"
 "$rag" ingest examples/docs
 

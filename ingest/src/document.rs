@@ -20,6 +20,42 @@ pub fn doc_id_for(root: &str, source: &str) -> String {
     hasher.finalize().to_hex()[..32].to_owned()
 }
 
+/// The name a document sent over the API is stored and cited under: a relative path with `/`
+/// between its parts (a backslash counts as one), without empty or `.` parts. Refused: `..` parts,
+/// absolute paths (also `C:`-style), control characters — such a name would be shown to
+/// readers, and copied into paths by anyone who mirrors the index, as given.
+pub fn source_name(name: &str) -> Result<String, IndexError> {
+    let bad = |reason| IndexError::BadName {
+        name: name.to_owned(),
+        reason,
+    };
+    let name_trimmed = name.trim();
+    if name_trimmed.chars().any(char::is_control) {
+        return Err(bad("it contains control characters"));
+    }
+    let unified = name_trimmed.replace('\\', "/");
+    if unified.starts_with('/')
+        || unified
+            .split('/')
+            .next()
+            .is_some_and(|first| first.ends_with(':'))
+    {
+        return Err(bad("absolute paths are not accepted; send a relative name"));
+    }
+    let mut parts = Vec::new();
+    for part in unified.split('/') {
+        match part.trim() {
+            "" | "." => {}
+            ".." => return Err(bad("`..` is not accepted in a name")),
+            _ => parts.push(part),
+        }
+    }
+    if parts.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    Ok(parts.join("/"))
+}
+
 /// A document sent as bytes.
 #[derive(Debug, Clone)]
 pub struct IncomingDocument {
@@ -93,6 +129,42 @@ impl Origin {
             media: file.media,
             on_disk: Some(file.path.clone()),
             metadata: BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::source_name;
+
+    #[test]
+    fn names_are_normalised_relative_paths() {
+        for (given, stored) in [
+            ("leave.md", "leave.md"),
+            ("  hr/leave.md ", "hr/leave.md"),
+            ("./hr//leave.md", "hr/leave.md"),
+            ("hr\\policies\\leave.md", "hr/policies/leave.md"),
+            ("연차/휴가 규정.md", "연차/휴가 규정.md"),
+            ("a..b.md", "a..b.md"),
+        ] {
+            assert_eq!(source_name(given).unwrap(), stored, "{given:?}");
+        }
+    }
+
+    #[test]
+    fn escaping_absolute_and_control_names_are_refused() {
+        for given in [
+            "../../etc/passwd.txt",
+            "hr/../../x.md",
+            "/etc/passwd.txt",
+            "\\\\server\\share\\x.md",
+            "C:\\Windows\\x.txt",
+            "bad\nname.md",
+            "tab\tname.md",
+            "",
+            "./",
+        ] {
+            assert!(source_name(given).is_err(), "{given:?} was accepted");
         }
     }
 }

@@ -29,6 +29,8 @@ pub enum IndexError {
     Embed { path: String, reason: String },
     #[error("{path}: extraction crashed: {reason}")]
     Crashed { path: String, reason: String },
+    #[error("{name:?}: not a usable document name: {reason}")]
+    BadName { name: String, reason: &'static str },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -50,6 +52,7 @@ impl IndexError {
             Self::Unsupported { .. } => "unsupported",
             Self::Embed { .. } => "embed",
             Self::Crashed { .. } => "crashed",
+            Self::BadName { .. } => "bad_name",
             Self::Store(_) => "store",
             Self::Folder(_) => "folder",
         }

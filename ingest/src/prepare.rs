@@ -131,7 +131,8 @@ impl Preparer {
     }
 
     /// A document sent as bytes, with its media type known and its size within the limit.
-    pub fn accept(&self, doc: IncomingDocument) -> Result<(Origin, Vec<u8>), IndexError> {
+    pub fn accept(&self, mut doc: IncomingDocument) -> Result<(Origin, Vec<u8>), IndexError> {
+        doc.file_name = crate::document::source_name(&doc.file_name)?;
         let media = doc.media()?;
         self.within_limit(&doc.file_name, doc.content.len() as u64)?;
         Ok(doc.into_origin(media))

@@ -64,6 +64,8 @@ threads = 1
 [llm]
 model_file = "{models}/llm/SmolLM2-135M-Instruct.Q4_1.gguf"
 threads = 1
+[auth]
+enabled = false
 [query]
 max_tokens = 48
 "#,
@@ -81,6 +83,25 @@ max_tokens = 48
         let mut config = std::fs::read_to_string(self.config()).unwrap();
         config.push_str(line);
         config.push('\n');
+        std::fs::write(self.config(), config).unwrap();
+    }
+
+    /// Turns API keys on, with these `(id, key, role)` entries in a keys file of their own.
+    pub fn with_keys(&self, keys: &[(&str, &str, &str)]) {
+        let file: String = keys
+            .iter()
+            .map(|(id, key, role)| {
+                use sha2::Digest;
+                let digest = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+                format!("[[keys]]\nid = \"{id}\"\nsha256 = \"{digest}\"\nrole = \"{role}\"\n")
+            })
+            .collect();
+        let path = self.dir.path().join("keys.toml");
+        std::fs::write(&path, file).unwrap();
+        let config = std::fs::read_to_string(self.config()).unwrap().replace(
+            "[auth]\nenabled = false\n",
+            &format!("[auth]\nkeys_file = \"{}\"\n", path.display()),
+        );
         std::fs::write(self.config(), config).unwrap();
     }
 
@@ -128,13 +149,30 @@ max_tokens = 48
 
     /// `rag serve` with `extra` arguments, without waiting for it to load.
     pub fn start_serving(&self, extra: &[&str]) -> Server {
+        self.spawn_serve(extra, Stdio::inherit(), &[])
+    }
+
+    /// `rag serve` logging JSON lines to `log` (the audit target included), loaded.
+    pub async fn serve_logged(&self, log: &Path) -> Server {
+        let file = std::fs::File::create(log).unwrap();
+        let server = self.spawn_serve(
+            &["--log-json"],
+            Stdio::from(file),
+            &[("RUST_LOG", "warn,audit=info")],
+        );
+        server.wait_serving().await;
+        server
+    }
+
+    fn spawn_serve(&self, extra: &[&str], stderr: Stdio, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rag"))
             .arg("--config")
             .arg(self.config())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());

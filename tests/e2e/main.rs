@@ -1,6 +1,7 @@
 //! End-to-end: the real `rag` binary, real models, the embedded store, gRPC over loopback.
 //! One test binary (it links once), a module per area.
 
+mod auth;
 mod client;
 mod concurrency;
 mod harness;

@@ -267,6 +267,8 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(rag_grpc::server::run(
         listener,
+        // Loopback, in-process: no keys to check (a key check is one SHA-256 of a short string).
+        rag_auth::Gate::open(),
         async move { Ok(loaded) },
         async move {
             let _ = stopped.await;
@@ -276,7 +278,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;
-    let mut client = pb::rag_service_client::RagServiceClient::new(channel);
+    let mut client = crate::client::ApiKey::none().client(channel);
     // Wait for the engine to be installed.
     let deadline = Instant::now() + Duration::from_secs(30);
     while client
@@ -364,7 +366,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
 /// together (greedy, the same threads, step size and sequences: `parallel` at a time).
 async fn concurrent_asks(
     config: &Config,
-    client: &pb::rag_service_client::RagServiceClient<tonic::transport::Channel>,
+    client: &crate::client::Client,
     questions: &[String],
     prompts: &[rag_engine::Prompt],
     args: &BenchArgs,
@@ -629,7 +631,7 @@ struct Timed {
 }
 
 async fn timed_ask(
-    client: &mut pb::rag_service_client::RagServiceClient<tonic::transport::Channel>,
+    client: &mut crate::client::Client,
     question: &str,
     max_tokens: u32,
 ) -> anyhow::Result<Timed> {

@@ -8,6 +8,9 @@ use anyhow::Context;
 use clap::Args;
 use rag_proto::v1 as pb;
 use rag_proto::v1::rag_service_client::RagServiceClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::RetrievalArgs;
@@ -82,8 +85,53 @@ async fn channel(config: &Config, addr: Option<&str>) -> anyhow::Result<Channel>
         })
 }
 
-async fn connect(config: &Config, addr: Option<&str>) -> anyhow::Result<RagServiceClient<Channel>> {
-    Ok(RagServiceClient::new(channel(config, addr).await?))
+/// A client of the rag service that sends the configured API key with every call.
+pub type Client = RagServiceClient<InterceptedService<Channel, ApiKey>>;
+
+/// Puts `authorization: Bearer <key>` on every request (nothing when no key is configured).
+#[derive(Clone)]
+pub struct ApiKey(Option<MetadataValue<Ascii>>);
+
+impl ApiKey {
+    /// The key from `--api-key`, `RAG_API_KEY` or `client.api_key`.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let value = config
+            .client
+            .api_key
+            .as_deref()
+            .map(|key| {
+                MetadataValue::try_from(format!("Bearer {}", key.trim()))
+                    .context("the API key must be printable ASCII")
+            })
+            .transpose()?;
+        Ok(Self(value))
+    }
+
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    pub fn client(self, channel: Channel) -> Client {
+        RagServiceClient::with_interceptor(channel, self)
+    }
+}
+
+impl Interceptor for ApiKey {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert(rag_grpc::AUTHORIZATION_HEADER, value.clone());
+        }
+        Ok(request)
+    }
+}
+
+async fn connect(config: &Config, addr: Option<&str>) -> anyhow::Result<Client> {
+    Ok(ApiKey::from_config(config)?.client(channel(config, addr).await?))
 }
 
 fn retrieval(args: &RetrievalArgs) -> pb::RetrievalOptions {
@@ -264,7 +312,8 @@ pub async fn status(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCod
     // Statistics exist only once the store is loaded. The exit code says whether the service
     // serves; statistics it cannot give (an older server, a store that is down) are a warning.
     let stats = if serving {
-        match RagServiceClient::new(channel)
+        match ApiKey::from_config(config)?
+            .client(channel)
             .index_stats(pb::IndexStatsRequest {})
             .await
         {

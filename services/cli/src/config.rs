@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use rag_auth::AuthConfig;
 use rag_embed::{EmbedConfig, RerankConfig};
 use rag_engine::QueryConfig;
 use rag_ingest::IngestConfig;
@@ -29,6 +30,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub query: QueryConfig,
     pub client: ClientSection,
+    /// API keys and roles (on unless switched off for local use).
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -42,6 +45,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             query: QueryConfig::default(),
             client: ClientSection::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -82,6 +86,10 @@ pub struct ClientSection {
     /// The query service `rag search` and `rag ask` talk to.
     pub addr: String,
     pub timeout_secs: u64,
+    /// The API key the client commands send (`--api-key` and `RAG_API_KEY` override it). Never
+    /// written out by `rag config`.
+    #[serde(skip_serializing)]
+    pub api_key: Option<String>,
 }
 
 impl Default for ClientSection {
@@ -89,6 +97,7 @@ impl Default for ClientSection {
         Self {
             addr: "http://127.0.0.1:50051".into(),
             timeout_secs: 300,
+            api_key: None,
         }
     }
 }

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use rag_proto::v1 as pb;
-use rag_proto::v1::rag_service_client::RagServiceClient;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
+use crate::client::{ApiKey, Client};
 use crate::config::Config;
 
 #[derive(Debug, Args)]
@@ -62,12 +62,17 @@ pub async fn run(config: &Config, args: LoadArgs) -> anyhow::Result<()> {
     let questions = crate::bench::questions(args.questions.as_deref())?;
     let addr = args.addr.clone().unwrap_or(config.client.addr.clone());
     // One connection per client: HTTP/2 multiplexing on one would measure the connection.
+    let key = ApiKey::from_config(config)?;
     let connect = || async {
         let channel = Channel::from_shared(addr.clone())?
             .connect()
             .await
             .with_context(|| format!("cannot reach the rag service at {addr}"))?;
-        anyhow::Ok(RagServiceClient::new(channel).max_decoding_message_size(64 << 20))
+        anyhow::Ok(
+            key.clone()
+                .client(channel)
+                .max_decoding_message_size(64 << 20),
+        )
     };
     let until = Instant::now() + Duration::from_secs(args.seconds);
     let search = Arc::new(Mutex::new(Tally::default()));
@@ -230,7 +235,7 @@ impl Tally {
 /// One greedy Ask, streamed to its end: (time to the first token, answer tokens, time to the
 /// last token), each from `started`; or the code it failed with.
 pub(crate) async fn streamed_ask(
-    client: &mut RagServiceClient<Channel>,
+    client: &mut Client,
     question: &str,
     max_tokens: u32,
     started: Instant,

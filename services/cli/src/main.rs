@@ -6,6 +6,7 @@ mod config;
 mod engine;
 mod eval;
 mod ingest;
+mod keys;
 mod load;
 mod serve;
 #[cfg(feature = "otlp")]
@@ -35,6 +36,10 @@ struct Cli {
     /// Log as JSON lines instead of text (logs go to stderr; filter with RUST_LOG).
     #[arg(long, global = true)]
     log_json: bool,
+    /// API key the client commands (search, ask, delete, status, load) send to the service
+    /// (overrides `client.api_key`).
+    #[arg(long, global = true, env = "RAG_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +66,9 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Drive a running service with many concurrent clients (Search, Ask, ingest) for a while.
     Load(load::LoadArgs),
+    /// API keys for the service (`auth.keys`).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Internal: extract a PDF's pages as JSON, in a disposable process.
     #[command(hide = true)]
     ExtractPdf { file: PathBuf },
@@ -108,7 +116,12 @@ fn main() -> ExitCode {
         .into_iter()
         .collect();
     let config = match Config::load(cli.config.as_deref(), &overrides) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            if cli.api_key.is_some() {
+                c.client.api_key = cli.api_key.clone();
+            }
+            c
+        }
         Err(e) => {
             eprintln!("rag: {e:#}");
             return ExitCode::from(2);
@@ -135,6 +148,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(config, args).await.map(|()| ExitCode::SUCCESS),
             Command::Eval(args) => eval::run(config, args).await.map(|()| ExitCode::SUCCESS),
             Command::Load(args) => load::run(&config, args).await.map(|()| ExitCode::SUCCESS),
+            Command::Keys(command) => keys::run(command).map(|()| ExitCode::SUCCESS),
             Command::Config => {
                 print!("{}", toml::to_string_pretty(&config)?);
                 Ok(ExitCode::SUCCESS)

@@ -24,6 +24,12 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    // Checked before anything loads: a service that would be open to the network without keys
+    // does not start.
+    let gate = rag_auth::Gate::from_config(&config.auth, local)?;
+    if gate.is_open() {
+        tracing::warn!(%local, "authentication is off (auth.enabled = false): local use only");
+    }
     let (ready, ready_rx) = tokio::sync::watch::channel(false);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let stop = Arc::new(stop);
@@ -67,7 +73,7 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         signal_stop.send_replace(true);
     });
-    let served = rag_grpc::server::run(listener, load, shutdown(), ready).await;
+    let served = rag_grpc::server::run(listener, gate, load, shutdown(), ready).await;
     // The admin listener ends with the service, however the service ended.
     stop.send_replace(true);
     if let Some(admin) = admin {

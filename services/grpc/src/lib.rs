@@ -7,5 +7,5 @@ pub mod server;
 mod service;
 pub mod status;
 
-pub use observe::{REQUEST_ID_HEADER, describe as describe_metrics};
-pub use service::Loaded;
+pub use observe::{AUDIT_TARGET, REQUEST_ID_HEADER, describe as describe_metrics};
+pub use service::{AUTHORIZATION_HEADER, Loaded};

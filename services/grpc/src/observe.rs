@@ -1,7 +1,8 @@
 //! What every call leaves behind: a request id (in the logs and the response metadata), a
-//! tracing span, and Prometheus counts and latencies per RPC and status code.
+//! tracing span, Prometheus counts and latencies per RPC and status code, and one audit line.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use metrics::{counter, histogram};
@@ -16,6 +17,11 @@ pub const REQUESTS: &str = "rag_grpc_requests_total";
 /// Seconds from the call to its last message (for Ask, the end of the stream), by `rpc` and
 /// `code`.
 pub const REQUEST_SECONDS: &str = "rag_grpc_request_duration_seconds";
+
+/// The tracing target of the audit log: one line per call (request id, key id — never the key —,
+/// RPC, status, latency, documents touched), to be filtered and shipped on its own
+/// (`RUST_LOG=audit=info`, `--log-json`).
+pub const AUDIT_TARGET: &str = "audit";
 
 /// The gRPC deadline a client sends, as a timeout from now.
 const TIMEOUT_HEADER: &str = "grpc-timeout";
@@ -59,6 +65,10 @@ pub struct Call {
     deadline: Option<Instant>,
     span: Span,
     finished: AtomicBool,
+    /// The id of the key that was let in (none when the service checks no keys).
+    key: OnceLock<String>,
+    /// Document ids the call returned, wrote or deleted, for the audit line.
+    documents: Mutex<Vec<String>>,
 }
 
 impl Call {
@@ -88,6 +98,23 @@ impl Call {
             deadline,
             span,
             finished: AtomicBool::new(false),
+            key: OnceLock::new(),
+            documents: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Names the key the call was let in with, for the audit line.
+    pub fn set_key(&self, key_id: String) {
+        let _ = self.key.set(key_id);
+    }
+
+    /// Adds documents the call returned, wrote or deleted to its audit line.
+    pub fn touch<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let mut documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            if !documents.iter().any(|d| d == id) {
+                documents.push(id.to_owned());
+            }
         }
     }
 
@@ -107,10 +134,20 @@ impl Call {
             return;
         }
         let labels = [("rpc", self.rpc), ("code", code_name(code))];
+        let elapsed = self.started.elapsed();
         counter!(REQUESTS, &labels).increment(1);
-        histogram!(REQUEST_SECONDS, &labels).record(self.started.elapsed());
-        let _entered = self.span.enter();
-        tracing::debug!(code = ?code, ms = self.started.elapsed().as_secs_f64() * 1e3, "done");
+        histogram!(REQUEST_SECONDS, &labels).record(elapsed);
+        let documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
+        tracing::info!(
+            target: AUDIT_TARGET,
+            request_id = %self.id,
+            key = self.key.get().map_or("-", String::as_str),
+            rpc = self.rpc,
+            code = code_name(code),
+            ms = elapsed.as_secs_f64() * 1e3,
+            documents = %documents.join(","),
+            "call"
+        );
     }
 
     /// The response with the request id, without finishing the call (a stream finishes later).

@@ -7,6 +7,8 @@ use rag_proto::v1::rag_service_server::RagServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
+use rag_auth::Gate;
+
 use crate::service::{Loaded, Service};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,12 +24,14 @@ pub enum ServeError {
 /// Largest request accepted (IngestDocument carries whole files).
 pub const MAX_REQUEST_BYTES: usize = 80 * 1024 * 1024;
 
-/// Serves on `listener` until `shutdown` resolves. The port answers at once; health reports
+/// Serves on `listener` until `shutdown` resolves, letting in the calls `gate` admits (health
+/// and reflection answer everyone: load balancers and tools need no key). The port answers at once; health reports
 /// NOT_SERVING until `load` has produced the engine, then SERVING (and `ready` turns true, for
 /// the admin listener's `/readyz`). A failed load ends the server with the error, so a broken
 /// deployment fails loudly instead of idling.
 pub async fn run(
     listener: TcpListener,
+    gate: Gate,
     load: impl Future<Output = Result<Loaded, String>> + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: tokio::sync::watch::Sender<bool>,
@@ -41,7 +45,7 @@ pub async fn run(
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
     let loaded = Arc::new(OnceLock::new());
-    let service = RagServiceServer::new(Service::new(loaded.clone()))
+    let service = RagServiceServer::new(Service::new(loaded.clone(), Arc::new(gate)))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 
     let (load_failed_tx, load_failed) = tokio::sync::oneshot::channel();

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use rag_auth::{Action, Gate};
 use rag_engine::{Answer, AskEvent, AskOptions, Engine, Retrieval, Verdict};
 use rag_ingest::{IncomingDocument, Indexer};
 use rag_proto::v1 as pb;
@@ -31,16 +32,57 @@ pub struct Loaded {
 #[derive(Clone)]
 pub struct Service {
     loaded: Arc<OnceLock<Loaded>>,
+    gate: Arc<Gate>,
 }
 
+/// Request metadata carrying the caller's API key: `authorization: Bearer <key>`.
+pub const AUTHORIZATION_HEADER: &str = "authorization";
+
 impl Service {
-    pub fn new(loaded: Arc<OnceLock<Loaded>>) -> Self {
-        Self { loaded }
+    pub fn new(loaded: Arc<OnceLock<Loaded>>, gate: Arc<Gate>) -> Self {
+        Self { loaded, gate }
     }
 
     fn loaded(&self) -> Result<&Loaded, ApiError> {
         self.loaded.get().ok_or(ApiError::NotReady)
     }
+
+    /// Starts the call and lets it in if its key may perform `action`. A refused call ends
+    /// here, counted and audited, with UNAUTHENTICATED or PERMISSION_DENIED.
+    fn admit<T>(
+        &self,
+        rpc: &'static str,
+        action: Action,
+        request: &Request<T>,
+    ) -> Result<Call, Status> {
+        let call = Call::start(rpc, request);
+        match self.gate.admit(bearer(request), action) {
+            Ok(principal) => {
+                if let Some(principal) = principal {
+                    call.set_key(principal.key_id);
+                }
+                Ok(call)
+            }
+            Err(e) => {
+                // A known key that may not do this is named in the audit line too.
+                if let rag_auth::AuthError::Forbidden { key_id, .. } = &e {
+                    call.set_key(key_id.clone());
+                }
+                Err(call.fail(ApiError::from(e).into()))
+            }
+        }
+    }
+}
+
+/// The key in `authorization: Bearer <key>`, if the request carries one.
+fn bearer<T>(request: &Request<T>) -> Option<&str> {
+    let value = request
+        .metadata()
+        .get(AUTHORIZATION_HEADER)?
+        .to_str()
+        .ok()?;
+    let (scheme, key) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
 }
 
 #[tonic::async_trait]
@@ -49,7 +91,7 @@ impl RagService for Service {
         &self,
         request: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
-        let call = Call::start("Search", &request);
+        let call = self.admit("Search", Action::Search, &request)?;
         let result = async {
             let engine = &self.loaded()?.engine;
             let request = request.into_inner();
@@ -57,6 +99,7 @@ impl RagService for Service {
             let retrieval = retrieval(engine, request.retrieval)?;
             let started = std::time::Instant::now();
             let hits = engine.retrieve(&query, &retrieval).await?;
+            call.touch(hits.iter().map(|h| h.payload.doc_id.as_str()));
             Ok::<_, ApiError>(pb::SearchResponse {
                 chunks: hits.iter().map(chunk).collect(),
                 timings: Some(pb::Timings {
@@ -76,7 +119,7 @@ impl RagService for Service {
         &self,
         request: Request<pb::AskRequest>,
     ) -> Result<Response<Self::AskStream>, Status> {
-        let call = Call::start("Ask", &request);
+        let call = self.admit("Ask", Action::Ask, &request)?;
         let span = call.span();
         let events = async {
             let engine = &self.loaded()?.engine;
@@ -108,7 +151,10 @@ impl RagService for Service {
                 };
                 let Some(event) = event else { break };
                 let (message, last) = match event {
-                    Ok(AskEvent::Sources(hits)) => (Ok(sources_event(&hits)), false),
+                    Ok(AskEvent::Sources(hits)) => {
+                        call.touch(hits.iter().map(|h| h.payload.doc_id.as_str()));
+                        (Ok(sources_event(&hits)), false)
+                    }
                     Ok(AskEvent::Token(text)) => (
                         Ok(pb::AskResponse {
                             event: Some(pb::ask_response::Event::Token(pb::Token { text })),
@@ -144,7 +190,7 @@ impl RagService for Service {
         &self,
         request: Request<pb::IngestDocumentRequest>,
     ) -> Result<Response<pb::IngestDocumentResponse>, Status> {
-        let call = Call::start("IngestDocument", &request);
+        let call = self.admit("IngestDocument", Action::Ingest, &request)?;
         let result = async {
             let indexer = &self.loaded()?.indexer;
             let request = request.into_inner();
@@ -168,6 +214,9 @@ impl RagService for Service {
                     rag_ingest::IndexError::Unsupported { .. } => {
                         ApiError::invalid("media_type", e.to_string())
                     }
+                    rag_ingest::IndexError::BadName { .. } => {
+                        ApiError::invalid("file_name", e.to_string())
+                    }
                     rag_ingest::IndexError::TooLarge { .. }
                     | rag_ingest::IndexError::Extract { .. }
                     | rag_ingest::IndexError::Crashed { .. } => {
@@ -175,6 +224,7 @@ impl RagService for Service {
                     }
                     e => ApiError::from(e),
                 })?;
+            call.touch([document_id.as_str()]);
             let (chunks_written, pages, unchanged) = match outcome {
                 rag_ingest::Outcome::Indexed { chunks, pages } => (chunks, pages, false),
                 rag_ingest::Outcome::Unchanged => (0, 0, true),
@@ -195,15 +245,17 @@ impl RagService for Service {
         &self,
         request: Request<pb::DeleteDocumentRequest>,
     ) -> Result<Response<pb::DeleteDocumentResponse>, Status> {
-        let call = Call::start("DeleteDocument", &request);
+        let call = self.admit("DeleteDocument", Action::Delete, &request)?;
         let result = async {
             let store = self.loaded()?.engine.store();
             use pb::delete_document_request::Target;
             let deleted = match request.into_inner().target {
                 Some(Target::DocumentId(id)) if !id.trim().is_empty() => {
+                    call.touch([id.trim()]);
                     store.delete_document(id.trim(), None).await
                 }
                 Some(Target::SourcePath(path)) if !path.trim().is_empty() => {
+                    call.touch([path.trim()]);
                     store.delete_source(path.trim()).await
                 }
                 Some(Target::DocumentId(_)) => {
@@ -234,7 +286,7 @@ impl RagService for Service {
         &self,
         request: Request<pb::IndexStatsRequest>,
     ) -> Result<Response<pb::IndexStatsResponse>, Status> {
-        let call = Call::start("IndexStats", &request);
+        let call = self.admit("IndexStats", Action::Stats, &request)?;
         let result = async {
             let stats = self
                 .loaded()?

@@ -1,5 +1,6 @@
 //! Every error a request can end in, and the one table that maps it onto a gRPC status.
 
+use rag_auth::AuthError;
 use rag_engine::EngineError;
 use rag_ingest::IndexError;
 use rag_llm::LlmError;
@@ -14,6 +15,8 @@ pub enum ApiError {
     InvalidArgument { field: &'static str, reason: String },
     #[error("the service is still loading its models")]
     NotReady,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -43,6 +46,8 @@ pub fn code(e: &ApiError) -> Code {
     match e {
         ApiError::InvalidArgument { .. } => Code::InvalidArgument,
         ApiError::NotReady => Code::Unavailable,
+        ApiError::Auth(AuthError::Missing | AuthError::Unknown) => Code::Unauthenticated,
+        ApiError::Auth(AuthError::Forbidden { .. }) => Code::PermissionDenied,
         ApiError::Engine(e) => match e {
             EngineError::InvalidArgument { .. } => Code::InvalidArgument,
             EngineError::Store(s) => store_code(s),
@@ -58,6 +63,7 @@ pub fn code(e: &ApiError) -> Code {
             | IndexError::Extract { .. }
             // A parser that crashes on a document was given a document it cannot read.
             | IndexError::Crashed { .. }
+            | IndexError::BadName { .. }
             | IndexError::Unsupported { .. } => Code::InvalidArgument,
         },
     }
@@ -153,6 +159,17 @@ mod tests {
                 Code::InvalidArgument,
             ),
             (ApiError::NotReady, Code::Unavailable),
+            (AuthError::Missing.into(), Code::Unauthenticated),
+            (AuthError::Unknown.into(), Code::Unauthenticated),
+            (
+                AuthError::Forbidden {
+                    key_id: "bot".into(),
+                    role: rag_auth::Role::Reader,
+                    action: rag_auth::Action::Ingest,
+                }
+                .into(),
+                Code::PermissionDenied,
+            ),
             (
                 EngineError::invalid("max_tokens", "too many").into(),
                 Code::InvalidArgument,
