@@ -9,7 +9,8 @@
 # Needs on the host: an NVIDIA driver for CUDA 13, cuBLAS 13 (the `nvidia-cublas` wheel or a CUDA
 # toolkit) and, preferably, ONNX Runtime's shared library (the `onnxruntime` wheel); nothing else.
 # Env: LEVELS (default 1,8,32,64), PARALLEL (default 64), BENCH_SECONDS (default 420: the whole
-# run stays under 8 minutes).
+# run stays under 8 minutes), CUBLAS_DIR and RAG_EMBEDDING__ONNXRUNTIME (where the host's cuBLAS
+# and ONNX Runtime are, when the search below does not find them).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -48,7 +49,8 @@ find_lib() {
     [ -d "$d" ] && find "$d" -name "$1" \( -type f -o -type l \) 2>/dev/null | head -1
   done | head -1
 }
-cublas="$(find_lib 'libcublas.so.13')"
+cublas="${CUBLAS_DIR:+$CUBLAS_DIR/libcublas.so.13}"
+[ -n "$cublas" ] || cublas="$(find_lib 'libcublas.so.13')"
 [ -n "$cublas" ] || { echo "gpu-check: no libcublas.so.13 on this host (install the nvidia-cublas wheel)" >&2; exit 3; }
 lib_path="$pack/lib:$(dirname "$cublas")"
 ort="${RAG_EMBEDDING__ONNXRUNTIME:-$(find_lib 'libonnxruntime.so*')}"
