@@ -10,3 +10,4 @@ mod ingest;
 mod observability;
 mod retrieval;
 mod service;
+mod tls;

@@ -269,6 +269,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         listener,
         // Loopback, in-process: no keys to check (a key check is one SHA-256 of a short string).
         rag_auth::Gate::open(),
+        None,
         async move { Ok(loaded) },
         async move {
             let _ = stopped.await;

@@ -74,8 +74,12 @@ pub struct StatusArgs {
 
 async fn channel(config: &Config, addr: Option<&str>) -> anyhow::Result<Channel> {
     let addr = addr.unwrap_or(&config.client.addr).to_owned();
-    Channel::from_shared(addr.clone())
-        .with_context(|| format!("invalid service address {addr}"))?
+    let mut endpoint = Channel::from_shared(addr.clone())
+        .with_context(|| format!("invalid service address {addr}"))?;
+    if let Some(tls) = crate::tls::client(&config.client, &addr)? {
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    endpoint
         .timeout(Duration::from_secs(config.client.timeout_secs))
         .connect_timeout(Duration::from_secs(5))
         .connect()

@@ -32,6 +32,8 @@ pub struct Config {
     pub client: ClientSection,
     /// API keys and roles (on unless switched off for local use).
     pub auth: AuthConfig,
+    /// TLS for the gRPC listener (off unless a certificate is given).
+    pub tls: TlsSection,
 }
 
 impl Default for Config {
@@ -46,6 +48,7 @@ impl Default for Config {
             query: QueryConfig::default(),
             client: ClientSection::default(),
             auth: AuthConfig::default(),
+            tls: TlsSection::default(),
         }
     }
 }
@@ -90,6 +93,22 @@ pub struct ClientSection {
     /// written out by `rag config`.
     #[serde(skip_serializing)]
     pub api_key: Option<String>,
+    /// For `https://` addresses: the CA that signed the service's certificate (PEM; empty: the
+    /// system's trust store), and this client's certificate and key when the service asks for
+    /// one (mTLS).
+    pub tls_ca_file: PathBuf,
+    pub tls_cert_file: PathBuf,
+    pub tls_key_file: PathBuf,
+}
+
+/// The service's certificate and key (PEM), and the CA whose client certificates it requires
+/// (mTLS, for service-to-service calls); empty paths: off.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub client_ca_file: PathBuf,
 }
 
 impl Default for ClientSection {
@@ -98,6 +117,9 @@ impl Default for ClientSection {
             addr: "http://127.0.0.1:50051".into(),
             timeout_secs: 300,
             api_key: None,
+            tls_ca_file: PathBuf::new(),
+            tls_cert_file: PathBuf::new(),
+            tls_key_file: PathBuf::new(),
         }
     }
 }

@@ -63,8 +63,13 @@ pub async fn run(config: &Config, args: LoadArgs) -> anyhow::Result<()> {
     let addr = args.addr.clone().unwrap_or(config.client.addr.clone());
     // One connection per client: HTTP/2 multiplexing on one would measure the connection.
     let key = ApiKey::from_config(config)?;
+    let tls = crate::tls::client(&config.client, &addr)?;
     let connect = || async {
-        let channel = Channel::from_shared(addr.clone())?
+        let mut endpoint = Channel::from_shared(addr.clone())?;
+        if let Some(tls) = tls.clone() {
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let channel = endpoint
             .connect()
             .await
             .with_context(|| format!("cannot reach the rag service at {addr}"))?;

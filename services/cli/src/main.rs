@@ -11,6 +11,7 @@ mod load;
 mod serve;
 #[cfg(feature = "otlp")]
 mod telemetry;
+mod tls;
 mod watch;
 
 use std::path::PathBuf;

@@ -27,8 +27,11 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     // Checked before anything loads: a service that would be open to the network without keys
     // does not start.
     let gate = rag_auth::Gate::from_config(&config.auth, local)?;
+    let tls = crate::tls::server(&config.tls)?;
     if gate.is_open() {
         tracing::warn!(%local, "authentication is off (auth.enabled = false): local use only");
+    } else if tls.is_none() && !local.ip().is_loopback() {
+        tracing::warn!(%local, "API keys travel in clear text: configure [tls] cert_file and key_file");
     }
     let (ready, ready_rx) = tokio::sync::watch::channel(false);
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -73,7 +76,7 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         signal_stop.send_replace(true);
     });
-    let served = rag_grpc::server::run(listener, gate, load, shutdown(), ready).await;
+    let served = rag_grpc::server::run(listener, gate, tls, load, shutdown(), ready).await;
     // The admin listener ends with the service, however the service ended.
     stop.send_replace(true);
     if let Some(admin) = admin {

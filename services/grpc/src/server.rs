@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use rag_proto::v1::rag_service_server::RagServiceServer;
 use tokio::net::TcpListener;
+use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::TcpIncoming;
 
 use rag_auth::Gate;
@@ -24,14 +25,16 @@ pub enum ServeError {
 /// Largest request accepted (IngestDocument carries whole files).
 pub const MAX_REQUEST_BYTES: usize = 80 * 1024 * 1024;
 
-/// Serves on `listener` until `shutdown` resolves, letting in the calls `gate` admits (health
-/// and reflection answer everyone: load balancers and tools need no key). The port answers at once; health reports
+/// Serves on `listener` (over TLS when `tls` is given) until `shutdown` resolves, letting in the
+/// calls `gate` admits (health and reflection answer everyone: load balancers and tools need no
+/// key). The port answers at once; health reports
 /// NOT_SERVING until `load` has produced the engine, then SERVING (and `ready` turns true, for
 /// the admin listener's `/readyz`). A failed load ends the server with the error, so a broken
 /// deployment fails loudly instead of idling.
 pub async fn run(
     listener: TcpListener,
     gate: Gate,
+    tls: Option<ServerTlsConfig>,
     load: impl Future<Output = Result<Loaded, String>> + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: tokio::sync::watch::Sender<bool>,
@@ -63,7 +66,11 @@ pub async fn run(
         }
     });
 
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .add_service(health_service)
         .add_service(reflection)
         .add_service(service)
