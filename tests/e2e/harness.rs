@@ -41,7 +41,8 @@ impl Workspace {
         );
         let ws = Self::with_embedding(&format!(
             "name = \"multilingual-e5-small\"\nmodel_dir = \"{}/embed/multilingual-e5-small\"\n\
-             max_length = 512\nquery_prefix = \"query: \"\npassage_prefix = \"passage: \"",
+             max_length = 512\nquery_prefix = \"query: \"\npassage_prefix = \"passage: \"\n\
+             multilingual = true",
             models.display()
         ));
         ws.append_config("score_threshold = 0.814");

@@ -363,3 +363,63 @@ async fn retrieval_quality_on_the_shipped_sets_does_not_regress() {
     );
     assert_eq!(results["answerable"], 14, "{results}");
 }
+
+/// With the default, English-only embedding model a Korean question is not answered from
+/// whatever happens to score above the threshold: Search and Ask refuse it with
+/// FAILED_PRECONDITION and say which configuration reads Korean. English questions that quote a
+/// Korean word still work.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_english_only_model_refuses_korean_questions_and_names_the_configuration_that_reads_them()
+ {
+    let ws = Workspace::new();
+    ws.copy_samples();
+    let (code, summary) = ws.ingest();
+    assert_eq!(code, 0, "{summary}");
+    let server = ws.serve().await;
+    let question = "원격 근무는 주 며칠까지 가능한가요?";
+    let refused = server
+        .client()
+        .search(pb::SearchRequest {
+            query: question.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(refused.message().contains("Korean"), "{refused:?}");
+    assert!(
+        refused.message().contains("examples/multilingual.toml"),
+        "{refused:?}"
+    );
+    let asked = server
+        .client()
+        .ask(pb::AskRequest {
+            question: question.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(asked.code(), tonic::Code::FailedPrecondition, "{asked:?}");
+
+    // What a person at a terminal sees.
+    let out = ws.rag(&["ask", "--addr", &server.url, question]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("examples/multilingual.toml"), "{said}");
+
+    let top = top_sources(
+        &server,
+        "How many days a week can I work remotely (원격 근무)?",
+    )
+    .await;
+    assert_eq!(
+        top.first().map(|(source, _)| source.as_str()),
+        Some("handbook/remote-work.md"),
+        "{top:?}"
+    );
+    server.stop();
+}

@@ -153,7 +153,11 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     for q in &questions {
         let started = std::time::Instant::now();
-        let hits = retriever.retrieve(&q.question, &retrieval).await?;
+        let hits = match retriever.retrieve(&q.question, &retrieval).await {
+            // Refused for its language (an English-only model): no passage, as Search says.
+            Err(rag_engine::EngineError::UnsupportedLanguage { .. }) => Vec::new(),
+            other => other?,
+        };
         let took = started.elapsed();
         latencies.push(took);
         // The refusal signal: Ask refuses when none of the `top_k` fused hits it would use
@@ -271,7 +275,19 @@ async fn generate(
     let mut took = Vec::new();
     for q in questions {
         let expected = !q.sources.is_empty();
-        let mut events = engine.ask(&q.question, options.clone()).await?;
+        let mut events = match engine.ask(&q.question, options.clone()).await {
+            // Refused for its language: counted as a question not answered.
+            Err(rag_engine::EngineError::UnsupportedLanguage { .. }) => {
+                if expected {
+                    answerable += 1;
+                } else {
+                    unanswerable += 1;
+                    refused += 1;
+                }
+                continue;
+            }
+            other => other?,
+        };
         let mut sources = Vec::new();
         let mut answer = None;
         while let Some(event) = events.next().await {

@@ -42,6 +42,10 @@ pub struct EmbedConfig {
     /// generation in the same process, which waits at every step for all its threads: Search
     /// and ingest slow down under Ask load instead of Ask collapsing. 0 = the same priority.
     pub nice: i32,
+    /// Whether the model reads languages beyond English. An English-only model places a Korean
+    /// (or Russian, Japanese, ...) question near unrelated passages, above any threshold, so
+    /// such questions are refused with a pointer to the multilingual configuration instead.
+    pub multilingual: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +70,7 @@ impl Default for EmbedConfig {
             query_prefix: String::new(),
             passage_prefix: String::new(),
             nice: 10,
+            multilingual: false,
         }
     }
 }
@@ -95,6 +100,7 @@ pub enum EmbedError {
 pub struct Embedder {
     name: String,
     dimension: usize,
+    multilingual: bool,
     query_prefix: String,
     passage_prefix: String,
     /// The thread that owns the model (fastembed's `embed` takes `&mut self`): calls are
@@ -166,6 +172,7 @@ impl Embedder {
         Ok(Self {
             name,
             dimension,
+            multilingual: config.multilingual,
             query_prefix: config.query_prefix.clone(),
             passage_prefix: config.passage_prefix.clone(),
             jobs: Mutex::new(jobs),
@@ -174,6 +181,11 @@ impl Embedder {
 
     pub fn model_name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether questions beyond English may be asked (`embedding.multilingual`).
+    pub fn multilingual(&self) -> bool {
+        self.multilingual
     }
 
     pub fn dimension(&self) -> usize {

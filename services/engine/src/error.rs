@@ -15,6 +15,15 @@ pub enum EngineError {
     Embed(#[from] rag_embed::EmbedError),
     #[error(transparent)]
     Llm(#[from] LlmError),
+    /// A question in a writing system the embedding model does not read: retrieval would
+    /// return unrelated passages with confident scores, so nothing is retrieved.
+    #[error(
+        "the question is written in {script}, but the embedding model {model} reads English only, \
+         so the passages it finds would be unrelated: ask in English, or run the service with \
+         the multilingual configuration (examples/multilingual.toml; for another model that \
+         reads this language, set embedding.multilingual = true)"
+    )]
+    UnsupportedLanguage { script: &'static str, model: String },
     #[error("internal: {0}")]
     Internal(String),
 }

@@ -6,6 +6,7 @@
 //! Here a CJK word counts only as a whole word (a whitespace token with its particle or ending
 //! removed) found in the source, and every number a sentence states must occur in the source.
 
+use rag_lexical::is_cjk;
 use std::collections::HashSet;
 
 use unicode_normalization::UnicodeNormalization;
@@ -187,13 +188,6 @@ impl Said {
 
 fn normalise(text: &str) -> String {
     text.nfkc().collect::<String>().to_lowercase()
-}
-
-fn is_cjk(c: char) -> bool {
-    matches!(c,
-        '\u{1100}'..='\u{11FF}' | '\u{3130}'..='\u{318F}' | '\u{AC00}'..='\u{D7AF}' // Hangul
-        | '\u{3040}'..='\u{30FF}' // kana
-        | '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}') // Han
 }
 
 /// Retrieval's terms without the CJK bigrams (CJK text is checked by [`cjk_words`]).

@@ -82,12 +82,28 @@ impl Retriever {
         retrieval: &Retrieval,
     ) -> Result<Vec<Hit>, EngineError> {
         let started = std::time::Instant::now();
-        let vector = self.embed_query(query).await?;
-        let identifiers = if retrieval.hybrid {
+        // An English-only model places a question in another script near unrelated passages,
+        // with confident scores. Only exact identifiers (codes, paths) still find their
+        // passages; without one the question is refused, naming the configuration to use.
+        let foreign = if self.embedder.multilingual() {
+            None
+        } else {
+            rag_lexical::non_latin_script(query)
+        };
+        let identifiers = if retrieval.hybrid || foreign.is_some() {
             rag_lexical::identifier_vector(query)
         } else {
             Default::default()
         };
+        if let Some(script) = foreign
+            && identifiers.is_empty()
+        {
+            return Err(EngineError::UnsupportedLanguage {
+                script,
+                model: self.embedder.model_name().to_owned(),
+            });
+        }
+        let vector = self.embed_query(query).await?;
         let search = Query {
             dense: vector,
             lexical: retrieval.hybrid.then(|| rag_lexical::query_vector(query)),
@@ -102,8 +118,8 @@ impl Retriever {
         let hits: Vec<Hit> = hits
             .into_iter()
             .filter(|h| {
-                h.similarity >= retrieval.score_threshold
-                    || holds_identifier(&h.payload.text, &identifiers)
+                let exact = holds_identifier(&h.payload.text, &identifiers);
+                exact || (foreign.is_none() && h.similarity >= retrieval.score_threshold)
             })
             .collect();
         let hits = match &self.reranker {

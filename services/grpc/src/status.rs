@@ -50,6 +50,8 @@ pub fn code(e: &ApiError) -> Code {
         ApiError::Auth(AuthError::Forbidden { .. }) => Code::PermissionDenied,
         ApiError::Engine(e) => match e {
             EngineError::InvalidArgument { .. } => Code::InvalidArgument,
+            // The deployment, not the request, is at fault: another configuration answers it.
+            EngineError::UnsupportedLanguage { .. } => Code::FailedPrecondition,
             EngineError::Store(s) => store_code(s),
             EngineError::Llm(l) => llm_code(l),
             EngineError::Embed(_) | EngineError::Internal(_) => Code::Internal,
@@ -179,6 +181,14 @@ mod tests {
                 Code::Internal,
             ),
             (EngineError::Internal("x".into()).into(), Code::Internal),
+            (
+                EngineError::UnsupportedLanguage {
+                    script: "Korean (Hangul)",
+                    model: "all-MiniLM-L6-v2".into(),
+                }
+                .into(),
+                Code::FailedPrecondition,
+            ),
             (
                 EngineError::Llm(LlmError::Busy).into(),
                 Code::ResourceExhausted,

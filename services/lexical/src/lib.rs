@@ -166,8 +166,54 @@ fn is_joiner(c: char) -> bool {
     matches!(c, '-' | '_' | '.' | '/')
 }
 
+/// The writing system most of `text`'s letters are in, when it is not the Latin alphabet:
+/// "Korean (Hangul)", "Japanese (kana)", "Chinese characters (Han)", "Cyrillic", ... `None` for
+/// text mostly in Latin letters (or without letters: codes and numbers).
+pub fn non_latin_script(text: &str) -> Option<&'static str> {
+    let mut latin = 0usize;
+    let mut others: Vec<(&'static str, usize)> = Vec::new();
+    for c in text.chars().filter(|c| c.is_alphabetic()) {
+        let script = match c {
+            'a'..='z' | 'A'..='Z' | '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}' => {
+                latin += 1;
+                continue;
+            }
+            '\u{1100}'..='\u{11FF}' | '\u{3130}'..='\u{318F}' | '\u{AC00}'..='\u{D7A3}' => {
+                "Korean (Hangul)"
+            }
+            '\u{3040}'..='\u{30FF}' => "Japanese (kana)",
+            '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}' => {
+                "Chinese characters (Han)"
+            }
+            '\u{0400}'..='\u{052F}' => "Cyrillic",
+            '\u{0370}'..='\u{03FF}' => "Greek",
+            '\u{0590}'..='\u{05FF}' => "Hebrew",
+            '\u{0600}'..='\u{06FF}' => "Arabic",
+            '\u{0900}'..='\u{097F}' => "Devanagari",
+            '\u{0E00}'..='\u{0E7F}' => "Thai",
+            _ => "a non-Latin script",
+        };
+        match others.iter_mut().find(|(name, _)| *name == script) {
+            Some((_, n)) => *n += 1,
+            None => others.push((script, 1)),
+        }
+    }
+    let foreign: usize = others.iter().map(|(_, n)| n).sum();
+    if foreign <= latin {
+        return None;
+    }
+    // Japanese mixes kana with Han: any kana makes it Japanese.
+    if others.iter().any(|(name, _)| *name == "Japanese (kana)") {
+        return Some("Japanese (kana)");
+    }
+    others
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(name, _)| name)
+}
+
 /// Scripts written without spaces between words, or (Korean) with particles attached to them.
-fn is_cjk(c: char) -> bool {
+pub fn is_cjk(c: char) -> bool {
     matches!(c,
         '\u{1100}'..='\u{11FF}'   // Hangul Jamo
         | '\u{3040}'..='\u{30FF}' // Hiragana, Katakana
@@ -193,6 +239,36 @@ const STOPWORDS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_script_of_a_question_is_named_when_it_is_not_latin() {
+        assert_eq!(
+            non_latin_script("원격 근무는 주 며칠까지 가능한가요?"),
+            Some("Korean (Hangul)")
+        );
+        assert_eq!(
+            non_latin_script("VPN 오류 NWC-412는 무슨 뜻인가요?"),
+            Some("Korean (Hangul)")
+        );
+        assert_eq!(
+            non_latin_script("有給休暇は何日ですか"),
+            Some("Japanese (kana)")
+        );
+        assert_eq!(
+            non_latin_script("年假有多少天"),
+            Some("Chinese characters (Han)")
+        );
+        assert_eq!(non_latin_script("Сколько дней отпуска?"), Some("Cyrillic"));
+        for latin in [
+            "How many vacation days do I get?",
+            "Wie viele Urlaubstage habe ich? Ça dépend.",
+            "What does 원격 mean in the remote-work policy?",
+            "NWC-412",
+            "",
+        ] {
+            assert_eq!(non_latin_script(latin), None, "{latin:?}");
+        }
+    }
 
     #[test]
     fn english_words_are_stemmed_and_function_words_dropped() {
