@@ -12,9 +12,32 @@ export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 docker-compose -f compose.yaml config -q
 docker-compose -f compose.yaml --profile gpu config -q
 cargo test --workspace --locked
-# The server backend's tests are #[ignore]d: they need a running Qdrant.
+# The server backend's tests are #[ignore]d: they need a Qdrant server. QDRANT_URL names a
+# running one; otherwise a Qdrant binary (QDRANT_BIN, or `qdrant` on PATH) is started here on
+# free loopback ports with a scratch storage directory, and stopped afterwards.
+qdrant_bin="${QDRANT_BIN:-$(command -v qdrant || true)}"
+if [ -z "${QDRANT_URL:-}" ] && [ -n "$qdrant_bin" ]; then
+  scratch="$(mktemp -d)"
+  read -r http_port grpc_port < <(python3 -c 'import socket
+s=[socket.socket() for _ in range(2)]
+[x.bind(("127.0.0.1", 0)) for x in s]
+print(*[x.getsockname()[1] for x in s])')
+  (cd "$scratch" && QDRANT__SERVICE__HOST=127.0.0.1 QDRANT__SERVICE__HTTP_PORT="$http_port" \
+    QDRANT__SERVICE__GRPC_PORT="$grpc_port" QDRANT__STORAGE__STORAGE_PATH="$scratch/storage" \
+    QDRANT__STORAGE__SNAPSHOTS_PATH="$scratch/snapshots" QDRANT__TELEMETRY_DISABLED=true \
+    exec "$qdrant_bin" >"$scratch/qdrant.log" 2>&1) &
+  qdrant_pid=$!
+  trap 'kill "$qdrant_pid" 2>/dev/null || true; wait "$qdrant_pid" 2>/dev/null || true; rm -rf "$scratch"' EXIT
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$grpc_port") 2>/dev/null && break
+    kill -0 "$qdrant_pid" 2>/dev/null || { cat "$scratch/qdrant.log"; exit 1; }
+    sleep 0.2
+  done
+  export QDRANT_URL="http://127.0.0.1:$grpc_port"
+  echo "test.sh: Qdrant $("$qdrant_bin" --version 2>/dev/null | cut -d' ' -f2) started at $QDRANT_URL for the server backend tests"
+fi
 if [ -n "${QDRANT_URL:-}" ]; then
   cargo test --locked -p rag-store --test server_store -- --include-ignored
 else
-  echo "test.sh: Qdrant server backend tests SKIPPED (set QDRANT_URL=http://host:6334 to run them)"
+  echo "test.sh: Qdrant server backend tests SKIPPED (set QDRANT_URL=http://host:6334, or QDRANT_BIN to a Qdrant binary, to run them)"
 fi

@@ -170,6 +170,32 @@ async fn keys_and_roles_decide_every_call_and_the_audit_log_names_the_key_not_th
     let status = cli(&["status", "--addr", &server.url], None);
     assert!(status.status.success(), "{status:?}");
 
+    // A reader may not delete; the writer removes its document from the command line.
+    let delete = |key: &str| {
+        cli(
+            &[
+                "delete",
+                "--addr",
+                &server.url,
+                "--source",
+                "hr/parking.md",
+                "--api-key",
+                key,
+            ],
+            None,
+        )
+    };
+    let denied = delete(READER);
+    assert!(!denied.status.success());
+    let said = String::from_utf8_lossy(&denied.stderr);
+    assert!(said.contains("may not delete documents"), "{said}");
+    let deleted = delete(WRITER);
+    assert!(deleted.status.success(), "{deleted:?}");
+    assert!(
+        String::from_utf8_lossy(&deleted.stdout).contains("chunks deleted"),
+        "{deleted:?}"
+    );
+
     server.stop();
     let log = std::fs::read_to_string(&log).unwrap();
     for secret in [READER, WRITER, ADMIN] {
@@ -195,6 +221,8 @@ async fn keys_and_roles_decide_every_call_and_the_audit_log_names_the_key_not_th
         ingested["fields"]["documents"].as_str().unwrap(),
         written.document_id
     );
+    let removed = line("ingester", "DeleteDocument", "OK").expect("the writer's delete");
+    assert_eq!(removed["fields"]["documents"], "hr/parking.md");
     let searched = line("qa-bot", "Search", "OK").expect("the reader's search");
     assert!(searched["fields"]["ms"].as_f64().is_some());
     assert!(searched["fields"]["request_id"].as_str().is_some());

@@ -51,7 +51,8 @@ pub struct AskArgs {
 }
 
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+// One of the two targets; `--addr` stays free to combine with either.
+#[command(group(clap::ArgGroup::new("target").required(true).args(["doc_id", "source"])))]
 pub struct DeleteArgs {
     /// The document id (as shown by `rag search`).
     #[arg(long)]

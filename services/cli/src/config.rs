@@ -145,6 +145,8 @@ impl Config {
             "ingest",
             "query",
             "client",
+            "auth",
+            "tls",
         ];
         figment = figment.merge(Env::prefixed("RAG_").split("__").filter(|key| {
             let key = key.as_str().to_ascii_lowercase();
@@ -219,6 +221,41 @@ mod tests {
             )
             .unwrap();
             assert_eq!(c.data_dir, PathBuf::from("from-flag"), "flags beat all");
+            Ok(())
+        });
+    }
+
+    /// Every section can be set from the environment (compose and the scripts set keys and
+    /// TLS that way).
+    #[test]
+    fn every_section_takes_environment_variables() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("RAG_AUTH__ENABLED", "false");
+            jail.set_env("RAG_AUTH__KEYS_FILE", "/run/keys.toml");
+            jail.set_env("RAG_TLS__CERT_FILE", "/run/cert.pem");
+            jail.set_env("RAG_CLIENT__TLS_CA_FILE", "/run/ca.pem");
+            jail.set_env("RAG_EMBEDDING__MULTILINGUAL", "true");
+            let c = Config::load(None, &[]).unwrap();
+            assert!(!c.auth.enabled);
+            assert_eq!(c.auth.keys_file, PathBuf::from("/run/keys.toml"));
+            assert_eq!(c.tls.cert_file, PathBuf::from("/run/cert.pem"));
+            assert_eq!(c.client.tls_ca_file, PathBuf::from("/run/ca.pem"));
+            assert!(c.embedding.multilingual);
+            // Every field of the configuration is in a section the filter lets through.
+            let defaults = toml::to_string(&Config::default()).unwrap();
+            let tables: Vec<&str> = defaults
+                .lines()
+                .filter_map(|l| l.strip_prefix('[')?.split(['.', ']']).next())
+                .collect();
+            for table in tables {
+                jail.set_env(format!("RAG_{}__X_UNKNOWN", table.to_uppercase()), "1");
+                assert!(
+                    Config::load(None, &[]).is_err(),
+                    "RAG_{}__* is ignored",
+                    table.to_uppercase()
+                );
+                jail.clear_env();
+            }
             Ok(())
         });
     }
