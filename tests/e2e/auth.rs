@@ -316,3 +316,44 @@ async fn names_of_documents_sent_over_the_api_are_normalised_or_refused() {
     assert!(again.unchanged, "{again:?}");
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_over_its_rate_is_told_when_to_come_back() {
+    let ws = Workspace::new();
+    ws.copy_samples();
+    ws.with_keys(&[("qa-bot", READER, "reader")]);
+    // The keys file's one table gets a limit of 2 calls a minute.
+    let keys = ws.dir.path().join("keys.toml");
+    let mut file = std::fs::read_to_string(&keys).unwrap();
+    file.push_str("requests_per_minute = 2\n");
+    std::fs::write(&keys, file).unwrap();
+    let (code, _) = ws.ingest();
+    assert_eq!(code, 0);
+    let server = ws.serve().await;
+    let mut client = server.client();
+    for _ in 0..2 {
+        client
+            .search(with_key(search("hotel limit per night"), Some(READER)))
+            .await
+            .unwrap();
+    }
+    let refused = client
+        .search(with_key(search("hotel limit per night"), Some(READER)))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("2 calls per minute"),
+        "{refused:?}"
+    );
+    use tonic_types::StatusExt;
+    let retry = refused
+        .get_details_retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("a RetryInfo detail");
+    assert!(
+        retry > std::time::Duration::from_secs(20) && retry <= std::time::Duration::from_secs(30),
+        "{retry:?}"
+    );
+    server.stop();
+}

@@ -5,6 +5,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -49,6 +52,14 @@ pub struct KeyEntry {
     /// SHA-256 of the key, hex (what `rag keys new` prints).
     pub sha256: String,
     pub role: Role,
+    /// Calls of this key under way at once (an Ask counts until its stream ends); beyond it,
+    /// RESOURCE_EXHAUSTED. 0: no limit.
+    #[serde(default)]
+    pub max_in_flight: usize,
+    /// Calls of this key per minute, as a bucket refilled continuously (bursts up to the
+    /// minute's share); beyond it, RESOURCE_EXHAUSTED with when to retry. 0: no limit.
+    #[serde(default)]
+    pub requests_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -114,6 +125,26 @@ pub enum AuthError {
         role: Role,
         action: Action,
     },
+    #[error("key {key_id:?} has {limit} calls under way, its limit; retry when one ends")]
+    TooManyInFlight { key_id: String, limit: usize },
+    #[error("key {key_id:?} is over its {per_minute} calls per minute; retry in {} ms", .retry_after.as_millis())]
+    RateLimited {
+        key_id: String,
+        per_minute: u32,
+        retry_after: Duration,
+    },
+}
+
+impl AuthError {
+    /// How long the caller should wait before trying again, for the limits that say.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            // A call under way usually ends within a second or two.
+            Self::TooManyInFlight { .. } => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
 }
 
 fn action_name(action: Action) -> &'static str {
@@ -161,6 +192,80 @@ pub struct Gate {
 struct Stored {
     digest: [u8; 32],
     principal: Principal,
+    limits: Arc<Limits>,
+}
+
+/// One key's share of the service: calls under way and its per-minute bucket.
+#[derive(Debug)]
+struct Limits {
+    max_in_flight: usize,
+    in_flight: AtomicUsize,
+    per_minute: u32,
+    /// Tokens left and when they were counted; refilled at `per_minute` / 60 s.
+    bucket: Mutex<(f64, Instant)>,
+}
+
+impl Limits {
+    fn new(max_in_flight: usize, per_minute: u32) -> Self {
+        Self {
+            max_in_flight,
+            in_flight: AtomicUsize::new(0),
+            per_minute,
+            bucket: Mutex::new((f64::from(per_minute), Instant::now())),
+        }
+    }
+
+    /// Takes a token, or says how long until one is there.
+    fn take_token(&self, now: Instant) -> Result<(), Duration> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let rate = f64::from(self.per_minute) / 60.0;
+        let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, at) = *bucket;
+        let tokens = (tokens + now.saturating_duration_since(at).as_secs_f64() * rate)
+            .min(f64::from(self.per_minute));
+        if tokens >= 1.0 {
+            *bucket = (tokens - 1.0, now);
+            Ok(())
+        } else {
+            *bucket = (tokens, now);
+            Err(Duration::from_secs_f64((1.0 - tokens) / rate))
+        }
+    }
+
+    /// Counts a call in, unless the key already has its limit under way.
+    fn enter(self: &Arc<Self>) -> Option<Permit> {
+        if self.max_in_flight == 0 {
+            return Some(Permit(None));
+        }
+        let taken = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_in_flight).then_some(n + 1)
+            });
+        taken.is_ok().then(|| Permit(Some(self.clone())))
+    }
+}
+
+/// A call counted against its key's `max_in_flight` until dropped (for Ask: when its stream
+/// ends).
+#[derive(Debug)]
+pub struct Permit(Option<Arc<Limits>>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(limits) = &self.0 {
+            limits.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A call let in: who made it, and its place in the key's limits.
+#[derive(Debug)]
+pub struct Admitted {
+    pub principal: Principal,
+    pub permit: Permit,
 }
 
 /// The keys file's shape: `[[keys]]` tables.
@@ -209,6 +314,7 @@ impl Gate {
                     key_id: entry.id,
                     role: entry.role,
                 },
+                limits: Arc::new(Limits::new(entry.max_in_flight, entry.requests_per_minute)),
             });
         }
         Ok(Self { keys: Some(stored) })
@@ -219,14 +325,15 @@ impl Gate {
         self.keys.is_none()
     }
 
-    /// The caller presenting `key` (`None`: no key sent), if it may perform `action`. With the
-    /// gate open there is no principal.
-    pub fn admit(&self, key: Option<&str>, action: Action) -> Result<Option<Principal>, AuthError> {
+    /// The caller presenting `key` (`None`: no key sent), if it may perform `action` and is
+    /// within its limits. With the gate open there is no caller to name or limit.
+    pub fn admit(&self, key: Option<&str>, action: Action) -> Result<Option<Admitted>, AuthError> {
         let Some(keys) = &self.keys else {
             return Ok(None);
         };
         let key = key.ok_or(AuthError::Missing)?;
-        let principal = find(keys, &digest(key)).ok_or(AuthError::Unknown)?;
+        let stored = find(keys, &digest(key)).ok_or(AuthError::Unknown)?;
+        let principal = &stored.principal;
         if !principal.role.allows(action) {
             return Err(AuthError::Forbidden {
                 key_id: principal.key_id.clone(),
@@ -234,13 +341,32 @@ impl Gate {
                 action,
             });
         }
-        Ok(Some(principal.clone()))
+        let permit = stored
+            .limits
+            .enter()
+            .ok_or_else(|| AuthError::TooManyInFlight {
+                key_id: principal.key_id.clone(),
+                limit: stored.limits.max_in_flight,
+            })?;
+        // The permit is released if the bucket refuses: a refused call is not under way.
+        stored
+            .limits
+            .take_token(Instant::now())
+            .map_err(|retry_after| AuthError::RateLimited {
+                key_id: principal.key_id.clone(),
+                per_minute: stored.limits.per_minute,
+                retry_after,
+            })?;
+        Ok(Some(Admitted {
+            principal: principal.clone(),
+            permit,
+        }))
     }
 }
 
 /// Compares the digest with every stored one, without stopping at a match, so the time taken
 /// says nothing about which key (or how much of one) matched.
-fn find<'a>(keys: &'a [Stored], digest: &[u8; 32]) -> Option<&'a Principal> {
+fn find<'a>(keys: &'a [Stored], digest: &[u8; 32]) -> Option<&'a Stored> {
     let mut found = subtle::Choice::from(0);
     let mut index = 0u32;
     for (i, stored) in keys.iter().enumerate() {
@@ -248,7 +374,7 @@ fn find<'a>(keys: &'a [Stored], digest: &[u8; 32]) -> Option<&'a Principal> {
         index = u32::conditional_select(&index, &(i as u32), hit);
         found |= hit;
     }
-    bool::from(found).then(|| &keys[index as usize].principal)
+    bool::from(found).then(|| &keys[index as usize])
 }
 
 fn digest(key: &str) -> [u8; 32] {
@@ -297,6 +423,8 @@ mod tests {
                     id: (*id).into(),
                     sha256: hex::encode(digest(key)),
                     role: *role,
+                    max_in_flight: 0,
+                    requests_per_minute: 0,
                 })
                 .collect(),
             ..AuthConfig::default()
@@ -329,30 +457,34 @@ mod tests {
             ("ops", "rag_ops", Role::Admin),
         ]);
         let bot = gate.admit(Some("rag_bot"), Action::Ask).unwrap().unwrap();
-        assert_eq!(bot.key_id, "bot");
+        assert_eq!(bot.principal.key_id, "bot");
         assert_eq!(
-            gate.admit(Some("rag_bot"), Action::Ingest),
-            Err(AuthError::Forbidden {
+            gate.admit(Some("rag_bot"), Action::Ingest).unwrap_err(),
+            AuthError::Forbidden {
                 key_id: "bot".into(),
                 role: Role::Reader,
                 action: Action::Ingest
-            })
+            }
         );
         assert_eq!(
             gate.admit(Some("rag_ops"), Action::Stats)
                 .unwrap()
                 .unwrap()
+                .principal
                 .key_id,
             "ops"
         );
-        assert_eq!(gate.admit(None, Action::Search), Err(AuthError::Missing));
         assert_eq!(
-            gate.admit(Some("rag_bo"), Action::Search),
-            Err(AuthError::Unknown)
+            gate.admit(None, Action::Search).unwrap_err(),
+            AuthError::Missing
         );
         assert_eq!(
-            gate.admit(Some(""), Action::Search),
-            Err(AuthError::Unknown)
+            gate.admit(Some("rag_bo"), Action::Search).unwrap_err(),
+            AuthError::Unknown
+        );
+        assert_eq!(
+            gate.admit(Some(""), Action::Search).unwrap_err(),
+            AuthError::Unknown
         );
     }
 
@@ -368,6 +500,8 @@ mod tests {
                     id: "new".into(),
                     sha256: digest_hex,
                     role: Role::Writer,
+                    max_in_flight: 0,
+                    requests_per_minute: 0,
                 }],
                 ..AuthConfig::default()
             },
@@ -376,8 +510,8 @@ mod tests {
         .unwrap();
         assert!(gate.admit(Some(&key), Action::Ingest).unwrap().is_some());
         assert_eq!(
-            gate.admit(Some(&other), Action::Search),
-            Err(AuthError::Unknown)
+            gate.admit(Some(&other), Action::Search).unwrap_err(),
+            AuthError::Unknown
         );
     }
 
@@ -411,6 +545,8 @@ mod tests {
                 id: "x".into(),
                 sha256: "not hex".into(),
                 role: Role::Reader,
+                max_in_flight: 0,
+                requests_per_minute: 0,
             }],
             ..AuthConfig::default()
         };
@@ -422,6 +558,8 @@ mod tests {
             id: "x".into(),
             sha256: hex::encode([0u8; 32]),
             role: Role::Reader,
+            max_in_flight: 0,
+            requests_per_minute: 0,
         };
         let twice = AuthConfig {
             keys: vec![entry.clone(), entry],
@@ -458,9 +596,94 @@ mod tests {
             gate.admit(Some("rag_filed"), Action::Delete)
                 .unwrap()
                 .unwrap()
+                .principal
                 .key_id,
             "filed"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn limited(max_in_flight: usize, requests_per_minute: u32) -> Gate {
+        Gate::from_config(
+            &AuthConfig {
+                keys: vec![KeyEntry {
+                    id: "bot".into(),
+                    sha256: hex::encode(digest("rag_bot")),
+                    role: Role::Reader,
+                    max_in_flight,
+                    requests_per_minute,
+                }],
+                ..AuthConfig::default()
+            },
+            loopback(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn calls_under_way_are_counted_until_they_end() {
+        let gate = limited(2, 0);
+        let first = gate.admit(Some("rag_bot"), Action::Ask).unwrap();
+        let second = gate.admit(Some("rag_bot"), Action::Ask).unwrap();
+        let refused = gate.admit(Some("rag_bot"), Action::Search).unwrap_err();
+        assert_eq!(
+            refused,
+            AuthError::TooManyInFlight {
+                key_id: "bot".into(),
+                limit: 2
+            }
+        );
+        assert!(refused.retry_after().is_some());
+        drop(first);
+        let third = gate.admit(Some("rag_bot"), Action::Search).unwrap();
+        drop((second, third));
+        // Refused calls took nothing: two fit again.
+        let _a = gate.admit(Some("rag_bot"), Action::Ask).unwrap();
+        let _b = gate.admit(Some("rag_bot"), Action::Ask).unwrap();
+    }
+
+    #[test]
+    fn the_per_minute_bucket_refuses_with_the_time_until_the_next_token() {
+        let gate = limited(0, 3);
+        for _ in 0..3 {
+            gate.admit(Some("rag_bot"), Action::Search).unwrap();
+        }
+        let refused = gate.admit(Some("rag_bot"), Action::Search).unwrap_err();
+        let wait = refused.retry_after().expect("a retry hint");
+        // 3 per minute: one token every 20 s; almost none has accrued yet.
+        assert!(
+            wait > Duration::from_secs(19) && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
+        let limits = Limits::new(0, 60);
+        let start = Instant::now();
+        for _ in 0..60 {
+            limits.take_token(start).unwrap();
+        }
+        assert!(limits.take_token(start).is_err());
+        // One per second refills.
+        limits
+            .take_token(start + Duration::from_millis(1001))
+            .unwrap();
+        assert!(
+            limits
+                .take_token(start + Duration::from_millis(1002))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_call_refused_by_the_rate_does_not_stay_counted_as_under_way() {
+        let gate = limited(1, 1);
+        drop(gate.admit(Some("rag_bot"), Action::Search).unwrap());
+        assert!(matches!(
+            gate.admit(Some("rag_bot"), Action::Search),
+            Err(AuthError::RateLimited { .. })
+        ));
+        // Not TooManyInFlight: the refused call released its place.
+        assert!(matches!(
+            gate.admit(Some("rag_bot"), Action::Search),
+            Err(AuthError::RateLimited { .. })
+        ));
     }
 }

@@ -69,6 +69,8 @@ pub struct Call {
     key: OnceLock<String>,
     /// Document ids the call returned, wrote or deleted, for the audit line.
     documents: Mutex<Vec<String>>,
+    /// The call's place in its key's limit of calls under way, given back when the call ends.
+    permit: Mutex<Option<rag_auth::Permit>>,
 }
 
 impl Call {
@@ -100,7 +102,13 @@ impl Call {
             finished: AtomicBool::new(false),
             key: OnceLock::new(),
             documents: Mutex::new(Vec::new()),
+            permit: Mutex::new(None),
         }
+    }
+
+    /// Keeps the key's permit until the call ends (for Ask: its stream).
+    pub fn hold(&self, permit: rag_auth::Permit) {
+        *self.permit.lock().unwrap_or_else(|e| e.into_inner()) = Some(permit);
     }
 
     /// Names the key the call was let in with, for the audit line.
@@ -135,6 +143,7 @@ impl Call {
         }
         let labels = [("rpc", self.rpc), ("code", code_name(code))];
         let elapsed = self.started.elapsed();
+        self.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
         counter!(REQUESTS, &labels).increment(1);
         histogram!(REQUEST_SECONDS, &labels).record(elapsed);
         let documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());

@@ -47,8 +47,9 @@ impl Service {
         self.loaded.get().ok_or(ApiError::NotReady)
     }
 
-    /// Starts the call and lets it in if its key may perform `action`. A refused call ends
-    /// here, counted and audited, with UNAUTHENTICATED or PERMISSION_DENIED.
+    /// Starts the call and lets it in if its key may perform `action` and is within its
+    /// limits. A refused call ends here, counted and audited, with UNAUTHENTICATED,
+    /// PERMISSION_DENIED or RESOURCE_EXHAUSTED.
     fn admit<T>(
         &self,
         rpc: &'static str,
@@ -57,15 +58,20 @@ impl Service {
     ) -> Result<Call, Status> {
         let call = Call::start(rpc, request);
         match self.gate.admit(bearer(request), action) {
-            Ok(principal) => {
-                if let Some(principal) = principal {
-                    call.set_key(principal.key_id);
+            Ok(admitted) => {
+                if let Some(admitted) = admitted {
+                    call.set_key(admitted.principal.key_id);
+                    call.hold(admitted.permit);
                 }
                 Ok(call)
             }
             Err(e) => {
-                // A known key that may not do this is named in the audit line too.
-                if let rag_auth::AuthError::Forbidden { key_id, .. } = &e {
+                // A known key that may not do this, or not now, is named in the audit line too.
+                use rag_auth::AuthError::{Forbidden, RateLimited, TooManyInFlight};
+                if let Forbidden { key_id, .. }
+                | TooManyInFlight { key_id, .. }
+                | RateLimited { key_id, .. } = &e
+                {
                     call.set_key(key_id.clone());
                 }
                 Err(call.fail(ApiError::from(e).into()))

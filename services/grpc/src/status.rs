@@ -48,6 +48,9 @@ pub fn code(e: &ApiError) -> Code {
         ApiError::NotReady => Code::Unavailable,
         ApiError::Auth(AuthError::Missing | AuthError::Unknown) => Code::Unauthenticated,
         ApiError::Auth(AuthError::Forbidden { .. }) => Code::PermissionDenied,
+        ApiError::Auth(AuthError::TooManyInFlight { .. } | AuthError::RateLimited { .. }) => {
+            Code::ResourceExhausted
+        }
         ApiError::Engine(e) => match e {
             EngineError::InvalidArgument { .. } => Code::InvalidArgument,
             // The deployment, not the request, is at fault: another configuration answers it.
@@ -98,15 +101,25 @@ impl From<ApiError> for Status {
         if code == Code::Internal {
             tracing::error!(error = %e, "request failed");
         }
-        match e.field() {
+        let retry = match &e {
+            ApiError::Auth(a) => a.retry_after(),
+            _ => None,
+        };
+        match (e.field(), retry) {
             // The message keeps the field name for clients that only read messages; the
             // BadRequest detail names it for clients that act on it.
-            Some((field, reason)) => Status::with_error_details(
+            (Some((field, reason)), _) => Status::with_error_details(
                 code,
                 e.to_string(),
                 ErrorDetails::with_bad_request_violation(field, reason),
             ),
-            None => Status::new(code, e.to_string()),
+            // A limit says when to come back (google.rpc.RetryInfo).
+            (None, Some(delay)) => Status::with_error_details(
+                code,
+                e.to_string(),
+                ErrorDetails::with_retry_info(Some(delay)),
+            ),
+            (None, None) => Status::new(code, e.to_string()),
         }
     }
 }
@@ -171,6 +184,23 @@ mod tests {
                 }
                 .into(),
                 Code::PermissionDenied,
+            ),
+            (
+                AuthError::RateLimited {
+                    key_id: "bot".into(),
+                    per_minute: 60,
+                    retry_after: std::time::Duration::from_secs(1),
+                }
+                .into(),
+                Code::ResourceExhausted,
+            ),
+            (
+                AuthError::TooManyInFlight {
+                    key_id: "bot".into(),
+                    limit: 4,
+                }
+                .into(),
+                Code::ResourceExhausted,
             ),
             (
                 EngineError::invalid("max_tokens", "too many").into(),
