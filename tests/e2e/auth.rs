@@ -35,14 +35,12 @@ fn search(query: &str) -> pb::SearchRequest {
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_and_roles_decide_every_call_and_the_audit_log_names_the_key_not_the_secret() {
     let ws = Workspace::new();
-    ws.copy_samples();
+    ws.index_samples();
     ws.with_keys(&[
         ("qa-bot", READER, "reader"),
         ("ingester", WRITER, "writer"),
         ("ops", ADMIN, "admin"),
     ]);
-    let (code, _) = ws.ingest();
-    assert_eq!(code, 0);
     let log = ws.dir.path().join("serve.log");
     let server = ws.serve_logged(&log).await;
     let mut client = server.client();
@@ -320,15 +318,13 @@ async fn names_of_documents_sent_over_the_api_are_normalised_or_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_over_its_rate_is_told_when_to_come_back() {
     let ws = Workspace::new();
-    ws.copy_samples();
+    ws.index_samples();
     ws.with_keys(&[("qa-bot", READER, "reader")]);
     // The keys file's one table gets a limit of 2 calls a minute.
     let keys = ws.dir.path().join("keys.toml");
     let mut file = std::fs::read_to_string(&keys).unwrap();
     file.push_str("requests_per_minute = 2\n");
     std::fs::write(&keys, file).unwrap();
-    let (code, _) = ws.ingest();
-    assert_eq!(code, 0);
     let server = ws.serve().await;
     let mut client = server.client();
     for _ in 0..2 {

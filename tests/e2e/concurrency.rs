@@ -22,9 +22,7 @@ fn written(asked: &crate::client::Asked) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_generated_together_are_the_answers_given_alone() {
     let ws = Workspace::new();
-    ws.copy_samples();
-    let (code, summary) = ws.ingest();
-    assert_eq!(code, 0, "{summary}");
+    ws.index_samples();
     let server = ws.start_serving(&[]);
     server.wait_serving().await;
 
@@ -58,9 +56,7 @@ async fn answers_generated_together_are_the_answers_given_alone() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deadline_ends_the_answer_with_deadline_exceeded() {
     let ws = Workspace::new();
-    ws.copy_samples();
-    let (code, summary) = ws.ingest();
-    assert_eq!(code, 0, "{summary}");
+    ws.index_samples();
     let server = ws.start_serving(&["--admin-listen", "127.0.0.1:0"]);
     server.wait_serving().await;
 

@@ -119,6 +119,14 @@ max_tokens = 48
         copy_dir(&repo().join("examples/docs"), &self.docs());
     }
 
+    /// Copies the sample folder into `docs/` and indexes it with `rag ingest`, which must
+    /// succeed.
+    pub fn index_samples(&self) {
+        self.copy_samples();
+        let (code, summary) = self.ingest();
+        assert_eq!(code, 0, "{summary}");
+    }
+
     pub fn rag(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_rag"))
             .arg("--config")

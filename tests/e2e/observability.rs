@@ -157,9 +157,7 @@ async fn metrics_health_and_request_ids_for_operators() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_leaves_cancels_its_answer() {
     let ws = Workspace::new();
-    ws.copy_samples();
-    let (code, summary) = ws.ingest();
-    assert_eq!(code, 0, "{summary}");
+    ws.index_samples();
     let server = ws.start_serving(&["--admin-listen", "127.0.0.1:0"]);
     server.wait_serving().await;
 

@@ -115,9 +115,7 @@ async fn ranked(server: &Server, query: &str, threshold: f32) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn korean_questions_over_korean_and_english_documents() {
     let ws = Workspace::multilingual();
-    ws.copy_samples();
-    let (code, summary) = ws.ingest();
-    assert_eq!(code, 0, "{summary}");
+    ws.index_samples();
     let server = ws.serve().await;
 
     // Korean over Korean, and English over English, at the configured threshold.
@@ -372,9 +370,7 @@ async fn retrieval_quality_on_the_shipped_sets_does_not_regress() {
 async fn an_english_only_model_refuses_korean_questions_and_names_the_configuration_that_reads_them()
  {
     let ws = Workspace::new();
-    ws.copy_samples();
-    let (code, summary) = ws.ingest();
-    assert_eq!(code, 0, "{summary}");
+    ws.index_samples();
     let server = ws.serve().await;
     let question = "원격 근무는 주 며칠까지 가능한가요?";
     let refused = server

@@ -60,9 +60,7 @@ fn search() -> pb::SearchRequest {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_service_speaks_tls_and_requires_client_certificates_when_told() {
     let ws = Workspace::new();
-    ws.copy_samples();
-    let (code, _) = ws.ingest();
-    assert_eq!(code, 0);
+    ws.index_samples();
     let certs = ws.dir.path().join("certs");
     std::fs::create_dir_all(&certs).unwrap();
     make_certificates(&certs);
