@@ -106,6 +106,18 @@ impl Role {
     }
 }
 
+/// The names `name` gives (and the configuration uses), for command-line arguments.
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Role::Reader, Role::Writer, Role::Admin]
+            .into_iter()
+            .find(|role| role.name() == s)
+            .ok_or_else(|| format!("{s:?}: one of reader, writer, admin"))
+    }
+}
+
 /// The caller behind a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -136,6 +148,16 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// The key the error is about, when the key itself was recognised.
+    pub fn key_id(&self) -> Option<&str> {
+        match self {
+            Self::Forbidden { key_id, .. }
+            | Self::TooManyInFlight { key_id, .. }
+            | Self::RateLimited { key_id, .. } => Some(key_id),
+            Self::Missing | Self::Unknown => None,
+        }
+    }
+
     /// How long the caller should wait before trying again, for the limits that say.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -430,6 +452,14 @@ mod tests {
             ..AuthConfig::default()
         };
         Gate::from_config(&config, "0.0.0.0:50051".parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn role_names_read_back() {
+        for role in [Role::Reader, Role::Writer, Role::Admin] {
+            assert_eq!(role.name().parse::<Role>(), Ok(role));
+        }
+        assert!("root".parse::<Role>().is_err());
     }
 
     #[test]

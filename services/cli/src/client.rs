@@ -11,7 +11,7 @@ use rag_proto::v1::rag_service_client::RagServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::RetrievalArgs;
 use crate::config::Config;
@@ -73,14 +73,19 @@ pub struct StatusArgs {
     json: bool,
 }
 
+/// The service at `addr`, over TLS for `https://` addresses (`client.tls_*`).
+pub fn endpoint(config: &Config, addr: &str) -> anyhow::Result<Endpoint> {
+    let endpoint = Channel::from_shared(addr.to_owned())
+        .with_context(|| format!("invalid service address {addr}"))?;
+    Ok(match crate::tls::client(&config.client, addr)? {
+        Some(tls) => endpoint.tls_config(tls)?,
+        None => endpoint,
+    })
+}
+
 async fn channel(config: &Config, addr: Option<&str>) -> anyhow::Result<Channel> {
     let addr = addr.unwrap_or(&config.client.addr).to_owned();
-    let mut endpoint = Channel::from_shared(addr.clone())
-        .with_context(|| format!("invalid service address {addr}"))?;
-    if let Some(tls) = crate::tls::client(&config.client, &addr)? {
-        endpoint = endpoint.tls_config(tls)?;
-    }
-    endpoint
+    endpoint(config, &addr)?
         .timeout(Duration::from_secs(config.client.timeout_secs))
         .connect_timeout(Duration::from_secs(5))
         .connect()

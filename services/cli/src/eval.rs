@@ -259,6 +259,27 @@ fn score(
     }
 }
 
+/// Answered and refused questions, by whether the set expects an answer.
+#[derive(Default)]
+struct Outcomes {
+    answerable: usize,
+    answered: usize,
+    unanswerable: usize,
+    refused: usize,
+}
+
+impl Outcomes {
+    fn count(&mut self, expected: bool, answered: bool) {
+        if expected {
+            self.answerable += 1;
+            self.answered += usize::from(answered);
+        } else {
+            self.unanswerable += 1;
+            self.refused += usize::from(!answered);
+        }
+    }
+}
+
 /// Answers every question as Ask does (same engine, same stream) and scores the answers.
 async fn generate(
     engine: &Engine,
@@ -270,7 +291,7 @@ async fn generate(
         ..engine.default_ask()
     };
     let mut g = Generation::default();
-    let (mut answerable, mut answered, mut unanswerable, mut refused) = (0, 0, 0, 0);
+    let mut outcomes = Outcomes::default();
     let (mut right_citations, mut sentences, mut supported, mut right_attributions) = (0, 0, 0, 0);
     let mut took = Vec::new();
     for q in questions {
@@ -278,12 +299,7 @@ async fn generate(
         let mut events = match engine.ask(&q.question, options.clone()).await {
             // Refused for its language: counted as a question not answered.
             Err(rag_engine::EngineError::UnsupportedLanguage { .. }) => {
-                if expected {
-                    answerable += 1;
-                } else {
-                    unanswerable += 1;
-                    refused += 1;
-                }
+                outcomes.count(expected, false);
                 continue;
             }
             other => other?,
@@ -324,19 +340,13 @@ async fn generate(
         if checked.status == Verdict::Unsupported {
             g.withheld += 1;
         }
-        if expected {
-            answerable += 1;
-            answered += usize::from(checked.status == Verdict::Answered);
-        } else {
-            unanswerable += 1;
-            refused += usize::from(checked.status != Verdict::Answered);
-        }
+        outcomes.count(expected, checked.status == Verdict::Answered);
     }
     let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
     g.citation_precision = share(right_citations, g.citations);
     g.attribution_precision = share(right_attributions, g.attributions);
-    g.answered_when_answerable = share(answered, answerable);
-    g.refused_when_unanswerable = share(refused, unanswerable);
+    g.answered_when_answerable = share(outcomes.answered, outcomes.answerable);
+    g.refused_when_unanswerable = share(outcomes.refused, outcomes.unanswerable);
     g.sentences_supported = share(supported, sentences);
     took.sort();
     g.generation_p50_ms = took

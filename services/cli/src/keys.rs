@@ -20,21 +20,12 @@ pub struct NewArgs {
     #[arg(long)]
     id: String,
     /// reader (Search, Ask), writer (+ IngestDocument, DeleteDocument) or admin (+ statistics).
-    #[arg(long, value_parser = parse_role)]
+    #[arg(long)]
     role: Role,
     /// Append the key's entry to this keys file (`auth.keys_file`; created, owner-only) instead
     /// of printing an `[[auth.keys]]` table to paste into the configuration.
     #[arg(long)]
     keys_file: Option<PathBuf>,
-}
-
-fn parse_role(s: &str) -> Result<Role, String> {
-    match s {
-        "reader" => Ok(Role::Reader),
-        "writer" => Ok(Role::Writer),
-        "admin" => Ok(Role::Admin),
-        _ => Err(format!("{s:?}: one of reader, writer, admin")),
-    }
 }
 
 pub fn run(command: KeysCommand) -> anyhow::Result<()> {

@@ -12,7 +12,6 @@ use anyhow::Context;
 use clap::Args;
 use rag_proto::v1 as pb;
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
 
 use crate::client::{ApiKey, Client};
 use crate::config::Config;
@@ -63,12 +62,8 @@ pub async fn run(config: &Config, args: LoadArgs) -> anyhow::Result<()> {
     let addr = args.addr.clone().unwrap_or(config.client.addr.clone());
     // One connection per client: HTTP/2 multiplexing on one would measure the connection.
     let key = ApiKey::from_config(config)?;
-    let tls = crate::tls::client(&config.client, &addr)?;
+    let endpoint = crate::client::endpoint(config, &addr)?;
     let connect = || async {
-        let mut endpoint = Channel::from_shared(addr.clone())?;
-        if let Some(tls) = tls.clone() {
-            endpoint = endpoint.tls_config(tls)?;
-        }
         let channel = endpoint
             .connect()
             .await

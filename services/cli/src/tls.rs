@@ -16,30 +16,48 @@ fn is_set(path: &Path) -> bool {
     !path.as_os_str().is_empty()
 }
 
+/// A certificate and its key, from the two settings named `cert` and `key` (`section.name`):
+/// both set, or neither (`None`).
+fn identity(
+    (cert, cert_file): (&str, &Path),
+    (key, key_file): (&str, &Path),
+) -> anyhow::Result<Option<Identity>> {
+    match (is_set(cert_file), is_set(key_file)) {
+        (false, false) => Ok(None),
+        (true, true) => Ok(Some(Identity::from_pem(
+            read(cert, cert_file)?,
+            read(key, key_file)?,
+        ))),
+        _ => anyhow::bail!("{cert} and {key} go together"),
+    }
+}
+
+/// A CA certificate from the setting `what`, when it is set.
+fn certificate(what: &str, path: &Path) -> anyhow::Result<Option<Certificate>> {
+    Ok(if is_set(path) {
+        Some(Certificate::from_pem(read(what, path)?))
+    } else {
+        None
+    })
+}
+
 /// The listener's TLS, or `None` when no certificate is configured. A client CA makes client
 /// certificates mandatory (mTLS).
 pub fn server(tls: &TlsSection) -> anyhow::Result<Option<ServerTlsConfig>> {
-    match (is_set(&tls.cert_file), is_set(&tls.key_file)) {
-        (false, false) => {
-            anyhow::ensure!(
-                !is_set(&tls.client_ca_file),
-                "tls.client_ca_file needs tls.cert_file and tls.key_file (the service's own certificate)"
-            );
-            return Ok(None);
-        }
-        (true, true) => {}
-        _ => anyhow::bail!("tls.cert_file and tls.key_file go together"),
-    }
-    let identity = Identity::from_pem(
-        read("tls.cert_file", &tls.cert_file)?,
-        read("tls.key_file", &tls.key_file)?,
-    );
+    let Some(identity) = identity(
+        ("tls.cert_file", &tls.cert_file),
+        ("tls.key_file", &tls.key_file),
+    )?
+    else {
+        anyhow::ensure!(
+            !is_set(&tls.client_ca_file),
+            "tls.client_ca_file needs tls.cert_file and tls.key_file (the service's own certificate)"
+        );
+        return Ok(None);
+    };
     let mut config = ServerTlsConfig::new().identity(identity);
-    if is_set(&tls.client_ca_file) {
-        config = config.client_ca_root(Certificate::from_pem(read(
-            "tls.client_ca_file",
-            &tls.client_ca_file,
-        )?));
+    if let Some(ca) = certificate("tls.client_ca_file", &tls.client_ca_file)? {
+        config = config.client_ca_root(ca);
     }
     Ok(Some(config))
 }
@@ -50,24 +68,15 @@ pub fn client(client: &ClientSection, addr: &str) -> anyhow::Result<Option<Clien
     if !addr.starts_with("https://") {
         return Ok(None);
     }
-    let mut config = ClientTlsConfig::new();
-    config = if is_set(&client.tls_ca_file) {
-        config.ca_certificate(Certificate::from_pem(read(
-            "client.tls_ca_file",
-            &client.tls_ca_file,
-        )?))
-    } else {
-        config.with_native_roots()
+    let mut config = match certificate("client.tls_ca_file", &client.tls_ca_file)? {
+        Some(ca) => ClientTlsConfig::new().ca_certificate(ca),
+        None => ClientTlsConfig::new().with_native_roots(),
     };
-    match (is_set(&client.tls_cert_file), is_set(&client.tls_key_file)) {
-        (false, false) => {}
-        (true, true) => {
-            config = config.identity(Identity::from_pem(
-                read("client.tls_cert_file", &client.tls_cert_file)?,
-                read("client.tls_key_file", &client.tls_key_file)?,
-            ));
-        }
-        _ => anyhow::bail!("client.tls_cert_file and client.tls_key_file go together"),
+    if let Some(identity) = identity(
+        ("client.tls_cert_file", &client.tls_cert_file),
+        ("client.tls_key_file", &client.tls_key_file),
+    )? {
+        config = config.identity(identity);
     }
     Ok(Some(config))
 }

@@ -67,12 +67,8 @@ impl Service {
             }
             Err(e) => {
                 // A known key that may not do this, or not now, is named in the audit line too.
-                use rag_auth::AuthError::{Forbidden, RateLimited, TooManyInFlight};
-                if let Forbidden { key_id, .. }
-                | TooManyInFlight { key_id, .. }
-                | RateLimited { key_id, .. } = &e
-                {
-                    call.set_key(key_id.clone());
+                if let Some(key_id) = e.key_id() {
+                    call.set_key(key_id.to_owned());
                 }
                 Err(call.fail(ApiError::from(e).into()))
             }
