@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::error::IndexError;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
@@ -26,6 +28,66 @@ pub struct IngestConfig {
     pub embed_window: usize,
     /// Batch chunks of similar token length together, so little compute goes to padding.
     pub sort_by_length: bool,
+    /// The tenant a folder ingest writes into (documents sent over the API go to the caller's).
+    pub tenant: String,
+    /// Who may read a folder's documents: `[[ingest.groups]]` rules of a path prefix (a folder
+    /// or a file, relative to the folder ingested) and the groups allowed; the longest prefix
+    /// that matches a file decides. A file no rule matches is open to everyone in the tenant.
+    pub groups: Vec<GroupRule>,
+}
+
+/// One `[[ingest.groups]]` rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRule {
+    /// "hr" or "hr/" (the folder), "hr/salaries.md" (one file).
+    pub prefix: String,
+    /// Groups that may read the documents; `["*"]`: everyone in the tenant.
+    pub groups: Vec<String>,
+}
+
+impl IngestConfig {
+    /// Refuses a tenant or group name that could not be matched safely.
+    pub fn check(&self) -> Result<(), IndexError> {
+        let bad = |reason: String| IndexError::Folder(format!("ingest configuration: {reason}"));
+        if !rag_store::valid_name(&self.tenant) {
+            return Err(bad(format!(
+                "tenant {:?}: use 1 to 64 letters, digits, '-', '_', '.', '@', ':'",
+                self.tenant
+            )));
+        }
+        for rule in &self.groups {
+            crate::document::check_groups(&rule.groups).map_err(|reason| {
+                bad(format!(
+                    "groups rule for prefix {:?}: {reason}",
+                    rule.prefix
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The groups that may read the folder file at `relative`, by the longest matching rule.
+    pub fn groups_for(&self, relative: &str) -> Vec<String> {
+        self.groups
+            .iter()
+            .filter_map(|rule| {
+                let prefix = rule
+                    .prefix
+                    .trim()
+                    .trim_start_matches("./")
+                    .trim_end_matches('/');
+                let matches = !prefix.is_empty()
+                    && (relative == prefix
+                        || relative
+                            .strip_prefix(prefix)
+                            .is_some_and(|rest| rest.starts_with('/')));
+                matches.then_some((prefix.len(), &rule.groups))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, groups)| rag_store::normalise_groups(groups))
+            .unwrap_or_else(|| rag_store::normalise_groups(&[]))
+    }
 }
 
 impl Default for IngestConfig {
@@ -41,6 +103,46 @@ impl Default for IngestConfig {
             extract_workers: 2,
             embed_window: 1024,
             sort_by_length: true,
+            tenant: rag_store::DEFAULT_TENANT.to_owned(),
+            groups: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_matching_prefix_decides_a_files_groups() {
+        let rule = |prefix: &str, groups: &[&str]| GroupRule {
+            prefix: prefix.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        };
+        let config = IngestConfig {
+            groups: vec![
+                rule("hr/", &["hr"]),
+                rule("./hr/salaries.md", &["hr-leads", "finance"]),
+                rule("finance", &["finance"]),
+            ],
+            ..Default::default()
+        };
+        config.check().unwrap();
+        assert_eq!(config.groups_for("hr/leave.md"), ["hr"]);
+        assert_eq!(config.groups_for("hr/salaries.md"), ["finance", "hr-leads"]);
+        assert_eq!(config.groups_for("finance/q3.md"), ["finance"]);
+        // A folder name is matched whole: "hr-archive" is not under "hr".
+        assert_eq!(config.groups_for("hr-archive/x.md"), ["*"]);
+        assert_eq!(config.groups_for("it/vpn.md"), ["*"]);
+        let bad = IngestConfig {
+            groups: vec![rule("x", &["a,b"])],
+            ..Default::default()
+        };
+        assert!(bad.check().is_err());
+        let bad = IngestConfig {
+            tenant: "a/b".into(),
+            ..Default::default()
+        };
+        assert!(bad.check().is_err());
     }
 }

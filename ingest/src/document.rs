@@ -4,9 +4,26 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rag_store::Visibility;
+
 use crate::error::IndexError;
 use crate::extract::MediaType;
 use crate::walk::Found;
+
+/// Checks group names given for a document or in a rule: each a valid name, or `*` alone
+/// meaning everyone.
+pub(crate) fn check_groups(groups: &[String]) -> Result<(), String> {
+    for group in groups {
+        let group = group.trim();
+        if group != rag_store::EVERYONE && !rag_store::valid_name(group) {
+            return Err(format!(
+                "{group:?} is not a group name (1 to 64 letters, digits, '-', '_', '.', '@', ':'; \
+                 or \"*\" for everyone)"
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// The `root` of documents that arrived over the API rather than from a folder.
 pub const API_ROOT: &str = "api:";
@@ -66,6 +83,13 @@ pub struct IncomingDocument {
     /// Empty: derived from `file_name`.
     pub document_id: String,
     pub metadata: BTreeMap<String, String>,
+    /// The tenant it is written into: the caller's.
+    pub tenant: String,
+    /// Who may read it; empty: everyone in the tenant.
+    pub groups: Vec<String>,
+    /// What the caller may read: it may only write documents for its own groups, and only
+    /// replace versions it can read.
+    pub writer: Visibility,
 }
 
 impl IncomingDocument {
@@ -101,6 +125,7 @@ impl IncomingDocument {
             media,
             on_disk: None,
             metadata: self.metadata,
+            groups: rag_store::normalise_groups(&self.groups),
         };
         (origin, self.content)
     }
@@ -118,10 +143,12 @@ pub(crate) struct Origin {
     /// Where the bytes already sit on disk, so the PDF helper need not stage a copy.
     pub on_disk: Option<PathBuf>,
     pub metadata: BTreeMap<String, String>,
+    /// Who may read it, normalised ([`rag_store::normalise_groups`]).
+    pub groups: Vec<String>,
 }
 
 impl Origin {
-    pub fn file(root: &str, doc_id: String, file: &Found) -> Self {
+    pub fn file(root: &str, doc_id: String, file: &Found, groups: Vec<String>) -> Self {
         Self {
             root: root.to_owned(),
             doc_id,
@@ -129,6 +156,7 @@ impl Origin {
             media: file.media,
             on_disk: Some(file.path.clone()),
             metadata: BTreeMap::new(),
+            groups,
         }
     }
 }

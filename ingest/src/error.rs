@@ -31,6 +31,13 @@ pub enum IndexError {
     Crashed { path: String, reason: String },
     #[error("{name:?}: not a usable document name: {reason}")]
     BadName { name: String, reason: &'static str },
+    /// The groups named for a document are malformed.
+    #[error("{path}: groups: {reason}")]
+    BadGroups { path: String, reason: String },
+    /// The caller may not write this document: it names a group the caller is not in, or
+    /// replaces a version the caller cannot read.
+    #[error("{path}: {reason}")]
+    Forbidden { path: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -53,6 +60,8 @@ impl IndexError {
             Self::Embed { .. } => "embed",
             Self::Crashed { .. } => "crashed",
             Self::BadName { .. } => "bad_name",
+            Self::BadGroups { .. } => "bad_groups",
+            Self::Forbidden { .. } => "forbidden",
             Self::Store(_) => "store",
             Self::Folder(_) => "folder",
         }

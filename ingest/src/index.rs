@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use rag_embed::Embedder;
-use rag_store::Store;
+use rag_store::{Store, Visibility};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::chunk::Chunker;
@@ -38,8 +38,13 @@ use crate::write::{Finished, VersionWriter};
 
 pub struct Indexer {
     embedder: Arc<Embedder>,
+    /// The store as `ingest.tenant` sees it: folder runs write there; documents sent over the
+    /// API go to their caller's tenant.
     store: Arc<Store>,
     preparer: Preparer,
+    /// What a folder manifest must have been written under to vouch for a file: the
+    /// pipeline, the tenant and the group rules (a changed rule re-reads and rewrites).
+    folder_fingerprint: String,
     config: IngestConfig,
     /// Where folder manifests live; `None`: every file is read on every run.
     manifest_dir: Option<PathBuf>,
@@ -56,10 +61,21 @@ impl Indexer {
         config: IngestConfig,
     ) -> Self {
         let preparer = Preparer::new(pdf, chunker, &config, embedder.model_name());
+        // Unchanged for the defaults, so manifests written before tenants existed still count.
+        let folder_fingerprint =
+            if config.tenant == rag_store::DEFAULT_TENANT && config.groups.is_empty() {
+                preparer.fingerprint.to_string()
+            } else {
+                format!(
+                    "{}|tenant={}|groups={:?}",
+                    preparer.fingerprint, config.tenant, config.groups
+                )
+            };
         Self {
             embedder,
-            store,
+            store: store.for_tenant(&config.tenant),
             preparer,
+            folder_fingerprint,
             config,
             manifest_dir: None,
             rehash: false,
@@ -94,6 +110,7 @@ impl Indexer {
         selection: &Selection,
         on_event: &(dyn Fn(Event<'_>) + Send + Sync),
     ) -> Result<Summary, IndexError> {
+        self.config.check()?;
         let started = Instant::now();
         let run_start = SystemTime::now();
         let survey = Survey::take(self.store.as_ref(), root, selection).await?;
@@ -103,7 +120,7 @@ impl Indexer {
         let mut manifest = Manifest::load(
             self.manifest_dir.as_deref(),
             &survey.root_key,
-            &self.preparer.fingerprint,
+            &self.folder_fingerprint,
             run_start,
         );
 
@@ -126,7 +143,10 @@ impl Indexer {
             .keys()
             .filter(|id| !produced.seen.contains(*id))
         {
-            summary.points_deleted += self.store.delete_document(doc_id, None).await?;
+            summary.points_deleted += self
+                .store
+                .delete_document(doc_id, None, &Visibility::All)
+                .await?;
             summary.deleted += 1;
             counters::deleted();
         }
@@ -136,7 +156,10 @@ impl Indexer {
             .iter()
             .filter(|id| !produced.seen.contains(*id) && !survey.stored.contains_key(*id))
         {
-            summary.points_deleted += self.store.delete_document(doc_id, None).await?;
+            summary.points_deleted += self
+                .store
+                .delete_document(doc_id, None, &Visibility::All)
+                .await?;
         }
         self.store.flush().await?;
         // Only now that the store is durable may the manifest vouch for what it holds.
@@ -188,13 +211,14 @@ impl Indexer {
             };
             let (preparer, tx, file) = (self.preparer.clone(), tx.clone(), file.clone());
             let root = survey.root_key.clone();
+            let groups = self.config.groups_for(&file.relative);
             tokio::spawn(async move {
                 if tx.is_closed() {
                     return;
                 }
                 let relative = file.relative.clone();
                 let prepared = prepare::on_blocking_thread(relative, move || {
-                    preparer.prepare_file(&root, doc_id, &file, &stored)
+                    preparer.prepare_file(&root, doc_id, &file, groups, &stored)
                 })
                 .await;
                 // A closed channel means the run stopped on a store error.
@@ -287,7 +311,9 @@ impl Indexer {
                     } => {
                         let points_deleted = if stale {
                             // A run stopped between writing this version and sweeping the old.
-                            self.store.delete_document(&doc_id, Some(&doc_hash)).await?
+                            self.store
+                                .delete_document(&doc_id, Some(&doc_hash), &Visibility::All)
+                                .await?
                         } else {
                             0
                         };
@@ -334,11 +360,12 @@ impl Indexer {
         root: &Path,
         selection: &Selection,
     ) -> Result<Plan, IndexError> {
+        self.config.check()?;
         let survey = Survey::take(self.store.as_ref(), root, selection).await?;
         let manifest = Manifest::load(
             self.manifest_dir.as_deref(),
             &survey.root_key,
-            &self.preparer.fingerprint,
+            &self.folder_fingerprint,
             SystemTime::now(),
         );
         let mut plan = Plan::default();
@@ -363,7 +390,11 @@ impl Indexer {
                     });
                     continue;
                 }
-                Ok((bytes, _)) => match stored.decide(&self.preparer.doc_hash(&bytes)) {
+                Ok((bytes, _)) => match stored.decide(
+                    &self
+                        .preparer
+                        .doc_hash(&bytes, &self.config.groups_for(&file.relative)),
+                ) {
                     Decision::New => &mut plan.add,
                     Decision::Changed => &mut plan.change,
                     Decision::Unchanged { .. } => &mut plan.unchanged,
@@ -393,15 +424,28 @@ impl Indexer {
     }
 
     async fn index_incoming(&self, doc: IncomingDocument) -> Result<(String, Outcome), IndexError> {
+        let store = self.store.for_tenant(&doc.tenant);
+        let writer = doc.writer.clone();
         let (origin, content) = self.preparer.accept(doc)?;
         let doc_id = origin.doc_id.clone();
-        let hashes = self
-            .store
-            .document_versions(None, Some(&doc_id))
-            .await?
-            .into_iter()
-            .map(|v| v.doc_hash)
-            .collect();
+        let forbidden = |reason: String| IndexError::Forbidden {
+            path: origin.source.clone(),
+            reason,
+        };
+        if !writer.covers(&origin.groups) {
+            return Err(forbidden(format!(
+                "the key may not write documents for groups {:?}: only for its own groups",
+                origin.groups
+            )));
+        }
+        let versions = store.document_versions(None, Some(&doc_id)).await?;
+        // Replacing a document deletes its old version: only for a caller who can read it.
+        if versions.iter().any(|v| !writer.permits(&v.groups)) {
+            return Err(forbidden(format!(
+                "document id {doc_id:?} is taken by a document this key cannot read"
+            )));
+        }
+        let hashes = versions.into_iter().map(|v| v.doc_hash).collect();
         // Unfinished versions are not looked for here (that takes a scan of the document's
         // points): the next write of the document sweeps them.
         let stored = StoredVersions::new(hashes, false);
@@ -416,18 +460,19 @@ impl Indexer {
                 doc_hash, stale, ..
             } => {
                 if stale {
-                    self.store.delete_document(&doc_id, Some(&doc_hash)).await?;
-                    self.store.flush().await?;
+                    store
+                        .delete_document(&doc_id, Some(&doc_hash), &Visibility::All)
+                        .await?;
+                    store.flush().await?;
                 }
                 return Ok((doc_id, Outcome::Unchanged));
             }
             Prepared::Failed { error, .. } => return Err(error),
         };
-        let mut writer =
-            VersionWriter::new(self.embedder.clone(), self.store.clone(), &self.config);
+        let mut writer = VersionWriter::new(self.embedder.clone(), store.clone(), &self.config);
         let mut finished = writer.admit(ready).await?;
         finished.extend(writer.finish().await?);
-        self.store.flush().await?;
+        store.flush().await?;
         let outcome = finished
             .pop()
             .ok_or_else(|| IndexError::Folder("the document left the writer unwritten".into()))?

@@ -31,7 +31,7 @@ mod write;
 
 pub use batch::Padding;
 pub use chunk::{Chunk, Chunker, ChunkerError};
-pub use config::IngestConfig;
+pub use config::{GroupRule, IngestConfig};
 pub use document::{API_ROOT, IncomingDocument, doc_id_for};
 pub use error::IndexError;
 pub use extract::{ExtractError, MediaType, PdfExtractor};

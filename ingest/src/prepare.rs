@@ -26,6 +26,7 @@ pub(crate) struct Ready {
     pub media: MediaType,
     pub title: String,
     pub metadata: BTreeMap<String, String>,
+    pub groups: Vec<String>,
     pub doc_hash: String,
     pub pages: u32,
     pub chunks: Vec<Chunk>,
@@ -82,11 +83,18 @@ impl Preparer {
         }
     }
 
-    pub fn doc_hash(&self, bytes: &[u8]) -> String {
+    /// The version of a document: its bytes, the pipeline, and who may read it — so a
+    /// changed permission rule rewrites the document's points (vectors are reused). Open
+    /// documents hash as before permissions existed, so upgrading re-indexes nothing.
+    pub fn doc_hash(&self, bytes: &[u8], groups: &[String]) -> String {
         let mut hasher = blake3::Hasher::new();
         hasher.update(self.fingerprint.as_bytes());
         hasher.update(&[0]);
         hasher.update(bytes);
+        if groups != [rag_store::EVERYONE] {
+            hasher.update(&[0]);
+            hasher.update(groups.join("\n").as_bytes());
+        }
         hasher.finalize().to_hex().to_string()
     }
 
@@ -96,12 +104,16 @@ impl Preparer {
         root: &str,
         doc_id: String,
         file: &Found,
+        groups: Vec<String>,
         stored: &StoredVersions,
     ) -> Prepared {
         match self.read(file) {
-            Ok((bytes, stat)) => {
-                self.prepare(Origin::file(root, doc_id, file), &bytes, Some(stat), stored)
-            }
+            Ok((bytes, stat)) => self.prepare(
+                Origin::file(root, doc_id, file, groups),
+                &bytes,
+                Some(stat),
+                stored,
+            ),
             Err(error) => Prepared::Failed {
                 relative: file.relative.clone(),
                 error,
@@ -133,6 +145,10 @@ impl Preparer {
     /// A document sent as bytes, with its media type known and its size within the limit.
     pub fn accept(&self, mut doc: IncomingDocument) -> Result<(Origin, Vec<u8>), IndexError> {
         doc.file_name = crate::document::source_name(&doc.file_name)?;
+        crate::document::check_groups(&doc.groups).map_err(|reason| IndexError::BadGroups {
+            path: doc.file_name.clone(),
+            reason,
+        })?;
         let media = doc.media()?;
         self.within_limit(&doc.file_name, doc.content.len() as u64)?;
         Ok(doc.into_origin(media))
@@ -157,7 +173,7 @@ impl Preparer {
         stat: Option<Stat>,
         stored: &StoredVersions,
     ) -> Prepared {
-        let doc_hash = self.doc_hash(bytes);
+        let doc_hash = self.doc_hash(bytes, &origin.groups);
         if let Decision::Unchanged { stale } = stored.decide(&doc_hash) {
             return Prepared::Unchanged {
                 relative: origin.source,
@@ -175,6 +191,7 @@ impl Preparer {
                 media: origin.media,
                 title,
                 metadata: origin.metadata,
+                groups: origin.groups,
                 doc_hash,
                 pages,
                 chunks,

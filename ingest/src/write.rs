@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use rag_embed::Embedder;
-use rag_store::{ChunkPayload, ChunkPoint, Store, point_id};
+use rag_store::{ChunkPayload, ChunkPoint, Store, Visibility, point_id};
 
 use crate::batch;
 use crate::config::IngestConfig;
@@ -303,6 +303,7 @@ impl VersionWriter {
                     embedding_model: model.clone(),
                     indexed_at_ms,
                     metadata: doc.metadata.clone(),
+                    groups: doc.groups.clone(),
                 },
             })
             .collect();
@@ -312,7 +313,7 @@ impl VersionWriter {
         self.store.upsert(points).await?;
         let points_deleted = self
             .store
-            .delete_document(&doc.doc_id, Some(&doc.doc_hash))
+            .delete_document(&doc.doc_id, Some(&doc.doc_hash), &Visibility::All)
             .await?;
         Ok(Finished {
             points_deleted,

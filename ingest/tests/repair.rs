@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use rag_embed::{EmbedConfig, Embedder};
 use rag_ingest::{
-    API_ROOT, Chunker, IncomingDocument, IndexError, Indexer, IngestConfig, Outcome, PdfExtractor,
-    doc_id_for,
+    API_ROOT, Chunker, GroupRule, IncomingDocument, IndexError, Indexer, IngestConfig, Outcome,
+    PdfExtractor, doc_id_for,
 };
-use rag_store::{ChunkPayload, ChunkPoint, Store, StoreConfig, point_id};
+use rag_store::{
+    ChunkPayload, ChunkPoint, DEFAULT_TENANT, EVERYONE, SearchFilter, Store, StoreConfig,
+    Visibility, point_id,
+};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -82,6 +85,7 @@ fn points(
                 embedding_model: "all-MiniLM-L6-v2".into(),
                 indexed_at_ms: 0,
                 metadata: Default::default(),
+                groups: vec![EVERYONE.into()],
             },
         })
         .collect()
@@ -149,6 +153,9 @@ async fn a_document_sent_as_bytes_is_checked_indexed_then_unchanged_and_repaired
         content: content.to_vec(),
         document_id: String::new(),
         metadata: [("team".to_owned(), "ops".to_owned())].into(),
+        tenant: DEFAULT_TENANT.into(),
+        groups: Vec::new(),
+        writer: Visibility::All,
     };
 
     let err = indexer
@@ -232,7 +239,10 @@ async fn contextual_chunks_are_a_new_recipe_embedded_with_headers_stored_without
             lexical: Some(rag_lexical::query_vector(words)),
             ..Default::default()
         };
-        let hits = store.search(query, 1, &Default::default()).await.unwrap();
+        let hits = store
+            .search(query, 1, &SearchFilter::visible(Visibility::All))
+            .await
+            .unwrap();
         hits.into_iter().next().unwrap()
     };
 
@@ -282,4 +292,166 @@ async fn contextual_chunks_are_a_new_recipe_embedded_with_headers_stored_without
     assert_eq!(hit.payload.text, note);
     assert_eq!(hit.payload.heading, "Leave Policy");
     assert_ne!(hit.payload.chunk_hash, plain_hash);
+}
+
+fn groups(names: &[&str]) -> Vec<String> {
+    names.iter().map(|g| g.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn documents_sent_as_bytes_go_to_the_callers_tenant_and_groups_it_may_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let indexer = indexer(&dir.path().join("data")).await;
+    let send = |tenant: &str, doc_groups: &[&str], writer: Visibility| IncomingDocument {
+        file_name: "hr/salaries.md".into(),
+        media_type: String::new(),
+        content: b"# Salaries\n\nBands are reviewed every March.".to_vec(),
+        document_id: String::new(),
+        metadata: Default::default(),
+        tenant: tenant.into(),
+        groups: groups(doc_groups),
+        writer,
+    };
+    let eng = Visibility::Groups(groups(&["eng"]));
+    let hr = Visibility::Groups(groups(&["hr"]));
+
+    // A key may not write a document it could not read afterwards.
+    let err = indexer
+        .index_document(send("acme", &["hr"], eng.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IndexError::Forbidden { .. }), "{err}");
+    let err = indexer
+        .index_document(send("acme", &["bad,name"], Visibility::All))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IndexError::BadGroups { .. }), "{err}");
+
+    let (doc_id, outcome) = indexer
+        .index_document(send("acme", &["hr"], hr.clone()))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Indexed { .. }), "{outcome:?}");
+    let acme = indexer.store().for_tenant("acme");
+    let versions = acme.document_versions(None, Some(&doc_id)).await.unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].groups, ["hr"]);
+    // Nothing of it in the default tenant, or in another.
+    assert_eq!(indexer.store().count().await.unwrap(), 0);
+    assert_eq!(
+        indexer.store().for_tenant("globex").count().await.unwrap(),
+        0
+    );
+
+    // The same document id in another tenant is a document of its own.
+    let (same_id, outcome) = indexer
+        .index_document(send("globex", &[], eng.clone()))
+        .await
+        .unwrap();
+    assert_eq!(same_id, doc_id);
+    assert!(matches!(outcome, Outcome::Indexed { .. }), "{outcome:?}");
+    assert_eq!(
+        acme.document_versions(None, Some(&doc_id)).await.unwrap()[0].groups,
+        ["hr"]
+    );
+
+    // An engineering writer of acme cannot replace the HR document it cannot read.
+    let err = indexer
+        .index_document(send("acme", &[], eng))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IndexError::Forbidden { .. }), "{err}");
+    assert_eq!(
+        acme.document_versions(None, Some(&doc_id)).await.unwrap()[0].groups,
+        ["hr"]
+    );
+
+    // Opening it to everyone is a new version (same bytes, other readers).
+    let (_, outcome) = indexer
+        .index_document(send("acme", &["*"], hr))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Indexed { .. }), "{outcome:?}");
+    let versions = acme.document_versions(None, Some(&doc_id)).await.unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].groups, [EVERYONE]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn folder_rules_set_groups_and_a_changed_rule_rewrites_only_what_it_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(docs.join("hr")).unwrap();
+    std::fs::write(
+        docs.join("hr/leave.md"),
+        "# Leave\n\nTwenty-five days a year.",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("welcome.md"),
+        "# Welcome\n\nThe canteen opens at noon.",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let rule = |g: &[&str]| IngestConfig {
+        tenant: "acme".into(),
+        groups: vec![GroupRule {
+            prefix: "hr".into(),
+            groups: groups(g),
+        }],
+        ..IngestConfig::default()
+    };
+    let stored_groups = |indexer: &Indexer| {
+        let store = indexer.store().clone();
+        async move {
+            let mut found: Vec<(String, Vec<String>)> = store
+                .document_versions(None, None)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|v| (v.source, v.groups))
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    let indexer = indexer_with(&data, rule(&["hr"])).await;
+    assert_eq!(indexer.store().tenant(), "acme");
+    let summary = indexer
+        .index_folder(&docs, &Default::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.indexed, 2, "{summary:?}");
+    assert_eq!(
+        stored_groups(&indexer).await,
+        [
+            ("hr/leave.md".into(), groups(&["hr"])),
+            ("welcome.md".into(), groups(&[EVERYONE])),
+        ]
+    );
+    drop(indexer);
+
+    // The rule changes: the HR file is rewritten with the new readers, from stored vectors;
+    // the other file is untouched.
+    let indexer = indexer_with(&data, rule(&["hr", "legal"])).await;
+    let summary = indexer
+        .index_folder(&docs, &Default::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!((summary.indexed, summary.unchanged), (1, 1), "{summary:?}");
+    assert_eq!(summary.embedding.chunks_embedded, 0, "{summary:?}");
+    assert_eq!(
+        stored_groups(&indexer).await[0],
+        ("hr/leave.md".into(), groups(&["hr", "legal"]))
+    );
+    // Nothing went to the default tenant.
+    assert_eq!(
+        indexer
+            .store()
+            .for_tenant(DEFAULT_TENANT)
+            .count()
+            .await
+            .unwrap(),
+        0
+    );
 }

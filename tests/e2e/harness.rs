@@ -89,12 +89,24 @@ max_tokens = 48
 
     /// Turns API keys on, with these `(id, key, role)` entries in a keys file of their own.
     pub fn with_keys(&self, keys: &[(&str, &str, &str)]) {
+        let keys: Vec<(&str, &str, &str, &str)> = keys
+            .iter()
+            .map(|&(id, key, role)| (id, key, role, ""))
+            .collect();
+        self.with_key_entries(&keys);
+    }
+
+    /// Turns API keys on, with `(id, key, role, more)` entries, `more` being further TOML lines
+    /// of the entry (`tenant = "acme"`, `groups = ["hr"]`).
+    pub fn with_key_entries(&self, keys: &[(&str, &str, &str, &str)]) {
         let file: String = keys
             .iter()
-            .map(|(id, key, role)| {
+            .map(|(id, key, role, more)| {
                 use sha2::Digest;
                 let digest = hex::encode(sha2::Sha256::digest(key.as_bytes()));
-                format!("[[keys]]\nid = \"{id}\"\nsha256 = \"{digest}\"\nrole = \"{role}\"\n")
+                format!(
+                    "[[keys]]\nid = \"{id}\"\nsha256 = \"{digest}\"\nrole = \"{role}\"\n{more}\n"
+                )
             })
             .collect();
         let path = self.dir.path().join("keys.toml");

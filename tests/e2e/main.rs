@@ -10,4 +10,5 @@ mod ingest;
 mod observability;
 mod retrieval;
 mod service;
+mod tenants;
 mod tls;

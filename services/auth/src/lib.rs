@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rag_store::{DEFAULT_TENANT, Visibility, valid_name};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
@@ -60,6 +61,26 @@ pub struct KeyEntry {
     /// minute's share); beyond it, RESOURCE_EXHAUSTED with when to retry. 0: no limit.
     #[serde(default)]
     pub requests_per_minute: u32,
+    /// The tenant the key acts in: it finds, writes and deletes only that tenant's documents.
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    /// Groups whose documents the key may read (besides those open to everyone in the
+    /// tenant), and write; `["*"]`: every document of the tenant.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// A trusted front end (a chat bot) that passes on the asking user's groups in the
+    /// `x-rag-groups` header: the call then reads as that user, within the key's own groups.
+    /// Without it, a call carrying the header is refused.
+    #[serde(default)]
+    pub forward_groups: bool,
+}
+
+/// In a key's `groups`: every document of the tenant.
+pub const ALL_GROUPS: &str = "*";
+
+/// Keys that name no tenant act in the store's default one.
+fn default_tenant() -> String {
+    DEFAULT_TENANT.to_owned()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -123,6 +144,54 @@ impl std::str::FromStr for Role {
 pub struct Principal {
     pub key_id: String,
     pub role: Role,
+    pub tenant: String,
+    /// Group names, or [`ALL_GROUPS`] alone.
+    pub groups: Vec<String>,
+    pub forward_groups: bool,
+}
+
+impl Principal {
+    /// What this key's call may read: the key's groups, or — for a key that forwards its
+    /// users' groups and a call that names them — the user's groups the key also has.
+    pub fn reach(&self, forwarded: Option<Vec<String>>) -> Result<Visibility, AuthError> {
+        let all = self.groups.iter().any(|g| g == ALL_GROUPS);
+        let Some(user) = forwarded else {
+            return Ok(if all {
+                Visibility::All
+            } else {
+                Visibility::Groups(self.groups.clone())
+            });
+        };
+        if !self.forward_groups {
+            return Err(AuthError::MayNotForward {
+                key_id: self.key_id.clone(),
+            });
+        }
+        Ok(Visibility::Groups(
+            user.into_iter()
+                .filter(|g| all || self.groups.contains(g))
+                .collect(),
+        ))
+    }
+}
+
+/// The groups in an `x-rag-groups` header: comma-separated names (none is allowed: a user in
+/// no group reads only what is open to everyone).
+pub fn parse_groups(header: &str) -> Result<Vec<String>, String> {
+    header
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(|g| {
+            if valid_name(g) {
+                Ok(g.to_owned())
+            } else {
+                Err(format!(
+                    "{g:?} is not a group name (1 to 64 letters, digits, '-', '_', '.', '@', ':')"
+                ))
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -137,6 +206,11 @@ pub enum AuthError {
         role: Role,
         action: Action,
     },
+    #[error(
+        "key {key_id:?} may not pass on a user's groups (x-rag-groups); set forward_groups = true \
+         on a key meant for a trusted front end"
+    )]
+    MayNotForward { key_id: String },
     #[error("key {key_id:?} has {limit} calls under way, its limit; retry when one ends")]
     TooManyInFlight { key_id: String, limit: usize },
     #[error("key {key_id:?} is over its {per_minute} calls per minute; retry in {} ms", .retry_after.as_millis())]
@@ -152,6 +226,7 @@ impl AuthError {
     pub fn key_id(&self) -> Option<&str> {
         match self {
             Self::Forbidden { key_id, .. }
+            | Self::MayNotForward { key_id }
             | Self::TooManyInFlight { key_id, .. }
             | Self::RateLimited { key_id, .. } => Some(key_id),
             Self::Missing | Self::Unknown => None,
@@ -193,6 +268,15 @@ pub enum ConfigError {
     DuplicateId(String),
     #[error("auth.keys: a key id must not be empty")]
     EmptyId,
+    #[error(
+        "auth.keys: key {id:?}: {what} {name:?}: use 1 to 64 letters, digits, '-', '_', '.', \
+         '@', ':' (or \"*\" alone in groups, for every document of the tenant)"
+    )]
+    BadName {
+        id: String,
+        what: &'static str,
+        name: String,
+    },
     #[error("auth.keys_file {path}: {reason}")]
     KeysFile { path: PathBuf, reason: String },
     #[error(
@@ -330,11 +414,29 @@ impl Gate {
             let digest = parse_digest(&entry.sha256).ok_or_else(|| ConfigError::BadDigest {
                 id: entry.id.clone(),
             })?;
+            let bad = |what, name: &str| ConfigError::BadName {
+                id: entry.id.clone(),
+                what,
+                name: name.to_owned(),
+            };
+            if !valid_name(&entry.tenant) {
+                return Err(bad("tenant", &entry.tenant));
+            }
+            if let Some(group) = entry
+                .groups
+                .iter()
+                .find(|g| !(valid_name(g) || (*g == ALL_GROUPS && entry.groups.len() == 1)))
+            {
+                return Err(bad("group", group));
+            }
             stored.push(Stored {
                 digest,
                 principal: Principal {
                     key_id: entry.id,
                     role: entry.role,
+                    tenant: entry.tenant,
+                    groups: entry.groups,
+                    forward_groups: entry.forward_groups,
                 },
                 limits: Arc::new(Limits::new(entry.max_in_flight, entry.requests_per_minute)),
             });
@@ -447,6 +549,9 @@ mod tests {
                     role: *role,
                     max_in_flight: 0,
                     requests_per_minute: 0,
+                    tenant: DEFAULT_TENANT.into(),
+                    groups: Vec::new(),
+                    forward_groups: false,
                 })
                 .collect(),
             ..AuthConfig::default()
@@ -532,6 +637,9 @@ mod tests {
                     role: Role::Writer,
                     max_in_flight: 0,
                     requests_per_minute: 0,
+                    tenant: DEFAULT_TENANT.into(),
+                    groups: Vec::new(),
+                    forward_groups: false,
                 }],
                 ..AuthConfig::default()
             },
@@ -577,6 +685,9 @@ mod tests {
                 role: Role::Reader,
                 max_in_flight: 0,
                 requests_per_minute: 0,
+                tenant: DEFAULT_TENANT.into(),
+                groups: Vec::new(),
+                forward_groups: false,
             }],
             ..AuthConfig::default()
         };
@@ -590,6 +701,9 @@ mod tests {
             role: Role::Reader,
             max_in_flight: 0,
             requests_per_minute: 0,
+            tenant: DEFAULT_TENANT.into(),
+            groups: Vec::new(),
+            forward_groups: false,
         };
         let twice = AuthConfig {
             keys: vec![entry.clone(), entry],
@@ -642,6 +756,9 @@ mod tests {
                     role: Role::Reader,
                     max_in_flight,
                     requests_per_minute,
+                    tenant: DEFAULT_TENANT.into(),
+                    groups: Vec::new(),
+                    forward_groups: false,
                 }],
                 ..AuthConfig::default()
             },
@@ -715,5 +832,91 @@ mod tests {
             gate.admit(Some("rag_bot"), Action::Search),
             Err(AuthError::RateLimited { .. })
         ));
+    }
+
+    fn principal(groups: &[&str], forward_groups: bool) -> Principal {
+        Principal {
+            key_id: "bot".into(),
+            role: Role::Reader,
+            tenant: "acme".into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            forward_groups,
+        }
+    }
+
+    fn only(groups: &[&str]) -> Visibility {
+        Visibility::Groups(groups.iter().map(|g| g.to_string()).collect())
+    }
+
+    #[test]
+    fn a_call_reads_as_its_key_or_as_the_user_a_trusted_key_names_within_its_own_groups() {
+        assert_eq!(
+            principal(&["eng"], false).reach(None).unwrap(),
+            only(&["eng"])
+        );
+        assert_eq!(principal(&[], false).reach(None).unwrap(), only(&[]));
+        assert_eq!(
+            principal(&["*"], false).reach(None).unwrap(),
+            Visibility::All
+        );
+        let err = principal(&["*"], false)
+            .reach(Some(vec!["hr".into()]))
+            .unwrap_err();
+        assert!(matches!(err, AuthError::MayNotForward { .. }), "{err}");
+        assert_eq!(err.key_id(), Some("bot"));
+        // A bot that may read everything reads as the user; a narrower bot never beyond itself.
+        let user = || Some(vec!["hr".to_owned(), "eng".to_owned()]);
+        assert_eq!(
+            principal(&["*"], true).reach(user()).unwrap(),
+            only(&["hr", "eng"])
+        );
+        assert_eq!(
+            principal(&["eng"], true).reach(user()).unwrap(),
+            only(&["eng"])
+        );
+        assert_eq!(
+            principal(&["*"], true).reach(Some(vec![])).unwrap(),
+            only(&[])
+        );
+        assert_eq!(parse_groups(" hr, eng ,").unwrap(), ["hr", "eng"]);
+        assert!(parse_groups("hr,*").is_err());
+        assert!(parse_groups("a b").is_err());
+    }
+
+    #[test]
+    fn tenants_and_groups_of_keys_are_checked_at_start() {
+        let listen: SocketAddr = "127.0.0.1:50051".parse().unwrap();
+        let with = |tenant: &str, groups: &[&str]| AuthConfig {
+            keys: vec![KeyEntry {
+                id: "k".into(),
+                sha256: hex::encode([0u8; 32]),
+                role: Role::Reader,
+                max_in_flight: 0,
+                requests_per_minute: 0,
+                tenant: tenant.into(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                forward_groups: false,
+            }],
+            ..AuthConfig::default()
+        };
+        Gate::from_config(&with("acme", &["hr", "eng"]), listen).unwrap();
+        Gate::from_config(&with("acme", &["*"]), listen).unwrap();
+        for (tenant, groups) in [
+            ("", &[][..]),
+            ("a/b", &[]),
+            ("acme", &["hr", "*"]),
+            ("acme", &["a,b"]),
+        ] {
+            let err = Gate::from_config(&with(tenant, groups), listen).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::BadName { .. }),
+                "{tenant} {groups:?}: {err}"
+            );
+        }
+        // A key that names no tenant acts in the default one.
+        let entry: KeyEntry =
+            toml::from_str("id = \"k\"\nsha256 = \"00\"\nrole = \"reader\"").unwrap();
+        assert_eq!(entry.tenant, DEFAULT_TENANT);
+        assert!(entry.groups.is_empty() && !entry.forward_groups);
     }
 }

@@ -26,6 +26,16 @@ pub struct NewArgs {
     /// of printing an `[[auth.keys]]` table to paste into the configuration.
     #[arg(long)]
     keys_file: Option<PathBuf>,
+    /// The tenant the key acts in (it reaches that tenant's documents only).
+    #[arg(long, default_value = rag_store::DEFAULT_TENANT)]
+    tenant: String,
+    /// Groups whose restricted documents the key may read and write, comma-separated; "*":
+    /// every document of the tenant. None: only documents open to everyone.
+    #[arg(long, value_delimiter = ',')]
+    groups: Vec<String>,
+    /// A trusted front end that passes on each asking user's groups (`x-rag-groups`).
+    #[arg(long)]
+    forward_groups: bool,
 }
 
 pub fn run(command: KeysCommand) -> anyhow::Result<()> {
@@ -38,12 +48,26 @@ pub fn run(command: KeysCommand) -> anyhow::Result<()> {
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
         "--id: letters, digits, '-', '_' and '.' only"
     );
+    anyhow::ensure!(
+        rag_store::valid_name(&args.tenant),
+        "--tenant: 1 to 64 letters, digits, '-', '_', '.', '@', ':'"
+    );
+    let groups: Vec<&str> = args.groups.iter().map(|g| g.trim()).collect();
+    anyhow::ensure!(
+        groups == [rag_auth::ALL_GROUPS] || groups.iter().all(|g| rag_store::valid_name(g)),
+        "--groups: names of 1 to 64 letters, digits, '-', '_', '.', '@', ':', or \"*\" alone"
+    );
     let (key, digest) = rag_auth::generate();
     let entry = |table: &str| {
+        let groups: Vec<String> = groups.iter().map(|g| format!("\"{g}\"")).collect();
         format!(
-            "[[{table}]]\nid = \"{}\"\nsha256 = \"{digest}\"\nrole = \"{}\"\n",
+            "[[{table}]]\nid = \"{}\"\nsha256 = \"{digest}\"\nrole = \"{}\"\ntenant = \"{}\"\n\
+             groups = [{}]\nforward_groups = {}\n",
             args.id,
-            args.role.name()
+            args.role.name(),
+            args.tenant,
+            groups.join(", "),
+            args.forward_groups,
         )
     };
     match &args.keys_file {

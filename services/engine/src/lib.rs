@@ -41,6 +41,9 @@ pub struct Retrieval {
     pub score_threshold: f32,
     /// Fuse lexical (BM25) candidates with the dense ones; `false` searches dense vectors only.
     pub hybrid: bool,
+    /// The caller's tenant: only its documents are searched.
+    pub tenant: String,
+    /// Which of the tenant's chunks may be found (the caller's groups, a path, documents).
     pub filter: SearchFilter,
 }
 

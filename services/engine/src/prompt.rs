@@ -152,6 +152,7 @@ pub(crate) mod tests {
                 embedding_model: "m".into(),
                 indexed_at_ms: 0,
                 metadata: Default::default(),
+                groups: vec![rag_store::EVERYONE.into()],
             },
         }
     }

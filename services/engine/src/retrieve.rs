@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rag_embed::{Embedder, QueryBatcher, Reranker};
-use rag_store::{Hit, Query, SearchFilter, SparseVector, Store};
+use rag_store::{DEFAULT_TENANT, Hit, Query, SearchFilter, SparseVector, Store, Visibility};
 
 use crate::{EngineError, QueryConfig, Retrieval, metrics};
 
@@ -55,13 +55,16 @@ impl Retriever {
         &self.embedder
     }
 
-    /// Retrieval as configured, for requests that do not say otherwise.
+    /// Retrieval as configured, over every document of the default tenant: for local tools
+    /// (`rag eval`, benchmarks). A service call replaces `tenant` and `filter` with its
+    /// caller's.
     pub fn default_retrieval(&self) -> Retrieval {
         Retrieval {
             top_k: self.config.top_k,
             score_threshold: self.config.score_threshold,
             hybrid: self.config.hybrid,
-            filter: SearchFilter::default(),
+            tenant: DEFAULT_TENANT.to_owned(),
+            filter: SearchFilter::visible(Visibility::All),
         }
     }
 
@@ -114,7 +117,11 @@ impl Retriever {
             Some(r) => retrieval.top_k.max(r.candidates()),
             None => retrieval.top_k,
         };
-        let hits = self.store.search(search, limit, &retrieval.filter).await?;
+        let hits = self
+            .store
+            .for_tenant(&retrieval.tenant)
+            .search(search, limit, &retrieval.filter)
+            .await?;
         let hits: Vec<Hit> = hits
             .into_iter()
             .filter(|h| {

@@ -67,6 +67,8 @@ pub struct Call {
     finished: AtomicBool,
     /// The id of the key that was let in (none when the service checks no keys).
     key: OnceLock<String>,
+    /// The tenant the call acted in (none when it was refused before that was known).
+    tenant: OnceLock<String>,
     /// Document ids the call returned, wrote or deleted, for the audit line.
     documents: Mutex<Vec<String>>,
     /// The call's place in its key's limit of calls under way, given back when the call ends.
@@ -101,6 +103,7 @@ impl Call {
             span,
             finished: AtomicBool::new(false),
             key: OnceLock::new(),
+            tenant: OnceLock::new(),
             documents: Mutex::new(Vec::new()),
             permit: Mutex::new(None),
         }
@@ -114,6 +117,11 @@ impl Call {
     /// Names the key the call was let in with, for the audit line.
     pub fn set_key(&self, key_id: String) {
         let _ = self.key.set(key_id);
+    }
+
+    /// Names the tenant the call acts in, for the audit line.
+    pub fn set_tenant(&self, tenant: String) {
+        let _ = self.tenant.set(tenant);
     }
 
     /// Adds documents the call returned, wrote or deleted to its audit line.
@@ -151,6 +159,7 @@ impl Call {
             target: AUDIT_TARGET,
             request_id = %self.id,
             key = self.key.get().map_or("-", String::as_str),
+            tenant = self.tenant.get().map_or("-", String::as_str),
             rpc = self.rpc,
             code = code_name(code),
             ms = elapsed.as_secs_f64() * 1e3,

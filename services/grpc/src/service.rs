@@ -7,7 +7,7 @@ use rag_engine::{Answer, AskEvent, AskOptions, Engine, Retrieval, Verdict};
 use rag_ingest::{IncomingDocument, Indexer};
 use rag_proto::v1 as pb;
 use rag_proto::v1::rag_service_server::RagService;
-use rag_store::{Hit, SearchFilter};
+use rag_store::{DEFAULT_TENANT, Hit, SearchFilter, Visibility};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -38,6 +38,16 @@ pub struct Service {
 /// Request metadata carrying the caller's API key: `authorization: Bearer <key>`.
 pub const AUTHORIZATION_HEADER: &str = "authorization";
 
+/// Request metadata in which a trusted front end names the asking user's groups: "hr,eng".
+pub const GROUPS_HEADER: &str = "x-rag-groups";
+
+/// Whose documents a call reaches: its key's tenant, and what of it the key (or the user a
+/// trusted key speaks for) may read.
+struct Caller {
+    tenant: String,
+    visibility: Visibility,
+}
+
 impl Service {
     pub fn new(loaded: Arc<OnceLock<Loaded>>, gate: Arc<Gate>) -> Self {
         Self { loaded, gate }
@@ -48,32 +58,71 @@ impl Service {
     }
 
     /// Starts the call and lets it in if its key may perform `action` and is within its
-    /// limits. A refused call ends here, counted and audited, with UNAUTHENTICATED,
-    /// PERMISSION_DENIED or RESOURCE_EXHAUSTED.
+    /// limits, and says whose documents it reaches. A refused call ends here, counted and
+    /// audited, with UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED or (a malformed
+    /// groups header) INVALID_ARGUMENT.
     fn admit<T>(
         &self,
         rpc: &'static str,
         action: Action,
         request: &Request<T>,
-    ) -> Result<Call, Status> {
+    ) -> Result<(Call, Caller), Status> {
         let call = Call::start(rpc, request);
-        match self.gate.admit(bearer(request), action) {
-            Ok(admitted) => {
-                if let Some(admitted) = admitted {
-                    call.set_key(admitted.principal.key_id);
-                    call.hold(admitted.permit);
-                }
-                Ok(call)
-            }
+        let forwarded = match forwarded_groups(request) {
+            Ok(groups) => groups,
+            Err(e) => return Err(call.fail(e.into())),
+        };
+        let admitted = match self.gate.admit(bearer(request), action) {
+            Ok(admitted) => admitted,
             Err(e) => {
                 // A known key that may not do this, or not now, is named in the audit line too.
                 if let Some(key_id) = e.key_id() {
                     call.set_key(key_id.to_owned());
                 }
-                Err(call.fail(ApiError::from(e).into()))
+                return Err(call.fail(ApiError::from(e).into()));
             }
+        };
+        let Some(admitted) = admitted else {
+            // No keys checked (local use): the default tenant; a front end's header is taken
+            // at its word, so permissions can be tried out locally.
+            call.set_tenant(DEFAULT_TENANT.to_owned());
+            let visibility = forwarded.map_or(Visibility::All, Visibility::Groups);
+            return Ok((
+                call,
+                Caller {
+                    tenant: DEFAULT_TENANT.to_owned(),
+                    visibility,
+                },
+            ));
+        };
+        let principal = admitted.principal;
+        call.set_key(principal.key_id.clone());
+        call.set_tenant(principal.tenant.clone());
+        call.hold(admitted.permit);
+        match principal.reach(forwarded) {
+            Ok(visibility) => Ok((
+                call,
+                Caller {
+                    tenant: principal.tenant,
+                    visibility,
+                },
+            )),
+            Err(e) => Err(call.fail(ApiError::from(e).into())),
         }
     }
+}
+
+/// The user's groups a front end passes on, if the request names them.
+fn forwarded_groups<T>(request: &Request<T>) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(value) = request.metadata().get(GROUPS_HEADER) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::invalid(GROUPS_HEADER, "must be ASCII"))?;
+    rag_auth::parse_groups(value)
+        .map(Some)
+        .map_err(|reason| ApiError::invalid(GROUPS_HEADER, reason))
 }
 
 /// The key in `authorization: Bearer <key>`, if the request carries one.
@@ -93,12 +142,12 @@ impl RagService for Service {
         &self,
         request: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
-        let call = self.admit("Search", Action::Search, &request)?;
+        let (call, caller) = self.admit("Search", Action::Search, &request)?;
         let result = async {
             let engine = &self.loaded()?.engine;
             let request = request.into_inner();
             let query = question(engine, "query", &request.query)?;
-            let retrieval = retrieval(engine, request.retrieval)?;
+            let retrieval = retrieval(engine, &caller, request.retrieval)?;
             let started = std::time::Instant::now();
             let hits = engine.retrieve(&query, &retrieval).await?;
             call.touch(hits.iter().map(|h| h.payload.doc_id.as_str()));
@@ -121,13 +170,13 @@ impl RagService for Service {
         &self,
         request: Request<pb::AskRequest>,
     ) -> Result<Response<Self::AskStream>, Status> {
-        let call = self.admit("Ask", Action::Ask, &request)?;
+        let (call, caller) = self.admit("Ask", Action::Ask, &request)?;
         let span = call.span();
         let events = async {
             let engine = &self.loaded()?.engine;
             let request = request.into_inner();
             let question = question(engine, "question", &request.question)?;
-            let mut options = ask_options(engine, &request)?;
+            let mut options = ask_options(engine, &caller, &request)?;
             options.deadline = call.deadline();
             Ok::<_, ApiError>(engine.ask(&question, options).await?)
         }
@@ -192,7 +241,7 @@ impl RagService for Service {
         &self,
         request: Request<pb::IngestDocumentRequest>,
     ) -> Result<Response<pb::IngestDocumentResponse>, Status> {
-        let call = self.admit("IngestDocument", Action::Ingest, &request)?;
+        let (call, caller) = self.admit("IngestDocument", Action::Ingest, &request)?;
         let result = async {
             let indexer = &self.loaded()?.indexer;
             let request = request.into_inner();
@@ -210,6 +259,9 @@ impl RagService for Service {
                     content: request.content,
                     document_id: request.document_id.trim().to_owned(),
                     metadata: request.metadata.into_iter().collect(),
+                    tenant: caller.tenant,
+                    groups: request.groups,
+                    writer: caller.visibility,
                 })
                 .await
                 .map_err(|e| match e {
@@ -218,6 +270,9 @@ impl RagService for Service {
                     }
                     rag_ingest::IndexError::BadName { .. } => {
                         ApiError::invalid("file_name", e.to_string())
+                    }
+                    rag_ingest::IndexError::BadGroups { .. } => {
+                        ApiError::invalid("groups", e.to_string())
                     }
                     rag_ingest::IndexError::TooLarge { .. }
                     | rag_ingest::IndexError::Extract { .. }
@@ -247,18 +302,21 @@ impl RagService for Service {
         &self,
         request: Request<pb::DeleteDocumentRequest>,
     ) -> Result<Response<pb::DeleteDocumentResponse>, Status> {
-        let call = self.admit("DeleteDocument", Action::Delete, &request)?;
+        let (call, caller) = self.admit("DeleteDocument", Action::Delete, &request)?;
         let result = async {
-            let store = self.loaded()?.engine.store();
+            // Only the caller's tenant, and only what the caller can read: a document it cannot
+            // see is as absent for deleting as for searching.
+            let store = self.loaded()?.engine.store().for_tenant(&caller.tenant);
+            let visibility = &caller.visibility;
             use pb::delete_document_request::Target;
             let deleted = match request.into_inner().target {
                 Some(Target::DocumentId(id)) if !id.trim().is_empty() => {
                     call.touch([id.trim()]);
-                    store.delete_document(id.trim(), None).await
+                    store.delete_document(id.trim(), None, visibility).await
                 }
                 Some(Target::SourcePath(path)) if !path.trim().is_empty() => {
                     call.touch([path.trim()]);
-                    store.delete_source(path.trim()).await
+                    store.delete_source(path.trim(), visibility).await
                 }
                 Some(Target::DocumentId(_)) => {
                     return Err(ApiError::invalid("document_id", "must not be empty"));
@@ -288,12 +346,13 @@ impl RagService for Service {
         &self,
         request: Request<pb::IndexStatsRequest>,
     ) -> Result<Response<pb::IndexStatsResponse>, Status> {
-        let call = self.admit("IndexStats", Action::Stats, &request)?;
+        let (call, caller) = self.admit("IndexStats", Action::Stats, &request)?;
         let result = async {
             let stats = self
                 .loaded()?
                 .engine
                 .store()
+                .for_tenant(&caller.tenant)
                 .stats()
                 .await
                 .map_err(rag_engine::EngineError::from)?;
@@ -328,8 +387,11 @@ fn question(engine: &Engine, field: &'static str, text: &str) -> Result<String, 
     Ok(text.to_owned())
 }
 
+/// The request's retrieval options, validated, with the server defaults filled in, over the
+/// caller's documents only.
 fn retrieval(
     engine: &Engine,
+    caller: &Caller,
     options: Option<pb::RetrievalOptions>,
 ) -> Result<Retrieval, ApiError> {
     let defaults = engine.default_retrieval();
@@ -358,15 +420,21 @@ fn retrieval(
     Ok(Retrieval {
         top_k,
         score_threshold,
+        hybrid: defaults.hybrid,
+        tenant: caller.tenant.clone(),
         filter: SearchFilter {
             path_prefix: Some(filter.path_prefix).filter(|p| !p.is_empty()),
             doc_ids: filter.document_ids,
+            visibility: caller.visibility.clone(),
         },
-        ..defaults
     })
 }
 
-fn ask_options(engine: &Engine, request: &pb::AskRequest) -> Result<AskOptions, ApiError> {
+fn ask_options(
+    engine: &Engine,
+    caller: &Caller,
+    request: &pb::AskRequest,
+) -> Result<AskOptions, ApiError> {
     let defaults = engine.default_ask();
     let max_tokens = match request.max_tokens {
         0 => defaults.max_tokens,
@@ -389,7 +457,7 @@ fn ask_options(engine: &Engine, request: &pb::AskRequest) -> Result<AskOptions, 
         }
     };
     Ok(AskOptions {
-        retrieval: retrieval(engine, request.retrieval.clone())?,
+        retrieval: retrieval(engine, caller, request.retrieval.clone())?,
         max_tokens,
         temperature,
         seed: request.seed.unwrap_or(defaults.seed),

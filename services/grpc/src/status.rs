@@ -47,7 +47,9 @@ pub fn code(e: &ApiError) -> Code {
         ApiError::InvalidArgument { .. } => Code::InvalidArgument,
         ApiError::NotReady => Code::Unavailable,
         ApiError::Auth(AuthError::Missing | AuthError::Unknown) => Code::Unauthenticated,
-        ApiError::Auth(AuthError::Forbidden { .. }) => Code::PermissionDenied,
+        ApiError::Auth(AuthError::Forbidden { .. } | AuthError::MayNotForward { .. }) => {
+            Code::PermissionDenied
+        }
         ApiError::Auth(AuthError::TooManyInFlight { .. } | AuthError::RateLimited { .. }) => {
             Code::ResourceExhausted
         }
@@ -69,7 +71,9 @@ pub fn code(e: &ApiError) -> Code {
             // A parser that crashes on a document was given a document it cannot read.
             | IndexError::Crashed { .. }
             | IndexError::BadName { .. }
+            | IndexError::BadGroups { .. }
             | IndexError::Unsupported { .. } => Code::InvalidArgument,
+            IndexError::Forbidden { .. } => Code::PermissionDenied,
         },
     }
 }
@@ -310,6 +314,29 @@ mod tests {
                 Code::InvalidArgument,
             ),
             (IndexError::Folder("x".into()).into(), Code::Internal),
+            (
+                IndexError::Forbidden {
+                    path: "hr/pay.md".into(),
+                    reason: "x".into(),
+                }
+                .into(),
+                Code::PermissionDenied,
+            ),
+            (
+                IndexError::BadGroups {
+                    path: "hr/pay.md".into(),
+                    reason: "x".into(),
+                }
+                .into(),
+                Code::InvalidArgument,
+            ),
+            (
+                AuthError::MayNotForward {
+                    key_id: "bot".into(),
+                }
+                .into(),
+                Code::PermissionDenied,
+            ),
         ]);
         for (error, expected) in table {
             let message = error.to_string();

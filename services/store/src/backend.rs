@@ -36,6 +36,10 @@ pub enum Condition {
         field: &'static str,
         value: i64,
     },
+    /// The field is missing, null or an empty array (points written before it existed).
+    IsEmpty {
+        field: String,
+    },
 }
 
 impl Filter {

@@ -11,9 +11,10 @@ use std::sync::{Arc, OnceLock};
 
 use qdrant_edge::{
     CreateIndex, CreateVectorName, Distance, EdgeConfig, EdgeShard, EdgeVectorParams,
-    FieldCondition, FieldIndexOperations, JsonPath, Match, Modifier, NamedQuery,
-    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
-    PointStructPersisted, QueryEnum, QueryRequestBuilder, ScoringQuery, ScrollRequestBuilder,
+    FieldCondition, FieldIndexOperations, IsEmptyCondition, JsonPath, KeywordIndexParamsBuilder,
+    Match, Modifier, NamedQuery, PayloadFieldSchema, PayloadOps, PayloadSchemaParams,
+    PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
+    QueryEnum, QueryRequestBuilder, ScoringQuery, ScrollRequestBuilder, SetPayloadOp,
     SparseVectorConfig, UpdateOperation, ValueVariants, VectorInternal, VectorNameConfig,
     VectorNameOperations, VectorPersisted, VectorStructInternal, VectorStructPersisted,
     WithPayloadInterface, WithVector,
@@ -288,22 +289,56 @@ impl Backend for EdgeBackend {
                 };
                 self.create_collection(dense_vector, distance, target).await
             }
-            Step::CreatePayloadIndex { field, kind } => {
+            Step::CreatePayloadIndex {
+                field,
+                kind,
+                is_tenant,
+            } => {
                 if self.shard.get().is_none() {
                     return Err(missing("payload index"));
                 }
-                let schema = match kind {
-                    IndexKind::Keyword => PayloadSchemaType::Keyword,
-                    IndexKind::Integer => PayloadSchemaType::Integer,
+                let schema = match (kind, is_tenant) {
+                    (IndexKind::Keyword, true) => {
+                        PayloadFieldSchema::FieldParams(PayloadSchemaParams::Keyword(
+                            KeywordIndexParamsBuilder::new().is_tenant(true).build(),
+                        ))
+                    }
+                    (IndexKind::Keyword, false) => {
+                        PayloadFieldSchema::FieldType(PayloadSchemaType::Keyword)
+                    }
+                    (IndexKind::Integer, _) => {
+                        PayloadFieldSchema::FieldType(PayloadSchemaType::Integer)
+                    }
                 };
                 let field_name = json_path(field)?;
                 self.blocking(move |shard| {
                     shard.update(UpdateOperation::FieldIndexOperation(
                         FieldIndexOperations::CreateIndex(CreateIndex {
                             field_name,
-                            field_schema: Some(PayloadFieldSchema::FieldType(schema)),
+                            field_schema: Some(schema),
                         }),
                     ))
+                })
+                .await
+            }
+            Step::FillMissing { field, value } => {
+                if self.shard.get().is_none() {
+                    return Err(missing("payload field"));
+                }
+                let mut payload = serde_json::Map::new();
+                payload.insert(field.clone(), value.clone());
+                let filter = to_filter(&Filter::must(Condition::IsEmpty {
+                    field: field.clone(),
+                }))?;
+                self.blocking(move |shard| {
+                    shard.update(UpdateOperation::PayloadOperation(PayloadOps::SetPayload(
+                        SetPayloadOp {
+                            payload: qdrant_edge::Payload::from(payload),
+                            points: None,
+                            filter,
+                            key: None,
+                        },
+                    )))
                 })
                 .await
             }
@@ -386,6 +421,11 @@ fn to_filter(filter: &Filter) -> Result<Option<qdrant_edge::Filter>> {
 }
 
 fn to_condition(condition: &Condition) -> Result<qdrant_edge::Condition> {
+    if let Condition::IsEmpty { field } = condition {
+        return Ok(qdrant_edge::Condition::IsEmpty(IsEmptyCondition::from(
+            json_path(field)?,
+        )));
+    }
     let (field, matching) = match condition {
         Condition::Keyword { field, value } => (
             field,
@@ -393,7 +433,9 @@ fn to_condition(condition: &Condition) -> Result<qdrant_edge::Condition> {
         ),
         Condition::AnyKeyword { field, values } => (field, Match::from(values.clone())),
         Condition::Integer { field, value } => (field, Match::from(*value)),
+        Condition::IsEmpty { .. } => unreachable!("handled above"),
     };
+    let field: &str = field;
     Ok(qdrant_edge::Condition::Field(FieldCondition::new_match(
         json_path(field)?,
         matching,
@@ -446,4 +488,55 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     fs_err::write(&tmp, bytes)?;
     fs_err::File::open(&tmp)?.sync_all()?;
     fs_err::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields;
+    use serde_json::json;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn fill_missing_sets_a_field_only_where_it_is_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = EdgeBackend::open(dir.path().to_owned()).await.unwrap();
+        let target = Target {
+            vector_size: 2,
+            embedding_model: "m".into(),
+        };
+        let create = Step::CreateCollection {
+            dense_vector: "dense".into(),
+            distance: migrations::Distance::Cosine,
+        };
+        backend.apply("0001", &create, &target).await.unwrap();
+        let point = |n: u128, payload: serde_json::Value| NewPoint {
+            id: uuid::Uuid::from_u128(n),
+            vectors: vec![NamedVector {
+                name: "dense".into(),
+                vector: VectorData::Dense(vec![1.0, 0.0]),
+            }],
+            payload: payload.as_object().unwrap().clone(),
+        };
+        // A point from before tenants existed, and one that has its tenant.
+        backend
+            .upsert(vec![
+                point(1, json!({"doc_id": "old"})),
+                point(2, json!({"doc_id": "new", "tenant": "acme"})),
+            ])
+            .await
+            .unwrap();
+        let fill = Step::FillMissing {
+            field: "tenant".into(),
+            value: json!("default"),
+        };
+        // Repeating the step (a crash before the version was recorded) changes nothing.
+        for _ in 0..2 {
+            backend.apply("0004", &fill, &target).await.unwrap();
+            for (tenant, doc) in [("default", "old"), ("acme", "new")] {
+                let filter = Filter::must(Condition::keyword(fields::TENANT, tenant))
+                    .and(Condition::keyword(fields::DOC_ID, doc));
+                assert_eq!(backend.count(&filter).await.unwrap(), 1, "{tenant} {doc}");
+            }
+        }
+    }
 }

@@ -9,6 +9,10 @@ pub const DOC_HASH: &str = "doc_hash";
 pub const CHUNK_INDEX: &str = "chunk_index";
 pub const CHUNK_COUNT: &str = "chunk_count";
 pub const CHUNK_HASH: &str = "chunk_hash";
+pub const GROUPS: &str = "groups";
+/// Not a [`ChunkPayload`](crate::ChunkPayload) field: the store writes its own tenant into
+/// every point and filters every operation by it.
+pub const TENANT: &str = "tenant";
 /// Not a [`ChunkPayload`](crate::ChunkPayload) field: added on write, see
 /// [`crate::point::stored_payload`].
 pub const PATH_PREFIXES: &str = "path_prefixes";
@@ -21,7 +25,7 @@ mod tests {
     #[test]
     fn names_match_the_stored_payload_and_the_indexes() {
         let payload = crate::point::tests::sample_payload("hr/leave.md");
-        let stored = crate::point::stored_payload(&payload);
+        let stored = crate::point::stored_payload(&payload, "t");
         for field in [
             DOC_ID,
             SOURCE,
@@ -31,6 +35,8 @@ mod tests {
             CHUNK_COUNT,
             CHUNK_HASH,
             PATH_PREFIXES,
+            GROUPS,
+            TENANT,
         ] {
             assert!(stored.contains_key(field), "{field} is not a stored key");
         }
@@ -52,6 +58,8 @@ mod tests {
             CHUNK_INDEX,
             CHUNK_HASH,
             PATH_PREFIXES,
+            GROUPS,
+            TENANT,
         ] {
             assert!(indexed.iter().any(|f| f == field), "{field} has no index");
         }

@@ -118,6 +118,7 @@ mod tests {
                 Step::CreateCollection { .. } => "collection",
                 Step::CreatePayloadIndex { .. } => "index",
                 Step::CreateSparseVector { .. } => "sparse",
+                Step::FillMissing { .. } => "fill",
             };
             self.log.lock().unwrap().push(format!("{migration} {op}"));
             Ok(())
@@ -154,6 +155,12 @@ mod tests {
                 "0003_lexical.toml sparse",
                 "flush",
                 "record 3",
+                "0004_tenants.toml index",
+                "0004_tenants.toml index",
+                "0004_tenants.toml fill",
+                "0004_tenants.toml fill",
+                "flush",
+                "record 4",
             ]
         );
     }

@@ -19,6 +19,10 @@ const FILES: &[(&str, &str)] = &[
         "0003_lexical.toml",
         include_str!("../../../migrations/0003_lexical.toml"),
     ),
+    (
+        "0004_tenants.toml",
+        include_str!("../../../migrations/0004_tenants.toml"),
+    ),
 ];
 
 /// What the schema is being brought up to: the vector size and model of this configuration.
@@ -48,6 +52,15 @@ pub enum Step {
     CreatePayloadIndex {
         field: String,
         kind: IndexKind,
+        /// Qdrant's multitenancy index: points sharing a value are stored together.
+        #[serde(default)]
+        is_tenant: bool,
+    },
+    /// Sets `field` to `value` on every point that lacks it (points written before the field
+    /// existed).
+    FillMissing {
+        field: String,
+        value: serde_json::Value,
     },
     /// A named sparse vector added to the collection (in place, also to an existing one).
     CreateSparseVector {
@@ -167,7 +180,8 @@ mod tests {
         assert!(matches!(first.steps[0], Step::CreateCollection { .. }));
         assert!(first.steps.contains(&Step::CreatePayloadIndex {
             field: "doc_id".into(),
-            kind: IndexKind::Keyword
+            kind: IndexKind::Keyword,
+            is_tenant: false,
         }));
         assert_eq!(dense_vector_name().unwrap(), "dense");
         assert_eq!(lexical_vector_name().unwrap().as_deref(), Some("lexical"));

@@ -36,6 +36,73 @@ pub struct ChunkPayload {
     pub indexed_at_ms: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// Who inside the tenant may read the document: group names, or [`EVERYONE`] alone.
+    /// Searches filter on it before ranking (see [`Visibility`]).
+    #[serde(default = "everyone")]
+    pub groups: Vec<String>,
+}
+
+/// The tenant of everything indexed without one: folder ingests that name none, the service
+/// with authentication off, and every point stored before tenants existed (migration 0004).
+pub const DEFAULT_TENANT: &str = "default";
+
+/// The group of documents every caller of the tenant may read.
+pub const EVERYONE: &str = "*";
+
+fn everyone() -> Vec<String> {
+    vec![EVERYONE.to_owned()]
+}
+
+/// Which documents of its tenant a caller may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visibility {
+    /// Every document (an unrestricted key, local use, the ingest worker).
+    All,
+    /// Documents open to [`EVERYONE`] and those naming one of these groups.
+    Groups(Vec<String>),
+}
+
+impl Visibility {
+    /// Whether a document stored with `groups` is visible.
+    pub fn permits(&self, groups: &[String]) -> bool {
+        match self {
+            Visibility::All => true,
+            Visibility::Groups(mine) => groups.iter().any(|g| g == EVERYONE || mine.contains(g)),
+        }
+    }
+
+    /// Whether a caller with this visibility may write a document for `groups`: every group
+    /// named must be one of the caller's, so no one can hide a document from themselves or
+    /// place one where they cannot read.
+    pub fn covers(&self, groups: &[String]) -> bool {
+        match self {
+            Visibility::All => true,
+            Visibility::Groups(mine) => groups.iter().all(|g| g == EVERYONE || mine.contains(g)),
+        }
+    }
+}
+
+/// A tenant or group name as accepted in configuration and requests: 1 to 64 characters,
+/// letters, digits, `-`, `_`, `.`, `@`, `:` — so a name can never be read as a path, a
+/// wildcard or a list.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'))
+}
+
+/// A document's groups as stored: the named groups, sorted and deduplicated, or [`EVERYONE`]
+/// when none is named (or when it is among them).
+pub fn normalise_groups(groups: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = groups.iter().map(|g| g.trim().to_owned()).collect();
+    if out.is_empty() || out.iter().any(|g| g == EVERYONE) {
+        return everyone();
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -126,7 +193,8 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Point ids are derived, never random: the same chunk of the same document version always
-/// lands on the same id, so re-running an ingest overwrites instead of duplicating.
+/// lands on the same id, so re-running an ingest overwrites instead of duplicating. The store
+/// mixes in the tenant ([`in_tenant`]), so two tenants' documents never share an id.
 pub fn point_id(doc_id: &str, chunk_index: u32, doc_hash: &str) -> uuid::Uuid {
     let mut hasher = blake3::Hasher::new();
     hasher.update(doc_id.as_bytes());
@@ -139,10 +207,30 @@ pub fn point_id(doc_id: &str, chunk_index: u32, doc_hash: &str) -> uuid::Uuid {
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
-/// The payload as stored: the chunk's fields plus `path_prefixes`, every directory prefix of
-/// the source path and the path itself ("hr/", "hr/leave.md"). Path-prefix filters become exact
-/// keyword matches on it, which both backends index (a Qdrant server has no prefix match).
-pub(crate) fn stored_payload(payload: &ChunkPayload) -> serde_json::Map<String, serde_json::Value> {
+/// The id a point gets in `tenant`. The default tenant keeps [`point_id`] as it is, so stores
+/// written before tenants existed keep their ids (and an unchanged re-run writes nothing).
+pub(crate) fn in_tenant(tenant: &str, id: uuid::Uuid) -> uuid::Uuid {
+    if tenant == DEFAULT_TENANT {
+        return id;
+    }
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(tenant.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(id.as_bytes());
+    let bytes: [u8; 16] = hasher.finalize().as_bytes()[..16]
+        .try_into()
+        .expect("blake3 output is 32 bytes");
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// The payload as stored: the chunk's fields, its `tenant`, and `path_prefixes`, every
+/// directory prefix of the source path and the path itself ("hr/", "hr/leave.md"). Path-prefix
+/// filters become exact keyword matches on it, which both backends index (a Qdrant server has
+/// no prefix match).
+pub(crate) fn stored_payload(
+    payload: &ChunkPayload,
+    tenant: &str,
+) -> serde_json::Map<String, serde_json::Value> {
     let serde_json::Value::Object(mut map) =
         serde_json::to_value(payload).expect("ChunkPayload serialises")
     else {
@@ -155,6 +243,7 @@ pub(crate) fn stored_payload(payload: &ChunkPayload) -> serde_json::Map<String, 
         .collect();
     prefixes.push(payload.source.clone());
     map.insert(crate::fields::PATH_PREFIXES.into(), prefixes.into());
+    map.insert(crate::fields::TENANT.into(), tenant.into());
     map
 }
 
@@ -189,10 +278,24 @@ pub struct Hit {
     pub payload: ChunkPayload,
 }
 
-#[derive(Debug, Clone, Default)]
+/// Which chunks of the tenant a search may return. No `Default`: every caller says what it
+/// may see.
+#[derive(Debug, Clone)]
 pub struct SearchFilter {
     pub path_prefix: Option<String>,
     pub doc_ids: Vec<String>,
+    pub visibility: Visibility,
+}
+
+impl SearchFilter {
+    /// No narrowing: every chunk `visibility` allows.
+    pub fn visible(visibility: Visibility) -> Self {
+        Self {
+            path_prefix: None,
+            doc_ids: Vec::new(),
+            visibility,
+        }
+    }
 }
 
 /// A document version whose commit marker is stored.
@@ -204,6 +307,8 @@ pub struct DocumentVersion {
     pub doc_hash: String,
     /// Points the complete version has.
     pub chunk_count: u32,
+    /// Who may read it ([`ChunkPayload::groups`]).
+    pub groups: Vec<String>,
 }
 
 #[cfg(test)]
@@ -227,13 +332,15 @@ pub(crate) mod tests {
             embedding_model: "m".into(),
             indexed_at_ms: 0,
             metadata: Default::default(),
+            groups: everyone(),
         }
     }
 
     #[test]
     fn path_prefixes_cover_every_folder_and_the_file() {
         let payload = sample_payload("hr/policies/leave.md");
-        let stored = stored_payload(&payload);
+        let stored = stored_payload(&payload, "acme");
+        assert_eq!(stored["tenant"], "acme");
         assert_eq!(
             stored["path_prefixes"],
             serde_json::json!(["hr/", "hr/policies/", "hr/policies/leave.md"])
@@ -254,5 +361,27 @@ pub(crate) mod tests {
         assert_ne!(a, point_id("doc", 1, "h1"));
         assert_ne!(a, point_id("doc", 0, "h2"));
         assert_ne!(a, point_id("doc2", 0, "h1"));
+        assert_eq!(in_tenant(DEFAULT_TENANT, a), a);
+        assert_ne!(in_tenant("acme", a), a);
+        assert_ne!(in_tenant("acme", a), in_tenant("globex", a));
+    }
+
+    #[test]
+    fn visibility_reads_public_and_own_groups_and_writes_only_own() {
+        let eng = Visibility::Groups(vec!["eng".into()]);
+        let groups = |g: &[&str]| g.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(eng.permits(&groups(&[EVERYONE])));
+        assert!(eng.permits(&groups(&["hr", "eng"])));
+        assert!(!eng.permits(&groups(&["hr"])));
+        assert!(!eng.permits(&[]));
+        assert!(Visibility::All.permits(&groups(&["hr"])));
+        assert!(eng.covers(&groups(&["eng"])));
+        assert!(!eng.covers(&groups(&["eng", "hr"])));
+        assert!(Visibility::Groups(vec![]).covers(&groups(&[EVERYONE])));
+        assert_eq!(normalise_groups(&[]), [EVERYONE]);
+        assert_eq!(normalise_groups(&groups(&["b", "a", "b"])), ["a", "b"]);
+        assert_eq!(normalise_groups(&groups(&["a", EVERYONE])), [EVERYONE]);
+        assert!(valid_name("hr-team_2") && valid_name("한국어팀"));
+        assert!(!valid_name("") && !valid_name("a,b") && !valid_name("*") && !valid_name("a/b"));
     }
 }

@@ -20,11 +20,11 @@ use qdrant_client::qdrant::value::Kind;
 use qdrant_client::qdrant::{
     CollectionConfig, CountPointsBuilder, CreateCollectionBuilder,
     CreateFieldIndexCollectionBuilder, CreateVectorNameRequestBuilder, DeletePointsBuilder,
-    Distance, FieldType, ListValue, Modifier, NamedVectors, PayloadIncludeSelector, PointId,
-    PointStruct, Query, QueryPointsBuilder, RepeatedStrings, ScrollPointsBuilder,
-    SparseVectorCreationConfigBuilder, Struct, UpdateCollectionBuilder, UpsertPointsBuilder, Value,
-    Vector, VectorParamsBuilder, VectorParamsMap, VectorsConfig, VectorsSelector, vector_output,
-    vectors_config,
+    Distance, FieldType, KeywordIndexParamsBuilder, ListValue, Modifier, NamedVectors,
+    PayloadIncludeSelector, PointId, PointStruct, Query, QueryPointsBuilder, RepeatedStrings,
+    ScrollPointsBuilder, SetPayloadPointsBuilder, SparseVectorCreationConfigBuilder, Struct,
+    UpdateCollectionBuilder, UpsertPointsBuilder, Value, Vector, VectorParamsBuilder,
+    VectorParamsMap, VectorsConfig, VectorsSelector, vector_output, vectors_config,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 
@@ -434,7 +434,11 @@ impl Backend for ServerBackend {
                 self.create_collection(dense_vector, *distance, target)
                     .await
             }
-            Step::CreatePayloadIndex { field, kind } => {
+            Step::CreatePayloadIndex {
+                field,
+                kind,
+                is_tenant,
+            } => {
                 if !self.exists().await? {
                     return Err(missing("payload index"));
                 }
@@ -442,17 +446,39 @@ impl Backend for ServerBackend {
                     IndexKind::Keyword => FieldType::Keyword,
                     IndexKind::Integer => FieldType::Integer,
                 };
+                let mut request = CreateFieldIndexCollectionBuilder::new(
+                    self.collection.as_str(),
+                    field.as_str(),
+                    field_type,
+                )
+                .wait(true);
+                if *is_tenant {
+                    request = request
+                        .field_index_params(KeywordIndexParamsBuilder::default().is_tenant(true));
+                }
                 self.client
-                    .create_field_index(
-                        CreateFieldIndexCollectionBuilder::new(
-                            self.collection.as_str(),
-                            field.as_str(),
-                            field_type,
-                        )
-                        .wait(true),
-                    )
+                    .create_field_index(request)
                     .await
                     .map_err(|e| self.error(format!("{migration}: index {field}"), e))?;
+                Ok(())
+            }
+            Step::FillMissing { field, value } => {
+                if !self.exists().await? {
+                    return Err(missing("payload field"));
+                }
+                let payload = HashMap::from([(field.clone(), to_value(value.clone()))]);
+                let missing = to_filter(&Filter::must(Condition::IsEmpty {
+                    field: field.clone(),
+                }))
+                .expect("a filter with a condition");
+                self.client
+                    .set_payload(
+                        SetPayloadPointsBuilder::new(self.collection.as_str(), payload)
+                            .points_selector(missing)
+                            .wait(true),
+                    )
+                    .await
+                    .map_err(|e| self.error(format!("{migration}: fill {field}"), e))?;
                 Ok(())
             }
             Step::CreateSparseVector { name, modifier } => {
@@ -494,6 +520,7 @@ fn to_condition(condition: &Condition) -> qdrant_client::qdrant::Condition {
             }),
         ),
         Condition::Integer { field, value } => Q::matches(*field, *value),
+        Condition::IsEmpty { field } => Q::is_empty(field.as_str()),
     }
 }
 

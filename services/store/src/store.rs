@@ -1,16 +1,20 @@
 //! The domain operations, written once over any [`Backend`].
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::backend::{
     Backend, Condition, Filter, NamedVector, NewPoint, QueryRequest, Record, ScrollRequest,
     VectorData,
 };
 use crate::migrations::{self, Target};
-use crate::point::{RRF_K, cosine, parse_payload, prefetch_limit, prefix_keys, stored_payload};
+use crate::point::{
+    DEFAULT_TENANT, EVERYONE, RRF_K, cosine, in_tenant, parse_payload, prefetch_limit, prefix_keys,
+    stored_payload,
+};
 use crate::{
     ChunkPoint, DocumentVersion, Fusion, FusionMethod, Hit, Query, Result, SearchFilter,
-    StoreError, fields, migrate,
+    StoreError, Visibility, fields, migrate,
 };
 
 /// Points per upsert request: keeps each request a few MiB (far below a server's message
@@ -20,12 +24,16 @@ const UPSERT_BATCH: usize = 256;
 /// Points per scroll page when reading payloads only.
 const SCROLL_PAGE: usize = 1024;
 
-/// The vector store: chunks with their dense and lexical vectors, over the configured backend.
-/// Calls never block the async runtime.
+/// The vector store: chunks with their dense and lexical vectors, over the configured backend,
+/// as one tenant sees it. Every read, count and delete is filtered by the tenant inside the
+/// engine, and every write is stamped with it: no operation of this handle can reach another
+/// tenant's points. [`Store::for_tenant`] makes the handle of another tenant over the same
+/// backend. Calls never block the async runtime.
 pub struct Store {
-    backend: Box<dyn Backend>,
+    backend: Arc<dyn Backend>,
     dense: String,
     lexical: Option<String>,
+    tenant: String,
 }
 
 /// What `rag status` reports about an index.
@@ -46,13 +54,34 @@ pub struct IndexStats {
 
 impl Store {
     /// Migrates `backend` to the latest schema for `target`, then serves it.
+    /// The handle is the default tenant's.
     pub(crate) async fn open(backend: Box<dyn Backend>, target: &Target) -> Result<Self> {
         migrate::migrate(backend.as_ref(), target).await?;
         Ok(Self {
-            backend,
+            backend: Arc::from(backend),
             dense: migrations::dense_vector_name()?,
             lexical: migrations::lexical_vector_name()?,
+            tenant: DEFAULT_TENANT.to_owned(),
         })
+    }
+
+    /// The same store as `tenant` sees it. Cheap: the backend is shared.
+    pub fn for_tenant(&self, tenant: &str) -> Arc<Store> {
+        Arc::new(Self {
+            backend: self.backend.clone(),
+            dense: self.dense.clone(),
+            lexical: self.lexical.clone(),
+            tenant: tenant.to_owned(),
+        })
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// `filter`, narrowed to this handle's tenant. Every operation goes through here.
+    fn scoped(&self, filter: Filter) -> Filter {
+        filter.and(Condition::keyword(fields::TENANT, &self.tenant))
     }
 
     /// Inserts or overwrites points by id, in order.
@@ -86,9 +115,9 @@ impl Store {
             });
         }
         NewPoint {
-            id: point.id,
+            id: in_tenant(&self.tenant, point.id),
             vectors,
-            payload: stored_payload(&point.payload),
+            payload: stored_payload(&point.payload, &self.tenant),
         }
     }
 
@@ -105,7 +134,7 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let filter = search_filter(filter);
+        let filter = self.scoped(search_filter(filter));
         let mut lists = vec![(
             List::Dense,
             NamedVector {
@@ -198,12 +227,14 @@ impl Store {
         if let Some(doc_id) = doc_id {
             filter = filter.and(Condition::keyword(fields::DOC_ID, doc_id));
         }
+        let filter = self.scoped(filter);
         let fields = vec![
             fields::DOC_ID,
             fields::SOURCE,
             fields::ROOT,
             fields::DOC_HASH,
             fields::CHUNK_COUNT,
+            fields::GROUPS,
         ];
         let versions: BTreeSet<DocumentVersion> = self
             .scroll_all(filter, fields)
@@ -219,6 +250,16 @@ impl Store {
                     .get(fields::CHUNK_COUNT)
                     .and_then(|v| v.as_u64())
                     .unwrap_or(0) as u32,
+                groups: r
+                    .payload
+                    .get(fields::GROUPS)
+                    .and_then(|v| v.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|g| g.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_else(|| vec![EVERYONE.to_owned()]),
             })
             .collect();
         Ok(versions.into_iter().collect())
@@ -236,10 +277,10 @@ impl Store {
             return Ok(found);
         }
         let wanted = chunk_hashes.len();
-        let filter = Filter::must(Condition::AnyKeyword {
+        let filter = self.scoped(Filter::must(Condition::AnyKeyword {
             field: fields::CHUNK_HASH,
             values: chunk_hashes,
-        });
+        }));
         let mut offset = None;
         // Copies share a hash, so a page can hold fewer distinct hashes than points.
         loop {
@@ -269,31 +310,37 @@ impl Store {
         }
     }
 
-    /// Deletes every chunk of `doc_id`, except those of version `keep_hash` when given.
-    /// Returns how many points were deleted.
-    pub async fn delete_document(&self, doc_id: &str, keep_hash: Option<&str>) -> Result<u64> {
+    /// Deletes every chunk of `doc_id` that `visibility` allows, except those of version
+    /// `keep_hash` when given. Returns how many points were deleted.
+    pub async fn delete_document(
+        &self,
+        doc_id: &str,
+        keep_hash: Option<&str>,
+        visibility: &Visibility,
+    ) -> Result<u64> {
         let mut filter = Filter::must(Condition::keyword(fields::DOC_ID, doc_id));
         if let Some(hash) = keep_hash {
             filter = filter.and_not(Condition::keyword(fields::DOC_HASH, hash));
         }
-        self.delete_where(filter).await
+        self.delete_where(visible(filter, visibility)).await
     }
 
-    /// Deletes every chunk whose source path is exactly `source`. Returns how many.
-    pub async fn delete_source(&self, source: &str) -> Result<u64> {
-        self.delete_where(Filter::must(Condition::keyword(fields::SOURCE, source)))
-            .await
+    /// Deletes every chunk whose source path is exactly `source` that `visibility` allows.
+    /// Returns how many.
+    pub async fn delete_source(&self, source: &str, visibility: &Visibility) -> Result<u64> {
+        let filter = Filter::must(Condition::keyword(fields::SOURCE, source));
+        self.delete_where(visible(filter, visibility)).await
     }
 
-    /// Number of stored points (chunks).
+    /// Number of stored points (chunks) of the tenant.
     pub async fn count(&self) -> Result<u64> {
-        self.backend.count(&Filter::default()).await
+        self.backend.count(&self.scoped(Filter::default())).await
     }
 
     /// Number of points indexed from folder `root`.
     pub async fn count_in_root(&self, root: &str) -> Result<u64> {
         self.backend
-            .count(&Filter::must(Condition::keyword(fields::ROOT, root)))
+            .count(&self.scoped(Filter::must(Condition::keyword(fields::ROOT, root))))
             .await
     }
 
@@ -301,7 +348,7 @@ impl Store {
     /// not. Reads an id pair per point: for finding what an interrupted run left behind, when
     /// [`Store::count_in_root`] shows more points than the complete versions hold.
     pub async fn point_versions(&self, root: &str) -> Result<BTreeSet<(String, String)>> {
-        let filter = Filter::must(Condition::keyword(fields::ROOT, root));
+        let filter = self.scoped(Filter::must(Condition::keyword(fields::ROOT, root)));
         let records = self
             .scroll_all(filter, vec![fields::DOC_ID, fields::DOC_HASH])
             .await?;
@@ -326,10 +373,10 @@ impl Store {
             // a count stays cheap on a large collection.
             documents: self
                 .backend
-                .count(&Filter::must(Condition::Integer {
+                .count(&self.scoped(Filter::must(Condition::Integer {
                     field: fields::CHUNK_INDEX,
                     value: 0,
-                }))
+                })))
                 .await?,
             chunks: self.count().await?,
             schema_version: schema.version,
@@ -347,6 +394,7 @@ impl Store {
                 "refusing to delete with an empty filter (it would delete every point)".into(),
             ));
         }
+        let filter = self.scoped(filter);
         let n = self.backend.count(&filter).await?;
         if n > 0 {
             self.backend.delete(&filter).await?;
@@ -463,10 +511,24 @@ fn fuse(candidates: Vec<Candidate>, kinds: &[List], fusion: &Fusion) -> Vec<Hit>
     hits
 }
 
+/// `filter`, narrowed to the documents `visibility` allows: those open to everyone and those
+/// naming one of the caller's groups.
+fn visible(filter: Filter, visibility: &Visibility) -> Filter {
+    match visibility {
+        Visibility::All => filter,
+        Visibility::Groups(groups) => filter.and(Condition::AnyKeyword {
+            field: fields::GROUPS,
+            values: std::iter::once(EVERYONE.to_owned())
+                .chain(groups.iter().cloned())
+                .collect(),
+        }),
+    }
+}
+
 /// A search filter as conditions on the stored payload: a path prefix becomes an exact match
 /// on `path_prefixes` (see [`crate::point::stored_payload`]).
 fn search_filter(filter: &SearchFilter) -> Filter {
-    let mut out = Filter::default();
+    let mut out = visible(Filter::default(), &filter.visibility);
     let keys = filter
         .path_prefix
         .as_deref()
@@ -617,19 +679,25 @@ mod tests {
 
     #[test]
     fn search_filter_uses_prefix_keys_and_doc_ids() {
-        assert!(search_filter(&SearchFilter::default()).is_empty());
+        assert!(search_filter(&SearchFilter::visible(Visibility::All)).is_empty());
         let only_root = SearchFilter {
             path_prefix: Some(" / ".into()),
             doc_ids: Vec::new(),
+            visibility: Visibility::All,
         };
         assert!(search_filter(&only_root).is_empty());
         let filter = search_filter(&SearchFilter {
             path_prefix: Some("hr/".into()),
             doc_ids: vec!["d1".into()],
+            visibility: Visibility::Groups(vec!["eng".into()]),
         });
         assert_eq!(
             filter.must,
             [
+                Condition::AnyKeyword {
+                    field: fields::GROUPS,
+                    values: vec![EVERYONE.into(), "eng".into()],
+                },
                 Condition::AnyKeyword {
                     field: fields::PATH_PREFIXES,
                     values: vec!["hr".into(), "hr/".into()],

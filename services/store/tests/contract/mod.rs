@@ -1,6 +1,8 @@
 //! What every backend must do, run against each of them.
 
-use rag_store::{ChunkPayload, ChunkPoint, Query, SearchFilter, StoreConfig, point_id};
+use rag_store::{
+    ChunkPayload, ChunkPoint, EVERYONE, Query, SearchFilter, StoreConfig, Visibility, point_id,
+};
 
 pub const DIM: usize = 4;
 pub const MODEL: &str = "test-model";
@@ -29,6 +31,7 @@ fn point(doc: &str, source: &str, hash: &str, index: u32, vector: [f32; 4]) -> C
             embedding_model: MODEL.into(),
             indexed_at_ms: 0,
             metadata: [("team".to_owned(), "hr".to_owned())].into(),
+            groups: vec![EVERYONE.into()],
         },
     }
 }
@@ -55,6 +58,7 @@ fn prefix(p: &str) -> SearchFilter {
     SearchFilter {
         path_prefix: Some(p.into()),
         doc_ids: vec![],
+        visibility: Visibility::All,
     }
 }
 
@@ -116,7 +120,7 @@ pub async fn run(config: &StoreConfig) {
     );
 
     // Nearest first, payload intact.
-    let all = SearchFilter::default();
+    let all = SearchFilter::visible(Visibility::All);
     let hits = store
         .search(dense([0.9, 0.1, 0.0, 0.0]), 2, &all)
         .await
@@ -179,7 +183,13 @@ pub async fn run(config: &StoreConfig) {
     let hits = store.search(hybrid(query, "?!"), 1, &all).await.unwrap();
     assert_eq!(hits[0].payload.doc_id, "a");
     assert_eq!(hits[0].score, hits[0].similarity);
-    assert_eq!(store.delete_document("c", None).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .delete_document("c", None, &Visibility::All)
+            .await
+            .unwrap(),
+        1
+    );
 
     // Equal scores (copies of one text) come in a stable order, document id then chunk index,
     // whatever order they were written in, also where `limit` cuts between them; the same in
@@ -209,7 +219,10 @@ pub async fn run(config: &StoreConfig) {
         }
     }
     for doc in ["t1", "t2", "t3"] {
-        store.delete_document(doc, None).await.unwrap();
+        store
+            .delete_document(doc, None, &Visibility::All)
+            .await
+            .unwrap();
     }
 
     // Filters: folder prefix (with or without a slash), whole path, document ids.
@@ -232,6 +245,7 @@ pub async fn run(config: &StoreConfig) {
     let filter = SearchFilter {
         path_prefix: None,
         doc_ids: vec!["a".into(), "zzz".into()],
+        visibility: Visibility::All,
     };
     let hits = store
         .search(dense([0.0, 0.0, 1.0, 0.0]), 10, &filter)
@@ -280,14 +294,32 @@ pub async fn run(config: &StoreConfig) {
             .len(),
         2
     );
-    assert_eq!(store.delete_document("a", Some("h3")).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .delete_document("a", Some("h3"), &Visibility::All)
+            .await
+            .unwrap(),
+        2
+    );
     let versions = store.document_versions(None, Some("a")).await.unwrap();
     assert_eq!(versions.len(), 1);
     assert_eq!(versions[0].doc_hash, "h3");
 
     // Delete by source path.
-    assert_eq!(store.delete_source("it/vpn.txt").await.unwrap(), 2);
-    assert_eq!(store.delete_source("it/vpn.txt").await.unwrap(), 0);
+    assert_eq!(
+        store
+            .delete_source("it/vpn.txt", &Visibility::All)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .delete_source("it/vpn.txt", &Visibility::All)
+            .await
+            .unwrap(),
+        0
+    );
     store
         .upsert(vec![
             point("c", "c.md", "h4", 0, [0.0, 0.0, 1.0, 1.0]),
@@ -296,5 +328,90 @@ pub async fn run(config: &StoreConfig) {
         .await
         .unwrap();
     store.flush().await.unwrap();
+    assert_eq!(store.count().await.unwrap(), REMAINING);
+
+    tenants_and_groups(&store).await;
+    assert_eq!(store.count().await.unwrap(), REMAINING);
+}
+
+/// Another tenant over the same backend sees none of the default tenant's points and its
+/// writes never land on them, even with the same document ids and versions; inside a tenant,
+/// a document's groups decide who finds and deletes it.
+async fn tenants_and_groups(store: &rag_store::Store) {
+    let acme = store.for_tenant("acme");
+    assert_eq!(acme.tenant(), "acme");
+    assert_eq!(acme.count().await.unwrap(), 0);
+    let everything = SearchFilter::visible(Visibility::All);
+    let near_c = dense([0.0, 0.0, 1.0, 1.0]);
+    assert!(
+        acme.search(near_c.clone(), 10, &everything)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        acme.document_versions(None, Some("c"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        acme.vectors_by_chunk_hash(vec!["c-0".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The default tenant's document "c", version "h4", chunk 0, written again as acme's
+    // HR-only document: a point of its own.
+    let mut secret = point("c", "c.md", "h4", 0, [0.0, 0.0, 1.0, 1.0]);
+    secret.payload.groups = vec!["hr".into()];
+    let public = point("p", "p.md", "h6", 0, [0.0, 0.0, 1.0, 0.9]);
+    acme.upsert(vec![secret, public]).await.unwrap();
+    assert_eq!(acme.count().await.unwrap(), 2);
+    assert_eq!(store.count().await.unwrap(), REMAINING);
+    let versions = acme.document_versions(None, Some("c")).await.unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].groups, ["hr"]);
+    let mine = store.document_versions(None, Some("c")).await.unwrap();
+    assert_eq!(mine[0].groups, [EVERYONE]);
+
+    let found = |visibility: Visibility| {
+        let acme = acme.clone();
+        let query = near_c.clone();
+        async move {
+            let mut docs: Vec<String> = acme
+                .search(query, 10, &SearchFilter::visible(visibility))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|h| h.payload.doc_id)
+                .collect();
+            docs.sort();
+            docs
+        }
+    };
+    let eng = Visibility::Groups(vec!["eng".into()]);
+    let hr = Visibility::Groups(vec!["hr".into(), "eng".into()]);
+    assert_eq!(found(eng.clone()).await, ["p"]);
+    assert_eq!(found(Visibility::Groups(vec![])).await, ["p"]);
+    assert_eq!(found(hr.clone()).await, ["c", "p"]);
+    assert_eq!(found(Visibility::All).await, ["c", "p"]);
+    // The default tenant's own search never returns acme's points.
+    assert!(
+        store
+            .search(near_c.clone(), 10, &everything)
+            .await
+            .unwrap()
+            .iter()
+            .all(|h| h.payload.doc_id != "p" && h.payload.groups == [EVERYONE])
+    );
+
+    // Deletes: not visible, not deleted; and never the other tenant's.
+    assert_eq!(acme.delete_document("c", None, &eng).await.unwrap(), 0);
+    assert_eq!(acme.delete_source("c.md", &eng).await.unwrap(), 0);
+    assert_eq!(acme.delete_document("c", None, &hr).await.unwrap(), 1);
+    assert_eq!(acme.delete_source("p.md", &eng).await.unwrap(), 1);
+    assert_eq!(acme.count().await.unwrap(), 0);
     assert_eq!(store.count().await.unwrap(), REMAINING);
 }
