@@ -38,6 +38,14 @@ print(*[x.getsockname()[1] for x in s])')
 fi
 if [ -n "${QDRANT_URL:-}" ]; then
   cargo test --locked -p rag-store --test server_store -- --include-ignored
+  # The whole end-to-end suite again, every workspace in a collection of its own on the server.
+  RAG_E2E_QDRANT_URL="$QDRANT_URL" cargo test --locked -p rag --test e2e
 else
   echo "test.sh: Qdrant server backend tests SKIPPED (set QDRANT_URL=http://host:6334, or QDRANT_BIN to a Qdrant binary, to run them)"
+fi
+# Killing and restarting the server under load needs a binary the test can start itself.
+if [ -n "$qdrant_bin" ]; then
+  QDRANT_BIN="$qdrant_bin" cargo test --locked -p rag --test e2e server_backend -- --include-ignored
+else
+  echo "test.sh: Qdrant restart test SKIPPED (needs QDRANT_BIN or qdrant on PATH)"
 fi

@@ -75,7 +75,17 @@ max_tokens = 48
             embedding = embedding,
         );
         std::fs::write(dir.path().join("rag.toml"), config).unwrap();
-        Self { dir }
+        let ws = Self { dir };
+        // The whole suite over a Qdrant server: scripts/test.sh sets this when it has one.
+        if let Ok(url) = std::env::var("RAG_E2E_QDRANT_URL") {
+            let name = ws.dir.path().file_name().unwrap().to_string_lossy();
+            let collection: String = name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            ws.use_qdrant(&url, &format!("e2e_{collection}"), 10);
+        }
+        ws
     }
 
     /// Appends `line` to the config file: a `[query]` option while that is the file's last table,
@@ -315,5 +325,116 @@ fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), target).unwrap();
         }
+    }
+}
+
+/// A Qdrant server process on free loopback ports with its own storage directory, for the
+/// server backend's tests. The binary comes from `QDRANT_BIN` or `qdrant` on `PATH`; tests that
+/// need one are `#[ignore]`d and run by `scripts/test.sh` when there is one.
+pub struct Qdrant {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    http_port: u16,
+    pub grpc_port: u16,
+    child: Option<Child>,
+}
+
+impl Qdrant {
+    /// Starts a Qdrant server, or panics saying how to provide one (the test was asked for).
+    pub fn start() -> Self {
+        let bin = std::env::var_os("QDRANT_BIN")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("PATH").and_then(|paths| {
+                    std::env::split_paths(&paths)
+                        .map(|p| p.join("qdrant"))
+                        .find(|p| p.is_file())
+                })
+            })
+            .expect("no Qdrant binary: set QDRANT_BIN or put `qdrant` on PATH");
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let mut qdrant = Self {
+            bin,
+            dir: tempfile::tempdir().unwrap(),
+            http_port: free_port(),
+            grpc_port: free_port(),
+            child: None,
+        };
+        qdrant.restart();
+        qdrant
+    }
+
+    /// The gRPC address the `qdrant` store backend takes.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    /// Starts the process (again) on the same ports and storage, and waits for its gRPC port.
+    pub fn restart(&mut self) {
+        let dir = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("qdrant.log"))
+            .unwrap();
+        let child = Command::new(&self.bin)
+            .current_dir(dir)
+            .env("QDRANT__SERVICE__HOST", "127.0.0.1")
+            .env("QDRANT__SERVICE__HTTP_PORT", self.http_port.to_string())
+            .env("QDRANT__SERVICE__GRPC_PORT", self.grpc_port.to_string())
+            .env("QDRANT__STORAGE__STORAGE_PATH", dir.join("storage"))
+            .env("QDRANT__STORAGE__SNAPSHOTS_PATH", dir.join("snapshots"))
+            .env("QDRANT__TELEMETRY_DISABLED", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", self.grpc_port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "Qdrant did not open its gRPC port: {}",
+                std::fs::read_to_string(dir.join("qdrant.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL: no shutdown of its own.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Qdrant {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Workspace {
+    /// Stores chunks in `collection` on the Qdrant server at `url` instead of the embedded
+    /// store, with requests that give up after `timeout_secs`.
+    pub fn use_qdrant(&self, url: &str, collection: &str, timeout_secs: u64) {
+        // Before the first table, so that `append_config` still appends to `[query]`.
+        let config = std::fs::read_to_string(self.config()).unwrap().replacen(
+            "[embedding]",
+            &format!(
+                "[store]\nbackend = \"qdrant\"\nurl = \"{url}\"\ncollection = \"{collection}\"\n\
+                 timeout_secs = {timeout_secs}\n[embedding]"
+            ),
+            1,
+        );
+        std::fs::write(self.config(), config).unwrap();
     }
 }

@@ -9,6 +9,7 @@ mod incremental;
 mod ingest;
 mod observability;
 mod retrieval;
+mod server_backend;
 mod service;
 mod tenants;
 mod tls;

@@ -290,6 +290,29 @@ async fn bad_requests_get_invalid_argument_naming_the_field() {
         "target",
     );
 
+    // Size limits per RPC: a Search is a question and its options, so 300 KB of document ids
+    // is refused (as tonic refuses a message over its limit), while an IngestDocument of a
+    // larger file goes through.
+    let mut bloated = search_request("cafeteria");
+    bloated.retrieval.as_mut().unwrap().filter = Some(pb::Filter {
+        path_prefix: String::new(),
+        document_ids: vec!["x".repeat(1000); 300],
+    });
+    let status = client.search(bloated).await.unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("Search"), "{status:?}");
+    let long = "The cafeteria serves soup on Mondays. ".repeat(10_000);
+    let written = client
+        .ingest_document(pb::IngestDocumentRequest {
+            file_name: "soup.txt".into(),
+            content: long.into_bytes(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(written.chunks_written > 0, "{written:?}");
+
     // The server is still healthy and answers after all of that.
     let top = top_sources(&server, "When does the cafeteria open?").await;
     assert_eq!(top[0].0, "note.txt");

@@ -70,6 +70,10 @@ pub struct StoreSection {
     pub url: String,
     pub collection: String,
     pub api_key: Option<String>,
+    /// How long one request to the Qdrant server may take; past it the call fails as
+    /// UNAVAILABLE instead of hanging on a stalled server. Migrations of a large collection
+    /// (payload fills) may need more.
+    pub timeout_secs: u64,
 }
 
 impl Default for StoreSection {
@@ -79,6 +83,7 @@ impl Default for StoreSection {
             url: "http://127.0.0.1:6334".into(),
             collection: "rag_chunks".into(),
             api_key: None,
+            timeout_secs: 30,
         }
     }
 }
@@ -167,6 +172,7 @@ impl Config {
                 url: self.store.url.clone(),
                 collection: self.store.collection.clone(),
                 api_key: self.store.api_key.clone(),
+                timeout: std::time::Duration::from_secs(self.store.timeout_secs.max(1)),
             },
         }
     }

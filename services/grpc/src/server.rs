@@ -22,8 +22,9 @@ pub enum ServeError {
     Reflection(String),
 }
 
-/// Largest request accepted (IngestDocument carries whole files).
-pub const MAX_REQUEST_BYTES: usize = 80 * 1024 * 1024;
+/// Largest request the transport decodes: IngestDocument's limit, the largest of
+/// [`crate::service::request_limit`]'s, so that no RPC's own check is bypassed.
+pub const MAX_REQUEST_BYTES: usize = crate::service::INGEST_REQUEST_BYTES;
 
 /// Serves on `listener` (over TLS when `tls` is given) until `shutdown` resolves, letting in the
 /// calls `gate` admits (health and reflection answer everyone: load balancers and tools need no

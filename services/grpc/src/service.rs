@@ -18,6 +18,21 @@ use crate::observe::Call;
 use crate::status::ApiError;
 
 const MAX_TOP_K: u32 = 100;
+
+/// IngestDocument carries whole files (the ingest size limit applies to the file itself).
+pub const INGEST_REQUEST_BYTES: usize = 80 * 1024 * 1024;
+
+/// Every other request is a question, options and ids: far below this.
+const QUERY_REQUEST_BYTES: usize = 256 * 1024;
+
+/// The largest request `action` takes: an ingest carries a file, nothing else needs more than
+/// a question and its options, so a Search cannot make the service decode 80 MB.
+pub fn request_limit(action: Action) -> usize {
+    match action {
+        Action::Ingest => INGEST_REQUEST_BYTES,
+        Action::Search | Action::Ask | Action::Delete | Action::Stats => QUERY_REQUEST_BYTES,
+    }
+}
 const MAX_ANSWER_TOKENS: u32 = 4096;
 
 /// What the service needs once start-up has loaded it: the engine answers, the indexer takes
@@ -61,13 +76,18 @@ impl Service {
     /// limits, and says whose documents it reaches. A refused call ends here, counted and
     /// audited, with UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED or (a malformed
     /// groups header) INVALID_ARGUMENT.
-    fn admit<T>(
+    fn admit<T: prost::Message>(
         &self,
         rpc: &'static str,
         action: Action,
         request: &Request<T>,
     ) -> Result<(Call, Caller), Status> {
         let call = Call::start(rpc, request);
+        let size = request.get_ref().encoded_len();
+        let limit = request_limit(action);
+        if size > limit {
+            return Err(call.fail(ApiError::TooLarge { rpc, size, limit }.into()));
+        }
         let forwarded = match forwarded_groups(request) {
             Ok(groups) => groups,
             Err(e) => return Err(call.fail(e.into())),

@@ -15,6 +15,13 @@ pub enum ApiError {
     InvalidArgument { field: &'static str, reason: String },
     #[error("the service is still loading its models")]
     NotReady,
+    /// A request over its RPC's size limit (the transport refuses those over the largest).
+    #[error("{rpc} requests are limited to {limit} bytes; this one has {size}")]
+    TooLarge {
+        rpc: &'static str,
+        size: usize,
+        limit: usize,
+    },
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -46,6 +53,8 @@ pub fn code(e: &ApiError) -> Code {
     match e {
         ApiError::InvalidArgument { .. } => Code::InvalidArgument,
         ApiError::NotReady => Code::Unavailable,
+        // What tonic answers for a message over the transport's limit.
+        ApiError::TooLarge { .. } => Code::OutOfRange,
         ApiError::Auth(AuthError::Missing | AuthError::Unknown) => Code::Unauthenticated,
         ApiError::Auth(AuthError::Forbidden { .. } | AuthError::MayNotForward { .. }) => {
             Code::PermissionDenied
@@ -178,6 +187,14 @@ mod tests {
                 Code::InvalidArgument,
             ),
             (ApiError::NotReady, Code::Unavailable),
+            (
+                ApiError::TooLarge {
+                    rpc: "Search",
+                    size: 2,
+                    limit: 1,
+                },
+                Code::OutOfRange,
+            ),
             (AuthError::Missing.into(), Code::Unauthenticated),
             (AuthError::Unknown.into(), Code::Unauthenticated),
             (

@@ -43,6 +43,8 @@ pub enum StoreConfig {
         url: String,
         collection: String,
         api_key: Option<String>,
+        /// How long one request to the server may take before it fails as unavailable.
+        timeout: std::time::Duration,
     },
 }
 
@@ -65,7 +67,10 @@ pub async fn open(
             url,
             collection,
             api_key,
-        } => Box::new(server::ServerBackend::connect(url, collection, api_key.as_deref()).await?),
+            timeout,
+        } => Box::new(
+            server::ServerBackend::connect(url, collection, api_key.as_deref(), *timeout).await?,
+        ),
     };
     Ok(Arc::new(Store::open(backend, &target).await?))
 }

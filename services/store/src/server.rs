@@ -44,7 +44,6 @@ const META_MODEL: &str = "rag_embedding_model";
 
 /// Per-request deadline. The client's default (5 s) is too short for creating a collection on
 /// a cluster or for an upsert that waits for indexing.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) struct ServerBackend {
@@ -107,12 +106,13 @@ impl ServerBackend {
         url: &str,
         collection: &str,
         api_key: Option<&str>,
+        timeout: Duration,
     ) -> Result<Self> {
         // The compatibility check blocks the calling thread on a private runtime and prints to
         // stdout; the health check below answers the question that matters here.
         let client = Qdrant::from_url(url)
             .api_key(api_key)
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .connect_timeout(CONNECT_TIMEOUT)
             .skip_compatibility_check()
             .build()
@@ -586,6 +586,9 @@ fn is_transient(e: &QdrantError) -> bool {
             | Code::ResourceExhausted => true,
             // The client's channel pool reports a failed connect as `Internal`.
             Code::Internal => status.message().starts_with("Failed to connect"),
+            // tonic's answer for a connection that broke under a request in flight (the
+            // server was killed mid-call): the server never answered.
+            Code::Unknown => status.message().starts_with("transport error"),
             _ => false,
         },
         QdrantError::ResourceExhaustedError { .. } | QdrantError::Io(_) => true,
@@ -732,6 +735,10 @@ mod tests {
             status: tonic::Status::unavailable("gone"),
         };
         assert!(is_transient(&unavailable));
+        let broken = QdrantError::ResponseError {
+            status: tonic::Status::unknown("transport error"),
+        };
+        assert!(is_transient(&broken));
         let bad = QdrantError::ResponseError {
             status: tonic::Status::invalid_argument("wrong vector size"),
         };

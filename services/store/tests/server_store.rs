@@ -16,6 +16,7 @@ async fn server_store_meets_the_contract() {
         url,
         collection,
         api_key: std::env::var("QDRANT_API_KEY").ok(),
+        timeout: std::time::Duration::from_secs(30),
     };
     contract::run(&config).await;
     let store = rag_store::open(&config, contract::DIM, contract::MODEL)

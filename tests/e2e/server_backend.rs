@@ -1,0 +1,136 @@
+//! The service over a Qdrant server (the `qdrant` store backend) when the server goes away and
+//! comes back: callers get UNAVAILABLE, never a hang or an internal error, and the service
+//! answers again once the server is back, without being restarted.
+
+use std::time::{Duration, Instant};
+
+use rag_proto::v1 as pb;
+use tonic::Code;
+
+use crate::harness::{Qdrant, Workspace};
+
+fn search(query: &str) -> pb::SearchRequest {
+    pb::SearchRequest {
+        query: query.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Qdrant binary (QDRANT_BIN or qdrant on PATH); scripts/test.sh runs it when there is one"]
+async fn a_qdrant_restart_under_load_is_unavailable_then_the_service_recovers_by_itself() {
+    let mut qdrant = Qdrant::start();
+    let ws = Workspace::new();
+    ws.use_qdrant(&qdrant.url(), "e2e_restart", 3);
+    ws.index_samples();
+    let server = ws.serve().await;
+    let mut client = server.client();
+    let query = "What is the hotel limit per night?";
+    let before = client
+        .search(search(query))
+        .await
+        .unwrap()
+        .into_inner()
+        .chunks;
+    assert_eq!(before[0].source_path, "finance/expense-policy.pdf");
+
+    // Eight clients search without pause through the outage; every answer is OK or
+    // UNAVAILABLE.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..8)
+        .map(|_| {
+            let mut client = server.client();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut codes = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    codes.push(match client.search(search("VPN error NWC-412")).await {
+                        Ok(_) => "Ok".to_owned(),
+                        Err(s) if s.code() == Code::Unavailable => "Unavailable".to_owned(),
+                        Err(s) => format!("{:?}: {}", s.code(), s.message()),
+                    });
+                }
+                codes
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    qdrant.kill();
+    let started = Instant::now();
+    let err = client.search(search(query)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    // Well within the store's 3 s request timeout: a refused connection is known at once.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = client
+        .ingest_document(pb::IngestDocumentRequest {
+            file_name: "note.md".into(),
+            content: b"# Note\n\nThe lift is serviced on Fridays.".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    let err = client
+        .ask(pb::AskRequest {
+            question: query.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    qdrant.restart();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        match client.search(search(query)).await {
+            Ok(response) => break response.into_inner().chunks,
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(Instant::now() < deadline, "not back after 60 s: {status:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let ids = |chunks: &[pb::Chunk]| {
+        chunks
+            .iter()
+            .map(|c| (c.document_id.clone(), c.chunk_index))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(&after),
+        ids(&before),
+        "the same answer as before the outage"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut seen = std::collections::BTreeMap::new();
+    for task in load {
+        for code in task.await.unwrap() {
+            *seen.entry(code).or_insert(0) += 1;
+        }
+    }
+    assert!(
+        seen.keys().all(|c| c == "Ok" || c == "Unavailable"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains_key("Ok") && seen.contains_key("Unavailable"),
+        "{seen:?}"
+    );
+    // And writes work again.
+    client
+        .ingest_document(pb::IngestDocumentRequest {
+            file_name: "note.md".into(),
+            content: b"# Note\n\nThe lift is serviced on Fridays.".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
