@@ -19,7 +19,8 @@ mod config;
 pub mod counters;
 mod document;
 mod error;
-pub mod extract;
+/// file -> text lives in its own crate (`ingest/extract`), so its parsers can be fuzzed alone.
+pub use rag_extract as extract;
 mod index;
 mod manifest;
 mod outcome;

@@ -36,6 +36,7 @@ async fn indexer_with(data: &Path, ingest: IngestConfig) -> Indexer {
     let store = rag_store::open(
         &StoreConfig::Embedded {
             data_dir: data.to_owned(),
+            min_free_bytes: 0,
         },
         embedder.dimension(),
         embedder.model_name(),

@@ -74,6 +74,10 @@ pub struct StoreSection {
     /// UNAVAILABLE instead of hanging on a stalled server. Migrations of a large collection
     /// (payload fills) may need more.
     pub timeout_secs: u64,
+    /// Embedded store: writes stop (cleanly, with an error) while the data directory's file
+    /// system has less than this many MB free. The engine writes through memory maps, where a
+    /// full disk would crash the process mid-write. 0: no check.
+    pub min_free_mb: u64,
 }
 
 impl Default for StoreSection {
@@ -84,6 +88,7 @@ impl Default for StoreSection {
             collection: "rag_chunks".into(),
             api_key: None,
             timeout_secs: 30,
+            min_free_mb: 128,
         }
     }
 }
@@ -167,6 +172,7 @@ impl Config {
         match self.store.backend {
             Backend::Embedded => StoreConfig::Embedded {
                 data_dir: self.data_dir.clone(),
+                min_free_bytes: self.store.min_free_mb * 1_000_000,
             },
             Backend::Qdrant => StoreConfig::Server {
                 url: self.store.url.clone(),

@@ -102,6 +102,8 @@ fn store_code(e: &StoreError) -> Code {
         // Another process holds the embedded store; it may let go (a finished ingest).
         StoreError::Unavailable(_) | StoreError::Locked { .. } => Code::Unavailable,
         StoreError::SchemaMismatch(_) => Code::FailedPrecondition,
+        // The disk, not the request: nothing was written; retrying after space is freed works.
+        StoreError::Full { .. } => Code::ResourceExhausted,
         StoreError::Migration { .. } | StoreError::Io { .. } | StoreError::Operation(_) => {
             Code::Internal
         }
@@ -179,6 +181,14 @@ mod tests {
                     Code::Internal,
                 ),
                 (StoreError::Operation("x".into()), Code::Internal),
+                (
+                    StoreError::Full {
+                        path: "/data".into(),
+                        free: 1,
+                        reserve: 2,
+                    },
+                    Code::ResourceExhausted,
+                ),
             ]
         };
         let mut table: Vec<(ApiError, Code)> = vec![

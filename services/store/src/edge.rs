@@ -33,6 +33,8 @@ const SCHEMA_FILE: &str = "schema.json";
 
 pub(crate) struct EdgeBackend {
     data_dir: PathBuf,
+    /// Writes are refused while the file system has less free (see [`StoreError::Full`]).
+    min_free_bytes: u64,
     /// Set once the collection exists: at open for a migrated store, else by the migration
     /// that creates it.
     shard: OnceLock<Arc<EdgeShard>>,
@@ -42,26 +44,47 @@ pub(crate) struct EdgeBackend {
 }
 
 impl EdgeBackend {
-    pub(crate) async fn open(data_dir: PathBuf) -> Result<Self> {
-        tokio::task::spawn_blocking(move || Self::open_blocking(data_dir))
+    pub(crate) async fn open(data_dir: PathBuf, min_free_bytes: u64) -> Result<Self> {
+        tokio::task::spawn_blocking(move || Self::open_blocking(data_dir, min_free_bytes))
             .await
             .map_err(|e| StoreError::Unavailable(format!("open task: {e}")))?
     }
 
-    fn open_blocking(data_dir: PathBuf) -> Result<Self> {
+    fn open_blocking(data_dir: PathBuf, min_free_bytes: u64) -> Result<Self> {
         fs_err::create_dir_all(&data_dir).map_err(io(&data_dir))?;
         let lock = lock_exclusively(&data_dir)?;
         let backend = Self {
             data_dir,
+            min_free_bytes,
             shard: OnceLock::new(),
             _lock: lock,
         };
+        // Loading a shard writes too (its write-ahead log), through memory maps.
+        backend.check_space()?;
         if backend.read_schema()?.is_some_and(|r| r.version > 0) {
             let shard_dir = backend.shard_dir();
             let shard = EdgeShard::load(&shard_dir, None).map_err(unavailable(&shard_dir))?;
             let _ = backend.shard.set(Arc::new(shard));
         }
         Ok(backend)
+    }
+
+    /// Refuses a write while the data directory's file system has less than the reserve
+    /// free. Checked before every write, so a disk filling up (by this store or by anything
+    /// else) ends a run with an error between two writes instead of a crash inside one.
+    fn check_space(&self) -> Result<()> {
+        if self.min_free_bytes == 0 {
+            return Ok(());
+        }
+        let free = free_bytes(&self.data_dir).map_err(io(&self.data_dir))?;
+        if free < self.min_free_bytes {
+            return Err(StoreError::Full {
+                path: self.data_dir.clone(),
+                free,
+                reserve: self.min_free_bytes,
+            });
+        }
+        Ok(())
     }
 
     fn shard_dir(&self) -> PathBuf {
@@ -161,6 +184,7 @@ impl Backend for EdgeBackend {
         if points.is_empty() {
             return Ok(());
         }
+        self.check_space()?;
         let points = points
             .into_iter()
             .map(|p| PointStructPersisted {
@@ -325,6 +349,7 @@ impl Backend for EdgeBackend {
                 if self.shard.get().is_none() {
                     return Err(missing("payload field"));
                 }
+                self.check_space()?;
                 let mut payload = serde_json::Map::new();
                 payload.insert(field.clone(), value.clone());
                 let filter = to_filter(&Filter::must(Condition::IsEmpty {
@@ -381,6 +406,19 @@ impl Backend for EdgeBackend {
         }
         self.blocking(|shard| shard.flush()).await
     }
+}
+
+/// Bytes available to this process on the file system holding `path`.
+fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_path` is a NUL-terminated path and `stat` a properly sized out-parameter.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -499,7 +537,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn fill_missing_sets_a_field_only_where_it_is_absent() {
         let dir = tempfile::tempdir().unwrap();
-        let backend = EdgeBackend::open(dir.path().to_owned()).await.unwrap();
+        let backend = EdgeBackend::open(dir.path().to_owned(), 0).await.unwrap();
         let target = Target {
             vector_size: 2,
             embedding_model: "m".into(),

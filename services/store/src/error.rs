@@ -23,6 +23,20 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The embedded store's file system is (nearly) full: the write was not made. The engine
+    /// writes through memory maps, where a full disk is a crash (SIGBUS), not an error: so
+    /// writes stop while less than the configured reserve is free.
+    #[error(
+        "store data directory {} has {} MB free, less than the {} MB kept free for the store \
+         (store.min_free_mb): writing stopped here (what was written before is complete); free \
+         some space and run again",
+        path.display(), free / 1_000_000, reserve / 1_000_000
+    )]
+    Full {
+        path: PathBuf,
+        free: u64,
+        reserve: u64,
+    },
     /// The engine rejected or failed an operation.
     #[error("store operation failed: {0}")]
     Operation(String),

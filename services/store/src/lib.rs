@@ -36,8 +36,12 @@ pub use store::{IndexStats, Store};
 /// Which backend to open, and where.
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
-    /// Embedded engine in `data_dir`.
-    Embedded { data_dir: PathBuf },
+    /// Embedded engine in `data_dir`, refusing writes while its file system has less than
+    /// `min_free_bytes` free.
+    Embedded {
+        data_dir: PathBuf,
+        min_free_bytes: u64,
+    },
     /// Qdrant server at `url` (gRPC, e.g. `http://127.0.0.1:6334`), collection `collection`.
     Server {
         url: String,
@@ -60,9 +64,10 @@ pub async fn open(
         embedding_model: embedding_model.to_owned(),
     };
     let backend: Box<dyn backend::Backend> = match config {
-        StoreConfig::Embedded { data_dir } => {
-            Box::new(edge::EdgeBackend::open(data_dir.clone()).await?)
-        }
+        StoreConfig::Embedded {
+            data_dir,
+            min_free_bytes,
+        } => Box::new(edge::EdgeBackend::open(data_dir.clone(), *min_free_bytes).await?),
         StoreConfig::Server {
             url,
             collection,

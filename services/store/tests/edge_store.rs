@@ -9,6 +9,7 @@ async fn embedded_store_meets_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig::Embedded {
         data_dir: dir.path().join("data"),
+        min_free_bytes: 0,
     };
     contract::run(&config).await;
 
@@ -47,6 +48,7 @@ async fn a_store_built_for_another_model_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig::Embedded {
         data_dir: dir.path().to_owned(),
+        min_free_bytes: 0,
     };
     drop(rag_store::open(&config, 4, "model-a").await.unwrap());
     let err = rag_store::open(&config, 8, "model-b").await.err().unwrap();
