@@ -134,3 +134,133 @@ async fn a_qdrant_restart_under_load_is_unavailable_then_the_service_recovers_by
         .await
         .unwrap();
 }
+
+/// Polls Search on `client` until a chunk from `source` holding `text` comes back.
+async fn until_found(
+    client: &mut rag_proto::v1::rag_service_client::RagServiceClient<tonic::transport::Channel>,
+    query: &str,
+    source: &str,
+    text: &str,
+) -> Vec<pb::Chunk> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let chunks = client
+            .search(search(query))
+            .await
+            .unwrap()
+            .into_inner()
+            .chunks;
+        if chunks
+            .iter()
+            .any(|c| c.source_path == source && c.text.contains(text))
+        {
+            return chunks;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{source} ({text}) not found: {chunks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Qdrant binary (QDRANT_BIN or qdrant on PATH); scripts/test.sh runs it when there is one"]
+async fn two_query_services_and_a_watching_worker_share_one_qdrant() {
+    use std::io::BufRead;
+    let qdrant = Qdrant::start();
+    // Three processes, three configurations and data directories, one collection.
+    let [a, b, worker] = [(); 3].map(|()| {
+        let ws = Workspace::new();
+        ws.use_qdrant(&qdrant.url(), "shared_chunks", 10);
+        ws
+    });
+    std::fs::create_dir_all(worker.docs()).unwrap();
+    std::fs::write(
+        worker.docs().join("menu.md"),
+        "# Menu\n\nOn Fridays the canteen serves fish soup.",
+    )
+    .unwrap();
+    let mut watcher = std::process::Command::new(env!("CARGO_BIN_EXE_rag"))
+        .arg("--config")
+        .arg(worker.config())
+        .args(["ingest", "--watch", "--debounce-ms", "300", "--json"])
+        .arg(worker.docs())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watcher.stdout.take().unwrap();
+    let (tx, runs) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(summary) = serde_json::from_str(&line) {
+                let _ = tx.send(summary);
+            }
+        }
+    });
+    let first = runs.recv_timeout(Duration::from_secs(120)).unwrap();
+    assert_eq!(first["indexed"], 1, "{first}");
+
+    let server_a = a.serve().await;
+    let server_b = b.serve().await;
+    let (mut client_a, mut client_b) = (server_a.client(), server_b.client());
+
+    // What the worker indexed, both services find.
+    let query = "What does the canteen serve on Fridays?";
+    for client in [&mut client_a, &mut client_b] {
+        until_found(client, query, "menu.md", "fish soup").await;
+    }
+    // A document sent to one service is searchable on the other at once.
+    let sent = client_a
+        .ingest_document(pb::IngestDocumentRequest {
+            file_name: "parking.md".into(),
+            content: b"# Parking\n\nBicycles park in the courtyard behind building B.".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let found = client_b
+        .search(search("Where do bicycles park?"))
+        .await
+        .unwrap()
+        .into_inner()
+        .chunks;
+    assert_eq!(found[0].source_path, "parking.md", "{found:?}");
+    assert_eq!(found[0].document_id, sent.document_id);
+    // A change the worker picks up reaches both; a delete on B is gone from A.
+    std::fs::write(
+        worker.docs().join("menu.md"),
+        "# Menu\n\nOn Fridays the canteen serves mushroom risotto.",
+    )
+    .unwrap();
+    for client in [&mut client_a, &mut client_b] {
+        until_found(client, query, "menu.md", "risotto").await;
+    }
+    let deleted = client_b
+        .delete_document(pb::DeleteDocumentRequest {
+            target: Some(pb::delete_document_request::Target::DocumentId(
+                sent.document_id.clone(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(deleted.chunks_deleted > 0);
+    let after = client_a
+        .search(search("Where do bicycles park?"))
+        .await
+        .unwrap()
+        .into_inner()
+        .chunks;
+    assert!(
+        after.iter().all(|c| c.source_path != "parking.md"),
+        "{after:?}"
+    );
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+}
