@@ -28,7 +28,7 @@ seed() { # target, files...
 seed extract_pdf examples/docs/finance/*.pdf tests/fixtures/*.pdf
 seed extract_html README.md
 seed extract_text examples/docs/handbook/*.md examples/docs/it/*.txt
-seed requests README.md
+seed requests examples/docs/it/vpn-setup.txt examples/docs/handbook/복지-안내.md
 
 # The repository keeps at most 2 MB of each corpus: its smallest inputs, which carry most of
 # the coverage; a longer campaign starts from them.
@@ -49,9 +49,12 @@ targets=(extract_docx extract_html extract_text extract_pdf requests)
 [ "$target" = all ] || targets=("$target")
 for t in "${targets[@]}"; do
   echo "fuzz.sh: $t for $seconds s"
-  # 64 KiB inputs at most; 20 s per input (the PDF helper's own timeout is 5 s).
+  # Documents up to 64 KiB, requests up to 4 KiB (a question is at most a few thousand
+  # characters); 20 s per input (the PDF helper's own timeout is 5 s).
+  max_len=65536
+  [ "$t" = requests ] && max_len=4096
   cargo +nightly fuzz run --fuzz-dir tests/fuzz "$t" "tests/fuzz/corpus/$t" -- \
-    -max_total_time="$seconds" -max_len=65536 -timeout=20 -rss_limit_mb=2048 -print_final_stats=1
+    -max_total_time="$seconds" -max_len="$max_len" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1
   cargo +nightly fuzz cmin --fuzz-dir tests/fuzz "$t" "tests/fuzz/corpus/$t" >/dev/null 2>&1 || true
   trim "tests/fuzz/corpus/$t"
 done

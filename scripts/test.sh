@@ -43,7 +43,8 @@ if [ -n "${QDRANT_URL:-}" ]; then
 else
   echo "test.sh: Qdrant server backend tests SKIPPED (set QDRANT_URL=http://host:6334, or QDRANT_BIN to a Qdrant binary, to run them)"
 fi
-# Killing and restarting the server under load needs a binary the test can start itself.
+# Tests that start Qdrant processes themselves: one killed and restarted under load, two query
+# services and a worker on one server, a three-peer cluster losing a peer.
 if [ -n "$qdrant_bin" ]; then
   QDRANT_BIN="$qdrant_bin" cargo test --locked -p rag --test e2e server_backend -- --include-ignored
 else

@@ -248,26 +248,12 @@ impl Server {
 
     /// `GET path` on the admin listener: status code and body.
     pub fn admin_get(&self, path: &str) -> (u16, String) {
-        use std::io::{Read, Write};
-        let addr = self
-            .admin
-            .as_deref()
-            .expect("started with an admin listener");
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        http_get(
+            self.admin
+                .as_deref()
+                .expect("started with an admin listener"),
+            path,
         )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("not an HTTP response: {head:?}"));
-        (status, body.to_owned())
     }
 
     /// Polls the standard health service until the rag service reports SERVING.
@@ -315,6 +301,26 @@ impl Drop for Server {
     }
 }
 
+/// A plain HTTP/1.1 GET: status code and body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {head:?}"));
+    (status, body.to_owned())
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -334,14 +340,55 @@ fn copy_dir(from: &Path, to: &Path) {
 pub struct Qdrant {
     bin: PathBuf,
     dir: tempfile::TempDir,
-    http_port: u16,
+    pub http_port: u16,
     pub grpc_port: u16,
+    /// Cluster mode: this peer's p2p port and the first peer's (none for the first itself).
+    p2p: Option<(u16, Option<u16>)>,
     child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Qdrant {
     /// Starts a Qdrant server, or panics saying how to provide one (the test was asked for).
     pub fn start() -> Self {
+        Self::peer(None)
+    }
+
+    /// Starts `n` peers of one cluster on loopback: the first founds it, the others bootstrap
+    /// from it. Returns once every peer sees all `n`.
+    pub fn cluster(n: usize) -> Vec<Self> {
+        let first = Self::peer(Some(None));
+        let first_p2p = first.p2p.unwrap().0;
+        let mut peers = vec![first];
+        for _ in 1..n {
+            peers.push(Self::peer(Some(Some(first_p2p))));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for peer in &peers {
+            loop {
+                let (_, body) = peer.http_get("/cluster");
+                let cluster: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                let seen = cluster["result"]["peers"]
+                    .as_object()
+                    .map_or(0, |p| p.len());
+                if seen == n {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster not formed: {body}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        peers
+    }
+
+    fn peer(p2p: Option<Option<u16>>) -> Self {
         let bin = std::env::var_os("QDRANT_BIN")
             .map(PathBuf::from)
             .or_else(|| {
@@ -352,18 +399,12 @@ impl Qdrant {
                 })
             })
             .expect("no Qdrant binary: set QDRANT_BIN or put `qdrant` on PATH");
-        let free_port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
         let mut qdrant = Self {
             bin,
             dir: tempfile::tempdir().unwrap(),
             http_port: free_port(),
             grpc_port: free_port(),
+            p2p: p2p.map(|first| (free_port(), first)),
             child: None,
         };
         qdrant.restart();
@@ -383,7 +424,17 @@ impl Qdrant {
             .append(true)
             .open(dir.join("qdrant.log"))
             .unwrap();
-        let child = Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        if let Some((port, first)) = self.p2p {
+            command
+                .env("QDRANT__CLUSTER__ENABLED", "true")
+                .env("QDRANT__CLUSTER__P2P__PORT", port.to_string())
+                .args(["--uri", &format!("http://127.0.0.1:{port}")]);
+            if let Some(first) = first {
+                command.args(["--bootstrap", &format!("http://127.0.0.1:{first}")]);
+            }
+        }
+        let child = command
             .current_dir(dir)
             .env("QDRANT__SERVICE__HOST", "127.0.0.1")
             .env("QDRANT__SERVICE__HTTP_PORT", self.http_port.to_string())
@@ -407,6 +458,11 @@ impl Qdrant {
         }
     }
 
+    /// `GET path` on the server's HTTP API: status code and body.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        http_get(&format!("127.0.0.1:{}", self.http_port), path)
+    }
+
     /// SIGKILL: no shutdown of its own.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -426,12 +482,17 @@ impl Workspace {
     /// Stores chunks in `collection` on the Qdrant server at `url` instead of the embedded
     /// store, with requests that give up after `timeout_secs`.
     pub fn use_qdrant(&self, url: &str, collection: &str, timeout_secs: u64) {
+        self.use_qdrant_with(url, collection, timeout_secs, "");
+    }
+
+    /// As [`Workspace::use_qdrant`], with more `[store]` lines (a cluster layout).
+    pub fn use_qdrant_with(&self, url: &str, collection: &str, timeout_secs: u64, more: &str) {
         // Before the first table, so that `append_config` still appends to `[query]`.
         let config = std::fs::read_to_string(self.config()).unwrap().replacen(
             "[embedding]",
             &format!(
                 "[store]\nbackend = \"qdrant\"\nurl = \"{url}\"\ncollection = \"{collection}\"\n\
-                 timeout_secs = {timeout_secs}\n[embedding]"
+                 timeout_secs = {timeout_secs}\n{more}\n[embedding]"
             ),
             1,
         );

@@ -264,3 +264,152 @@ async fn two_query_services_and_a_watching_worker_share_one_qdrant() {
     let _ = watcher.kill();
     let _ = watcher.wait();
 }
+
+/// Every shard replica of `collection` that `peer` knows of is active (a restarted peer has
+/// caught up).
+fn all_replicas_active(peer: &Qdrant, collection: &str) -> bool {
+    let (_, body) = peer.http_get(&format!("/collections/{collection}/cluster"));
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let states: Vec<&str> = ["local_shards", "remote_shards"]
+        .iter()
+        .flat_map(|k| info["result"][k].as_array().cloned().unwrap_or_default())
+        .map(|s| s["state"].as_str().unwrap_or("?").to_owned())
+        .map(|s| if s == "Active" { "Active" } else { "other" })
+        .collect();
+    !states.is_empty() && states.iter().all(|s| *s == "Active")
+}
+
+async fn ranked(
+    client: &mut rag_proto::v1::rag_service_client::RagServiceClient<tonic::transport::Channel>,
+    query: &str,
+) -> Result<Vec<(String, u32)>, tonic::Status> {
+    Ok(client
+        .search(search(query))
+        .await?
+        .into_inner()
+        .chunks
+        .into_iter()
+        .map(|c| (c.source_path, c.chunk_index))
+        .collect())
+}
+
+async fn chunks_stored(
+    client: &mut rag_proto::v1::rag_service_client::RagServiceClient<tonic::transport::Channel>,
+) -> u64 {
+    client
+        .index_stats(pb::IndexStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .chunks
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Qdrant binary (QDRANT_BIN or qdrant on PATH); scripts/test.sh runs it when there is one"]
+async fn a_three_peer_cluster_loses_a_peer_without_losing_answers_or_points() {
+    let questions = [
+        "What is the hotel limit per night?",
+        "VPN error NWC-412",
+        "How many vacation days do I get?",
+        "When was the all-hands meeting?",
+    ];
+    // The reference: one server.
+    let single = Qdrant::start();
+    let reference = Workspace::new();
+    reference.use_qdrant(&single.url(), "chunks", 10);
+    reference.index_samples();
+    let reference_server = reference.serve().await;
+    let mut reference_client = reference_server.client();
+
+    // Three peers; every shard on two of them.
+    let mut peers = Qdrant::cluster(3);
+    let ws = Workspace::new();
+    ws.use_qdrant_with(
+        &peers[0].url(),
+        "chunks",
+        10,
+        "shards = 3\nreplication_factor = 2\nwrite_consistency = 1",
+    );
+    ws.index_samples();
+    let (_, body) = peers[0].http_get("/collections/chunks");
+    let config: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let params = &config["result"]["config"]["params"];
+    assert_eq!(
+        (
+            params["shard_number"].as_u64(),
+            params["replication_factor"].as_u64()
+        ),
+        (Some(3), Some(2)),
+        "{body}"
+    );
+    let server = ws.serve().await;
+    let mut client = server.client();
+    // The same chunks as on one server. Their order may differ: Qdrant 1.18 weighs lexical terms
+    // by each shard's own document frequencies, so a 15-chunk corpus over 3 shards can rank the
+    // lexical side a little differently (collection-wide IDF came with Qdrant 1.19).
+    let mut expected = Vec::new();
+    for q in questions {
+        let mut want = ranked(&mut reference_client, q).await.unwrap();
+        let got = ranked(&mut client, q).await.unwrap();
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        want.sort();
+        assert_eq!(got_sorted, want, "{q}");
+        expected.push(got);
+    }
+    let points = chunks_stored(&mut reference_client).await;
+    assert_eq!(chunks_stored(&mut client).await, points);
+
+    // A peer dies: every question still gets its answer, from the replicas.
+    peers[2].kill();
+    for (q, want) in questions.iter().zip(&expected) {
+        assert_eq!(
+            &ranked(&mut client, q).await.unwrap(),
+            want,
+            "{q} with a peer down"
+        );
+    }
+    let answer = client
+        .ask(pb::AskRequest {
+            question: questions[0].into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(answer.is_ok(), "{answer:?}");
+
+    // Ingest goes on (or fails cleanly and the next run completes it).
+    let note = "# Lift\n\nThe lift in building B is serviced on Fridays.\n";
+    for ws in [&ws, &reference] {
+        std::fs::write(ws.docs().join("lift.md"), note).unwrap();
+    }
+    let (code, summary) = ws.ingest();
+    if code != 0 {
+        eprintln!("ingest with a peer down: {summary}");
+        let (code, summary) = ws.ingest();
+        assert_eq!(code, 0, "{summary}");
+    }
+    let (code, summary) = reference.ingest();
+    assert_eq!(code, 0, "{summary}");
+
+    // The peer comes back and catches up; then nothing is lost or doubled.
+    peers[2].restart();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !peers.iter().all(|p| all_replicas_active(p, "chunks")) {
+        assert!(Instant::now() < deadline, "replicas not active after 120 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        chunks_stored(&mut client).await,
+        chunks_stored(&mut reference_client).await
+    );
+    // The same chunks as on one server, the new note included (order: see above).
+    for q in questions.iter().chain(&["When is the lift serviced?"]) {
+        let (mut got, mut want) = (
+            ranked(&mut client, q).await.unwrap(),
+            ranked(&mut reference_client, q).await.unwrap(),
+        );
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{q} after the peer came back");
+    }
+}

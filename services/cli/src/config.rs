@@ -74,6 +74,12 @@ pub struct StoreSection {
     /// UNAVAILABLE instead of hanging on a stalled server. Migrations of a large collection
     /// (payload fills) may need more.
     pub timeout_secs: u64,
+    /// Qdrant cluster: shards of a new collection (none: one per peer), copies of each shard on
+    /// distinct peers (2 survives the loss of a peer), and copies that must confirm a write.
+    /// Applied when the collection is created; an existing one keeps its layout.
+    pub shards: Option<u32>,
+    pub replication_factor: Option<u32>,
+    pub write_consistency: Option<u32>,
     /// Embedded store: writes stop (cleanly, with an error) while the data directory's file
     /// system has less than this many MB free. The engine writes through memory maps, where a
     /// full disk would crash the process mid-write. 0: no check.
@@ -88,6 +94,9 @@ impl Default for StoreSection {
             collection: "rag_chunks".into(),
             api_key: None,
             timeout_secs: 30,
+            shards: None,
+            replication_factor: None,
+            write_consistency: None,
             min_free_mb: 128,
         }
     }
@@ -179,6 +188,11 @@ impl Config {
                 collection: self.store.collection.clone(),
                 api_key: self.store.api_key.clone(),
                 timeout: std::time::Duration::from_secs(self.store.timeout_secs.max(1)),
+                layout: rag_store::Layout {
+                    shards: self.store.shards,
+                    replication_factor: self.store.replication_factor,
+                    write_consistency: self.store.write_consistency,
+                },
             },
         }
     }

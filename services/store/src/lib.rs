@@ -49,7 +49,21 @@ pub enum StoreConfig {
         api_key: Option<String>,
         /// How long one request to the server may take before it fails as unavailable.
         timeout: std::time::Duration,
+        /// How a new collection is spread over a cluster's peers.
+        layout: Layout,
     },
+}
+
+/// How a collection is spread over a Qdrant cluster, applied when the first migration creates
+/// it (an existing collection keeps its own). `None`: the server's default (one shard per peer,
+/// no replica: losing a peer loses its shards).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub shards: Option<u32>,
+    /// Copies of each shard, on distinct peers: 2 survives the loss of any one peer.
+    pub replication_factor: Option<u32>,
+    /// Copies that must confirm a write before it counts.
+    pub write_consistency: Option<u32>,
 }
 
 /// Opens the configured backend and brings its schema up to date for vectors of `vector_size`
@@ -73,8 +87,10 @@ pub async fn open(
             collection,
             api_key,
             timeout,
+            layout,
         } => Box::new(
-            server::ServerBackend::connect(url, collection, api_key.as_deref(), *timeout).await?,
+            server::ServerBackend::connect(url, collection, api_key.as_deref(), *timeout, *layout)
+                .await?,
         ),
     };
     Ok(Arc::new(Store::open(backend, &target).await?))

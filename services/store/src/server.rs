@@ -34,7 +34,7 @@ use crate::backend::{
 };
 use crate::migrations::{self, IndexKind, SparseModifier, Step, Target};
 use crate::schema::SchemaRecord;
-use crate::{Result, StoreError};
+use crate::{Layout, Result, StoreError};
 
 /// Collection metadata keys of the schema record. Flat keys, because an update merges metadata
 /// key by key.
@@ -49,6 +49,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct ServerBackend {
     client: Qdrant,
     collection: String,
+    layout: Layout,
 }
 
 fn to_metadata(record: &SchemaRecord) -> HashMap<String, Value> {
@@ -107,6 +108,7 @@ impl ServerBackend {
         collection: &str,
         api_key: Option<&str>,
         timeout: Duration,
+        layout: Layout,
     ) -> Result<Self> {
         // The compatibility check blocks the calling thread on a private runtime and prints to
         // stdout; the health check below answers the question that matters here.
@@ -125,6 +127,7 @@ impl ServerBackend {
         Ok(Self {
             client,
             collection: collection.to_owned(),
+            layout,
         })
     }
 
@@ -198,9 +201,18 @@ impl ServerBackend {
         };
         // The builder's `metadata` takes serde_json values only with qdrant-client's `serde`
         // feature; the request's field takes them as they are.
-        let mut request = CreateCollectionBuilder::new(self.collection.as_str())
-            .vectors_config(vectors)
-            .build();
+        let mut builder =
+            CreateCollectionBuilder::new(self.collection.as_str()).vectors_config(vectors);
+        if let Some(n) = self.layout.shards {
+            builder = builder.shard_number(n);
+        }
+        if let Some(n) = self.layout.replication_factor {
+            builder = builder.replication_factor(n);
+        }
+        if let Some(n) = self.layout.write_consistency {
+            builder = builder.write_consistency_factor(n);
+        }
+        let mut request = builder.build();
         request.metadata = to_metadata(&SchemaRecord::new(0, target));
 
         if let Err(e) = self.client.create_collection(request).await {

@@ -17,6 +17,7 @@ async fn server_store_meets_the_contract() {
         collection,
         api_key: std::env::var("QDRANT_API_KEY").ok(),
         timeout: std::time::Duration::from_secs(30),
+        layout: Default::default(),
     };
     contract::run(&config).await;
     let store = rag_store::open(&config, contract::DIM, contract::MODEL)
