@@ -19,6 +19,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends poppler-utils l
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build-gpu /src/dist/rag-cuda /opt/rag
 WORKDIR /app
+RUN useradd --system --uid 10001 --home-dir /app rag && mkdir -p /data && chown rag /data
+USER rag
 ENV RAG_DATA_DIR=/data
 ENTRYPOINT ["/opt/rag/run"]
 
