@@ -55,6 +55,13 @@ async fn sources_of(
     Ok(chunks.into_iter().map(|c| c.source_path).collect())
 }
 
+/// The sources `key` finds for [`QUESTION`], best first.
+async fn sees(client: &mut RagServiceClient<Channel>, key: &str) -> Vec<String> {
+    sources_of(client, request(search_all(QUESTION), key, None))
+        .await
+        .unwrap()
+}
+
 /// Ask's sources event and its final answer.
 async fn ask(
     client: &mut RagServiceClient<Channel>,
@@ -158,13 +165,9 @@ async fn an_hr_document_is_invisible_to_engineering_and_to_other_tenants() {
 
     // HR finds it; engineering does not, by Search or by Ask — neither in the sources, nor in
     // the citations, nor in the answer's text.
-    let hr_sees = sources_of(&mut client, request(search_all(QUESTION), HR_WRITER, None))
-        .await
-        .unwrap();
+    let hr_sees = sees(&mut client, HR_WRITER).await;
     assert_eq!(hr_sees.first().map(String::as_str), Some("hr/salaries.md"));
-    let eng_sees = sources_of(&mut client, request(search_all(QUESTION), ENGINEER, None))
-        .await
-        .unwrap();
+    let eng_sees = sees(&mut client, ENGINEER).await;
     assert_eq!(eng_sees, ["canteen.md"]);
     let question = pb::AskRequest {
         question: QUESTION.into(),
@@ -222,9 +225,7 @@ async fn an_hr_document_is_invisible_to_engineering_and_to_other_tenants() {
     );
 
     // Another tenant: nothing to find, nothing counted, nothing it can delete.
-    let globex = sources_of(&mut client, request(search_all(QUESTION), GLOBEX, None))
-        .await
-        .unwrap();
+    let globex = sees(&mut client, GLOBEX).await;
     assert!(globex.is_empty(), "{globex:?}");
     let stats = client
         .index_stats(request(pb::IndexStatsRequest {}, GLOBEX, None))
@@ -265,9 +266,7 @@ async fn an_hr_document_is_invisible_to_engineering_and_to_other_tenants() {
         ))
         .await
         .unwrap();
-    let hr_sees = sources_of(&mut client, request(search_all(QUESTION), HR_WRITER, None))
-        .await
-        .unwrap();
+    let hr_sees = sees(&mut client, HR_WRITER).await;
     assert_eq!(hr_sees.first().map(String::as_str), Some("hr/salaries.md"));
     let hits = client
         .search(request(search_all(QUESTION), HR_WRITER, None))
