@@ -30,6 +30,8 @@ cleanup() {
 trap cleanup EXIT
 echo "# scripts/fault-suite.sh — $(date -u +%Y-%m-%d), $(nproc) cores, $("$rag" --version)"
 failed=0
+# `rag ingest --json`'s summary as "indexed unchanged points".
+summary() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["indexed"], d["unchanged"], d["points_total"])'; }
 
 if [[ " $parts " == *" abuse "* ]]; then
   export RAG_DATA_DIR="$work/data"
@@ -91,7 +93,6 @@ for i in range(1500):
     body = " ".join(random.choice(words) for _ in range(160))
     open(f"{sys.argv[1]}/note-{i:04d}.md", "w").write(f"# Note {i}\n\nReference R-{i}. {body}.\n")
 PY
-    summary() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["indexed"], d["unchanged"], d["points_total"])'; }
     RAG_DATA_DIR="$work/clean" "$rag" ingest --json "$work/gen" 2>/dev/null | summary >"$work/clean.txt"
     mkdir "$work/full" && mount -t tmpfs -o size=400m tmpfs "$work/full"
     export RAG_DATA_DIR="$work/full/data"
@@ -136,7 +137,6 @@ if [[ " $parts " == *" unwritable "* ]]; then
     echo "ingest into a directory made read-only: exit $rc: $(grep '^rag:' "$work/uw.log" | tail -1)"
     [ "$rc" = 1 ] || { echo "FAIL: expected a clean failure (exit 1)"; failed=1; }
     chmod -R u+w "$work/uw/data"
-    summary() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["indexed"], d["unchanged"], d["points_total"])'; }
     after="$(as_nobody ingest --json "$work/gen" 2>/dev/null | summary)"
     again="$(as_nobody ingest --json "$work/gen" 2>/dev/null | summary)"
     echo "writable again, next run (indexed, unchanged, points): $after; a third run: $again; clean run: $(cat "$work/clean.txt")"

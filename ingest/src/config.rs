@@ -52,8 +52,9 @@ impl IngestConfig {
         let bad = |reason: String| IndexError::Folder(format!("ingest configuration: {reason}"));
         if !rag_store::valid_name(&self.tenant) {
             return Err(bad(format!(
-                "tenant {:?}: use 1 to 64 letters, digits, '-', '_', '.', '@', ':'",
-                self.tenant
+                "tenant {:?}: use {}",
+                self.tenant,
+                rag_store::NAME_RULE
             )));
         }
         for rule in &self.groups {

@@ -17,8 +17,8 @@ pub(crate) fn check_groups(groups: &[String]) -> Result<(), String> {
         let group = group.trim();
         if group != rag_store::EVERYONE && !rag_store::valid_name(group) {
             return Err(format!(
-                "{group:?} is not a group name (1 to 64 letters, digits, '-', '_', '.', '@', ':'; \
-                 or \"*\" for everyone)"
+                "{group:?} is not a group name ({}; or \"*\" for everyone)",
+                rag_store::NAME_RULE
             ));
         }
     }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rag_store::{DEFAULT_TENANT, Visibility, valid_name};
+use rag_store::{DEFAULT_TENANT, NAME_RULE, Visibility, valid_name};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
@@ -186,9 +186,7 @@ pub fn parse_groups(header: &str) -> Result<Vec<String>, String> {
             if valid_name(g) {
                 Ok(g.to_owned())
             } else {
-                Err(format!(
-                    "{g:?} is not a group name (1 to 64 letters, digits, '-', '_', '.', '@', ':')"
-                ))
+                Err(format!("{g:?} is not a group name ({NAME_RULE})"))
             }
         })
         .collect()
@@ -269,8 +267,8 @@ pub enum ConfigError {
     #[error("auth.keys: a key id must not be empty")]
     EmptyId,
     #[error(
-        "auth.keys: key {id:?}: {what} {name:?}: use 1 to 64 letters, digits, '-', '_', '.', \
-         '@', ':' (or \"*\" alone in groups, for every document of the tenant)"
+        "auth.keys: key {id:?}: {what} {name:?}: use {NAME_RULE} (or \"*\" alone in groups, for \
+         every document of the tenant)"
     )]
     BadName {
         id: String,
@@ -535,6 +533,20 @@ pub fn generate() -> (String, String) {
 mod tests {
     use super::*;
 
+    /// A key entry with no limits, in the default tenant, open documents only.
+    fn entry(id: impl Into<String>, sha256: impl Into<String>, role: Role) -> KeyEntry {
+        KeyEntry {
+            id: id.into(),
+            sha256: sha256.into(),
+            role,
+            max_in_flight: 0,
+            requests_per_minute: 0,
+            tenant: DEFAULT_TENANT.into(),
+            groups: Vec::new(),
+            forward_groups: false,
+        }
+    }
+
     fn loopback() -> SocketAddr {
         "127.0.0.1:50051".parse().unwrap()
     }
@@ -543,16 +555,7 @@ mod tests {
         let config = AuthConfig {
             keys: keys
                 .iter()
-                .map(|(id, key, role)| KeyEntry {
-                    id: (*id).into(),
-                    sha256: hex::encode(digest(key)),
-                    role: *role,
-                    max_in_flight: 0,
-                    requests_per_minute: 0,
-                    tenant: DEFAULT_TENANT.into(),
-                    groups: Vec::new(),
-                    forward_groups: false,
-                })
+                .map(|(id, key, role)| entry(*id, hex::encode(digest(key)), *role))
                 .collect(),
             ..AuthConfig::default()
         };
@@ -631,16 +634,7 @@ mod tests {
         assert_ne!(key, other);
         let gate = Gate::from_config(
             &AuthConfig {
-                keys: vec![KeyEntry {
-                    id: "new".into(),
-                    sha256: digest_hex,
-                    role: Role::Writer,
-                    max_in_flight: 0,
-                    requests_per_minute: 0,
-                    tenant: DEFAULT_TENANT.into(),
-                    groups: Vec::new(),
-                    forward_groups: false,
-                }],
+                keys: vec![entry("new", digest_hex, Role::Writer)],
                 ..AuthConfig::default()
             },
             loopback(),
@@ -679,32 +673,14 @@ mod tests {
             Err(ConfigError::NoKeys)
         ));
         let bad = AuthConfig {
-            keys: vec![KeyEntry {
-                id: "x".into(),
-                sha256: "not hex".into(),
-                role: Role::Reader,
-                max_in_flight: 0,
-                requests_per_minute: 0,
-                tenant: DEFAULT_TENANT.into(),
-                groups: Vec::new(),
-                forward_groups: false,
-            }],
+            keys: vec![entry("x", "not hex", Role::Reader)],
             ..AuthConfig::default()
         };
         assert!(matches!(
             Gate::from_config(&bad, loopback()),
             Err(ConfigError::BadDigest { .. })
         ));
-        let entry = KeyEntry {
-            id: "x".into(),
-            sha256: hex::encode([0u8; 32]),
-            role: Role::Reader,
-            max_in_flight: 0,
-            requests_per_minute: 0,
-            tenant: DEFAULT_TENANT.into(),
-            groups: Vec::new(),
-            forward_groups: false,
-        };
+        let entry = entry("x", hex::encode([0u8; 32]), Role::Reader);
         let twice = AuthConfig {
             keys: vec![entry.clone(), entry],
             ..AuthConfig::default()
@@ -751,14 +727,9 @@ mod tests {
         Gate::from_config(
             &AuthConfig {
                 keys: vec![KeyEntry {
-                    id: "bot".into(),
-                    sha256: hex::encode(digest("rag_bot")),
-                    role: Role::Reader,
                     max_in_flight,
                     requests_per_minute,
-                    tenant: DEFAULT_TENANT.into(),
-                    groups: Vec::new(),
-                    forward_groups: false,
+                    ..entry("bot", hex::encode(digest("rag_bot")), Role::Reader)
                 }],
                 ..AuthConfig::default()
             },
@@ -888,14 +859,9 @@ mod tests {
         let listen: SocketAddr = "127.0.0.1:50051".parse().unwrap();
         let with = |tenant: &str, groups: &[&str]| AuthConfig {
             keys: vec![KeyEntry {
-                id: "k".into(),
-                sha256: hex::encode([0u8; 32]),
-                role: Role::Reader,
-                max_in_flight: 0,
-                requests_per_minute: 0,
                 tenant: tenant.into(),
                 groups: groups.iter().map(|g| g.to_string()).collect(),
-                forward_groups: false,
+                ..entry("k", hex::encode([0u8; 32]), Role::Reader)
             }],
             ..AuthConfig::default()
         };

@@ -50,12 +50,14 @@ pub fn run(command: KeysCommand) -> anyhow::Result<()> {
     );
     anyhow::ensure!(
         rag_store::valid_name(&args.tenant),
-        "--tenant: 1 to 64 letters, digits, '-', '_', '.', '@', ':'"
+        "--tenant: {}",
+        rag_store::NAME_RULE
     );
     let groups: Vec<&str> = args.groups.iter().map(|g| g.trim()).collect();
     anyhow::ensure!(
         groups == [rag_auth::ALL_GROUPS] || groups.iter().all(|g| rag_store::valid_name(g)),
-        "--groups: names of 1 to 64 letters, digits, '-', '_', '.', '@', ':', or \"*\" alone"
+        "--groups: names of {}, or \"*\" alone",
+        rag_store::NAME_RULE
     );
     let (key, digest) = rag_auth::generate();
     let entry = |table: &str| {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 pub use error::{Result, StoreError};
 pub use point::{
     ChunkPayload, ChunkPoint, DEFAULT_TENANT, DocumentVersion, EVERYONE, Fusion, FusionMethod, Hit,
-    Query, SearchFilter, Visibility, cosine, normalise_groups, point_id, valid_name,
+    NAME_RULE, Query, SearchFilter, Visibility, cosine, normalise_groups, point_id, valid_name,
 };
 pub use rag_lexical::SparseVector;
 pub use store::{IndexStats, Store};

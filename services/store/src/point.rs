@@ -82,6 +82,9 @@ impl Visibility {
     }
 }
 
+/// What [`valid_name`] accepts, for the messages that refuse a name.
+pub const NAME_RULE: &str = "1 to 64 letters, digits, '-', '_', '.', '@', ':'";
+
 /// A tenant or group name as accepted in configuration and requests: 1 to 64 characters,
 /// letters, digits, `-`, `_`, `.`, `@`, `:` — so a name can never be read as a path, a
 /// wildcard or a list.
@@ -201,6 +204,11 @@ pub fn point_id(doc_id: &str, chunk_index: u32, doc_hash: &str) -> uuid::Uuid {
     hasher.update(&[0]);
     hasher.update(&chunk_index.to_le_bytes());
     hasher.update(doc_hash.as_bytes());
+    uuid_of(hasher)
+}
+
+/// The first 128 bits of the hash, as a UUID (the form point ids take in both engines).
+fn uuid_of(hasher: blake3::Hasher) -> uuid::Uuid {
     let bytes: [u8; 16] = hasher.finalize().as_bytes()[..16]
         .try_into()
         .expect("blake3 output is 32 bytes");
@@ -217,10 +225,7 @@ pub(crate) fn in_tenant(tenant: &str, id: uuid::Uuid) -> uuid::Uuid {
     hasher.update(tenant.as_bytes());
     hasher.update(&[0]);
     hasher.update(id.as_bytes());
-    let bytes: [u8; 16] = hasher.finalize().as_bytes()[..16]
-        .try_into()
-        .expect("blake3 output is 32 bytes");
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    uuid_of(hasher)
 }
 
 /// The payload as stored: the chunk's fields, its `tenant`, and `path_prefixes`, every
