@@ -169,6 +169,14 @@ impl Indexer {
         if let Err(e) = manifest.save() {
             tracing::warn!(error = %e, "manifest not saved; the next run reads every file");
         }
+        // Here, at the end of a writing run and never on a query, so that searches use an
+        // index instead of comparing the query with every new chunk. Cheap when nothing is
+        // due; an interrupted build is redone by the next run.
+        on_event(Event::Indexing);
+        let indexing = Instant::now();
+        if self.store.optimize().await? {
+            summary.index_seconds = indexing.elapsed().as_secs_f64();
+        }
         summary.points_total = self.store.count().await?;
         summary.seconds = started.elapsed().as_secs_f64();
         Ok(summary)

@@ -49,6 +49,8 @@ pub struct Summary {
     pub embedding: EmbedStats,
     /// Points in the store after the run, all folders together.
     pub points_total: u64,
+    /// Time spent building search indexes at the end of the run (0: there was nothing to do).
+    pub index_seconds: f64,
     pub seconds: f64,
 }
 
@@ -79,4 +81,6 @@ pub enum Event<'a> {
     Embedded {
         chunks: u64,
     },
+    /// Everything is written; the store builds its search indexes for what changed.
+    Indexing,
 }

@@ -2,6 +2,7 @@
 //! One test binary (it links once), a module per area.
 
 mod auth;
+mod backup;
 mod client;
 mod concurrency;
 mod harness;

@@ -149,6 +149,10 @@ impl Progress {
                     None => tracing::info!(chunks, rate = format!("{rate:.1}/s"), "embedded"),
                 }
             }
+            Event::Indexing => match &self.bar {
+                Some(bar) => bar.set_message("building the search index"),
+                None => tracing::info!("building the search index"),
+            },
             Event::File { path, result } => {
                 if let Some(bar) = &self.bar {
                     bar.inc(1);
@@ -198,6 +202,9 @@ fn print_summary(s: &Summary) {
             e.chunks_reused,
             e.padding.wasted_share() * 100.0
         );
+    }
+    if s.index_seconds > 0.0 {
+        println!("  search index built in {:.1} s", s.index_seconds);
     }
     for f in &s.failed {
         println!("  failed: {}: {}", f.path, f.reason);
@@ -249,6 +256,7 @@ fn summary_json(s: &Summary) -> serde_json::Value {
         "points_deleted": s.points_deleted,
         "points_total": s.points_total,
         "seconds": s.seconds,
+        "index_seconds": s.index_seconds,
         "files_read": s.files_read,
         "bytes_read": s.bytes_read,
         "chunks_embedded": s.embedding.chunks_embedded,

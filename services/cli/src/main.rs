@@ -1,6 +1,7 @@
 //! `rag`: index a folder, serve questions over gRPC, and ask them.
 
 mod bench;
+mod bench_store;
 mod client;
 mod config;
 mod engine;
@@ -9,6 +10,7 @@ mod ingest;
 mod keys;
 mod load;
 mod serve;
+mod snapshot;
 #[cfg(feature = "otlp")]
 mod telemetry;
 mod tls;
@@ -63,6 +65,9 @@ enum Command {
     Config,
     /// Measure ingest, search and ask against raw embedding and raw llama.cpp decoding.
     Bench(bench::BenchArgs),
+    /// Measure the store alone with synthetic chunks: upsert rate, Search p50/p99 before and
+    /// after the search index is built.
+    BenchStore(bench_store::BenchStoreArgs),
     /// Retrieval quality and refusal on a labelled question set (recall@k, MRR, calibration).
     Eval(eval::EvalArgs),
     /// Drive a running service with many concurrent clients (Search, Ask, ingest) for a while.
@@ -70,6 +75,9 @@ enum Command {
     /// API keys for the service (`auth.keys`).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Backups of the store: `create FILE` writes one, `restore FILE` fills an empty store.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
     /// Internal: extract a PDF's pages as JSON, in a disposable process.
     #[command(hide = true)]
     ExtractPdf { file: PathBuf },
@@ -147,9 +155,15 @@ fn main() -> ExitCode {
             Command::Delete(args) => client::delete(&config, args).await,
             Command::Status(args) => client::status(&config, args).await,
             Command::Bench(args) => bench::run(config, args).await.map(|()| ExitCode::SUCCESS),
+            Command::BenchStore(args) => bench_store::run(config, args)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Eval(args) => eval::run(config, args).await.map(|()| ExitCode::SUCCESS),
             Command::Load(args) => load::run(&config, args).await.map(|()| ExitCode::SUCCESS),
             Command::Keys(command) => keys::run(command).map(|()| ExitCode::SUCCESS),
+            Command::Snapshot(command) => snapshot::run(&config, command)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Config => {
                 print!("{}", toml::to_string_pretty(&config)?);
                 Ok(ExitCode::SUCCESS)

@@ -90,12 +90,38 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
 /// Models, store and indexer, loaded once at start-up.
 async fn load(config: Config) -> anyhow::Result<Loaded> {
     let indexer = crate::ingest::open_indexer(&config).await?;
+    tokio::spawn(build_indexes(indexer.store().clone()));
     let engine =
         crate::engine::load(&config, indexer.embedder().clone(), indexer.store().clone()).await?;
     Ok(Loaded {
         engine,
         indexer: Arc::new(indexer),
     })
+}
+
+/// How often the service looks for search indexes to build.
+const INDEX_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The service writes too (IngestDocument): the embedded store's indexes for what it wrote are
+/// built here, in the background and never on a query, starting with whatever an older
+/// version or an interrupted run left unindexed. A look with nothing due costs nothing.
+async fn build_indexes(store: Arc<rag_store::Store>) {
+    let mut every = tokio::time::interval(INDEX_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let started = std::time::Instant::now();
+        match store.optimize().await {
+            Ok(true) => tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                "search index built"
+            ),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "building the search index failed; retrying later")
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

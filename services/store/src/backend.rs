@@ -176,4 +176,26 @@ pub trait Backend: Send + Sync {
 
     /// Makes everything written so far durable.
     async fn flush(&self) -> Result<()>;
+
+    /// Builds the search indexes (HNSW graph, payload indexes) of what was written since the
+    /// last call, merges small segments and drops deleted points, as the engine's optimizers
+    /// plan it; blocks until none is left to do. Reads and writes go on meanwhile. `true` when
+    /// anything changed. An engine that optimises by itself (the server) is waited for.
+    async fn optimize(&self) -> Result<bool>;
+
+    /// Removes the collection and everything in it. Only the server has one to remove: the
+    /// embedded store is its data directory, removed with the store closed.
+    async fn drop_collection(&self) -> Result<()>;
+
+    /// Whole points (id, every vector, the full payload) of all tenants, in id order: at most
+    /// `limit` from `offset`, and where the next page starts. What a snapshot is made of:
+    /// [`Backend::upsert`] takes them back unchanged.
+    async fn export(&self, offset: Option<PointKey>, limit: usize) -> Result<ExportPage>;
+}
+
+/// A page of [`Backend::export`].
+#[derive(Debug, Clone)]
+pub struct ExportPage {
+    pub points: Vec<NewPoint>,
+    pub next: Option<PointKey>,
 }

@@ -21,8 +21,8 @@ use qdrant_edge::{
 };
 
 use crate::backend::{
-    Backend, Condition, Filter, NamedVector, NewPoint, Page, PointKey, QueryRequest, Record,
-    Scored, ScrollRequest, VectorData,
+    Backend, Condition, ExportPage, Filter, NamedVector, NewPoint, Page, PointKey, QueryRequest,
+    Record, Scored, ScrollRequest, VectorData,
 };
 use crate::migrations::{self, IndexKind, SparseModifier, Step, Target};
 use crate::schema::SchemaRecord;
@@ -30,6 +30,8 @@ use crate::{Result, StoreError};
 
 const SHARD_DIR: &str = "chunks";
 const SCHEMA_FILE: &str = "schema.json";
+/// Where the engine's optimizers build a segment before swapping it in.
+const TEMP_SEGMENTS: &str = "temp_segments";
 
 pub(crate) struct EdgeBackend {
     data_dir: PathBuf,
@@ -63,6 +65,13 @@ impl EdgeBackend {
         backend.check_space()?;
         if backend.read_schema()?.is_some_and(|r| r.version > 0) {
             let shard_dir = backend.shard_dir();
+            // What an optimisation that a crash interrupted was building: the segments it
+            // replaces are still in place, and nothing reads these. They would only hold disk.
+            let unfinished = shard_dir.join(TEMP_SEGMENTS);
+            if unfinished.exists() {
+                tracing::warn!(path = %unfinished.display(), "removing an interrupted optimisation");
+                fs_err::remove_dir_all(&unfinished).map_err(io(&unfinished))?;
+            }
             let shard = EdgeShard::load(&shard_dir, None).map_err(unavailable(&shard_dir))?;
             let _ = backend.shard.set(Arc::new(shard));
         }
@@ -245,10 +254,7 @@ impl Backend for EdgeBackend {
             builder = builder.filter(filter);
         }
         if let Some(offset) = request.offset {
-            builder = builder.offset(match offset {
-                PointKey::Num(n) => PointId::NumId(n),
-                PointKey::Uuid(u) => PointId::Uuid(u),
-            });
+            builder = builder.offset(point_id(offset));
         }
         let scroll = builder.build();
         let (records, next) = self.blocking(move |shard| shard.scroll(scroll)).await?;
@@ -258,10 +264,7 @@ impl Backend for EdgeBackend {
                 .into_iter()
                 .map(|r| record(r.payload, r.vector, name.as_deref()))
                 .collect(),
-            next: next.map(|id| match id {
-                PointId::NumId(n) => PointKey::Num(n),
-                PointId::Uuid(u) => PointKey::Uuid(u),
-            }),
+            next: next.map(point_key),
         })
     }
 
@@ -406,6 +409,80 @@ impl Backend for EdgeBackend {
         }
         self.blocking(|shard| shard.flush()).await
     }
+
+    async fn optimize(&self) -> Result<bool> {
+        if self.shard.get().is_none() {
+            return Ok(false);
+        }
+        // An optimisation writes a whole new segment before it swaps it in.
+        self.check_space()?;
+        self.blocking(|shard| {
+            let changed = shard.optimize()?;
+            // The swapped segment set is on disk in the manifest; make the rest durable too.
+            shard.flush()?;
+            Ok(changed)
+        })
+        .await
+    }
+
+    async fn export(&self, offset: Option<PointKey>, limit: usize) -> Result<ExportPage> {
+        let mut builder = ScrollRequestBuilder::new()
+            .limit(limit)
+            .with_payload(WithPayloadInterface::Bool(true))
+            .with_vector(WithVector::Bool(true));
+        if let Some(offset) = offset {
+            builder = builder.offset(point_id(offset));
+        }
+        let scroll = builder.build();
+        let (records, next) = self.blocking(move |shard| shard.scroll(scroll)).await?;
+        let points = records
+            .into_iter()
+            .map(|r| {
+                let PointId::Uuid(id) = r.id else {
+                    return Err(StoreError::Operation(format!(
+                        "{}: point {} has a numeric id; rag writes only UUIDs",
+                        self.describe(),
+                        r.id
+                    )));
+                };
+                let vectors = match r.vector {
+                    Some(VectorStructInternal::Named(named)) => named
+                        .into_iter()
+                        .filter_map(|(name, vector)| {
+                            let vector = match vector {
+                                VectorInternal::Dense(v) => VectorData::Dense(v),
+                                VectorInternal::Sparse(v) => {
+                                    VectorData::Sparse(rag_lexical::SparseVector {
+                                        indices: v.indices,
+                                        values: v.values,
+                                    })
+                                }
+                                VectorInternal::MultiDense(_) => return None,
+                            };
+                            Some(NamedVector { name, vector })
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                Ok(NewPoint {
+                    id,
+                    vectors,
+                    payload: r.payload.map(|p| p.0).unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(ExportPage {
+            points,
+            next: next.map(point_key),
+        })
+    }
+
+    async fn drop_collection(&self) -> Result<()> {
+        Err(StoreError::Operation(format!(
+            "{}: the embedded store is its data directory; stop what uses it and remove it",
+            self.describe()
+        )))
+    }
 }
 
 /// Bytes available to this process on the file system holding `path`.
@@ -518,6 +595,20 @@ fn record(
     Record {
         payload: payload.map(|p| p.0).unwrap_or_default(),
         vector,
+    }
+}
+
+fn point_id(key: PointKey) -> PointId {
+    match key {
+        PointKey::Num(n) => PointId::NumId(n),
+        PointKey::Uuid(u) => PointId::Uuid(u),
+    }
+}
+
+fn point_key(id: PointId) -> PointKey {
+    match id {
+        PointId::NumId(n) => PointKey::Num(n),
+        PointId::Uuid(u) => PointKey::Uuid(u),
     }
 }
 

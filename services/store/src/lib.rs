@@ -20,7 +20,9 @@ pub mod migrations;
 mod point;
 mod schema;
 mod server;
+pub mod snapshot;
 mod store;
+pub mod synthetic;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ pub use point::{
     NAME_RULE, Query, SearchFilter, Visibility, cosine, normalise_groups, point_id, valid_name,
 };
 pub use rag_lexical::SparseVector;
+pub use snapshot::SnapshotInfo;
 pub use store::{IndexStats, Store};
 
 /// Which backend to open, and where.
@@ -77,7 +80,27 @@ pub async fn open(
         vector_size,
         embedding_model: embedding_model.to_owned(),
     };
-    let backend: Box<dyn backend::Backend> = match config {
+    Ok(Arc::new(
+        Store::open(connect(config).await?, &target).await?,
+    ))
+}
+
+/// Opens an existing store for the embedding model it was built with, whatever is configured
+/// now (for backups, which copy vectors and never make any).
+pub async fn open_existing(config: &StoreConfig) -> Result<Arc<Store>> {
+    let backend = connect(config).await?;
+    let record = backend.schema().await?.ok_or_else(|| {
+        StoreError::Operation(format!("{}: there is no store here", backend.describe()))
+    })?;
+    let target = migrations::Target {
+        vector_size: record.vector_size,
+        embedding_model: record.embedding_model,
+    };
+    Ok(Arc::new(Store::open(backend, &target).await?))
+}
+
+async fn connect(config: &StoreConfig) -> Result<Box<dyn backend::Backend>> {
+    Ok(match config {
         StoreConfig::Embedded {
             data_dir,
             min_free_bytes,
@@ -92,6 +115,5 @@ pub async fn open(
             server::ServerBackend::connect(url, collection, api_key.as_deref(), *timeout, *layout)
                 .await?,
         ),
-    };
-    Ok(Arc::new(Store::open(backend, &target).await?))
+    })
 }

@@ -130,6 +130,22 @@ mod tests {
             self.log.lock().unwrap().push("flush".into());
             Ok(())
         }
+
+        async fn optimize(&self) -> Result<bool> {
+            unreachable!("migrations never optimise")
+        }
+
+        async fn drop_collection(&self) -> Result<()> {
+            unreachable!("migrations never drop the collection")
+        }
+
+        async fn export(
+            &self,
+            _: Option<crate::backend::PointKey>,
+            _: usize,
+        ) -> Result<crate::backend::ExportPage> {
+            unreachable!("migrations never export")
+        }
     }
 
     fn target() -> Target {

@@ -18,19 +18,19 @@ use qdrant_client::qdrant::r#match::MatchValue;
 use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::value::Kind;
 use qdrant_client::qdrant::{
-    CollectionConfig, CountPointsBuilder, CreateCollectionBuilder,
+    CollectionConfig, CollectionStatus, CountPointsBuilder, CreateCollectionBuilder,
     CreateFieldIndexCollectionBuilder, CreateVectorNameRequestBuilder, DeletePointsBuilder,
     Distance, FieldType, KeywordIndexParamsBuilder, ListValue, Modifier, NamedVectors,
     PayloadIncludeSelector, PointId, PointStruct, Query, QueryPointsBuilder, RepeatedStrings,
     ScrollPointsBuilder, SetPayloadPointsBuilder, SparseVectorCreationConfigBuilder, Struct,
     UpdateCollectionBuilder, UpsertPointsBuilder, Value, Vector, VectorParamsBuilder,
-    VectorParamsMap, VectorsConfig, VectorsSelector, vector_output, vectors_config,
+    VectorParamsMap, VectorsConfig, VectorsSelector, vector_output, vectors_config, vectors_output,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 
 use crate::backend::{
-    Backend, Condition, Filter, NewPoint, Page, PointKey, QueryRequest, Record, Scored,
-    ScrollRequest, VectorData,
+    Backend, Condition, ExportPage, Filter, NamedVector, NewPoint, Page, PointKey, QueryRequest,
+    Record, Scored, ScrollRequest, VectorData,
 };
 use crate::migrations::{self, IndexKind, SparseModifier, Step, Target};
 use crate::schema::SchemaRecord;
@@ -268,6 +268,19 @@ impl ServerBackend {
         Ok(())
     }
 
+    fn point_key(&self, id: qdrant_client::qdrant::PointId) -> Result<PointKey> {
+        match id.point_id_options {
+            Some(PointIdOptions::Num(n)) => Ok(PointKey::Num(n)),
+            Some(PointIdOptions::Uuid(u)) => u.parse().map(PointKey::Uuid).map_err(|e| {
+                StoreError::Operation(format!("{}: point id {u:?}: {e}", self.describe()))
+            }),
+            None => Err(StoreError::Operation(format!(
+                "{}: a point without an id",
+                self.describe()
+            ))),
+        }
+    }
+
     /// Maps a client error: transport trouble is `Unavailable` (retrying may help), anything
     /// the server answered is `Operation`.
     fn error(&self, what: impl Display, e: QdrantError) -> StoreError {
@@ -362,23 +375,17 @@ impl Backend for ServerBackend {
             scroll = scroll.filter(filter);
         }
         if let Some(offset) = request.offset {
-            scroll = scroll.offset(match offset {
-                PointKey::Num(n) => PointId::from(n),
-                PointKey::Uuid(u) => PointId::from(u.to_string()),
-            });
+            scroll = scroll.offset(to_point_id(offset));
         }
         let page = self
             .client
             .scroll(scroll)
             .await
             .map_err(|e| self.error("scroll", e))?;
-        let next = match page.next_page_offset.and_then(|id| id.point_id_options) {
-            None => None,
-            Some(PointIdOptions::Num(n)) => Some(PointKey::Num(n)),
-            Some(PointIdOptions::Uuid(u)) => Some(PointKey::Uuid(u.parse().map_err(|e| {
-                StoreError::Operation(format!("{}: scroll offset {u:?}: {e}", self.describe()))
-            })?)),
-        };
+        let next = page
+            .next_page_offset
+            .map(|id| self.point_key(id))
+            .transpose()?;
         let name = request.with_vector;
         Ok(Page {
             records: page
@@ -515,6 +522,105 @@ impl Backend for ServerBackend {
         // Every write waits until the server has applied it; the server's WAL makes it durable.
         Ok(())
     }
+
+    async fn optimize(&self) -> Result<bool> {
+        // The server runs its optimizers by itself, in the background: wait until it reports
+        // them done (green), so that a finished ingest is searchable at full speed on both
+        // backends alike. Grey: optimisations are pending but the server starts them only on
+        // the next write; nothing to wait for.
+        let mut waited = false;
+        loop {
+            let status = self
+                .client
+                .collection_info(self.collection.as_str())
+                .await
+                .map_err(|e| self.error("collection info", e))?
+                .result
+                .map(|info| info.status())
+                .unwrap_or(CollectionStatus::Green);
+            match status {
+                CollectionStatus::Yellow => {
+                    waited = true;
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+                CollectionStatus::Red => {
+                    return Err(StoreError::Operation(format!(
+                        "{}: the server reports the collection's optimisation failed (status red)",
+                        self.describe()
+                    )));
+                }
+                _ => return Ok(waited),
+            }
+        }
+    }
+
+    async fn export(&self, offset: Option<PointKey>, limit: usize) -> Result<ExportPage> {
+        let mut scroll = ScrollPointsBuilder::new(self.collection.as_str())
+            .limit(u32::try_from(limit).unwrap_or(u32::MAX))
+            .with_payload(true)
+            .with_vectors(true);
+        if let Some(offset) = offset {
+            scroll = scroll.offset(to_point_id(offset));
+        }
+        let page = self
+            .client
+            .scroll(scroll)
+            .await
+            .map_err(|e| self.error("export", e))?;
+        let next = page
+            .next_page_offset
+            .map(|id| self.point_key(id))
+            .transpose()?;
+        let points = page
+            .result
+            .into_iter()
+            .map(|p| {
+                let id = match p.id.map(|id| self.point_key(id)).transpose()? {
+                    Some(PointKey::Uuid(id)) => id,
+                    other => {
+                        return Err(StoreError::Operation(format!(
+                            "{}: point {other:?} has no UUID; rag writes only UUIDs",
+                            self.describe()
+                        )));
+                    }
+                };
+                let vectors = match p.vectors.and_then(|v| v.vectors_options) {
+                    Some(vectors_output::VectorsOptions::Vectors(named)) => named
+                        .vectors
+                        .into_iter()
+                        .filter_map(|(name, vector)| {
+                            let vector = match vector.into_vector() {
+                                vector_output::Vector::Dense(v) => VectorData::Dense(v.data),
+                                vector_output::Vector::Sparse(v) => {
+                                    VectorData::Sparse(rag_lexical::SparseVector {
+                                        indices: v.indices,
+                                        values: v.values,
+                                    })
+                                }
+                                vector_output::Vector::MultiDense(_) => return None,
+                            };
+                            Some(NamedVector { name, vector })
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                Ok(NewPoint {
+                    id,
+                    vectors,
+                    payload: to_json_map(p.payload),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(ExportPage { points, next })
+    }
+
+    async fn drop_collection(&self) -> Result<()> {
+        self.client
+            .delete_collection(self.collection.as_str())
+            .await
+            .map_err(|e| self.error("delete collection", e))?;
+        Ok(())
+    }
 }
 
 /// Exact keyword match. `Condition::matches` with a `String` would turn a value containing
@@ -646,6 +752,13 @@ fn to_value(value: serde_json::Value) -> Value {
         }),
     };
     Value { kind: Some(kind) }
+}
+
+fn to_point_id(key: PointKey) -> PointId {
+    match key {
+        PointKey::Num(n) => PointId::from(n),
+        PointKey::Uuid(u) => PointId::from(u.to_string()),
+    }
 }
 
 fn to_json_map(payload: HashMap<String, Value>) -> serde_json::Map<String, serde_json::Value> {

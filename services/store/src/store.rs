@@ -30,7 +30,7 @@ const SCROLL_PAGE: usize = 1024;
 /// tenant's points. [`Store::for_tenant`] makes the handle of another tenant over the same
 /// backend. Calls never block the async runtime.
 pub struct Store {
-    backend: Arc<dyn Backend>,
+    pub(crate) backend: Arc<dyn Backend>,
     dense: String,
     lexical: Option<String>,
     tenant: String,
@@ -361,6 +361,22 @@ impl Store {
     /// Makes everything written so far durable.
     pub async fn flush(&self) -> Result<()> {
         self.backend.flush().await
+    }
+
+    /// Builds the search indexes for what was written (all tenants: segments are shared),
+    /// blocking until done; searches and writes go on meanwhile. Without it the embedded engine
+    /// searches new points by brute force, which at a million chunks is slow. Callers are the
+    /// writers (the ingest command, the worker, the service's background task), never a query.
+    /// `true` when anything changed. The server optimises by itself: this waits until it has.
+    /// Safe to interrupt: a crash leaves the segments it was replacing in place.
+    pub async fn optimize(&self) -> Result<bool> {
+        self.backend.optimize().await
+    }
+
+    /// Removes the whole collection, every tenant's points with it (server backend only; the
+    /// embedded store is its data directory).
+    pub async fn drop_collection(&self) -> Result<()> {
+        self.backend.drop_collection().await
     }
 
     /// Size and identity of the index, for `rag status`.

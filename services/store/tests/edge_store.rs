@@ -55,3 +55,13 @@ async fn a_store_built_for_another_model_is_refused() {
     assert!(matches!(err, StoreError::SchemaMismatch(_)), "{err}");
     assert!(err.to_string().contains("model-a"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restored_snapshot_answers_like_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = |name: &str| StoreConfig::Embedded {
+        data_dir: dir.path().join(name),
+        min_free_bytes: 0,
+    };
+    contract::snapshot(&store("source"), &store("restored"), dir.path()).await;
+}

@@ -6,19 +6,29 @@ mod contract;
 
 use rag_store::StoreConfig;
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs a Qdrant server: set QDRANT_URL and run with --include-ignored"]
-async fn server_store_meets_the_contract() {
+fn server(name: &str) -> StoreConfig {
     let url = std::env::var("QDRANT_URL")
         .expect("QDRANT_URL must name the Qdrant server this ignored test runs against");
-    let collection = format!("rag_test_{}", std::process::id());
-    let config = StoreConfig::Server {
+    StoreConfig::Server {
         url,
-        collection,
+        collection: format!("rag_test_{}_{name}", std::process::id()),
         api_key: std::env::var("QDRANT_API_KEY").ok(),
         timeout: std::time::Duration::from_secs(30),
         layout: Default::default(),
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Qdrant server: set QDRANT_URL and run with --include-ignored"]
+async fn a_restored_snapshot_answers_like_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::snapshot(&server("source"), &server("restored"), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Qdrant server: set QDRANT_URL and run with --include-ignored"]
+async fn server_store_meets_the_contract() {
+    let config = server("contract");
     contract::run(&config).await;
     let store = rag_store::open(&config, contract::DIM, contract::MODEL)
         .await

@@ -415,3 +415,102 @@ async fn tenants_and_groups(store: &rag_store::Store) {
     assert_eq!(acme.count().await.unwrap(), 0);
     assert_eq!(store.count().await.unwrap(), REMAINING);
 }
+
+/// What a user checks after restoring a backup: the same answers. Each tenant's searches
+/// (scores included) and statistics equal the source's; a damaged file and a store that is not
+/// empty are refused without writing anything.
+pub async fn snapshot(source: &StoreConfig, target: &StoreConfig, scratch: &std::path::Path) {
+    let store = rag_store::open(source, DIM, MODEL).await.unwrap();
+    store
+        .upsert(vec![
+            point("a", "hr/leave.md", "h1", 1, [0.0, 1.0, 0.0, 0.0]),
+            point("a", "hr/leave.md", "h1", 0, [1.0, 0.0, 0.0, 0.0]),
+            point("b", "it/vpn.txt", "h2", 0, [0.0, 0.0, 1.0, 0.0]),
+        ])
+        .await
+        .unwrap();
+    let acme = store.for_tenant("acme");
+    acme.upsert(vec![point(
+        "z",
+        "acme/plan.md",
+        "h9",
+        0,
+        [0.5, 0.5, 0.0, 0.0],
+    )])
+    .await
+    .unwrap();
+    store.flush().await.unwrap();
+
+    let file = scratch.join("store.snapshot");
+    let info = store.snapshot(&file).await.unwrap();
+    assert_eq!(info.points, 4, "{info:?}");
+    assert_eq!(
+        (info.embedding_model.as_str(), info.vector_size),
+        (MODEL, DIM)
+    );
+
+    // Damaged copies: cut short, and one byte changed inside.
+    let bytes = std::fs::read(&file).unwrap();
+    let cut = scratch.join("cut.snapshot");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let restored = rag_store::snapshot::restore(target, &cut).await;
+    assert!(restored.is_err(), "a truncated snapshot was restored");
+    let flipped = scratch.join("flipped.snapshot");
+    let mut changed = bytes.clone();
+    let middle = changed.len() / 2;
+    changed[middle] ^= 0x40;
+    std::fs::write(&flipped, &changed).unwrap();
+    assert!(
+        rag_store::snapshot::restore(target, &flipped)
+            .await
+            .is_err(),
+        "a damaged snapshot was restored"
+    );
+
+    let restored = rag_store::snapshot::restore(target, &file).await.unwrap();
+    assert_eq!(restored, info);
+    let copy = rag_store::open(target, DIM, MODEL).await.unwrap();
+    let copy_acme = copy.for_tenant("acme");
+    for (original, restored) in [(&store, &copy), (&acme, &copy_acme)] {
+        let (a, b) = (
+            original.stats().await.unwrap(),
+            restored.stats().await.unwrap(),
+        );
+        assert_eq!((a.documents, a.chunks), (b.documents, b.chunks));
+        for (vector, text) in [
+            ([0.9, 0.1, 0.0, 0.0], "leave"),
+            ([0.0, 0.0, 1.0, 0.1], "vpn text"),
+            ([0.5, 0.5, 0.0, 0.0], "plan"),
+        ] {
+            let all = SearchFilter::visible(Visibility::All);
+            let seen = |hits: Vec<rag_store::Hit>| {
+                hits.into_iter()
+                    .map(|h| (h.payload, h.score.to_bits(), h.similarity.to_bits()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                seen(
+                    original
+                        .search(hybrid(vector, text), 5, &all)
+                        .await
+                        .unwrap()
+                ),
+                seen(
+                    restored
+                        .search(hybrid(vector, text), 5, &all)
+                        .await
+                        .unwrap()
+                ),
+                "{text:?} in tenant {}",
+                original.tenant()
+            );
+        }
+    }
+    drop((copy, copy_acme));
+
+    // Only into an empty store.
+    let err = rag_store::snapshot::restore(target, &file)
+        .await
+        .expect_err("restored into a store that has points");
+    assert!(err.to_string().contains("empty store"), "{err}");
+}
