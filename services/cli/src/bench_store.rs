@@ -11,7 +11,7 @@ use clap::Args;
 use rag_store::synthetic::Synthetic;
 use rag_store::{SearchFilter, StoreConfig, Visibility};
 
-use crate::bench::{cpu_name, pct};
+use crate::bench::{cpu_name, pct, proc_status_mb};
 use crate::config::Config;
 
 #[derive(Debug, Args)]
@@ -146,7 +146,7 @@ async fn measure(
         StoreConfig::Embedded { data_dir, .. } => ("embedded", dir_size(data_dir)),
         StoreConfig::Server { .. } => ("Qdrant server", 0),
     };
-    let rss = current_rss_mb();
+    let rss = proc_status_mb("VmRSS:");
     if matches!(config, StoreConfig::Server { .. }) {
         store.drop_collection().await?;
     }
@@ -214,16 +214,4 @@ fn dir_size(path: &std::path::Path) -> u64 {
         // Allocated, not apparent: sparse memory-mapped files are mostly holes.
         meta.blocks() * 512
     }
-}
-
-fn current_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
