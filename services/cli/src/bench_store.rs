@@ -60,25 +60,16 @@ pub async fn run(config: Config, args: BenchStoreArgs) -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for &points in &args.points {
-        let store_config = match config.store() {
-            StoreConfig::Embedded { min_free_bytes, .. } => StoreConfig::Embedded {
-                data_dir: scratch.path().join(format!("store-{points}")),
-                min_free_bytes,
-            },
-            StoreConfig::Server {
-                url,
-                collection,
-                api_key,
-                timeout,
-                layout,
-            } => StoreConfig::Server {
-                url,
-                collection: format!("{collection}-bench-{points}"),
-                api_key,
-                timeout,
-                layout,
-            },
-        };
+        // The configured backend, with a store of its own for each size.
+        let mut store_config = config.store();
+        match &mut store_config {
+            StoreConfig::Embedded { data_dir, .. } => {
+                *data_dir = scratch.path().join(format!("store-{points}"));
+            }
+            StoreConfig::Server { collection, .. } => {
+                *collection = format!("{collection}-bench-{points}");
+            }
+        }
         let row = measure(&store_config, points, &args).await?;
         println!("{row}");
     }
