@@ -13,12 +13,12 @@
 # What travels: `rag` (stripped) and llama.cpp's shared libraries from dist/rag-cuda (cudart, but
 # not cuBLAS: ~600 MB, taken from the host), the chat model and the embedding model, as one xz
 # tar split into parts. Env: GPU_MODEL (default SmolLM2-135M: the larger chat models do not fit
-# in a few uploads), PART_MB (default 60).
+# in a few uploads), PART_MB (default 41: a call carries at most 64 MiB, the checkout included, and 55 was refused).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 model="${GPU_MODEL:-models/llm/SmolLM2-135M-Instruct.Q4_1.gguf}"
-part_mb="${PART_MB:-60}"
+part_mb="${PART_MB:-41}"
 dist="dist/rag-cuda"
 [ -x "$dist/rag" ] || { echo "gpu-pack: $dist/rag is missing: run scripts/build-cuda.sh first" >&2; exit 1; }
 [ -f "$model" ] || { echo "gpu-pack: $model is missing: run scripts/fetch-models.sh" >&2; exit 1; }

@@ -102,6 +102,10 @@ impl Indexer {
         &self.embedder
     }
 
+    pub(crate) fn preparer(&self) -> &Preparer {
+        &self.preparer
+    }
+
     /// Brings the store in step with `root`: returns what was done. Per-file problems are
     /// collected in the summary; only a store failure stops the run.
     pub async fn index_folder(

@@ -16,6 +16,7 @@
 pub mod batch;
 mod chunk;
 mod config;
+mod copy;
 pub mod counters;
 mod document;
 mod error;
@@ -33,6 +34,7 @@ mod write;
 pub use batch::Padding;
 pub use chunk::{Chunk, Chunker, ChunkerError};
 pub use config::{GroupRule, IngestConfig};
+pub use copy::StoredDocument;
 pub use document::{API_ROOT, IncomingDocument, doc_id_for};
 pub use error::IndexError;
 pub use extract::{ExtractError, MediaType, PdfExtractor};

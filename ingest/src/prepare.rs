@@ -251,7 +251,7 @@ pub(crate) async fn on_blocking_thread(
     }
 }
 
-fn title_from_path(source: &str) -> String {
+pub(crate) fn title_from_path(source: &str) -> String {
     Path::new(source)
         .file_stem()
         .map(|s| s.to_string_lossy().replace(['_', '-'], " "))

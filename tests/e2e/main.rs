@@ -9,6 +9,7 @@ mod harness;
 mod incremental;
 mod ingest;
 mod observability;
+mod reindex;
 mod retrieval;
 mod server_backend;
 mod service;

@@ -509,15 +509,17 @@ async fn decoding_together(
         }
         let all_generating = arrivals.iter().filter_map(|t| t.first()).max().copied();
         let first_done = arrivals.iter().filter_map(|t| t.last()).min().copied();
+        // None when the first answer ended before the last one started (prompts still being
+        // read while the first answers ran out): there was no moment with all generating.
         let steady = match (all_generating, first_done) {
             (Some(from), Some(to)) if to > from => {
                 let inside: usize = arrivals
                     .iter()
                     .map(|t| t.iter().filter(|&&i| i > from && i <= to).count())
                     .sum();
-                inside as f64 / (to - from).as_secs_f64()
+                Some(inside as f64 / (to - from).as_secs_f64())
             }
-            _ => 0.0,
+            _ => None,
         };
         let mut ttft: Vec<Duration> = arrivals
             .iter()
@@ -545,10 +547,16 @@ async fn decoding_together(
             rag_llm::raw::decode_together(&llm, &turns, tokens, true)
         })
         .await??;
+        let (steady, ratio) = match steady {
+            Some(s) => (
+                format!("{s:.1}"),
+                format!("{:.0} %", 100.0 * s / raw.tokens_per_second()),
+            ),
+            None => ("never all at once".to_owned(), "–".to_owned()),
+        };
         println!(
-            "| {c} | {steady:.1} | {:.1} | {:.0} % | {per_answer:.1} | {:.0} ms | {:.0} ms |",
+            "| {c} | {steady} | {:.1} | {ratio} | {per_answer:.1} | {:.0} ms | {:.0} ms |",
             raw.tokens_per_second(),
-            100.0 * steady / raw.tokens_per_second(),
             pct(&ttft, 50.0),
             pct(&ttft, 99.0),
         );

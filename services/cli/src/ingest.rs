@@ -109,14 +109,14 @@ pub async fn run(config: Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A progress bar (files, chunks, rate, ETA) on a terminal; log lines otherwise.
-struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     started: Instant,
     chunks: AtomicU64,
 }
 
 impl Progress {
-    fn new(allowed: bool) -> Self {
+    pub(crate) fn new(allowed: bool) -> Self {
         let bar = (allowed && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -134,7 +134,7 @@ impl Progress {
         }
     }
 
-    fn on_event(&self, event: Event<'_>) {
+    pub(crate) fn on_event(&self, event: Event<'_>) {
         match event {
             Event::Walked { files } => {
                 if let Some(bar) = &self.bar {
@@ -172,14 +172,14 @@ impl Progress {
         }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
     }
 }
 
-fn print_summary(s: &Summary) {
+pub(crate) fn print_summary(s: &Summary) {
     println!(
         "{} files: {} indexed, {} unchanged, {} failed, {} deleted; {} chunks written, {} removed; {} skipped (unsupported type); {:.1} s",
         s.files,
@@ -271,26 +271,43 @@ fn summary_json(s: &Summary) -> serde_json::Value {
 
 /// The embedding model, the store and the indexer over them, as configured.
 pub async fn open_indexer(config: &Config) -> anyhow::Result<Indexer> {
-    let embed_config = config.embedding.clone();
-    let embedder =
-        tokio::task::spawn_blocking(move || rag_embed::Embedder::load(&embed_config)).await??;
-    let embedder = Arc::new(embedder);
+    let embedder = load_embedder(config).await?;
     let store = rag_store::open(&config.store(), embedder.dimension(), embedder.model_name())
         .await
         .map_err(explain_store_error)?;
+    Ok(
+        indexer_over(config, embedder, store, config.ingest.clone())?
+            .with_manifest_dir(config.data_dir.join("manifests")),
+    )
+}
+
+/// The configured embedding model, loaded.
+pub async fn load_embedder(config: &Config) -> anyhow::Result<Arc<rag_embed::Embedder>> {
+    let embed_config = config.embedding.clone();
+    let embedder =
+        tokio::task::spawn_blocking(move || rag_embed::Embedder::load(&embed_config)).await??;
+    Ok(Arc::new(embedder))
+}
+
+/// An indexer over `store` with `embedder`, the configured chunking and `ingest` settings.
+pub fn indexer_over(
+    config: &Config,
+    embedder: Arc<rag_embed::Embedder>,
+    store: Arc<rag_store::Store>,
+    ingest: rag_ingest::IngestConfig,
+) -> anyhow::Result<Indexer> {
     let chunker = Chunker::new(
         &config.embedding.tokenizer_file(),
-        config.ingest.chunk_tokens,
-        config.ingest.overlap_tokens,
+        ingest.chunk_tokens,
+        ingest.overlap_tokens,
     )?;
     Ok(Indexer::new(
         embedder,
         store,
         chunker,
-        PdfExtractor::with_current_exe(Duration::from_secs(config.ingest.pdf_timeout_secs)),
-        config.ingest.clone(),
-    )
-    .with_manifest_dir(config.data_dir.join("manifests")))
+        PdfExtractor::with_current_exe(Duration::from_secs(ingest.pdf_timeout_secs)),
+        ingest,
+    ))
 }
 
 /// Adds the likely cause to errors operators hit first.

@@ -9,6 +9,7 @@ mod eval;
 mod ingest;
 mod keys;
 mod load;
+mod reindex;
 mod serve;
 mod snapshot;
 #[cfg(feature = "otlp")]
@@ -75,6 +76,9 @@ enum Command {
     /// API keys for the service (`auth.keys`).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Rebuild the store for a new embedding model or chunking recipe beside the current one,
+    /// then switch to it in one step (see README "Changing the embedding model").
+    Reindex(reindex::ReindexArgs),
     /// Backups of the store: `create FILE` writes one, `restore FILE` fills an empty store.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
@@ -161,6 +165,9 @@ fn main() -> ExitCode {
             Command::Eval(args) => eval::run(config, args).await.map(|()| ExitCode::SUCCESS),
             Command::Load(args) => load::run(&config, args).await.map(|()| ExitCode::SUCCESS),
             Command::Keys(command) => keys::run(command).map(|()| ExitCode::SUCCESS),
+            Command::Reindex(args) => reindex::run(&config, args)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Snapshot(command) => snapshot::run(&config, command)
                 .await
                 .map(|()| ExitCode::SUCCESS),

@@ -184,7 +184,10 @@ pub struct Generator {
     model: Arc<LlamaModel>,
     template: LlamaChatTemplate,
     n_ctx: usize,
-    jobs: mpsc::Sender<scheduler::Job>,
+    /// `None` only while dropping.
+    jobs: Option<mpsc::Sender<scheduler::Job>>,
+    /// The scheduler thread, which owns the context (the KV cache: GPU memory with `cuda`).
+    worker: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Generator {
@@ -199,7 +202,7 @@ impl Generator {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let model = loaded.model.clone();
         let settings = loaded.settings.clone();
-        std::thread::Builder::new()
+        let worker = std::thread::Builder::new()
             .name("llama".into())
             .spawn(move || scheduler::run(loaded.backend, &model, settings, receiver, ready_tx))
             .map_err(|e| load_err(format!("scheduler thread: {e}")))?;
@@ -211,7 +214,8 @@ impl Generator {
             model: loaded.model,
             template: loaded.template,
             n_ctx: loaded.settings.n_ctx_seq,
-            jobs,
+            jobs: Some(jobs),
+            worker: Some(worker),
         })
     }
 
@@ -261,10 +265,11 @@ impl Generator {
             events,
             queued_at: std::time::Instant::now(),
         };
+        let jobs = self.jobs.as_ref().ok_or(LlmError::Stopped)?;
         // Counted before it is sent, so the scheduler's decrement can never come first.
         let queued = metrics::gauge!(QUEUE_DEPTH);
         queued.increment(1.0);
-        self.jobs.try_send(job).map_err(|e| {
+        jobs.try_send(job).map_err(|e| {
             queued.decrement(1.0);
             match e {
                 mpsc::error::TrySendError::Full(_) => LlmError::Busy,
@@ -272,6 +277,20 @@ impl Generator {
             }
         })?;
         Ok(receiver)
+    }
+}
+
+/// Closes the queue and waits for the scheduler thread to free its context. Without the wait a
+/// process could exit while that thread is still releasing GPU buffers, after the CUDA runtime
+/// has begun shutting down: llama.cpp then aborts ("CUDA error: driver shutting down"), seen
+/// on an H200 at the end of `rag bench`. The wait is one decode step: answers whose receivers
+/// are gone are cancelled at the next step.
+impl Drop for Generator {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
     }
 }
 

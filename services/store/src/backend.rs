@@ -113,14 +113,16 @@ pub struct Record {
     pub vector: Option<Vec<f32>>,
 }
 
+/// A point as ranked: its id, score and dense vector, no payload (see [`Backend::query`]).
 #[derive(Debug, Clone)]
 pub struct Scored {
+    pub id: PointKey,
     pub score: f32,
-    pub record: Record,
+    pub vector: Option<Vec<f32>>,
 }
 
-/// Where a scroll continues.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A point's id; also where a scroll continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PointKey {
     Num(u64),
     Uuid(uuid::Uuid),
@@ -152,7 +154,15 @@ pub trait Backend: Send + Sync {
     /// Inserts or overwrites points by id, in order, in one request.
     async fn upsert(&self, points: Vec<NewPoint>) -> Result<()>;
 
+    /// The `limit` points nearest to `request.nearest`, best first: ids, scores and the dense
+    /// vector, without payloads. Reading payloads is most of a ranking's cost on a large
+    /// embedded store (on-disk payload storage), and most candidates never make the cut: the
+    /// core reads the few that do with [`Backend::payloads`].
     async fn query(&self, request: QueryRequest) -> Result<Vec<Scored>>;
+
+    /// The full payloads of those of `ids` that exist (a point deleted since it was ranked is
+    /// simply absent), in any order.
+    async fn payloads(&self, ids: Vec<PointKey>) -> Result<Vec<(PointKey, Payload)>>;
 
     async fn scroll(&self, request: ScrollRequest) -> Result<Page>;
 

@@ -1,9 +1,12 @@
 //! The embedded backend: Qdrant's engine in this process, persisted in a data directory.
 //!
-//! Layout of the data directory: `chunks/` is the shard, `schema.json` is the
-//! [`SchemaRecord`]. One process owns a data directory at a time: this backend holds an
-//! exclusive lock on the directory itself (as the shard's WAL does on its own folder), so a
-//! second opener is told [`StoreError::Locked`] before it touches anything.
+//! Layout of a store folder: `chunks/` is the shard, `schema.json` is the [`SchemaRecord`]. The
+//! store folder is the data directory itself, or, once `rag reindex` has switched generations,
+//! the folder that the data directory's `CURRENT` file names (`generations/{stamp}`; see
+//! [`crate::generation`]). One process owns a data directory at a time: this backend holds an
+//! exclusive lock on the directory itself (as the shard's WAL does on its own folder), and on
+//! the generation folder, so a second opener is told [`StoreError::Locked`] before it touches
+//! anything.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,35 +17,65 @@ use qdrant_edge::{
     FieldCondition, FieldIndexOperations, IsEmptyCondition, JsonPath, KeywordIndexParamsBuilder,
     Match, Modifier, NamedQuery, PayloadFieldSchema, PayloadOps, PayloadSchemaParams,
     PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
-    QueryEnum, QueryRequestBuilder, ScoringQuery, ScrollRequestBuilder, SetPayloadOp,
-    SparseVectorConfig, UpdateOperation, ValueVariants, VectorInternal, VectorNameConfig,
-    VectorNameOperations, VectorPersisted, VectorStructInternal, VectorStructPersisted,
-    WithPayloadInterface, WithVector,
+    QueryEnum, QueryRequestBuilder, RetrieveRequestBuilder, ScoringQuery, ScrollRequestBuilder,
+    SetPayloadOp, SparseVectorConfig, UpdateOperation, ValueVariants, VectorInternal,
+    VectorNameConfig, VectorNameOperations, VectorPersisted, VectorStructInternal,
+    VectorStructPersisted, WithPayloadInterface, WithVector,
 };
 
 use crate::backend::{
-    Backend, Condition, ExportPage, Filter, NamedVector, NewPoint, Page, PointKey, QueryRequest,
-    Record, Scored, ScrollRequest, VectorData,
+    Backend, Condition, ExportPage, Filter, NamedVector, NewPoint, Page, Payload, PointKey,
+    QueryRequest, Record, Scored, ScrollRequest, VectorData,
 };
 use crate::migrations::{self, IndexKind, SparseModifier, Step, Target};
 use crate::schema::SchemaRecord;
 use crate::{Result, StoreError};
 
-const SHARD_DIR: &str = "chunks";
-const SCHEMA_FILE: &str = "schema.json";
+pub(crate) const SHARD_DIR: &str = "chunks";
+pub(crate) const SCHEMA_FILE: &str = "schema.json";
 /// Where the engine's optimizers build a segment before swapping it in.
 const TEMP_SEGMENTS: &str = "temp_segments";
 
 pub(crate) struct EdgeBackend {
-    data_dir: PathBuf,
+    /// The store folder: the data directory, or the generation its `CURRENT` file names.
+    store_dir: PathBuf,
     /// Writes are refused while the file system has less free (see [`StoreError::Full`]).
     min_free_bytes: u64,
     /// Set once the collection exists: at open for a migrated store, else by the migration
     /// that creates it.
     shard: OnceLock<Arc<EdgeShard>>,
-    /// Held for the backend's lifetime; the lock goes with the file. Declared after `shard`
-    /// so that it is released only once the shard is closed.
-    _lock: fs_err::File,
+    /// Held for the backend's lifetime (the data directory's, and the generation folder's when
+    /// that is another); a lock goes with its file. Declared after `shard` so that they are
+    /// released only once the shard is closed.
+    _locks: Vec<fs_err::File>,
+}
+
+/// The file in a data directory that names its current generation folder, relative to it.
+pub(crate) const CURRENT_FILE: &str = "CURRENT";
+
+/// The store folder of data directory `data_dir`: the generation its `CURRENT` file names, or
+/// the directory itself.
+pub(crate) fn store_dir(data_dir: &Path) -> Result<PathBuf> {
+    let current = data_dir.join(CURRENT_FILE);
+    match fs_err::read_to_string(&current) {
+        Ok(name) => {
+            let name = name.trim();
+            // Only a folder under the data directory: a damaged file must not lead elsewhere.
+            let valid = !name.is_empty()
+                && Path::new(name)
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !valid {
+                return Err(StoreError::Operation(format!(
+                    "{}: {name:?} is not a folder under the data directory",
+                    current.display()
+                )));
+            }
+            Ok(data_dir.join(name))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(data_dir.to_owned()),
+        Err(e) => Err(io(&current)(e)),
+    }
 }
 
 impl EdgeBackend {
@@ -54,12 +87,16 @@ impl EdgeBackend {
 
     fn open_blocking(data_dir: PathBuf, min_free_bytes: u64) -> Result<Self> {
         fs_err::create_dir_all(&data_dir).map_err(io(&data_dir))?;
-        let lock = lock_exclusively(&data_dir)?;
+        let mut locks = vec![lock_exclusively(&data_dir)?];
+        let store_dir = store_dir(&data_dir)?;
+        if store_dir != data_dir {
+            locks.push(lock_exclusively(&store_dir)?);
+        }
         let backend = Self {
-            data_dir,
+            store_dir,
             min_free_bytes,
             shard: OnceLock::new(),
-            _lock: lock,
+            _locks: locks,
         };
         // Loading a shard writes too (its write-ahead log), through memory maps.
         backend.check_space()?;
@@ -85,10 +122,10 @@ impl EdgeBackend {
         if self.min_free_bytes == 0 {
             return Ok(());
         }
-        let free = free_bytes(&self.data_dir).map_err(io(&self.data_dir))?;
+        let free = free_bytes(&self.store_dir).map_err(io(&self.store_dir))?;
         if free < self.min_free_bytes {
             return Err(StoreError::Full {
-                path: self.data_dir.clone(),
+                path: self.store_dir.clone(),
                 free,
                 reserve: self.min_free_bytes,
             });
@@ -97,11 +134,11 @@ impl EdgeBackend {
     }
 
     fn shard_dir(&self) -> PathBuf {
-        self.data_dir.join(SHARD_DIR)
+        self.store_dir.join(SHARD_DIR)
     }
 
     fn schema_path(&self) -> PathBuf {
-        self.data_dir.join(SCHEMA_FILE)
+        self.store_dir.join(SCHEMA_FILE)
     }
 
     fn read_schema(&self) -> Result<Option<SchemaRecord>> {
@@ -186,7 +223,7 @@ fn lock_exclusively(data_dir: &Path) -> Result<fs_err::File> {
 #[async_trait::async_trait]
 impl Backend for EdgeBackend {
     fn describe(&self) -> String {
-        format!("embedded store {}", self.data_dir.display())
+        format!("embedded store {}", self.store_dir.display())
     }
 
     async fn upsert(&self, points: Vec<NewPoint>) -> Result<()> {
@@ -218,7 +255,7 @@ impl Backend for EdgeBackend {
     async fn query(&self, request: QueryRequest) -> Result<Vec<Scored>> {
         let filter = to_filter(&request.filter)?;
         let mut builder = QueryRequestBuilder::new(request.limit)
-            .with_payload(WithPayloadInterface::Bool(true))
+            .with_payload(WithPayloadInterface::Bool(false))
             .with_vector(WithVector::Selector(vec![request.with_vector.clone()]));
         builder = builder.query(nearest(request.nearest));
         if let Some(filter) = filter {
@@ -230,9 +267,25 @@ impl Backend for EdgeBackend {
         Ok(points
             .into_iter()
             .map(|p| Scored {
+                id: point_key(p.id),
                 score: p.score,
-                record: record(p.payload, p.vector, Some(&name)),
+                vector: record(None, p.vector, Some(&name)).vector,
             })
+            .collect())
+    }
+
+    async fn payloads(&self, ids: Vec<PointKey>) -> Result<Vec<(PointKey, Payload)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = RetrieveRequestBuilder::new(ids.into_iter().map(point_id).collect())
+            .with_payload(WithPayloadInterface::Bool(true))
+            .with_vector(WithVector::Bool(false))
+            .build();
+        let records = self.blocking(move |shard| shard.retrieve(request)).await?;
+        Ok(records
+            .into_iter()
+            .map(|r| (point_key(r.id), record(r.payload, None, None).payload))
             .collect())
     }
 

@@ -15,6 +15,7 @@ mod backend;
 mod edge;
 mod error;
 mod fields;
+pub mod generation;
 mod migrate;
 pub mod migrations;
 mod point;

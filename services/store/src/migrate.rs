@@ -57,7 +57,9 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::backend::{Filter, NewPoint, Page, QueryRequest, Scored, ScrollRequest};
+    use crate::backend::{
+        Filter, NewPoint, Page, Payload, PointKey, QueryRequest, Scored, ScrollRequest,
+    };
     use crate::migrations::Step;
 
     /// Records what the driver asks for; only the schema primitives do anything.
@@ -91,6 +93,9 @@ mod tests {
             unimplemented!()
         }
         async fn query(&self, _: QueryRequest) -> Result<Vec<Scored>> {
+            unimplemented!()
+        }
+        async fn payloads(&self, _: Vec<PointKey>) -> Result<Vec<(PointKey, Payload)>> {
             unimplemented!()
         }
         async fn scroll(&self, _: ScrollRequest) -> Result<Page> {

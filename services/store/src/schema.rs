@@ -31,7 +31,8 @@ impl SchemaRecord {
         {
             return Err(StoreError::SchemaMismatch(format!(
                 "{store} was built with embedding model {} ({} dimensions) but {} ({} dimensions) \
-                 is configured; use another data directory or collection, or re-index from scratch",
+                 is configured; `rag reindex` rebuilds the store for the configured model (and switches \
+                 to it), or use another data directory or collection",
                 self.embedding_model, self.vector_size, target.embedding_model, target.vector_size
             )));
         }

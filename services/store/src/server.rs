@@ -18,13 +18,14 @@ use qdrant_client::qdrant::r#match::MatchValue;
 use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::value::Kind;
 use qdrant_client::qdrant::{
-    CollectionConfig, CollectionStatus, CountPointsBuilder, CreateCollectionBuilder,
-    CreateFieldIndexCollectionBuilder, CreateVectorNameRequestBuilder, DeletePointsBuilder,
-    Distance, FieldType, KeywordIndexParamsBuilder, ListValue, Modifier, NamedVectors,
-    PayloadIncludeSelector, PointId, PointStruct, Query, QueryPointsBuilder, RepeatedStrings,
-    ScrollPointsBuilder, SetPayloadPointsBuilder, SparseVectorCreationConfigBuilder, Struct,
-    UpdateCollectionBuilder, UpsertPointsBuilder, Value, Vector, VectorParamsBuilder,
-    VectorParamsMap, VectorsConfig, VectorsSelector, vector_output, vectors_config, vectors_output,
+    CollectionConfig, CollectionStatus, CountPointsBuilder, CreateAliasBuilder,
+    CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, CreateVectorNameRequestBuilder,
+    DeletePointsBuilder, Distance, FieldType, GetPointsBuilder, KeywordIndexParamsBuilder,
+    ListValue, Modifier, NamedVectors, PayloadIncludeSelector, PointId, PointStruct, Query,
+    QueryPointsBuilder, RepeatedStrings, ScrollPointsBuilder, SetPayloadPointsBuilder,
+    SparseVectorCreationConfigBuilder, Struct, UpdateCollectionBuilder, UpsertPointsBuilder, Value,
+    Vector, VectorParamsBuilder, VectorParamsMap, VectorsConfig, VectorsSelector, vector_output,
+    vectors_config, vectors_output,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 
@@ -48,8 +49,27 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) struct ServerBackend {
     client: Qdrant,
+    /// The collection this process reads and writes. A configured name that is an alias is
+    /// resolved once, when connecting: a running process keeps the collection (and so the
+    /// embedding model) it started with when `rag reindex` points the alias elsewhere.
     collection: String,
+    /// The configured name, when it is an alias of `collection` or is to become one when
+    /// `collection` is created.
+    alias: Option<String>,
     layout: Layout,
+}
+
+/// Suffix of the first collection behind a new store's name: every store made since aliases
+/// came is an alias over a collection, so that `rag reindex` can switch it in one request.
+const FIRST_GENERATION: &str = "-0";
+
+/// What a configured name is on the server.
+pub(crate) enum Named {
+    /// An alias of this collection.
+    Alias(String),
+    /// A collection of that name (a store made before aliases).
+    Collection,
+    Nothing,
 }
 
 fn to_metadata(record: &SchemaRecord) -> HashMap<String, Value> {
@@ -102,14 +122,53 @@ fn from_metadata(
 }
 
 impl ServerBackend {
-    /// Connects to the server at `url`, for collection `collection` (which need not exist yet).
+    /// Connects to the server at `url`, for the store named `name` (which need not exist
+    /// yet): the collection its alias points to, or the collection of that name; a new store
+    /// is the collection `{name}-0` under the alias `name`.
     pub(crate) async fn connect(
+        url: &str,
+        name: &str,
+        api_key: Option<&str>,
+        timeout: Duration,
+        layout: Layout,
+    ) -> Result<Self> {
+        let client = Self::client(url, api_key, timeout).await?;
+        let probe = Self {
+            client,
+            collection: name.to_owned(),
+            alias: None,
+            layout,
+        };
+        let (collection, alias) = match probe.named(name).await? {
+            Named::Alias(collection) => (collection, Some(name.to_owned())),
+            Named::Collection => (name.to_owned(), None),
+            Named::Nothing => (format!("{name}{FIRST_GENERATION}"), Some(name.to_owned())),
+        };
+        Ok(Self {
+            collection,
+            alias,
+            ..probe
+        })
+    }
+
+    /// Connects to the server at `url`, for exactly the collection `collection` (a generation
+    /// being built by `rag reindex`, which no alias names yet).
+    pub(crate) async fn connect_exact(
         url: &str,
         collection: &str,
         api_key: Option<&str>,
         timeout: Duration,
         layout: Layout,
     ) -> Result<Self> {
+        Ok(Self {
+            client: Self::client(url, api_key, timeout).await?,
+            collection: collection.to_owned(),
+            alias: None,
+            layout,
+        })
+    }
+
+    async fn client(url: &str, api_key: Option<&str>, timeout: Duration) -> Result<Qdrant> {
         // The compatibility check blocks the calling thread on a private runtime and prints to
         // stdout; the health check below answers the question that matters here.
         let client = Qdrant::from_url(url)
@@ -124,11 +183,64 @@ impl ServerBackend {
             .await
             .map_err(|e| StoreError::Unavailable(format!("Qdrant server {url}: {}", detail(&e))))?;
         tracing::debug!(url, version = %health.version, "connected to Qdrant server");
-        Ok(Self {
-            client,
-            collection: collection.to_owned(),
-            layout,
+        Ok(client)
+    }
+
+    /// What `name` is on the server now.
+    pub(crate) async fn named(&self, name: &str) -> Result<Named> {
+        let aliases = self
+            .client
+            .list_aliases()
+            .await
+            .map_err(|e| self.error("list aliases", e))?
+            .aliases;
+        if let Some(alias) = aliases.into_iter().find(|a| a.alias_name == name) {
+            return Ok(Named::Alias(alias.collection_name));
+        }
+        // Asked after the aliases: the server answers `true` for an alias too.
+        let exists = self
+            .client
+            .collection_exists(name)
+            .await
+            .map_err(|e| self.error("collection exists", e))?;
+        Ok(if exists {
+            Named::Collection
+        } else {
+            Named::Nothing
         })
+    }
+
+    /// Points alias `name` at this backend's collection, in one request: the server applies
+    /// it atomically, replacing the alias if it pointed elsewhere.
+    pub(crate) async fn point_alias(&self, name: &str) -> Result<()> {
+        self.client
+            .create_alias(CreateAliasBuilder::new(self.collection.as_str(), name))
+            .await
+            .map_err(|e| self.error(format!("point alias {name}"), e))?;
+        Ok(())
+    }
+
+    /// Deletes collection `name` (not through an alias: the server ignores that).
+    pub(crate) async fn delete_collection(&self, name: &str) -> Result<()> {
+        self.client
+            .delete_collection(name)
+            .await
+            .map_err(|e| self.error(format!("delete collection {name}"), e))?;
+        Ok(())
+    }
+
+    /// Collections whose names start with `prefix`.
+    pub(crate) async fn collections_named(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self
+            .client
+            .list_collections()
+            .await
+            .map_err(|e| self.error("list collections", e))?
+            .collections
+            .into_iter()
+            .map(|c| c.name)
+            .filter(|n| n.starts_with(prefix))
+            .collect())
     }
 
     async fn exists(&self) -> Result<bool> {
@@ -181,7 +293,8 @@ impl ServerBackend {
         target: &Target,
     ) -> Result<()> {
         if self.exists().await? {
-            return Ok(());
+            // A crash may have come between creating the collection and naming it.
+            return self.name_new_collection().await;
         }
         let distance = match distance {
             migrations::Distance::Cosine => Distance::Cosine,
@@ -223,12 +336,20 @@ impl ServerBackend {
             };
         }
         match from_metadata(&self.collection_config().await?.metadata) {
-            Ok(Some(_)) => Ok(()),
+            Ok(Some(_)) => self.name_new_collection().await,
             _ => Err(StoreError::SchemaMismatch(format!(
                 "{}: the server did not keep the collection metadata that records the schema; \
                  Qdrant 1.16 or newer is needed",
                 self.describe()
             ))),
+        }
+    }
+
+    /// Puts the configured name on a collection this process created for a new store.
+    async fn name_new_collection(&self) -> Result<()> {
+        match &self.alias {
+            Some(name) => self.point_alias(name).await,
+            None => Ok(()),
         }
     }
 
@@ -296,10 +417,16 @@ impl ServerBackend {
 #[async_trait::async_trait]
 impl Backend for ServerBackend {
     fn describe(&self) -> String {
-        format!(
-            "collection {} on Qdrant server {}",
-            self.collection, self.client.config.uri
-        )
+        match &self.alias {
+            Some(alias) => format!(
+                "collection {} (alias {alias}) on Qdrant server {}",
+                self.collection, self.client.config.uri
+            ),
+            None => format!(
+                "collection {} on Qdrant server {}",
+                self.collection, self.client.config.uri
+            ),
+        }
     }
 
     async fn upsert(&self, points: Vec<NewPoint>) -> Result<()> {
@@ -330,7 +457,7 @@ impl Backend for ServerBackend {
         let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         let mut query = QueryPointsBuilder::new(self.collection.as_str())
             .limit(as_u64(request.limit))
-            .with_payload(true)
+            .with_payload(false)
             .with_vectors(VectorsSelector {
                 names: vec![request.with_vector.clone()],
             });
@@ -347,16 +474,45 @@ impl Backend for ServerBackend {
             .map_err(|e| self.error("search", e))?
             .result;
         let name = request.with_vector;
-        Ok(points
+        points
             .into_iter()
-            .map(|p| Scored {
-                score: p.score,
-                record: Record {
+            .map(|p| {
+                Ok(Scored {
+                    id: self.point_key(p.id.unwrap_or_default())?,
+                    score: p.score,
                     vector: dense_vector(p.vectors.as_ref(), Some(&name)),
-                    payload: to_json_map(p.payload),
-                },
+                })
             })
-            .collect())
+            .collect()
+    }
+
+    async fn payloads(
+        &self,
+        ids: Vec<PointKey>,
+    ) -> Result<Vec<(PointKey, crate::backend::Payload)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<PointId> = ids.into_iter().map(to_point_id).collect();
+        let points = self
+            .client
+            .get_points(
+                GetPointsBuilder::new(self.collection.as_str(), ids)
+                    .with_payload(true)
+                    .with_vectors(false),
+            )
+            .await
+            .map_err(|e| self.error("read payloads", e))?
+            .result;
+        points
+            .into_iter()
+            .map(|p| {
+                Ok((
+                    self.point_key(p.id.unwrap_or_default())?,
+                    to_json_map(p.payload),
+                ))
+            })
+            .collect()
     }
 
     async fn scroll(&self, request: ScrollRequest) -> Result<Page> {

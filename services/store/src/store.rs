@@ -4,8 +4,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::backend::{
-    Backend, Condition, Filter, NamedVector, NewPoint, QueryRequest, Record, ScrollRequest,
-    VectorData,
+    Backend, Condition, Filter, NamedVector, NewPoint, Payload, PointKey, QueryRequest, Record,
+    ScrollRequest, VectorData,
 };
 use crate::migrations::{self, Target};
 use crate::point::{
@@ -161,19 +161,22 @@ impl Store {
         // Deeper than `limit` even for a dense search: chunks with equal scores (copies of a
         // text) at the cut are then chosen by the stable order, not by the engine.
         let depth = prefetch_limit(limit);
-        let mut candidates: Vec<Candidate> = Vec::new();
-        let mut seen: HashMap<(String, String, u32), usize> = HashMap::new();
         let kinds: Vec<List> = lists.iter().map(|(k, _)| *k).collect();
-        for (i, (_, nearest)) in lists.into_iter().enumerate() {
-            let found = self
-                .backend
-                .query(QueryRequest {
-                    nearest,
-                    filter: filter.clone(),
-                    limit: depth,
-                    with_vector: self.dense.clone(),
-                })
-                .await?;
+        // The rankings are independent: asked together, a search waits for the slowest one
+        // rather than for their sum.
+        let rankings = futures_util::future::try_join_all(lists.into_iter().map(|(_, nearest)| {
+            self.backend.query(QueryRequest {
+                nearest,
+                filter: filter.clone(),
+                limit: depth,
+                with_vector: self.dense.clone(),
+            })
+        }))
+        .await?;
+        let mut candidates: Vec<Candidate> = Vec::new();
+        // Within a tenant a point id is its (document, version, chunk).
+        let mut seen: HashMap<PointKey, usize> = HashMap::new();
+        for (i, found) in rankings.into_iter().enumerate() {
             // Equal engine scores share a rank (the first one's): the engine's order among
             // them is its layout, which must not reach the fused score.
             let mut rank = 0;
@@ -183,21 +186,12 @@ impl Store {
                     rank = position;
                     previous = Some(scored.score);
                 }
-                let payload = parse_payload(scored.record.payload)?;
-                let key = (
-                    payload.doc_id.clone(),
-                    payload.doc_hash.clone(),
-                    payload.chunk_index,
-                );
-                let at = *seen.entry(key).or_insert_with(|| {
-                    let vector = scored.record.vector.unwrap_or_default();
+                let at = *seen.entry(scored.id).or_insert_with(|| {
+                    let vector = scored.vector.unwrap_or_default();
                     candidates.push(Candidate {
-                        hit: Hit {
-                            score: 0.0,
-                            similarity: cosine(&query.dense, &vector),
-                            vector,
-                            payload,
-                        },
+                        id: scored.id,
+                        similarity: cosine(&query.dense, &vector),
+                        vector,
                         lists: vec![None; kinds.len()],
                     });
                     candidates.len() - 1
@@ -205,7 +199,47 @@ impl Store {
                 candidates[at].lists[i] = Some((rank, scored.score));
             }
         }
-        let mut hits = fuse(candidates, &kinds, &query.fusion);
+        let scores = fused_scores(&candidates, &kinds, &query.fusion);
+        let mut ranked: Vec<(f32, Candidate)> = scores.into_iter().zip(candidates).collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        self.best_hits(ranked, limit).await
+    }
+
+    /// The best `limit` of `ranked` (ordered by score, best first) as hits, in the stable
+    /// order. Payloads are read only for the candidates that can make the cut, those scoring
+    /// at least the `limit`-th (ties at the cut included, so that the tie-break by document
+    /// and chunk stays exact). A candidate deleted since it was ranked is skipped and the cut
+    /// moves down.
+    async fn best_hits(&self, ranked: Vec<(f32, Candidate)>, limit: usize) -> Result<Vec<Hit>> {
+        let mut hits = Vec::new();
+        let mut rest = ranked.into_iter().peekable();
+        while hits.len() < limit {
+            // The next candidates down to the one that would fill `limit`, and all tied with it.
+            let mut batch: Vec<(f32, Candidate)> = rest.by_ref().take(limit - hits.len()).collect();
+            let Some(&(cut, _)) = batch.last() else {
+                break;
+            };
+            while let Some(c) = rest.next_if(|(score, _)| *score >= cut) {
+                batch.push(c);
+            }
+            let mut payloads: HashMap<PointKey, Payload> = self
+                .backend
+                .payloads(batch.iter().map(|(_, c)| c.id).collect())
+                .await?
+                .into_iter()
+                .collect();
+            for (score, candidate) in batch {
+                if let Some(payload) = payloads.remove(&candidate.id) {
+                    hits.push(Hit {
+                        score,
+                        similarity: candidate.similarity,
+                        vector: candidate.vector,
+                        payload: parse_payload(payload)?,
+                    });
+                }
+            }
+        }
+        order(&mut hits);
         hits.truncate(limit);
         Ok(hits)
     }
@@ -453,13 +487,17 @@ enum List {
 /// A chunk found by at least one ranking, with its (0-based rank, engine score) in each.
 #[derive(Debug, Clone)]
 struct Candidate {
-    hit: Hit,
+    id: PointKey,
+    /// Cosine similarity of its dense vector to the question's.
+    similarity: f32,
+    vector: Vec<f32>,
     lists: Vec<Option<(usize, f32)>>,
 }
 
-/// Scores the candidates as `fusion` says (a dense-only search keeps the cosine similarity)
-/// and orders them best first; equal scores by document id, then chunk index, then version.
-fn fuse(candidates: Vec<Candidate>, kinds: &[List], fusion: &Fusion) -> Vec<Hit> {
+/// Each candidate's score as `fusion` says (a dense-only search keeps the cosine similarity).
+/// Scores need no payload: the fusion sees every candidate, while payloads are read only for
+/// the few that make the cut.
+fn fused_scores(candidates: &[Candidate], kinds: &[List], fusion: &Fusion) -> Vec<f32> {
     let weight = |kind: List| match kind {
         List::Dense => fusion.dense_weight,
         List::Lexical => fusion.lexical_weight,
@@ -471,7 +509,7 @@ fn fuse(candidates: Vec<Candidate>, kinds: &[List], fusion: &Fusion) -> Vec<Hit>
     // the candidates that ranking found (0 for the others: below its cut).
     let (low, high) = candidates
         .iter()
-        .map(|c| c.hit.similarity)
+        .map(|c| c.similarity)
         .fold((f32::MAX, f32::MIN), |(l, h), s| (l.min(s), h.max(s)));
     let top: Vec<f32> = (0..kinds.len())
         .map(|i| {
@@ -481,42 +519,44 @@ fn fuse(candidates: Vec<Candidate>, kinds: &[List], fusion: &Fusion) -> Vec<Hit>
                 .fold(0.0f32, f32::max)
         })
         .collect();
-    let mut hits: Vec<Hit> = candidates
-        .into_iter()
+    candidates
+        .iter()
         .map(|c| {
-            let mut hit = c.hit;
-            hit.score = if !hybrid {
-                hit.similarity
-            } else {
-                match fusion.method {
-                    FusionMethod::Rrf => kinds
-                        .iter()
-                        .zip(&c.lists)
-                        .filter_map(|(&kind, found)| {
-                            found.map(|(rank, _)| weight(kind) / (RRF_K + rank) as f32)
-                        })
-                        .sum(),
-                    FusionMethod::Score => kinds
-                        .iter()
-                        .zip(&c.lists)
-                        .zip(&top)
-                        .map(|((&kind, found), &top)| {
-                            let normalised = match kind {
-                                List::Dense if high > low => (hit.similarity - low) / (high - low),
-                                List::Dense => 1.0,
-                                _ => match found {
-                                    Some((_, s)) if top > 0.0 => s / top,
-                                    _ => 0.0,
-                                },
-                            };
-                            weight(kind) * normalised
-                        })
-                        .sum(),
-                }
-            };
-            hit
+            if !hybrid {
+                return c.similarity;
+            }
+            match fusion.method {
+                FusionMethod::Rrf => kinds
+                    .iter()
+                    .zip(&c.lists)
+                    .filter_map(|(&kind, found)| {
+                        found.map(|(rank, _)| weight(kind) / (RRF_K + rank) as f32)
+                    })
+                    .sum(),
+                FusionMethod::Score => kinds
+                    .iter()
+                    .zip(&c.lists)
+                    .zip(&top)
+                    .map(|((&kind, found), &top)| {
+                        let normalised = match kind {
+                            List::Dense if high > low => (c.similarity - low) / (high - low),
+                            List::Dense => 1.0,
+                            _ => match found {
+                                Some((_, s)) if top > 0.0 => s / top,
+                                _ => 0.0,
+                            },
+                        };
+                        weight(kind) * normalised
+                    })
+                    .sum(),
+            }
         })
-        .collect();
+        .collect()
+}
+
+/// Best first; equal scores by document id, then chunk index, then version, never by the
+/// store's layout.
+fn order(hits: &mut [Hit]) {
     hits.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
@@ -524,7 +564,6 @@ fn fuse(candidates: Vec<Candidate>, kinds: &[List], fusion: &Fusion) -> Vec<Hit>
             .then_with(|| a.payload.chunk_index.cmp(&b.payload.chunk_index))
             .then_with(|| a.payload.doc_hash.cmp(&b.payload.doc_hash))
     });
-    hits
 }
 
 /// `filter`, narrowed to the documents `visibility` allows: those open to everyone and those
@@ -577,24 +616,47 @@ fn text(record: &Record, field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ChunkPayload;
 
-    fn candidate(doc: &str, chunk: u32, similarity: f32, lists: &[Option<usize>]) -> Candidate {
+    /// A candidate with the payload a search would read for it.
+    fn candidate(
+        doc: &str,
+        chunk: u32,
+        similarity: f32,
+        lists: &[Option<usize>],
+    ) -> (Candidate, ChunkPayload) {
         let mut payload = crate::point::tests::sample_payload("a.md");
         payload.doc_id = doc.into();
         payload.chunk_index = chunk;
-        Candidate {
-            hit: Hit {
-                score: 0.0,
-                similarity,
-                vector: Vec::new(),
-                payload,
-            },
+        let candidate = Candidate {
+            id: PointKey::Uuid(crate::point::point_id(doc, chunk, &payload.doc_hash)),
+            similarity,
+            vector: Vec::new(),
             // Engine scores that fall with the rank, as every ranking's do.
             lists: lists
                 .iter()
                 .map(|r| r.map(|r| (r, 10.0 - r as f32)))
                 .collect(),
-        }
+        };
+        (candidate, payload)
+    }
+
+    /// What a search returns for these candidates, all of them.
+    fn fuse(found: Vec<(Candidate, ChunkPayload)>, kinds: &[List], fusion: &Fusion) -> Vec<Hit> {
+        let candidates: Vec<Candidate> = found.iter().map(|(c, _)| c.clone()).collect();
+        let scores = fused_scores(&candidates, kinds, fusion);
+        let mut hits: Vec<Hit> = found
+            .into_iter()
+            .zip(scores)
+            .map(|((c, payload), score)| Hit {
+                score,
+                similarity: c.similarity,
+                vector: c.vector,
+                payload,
+            })
+            .collect();
+        order(&mut hits);
+        hits
     }
 
     fn rrf() -> Fusion {
@@ -606,7 +668,7 @@ mod tests {
         }
     }
 
-    fn order(hits: &[Hit]) -> Vec<(String, u32)> {
+    fn ranked_keys(hits: &[Hit]) -> Vec<(String, u32)> {
         hits.iter()
             .map(|h| (h.payload.doc_id.clone(), h.payload.chunk_index))
             .collect()
@@ -630,7 +692,7 @@ mod tests {
         reversed.reverse();
         for candidates in [dense, reversed] {
             let hits = fuse(candidates, &[List::Dense], &rrf());
-            assert_eq!(order(&hits), expected);
+            assert_eq!(ranked_keys(&hits), expected);
             assert_eq!(hits[0].score, 0.9, "a dense search scores by similarity");
         }
         // Hybrid: first of the dense ranking only and first of the lexical ranking only tie.
@@ -644,7 +706,7 @@ mod tests {
         reversed.reverse();
         for candidates in [hybrid, reversed] {
             let hits = fuse(candidates, &kinds, &rrf());
-            assert_eq!(order(&hits), keys(&[("y", 1), ("y", 2), ("z", 4)]));
+            assert_eq!(ranked_keys(&hits), keys(&[("y", 1), ("y", 2), ("z", 4)]));
             assert!(hits.iter().all(|h| h.score == hits[0].score));
         }
     }
@@ -660,7 +722,7 @@ mod tests {
             candidate("i", 0, 0.6, &[Some(1), Some(1), Some(0)]),
         ];
         let fused = |fusion: Fusion| {
-            order(&fuse(candidates.clone(), &kinds, &fusion))[0]
+            ranked_keys(&fuse(candidates.clone(), &kinds, &fusion))[0]
                 .0
                 .clone()
         };
@@ -689,7 +751,7 @@ mod tests {
         assert_eq!(fused(scores(0.0, 1.0)), "l");
         let hits = fuse(candidates.clone(), &kinds, &scores(1.0, 1.0));
         // Dense normalised over 0.5..0.9: d 1.0, i 0.25, l 0.0; plus lexical: d 1.8, l 1.0.
-        assert_eq!(order(&hits)[0].0, "d");
+        assert_eq!(ranked_keys(&hits)[0].0, "d");
         assert!((hits[0].score - 1.8).abs() < 1e-5, "{}", hits[0].score);
     }
 
