@@ -1,11 +1,12 @@
 //! Re-embedding without downtime (`rag reindex`): a store built with MiniLM is rebuilt with the
 //! multilingual model beside the old one and switched in one step, as an operator changing
-//! the embedding model does. Over the embedded store (the service stopped for the rebuild: one
-//! process per data directory) and, with RAG_E2E_QDRANT_URL, over a Qdrant server (the service
-//! keeps answering during the rebuild and the switch, from the collection it started with).
+//! the embedding model does, while a client searches all along. Over the embedded store (the
+//! command asks the running service, which rebuilds beside the store it serves and then answers
+//! from the new one) and, with RAG_E2E_QDRANT_URL, over a Qdrant server (the command rebuilds
+//! beside the running service, which keeps its collection and model until restarted).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rag_proto::v1 as pb;
@@ -24,9 +25,10 @@ const QUESTIONS: &[(&str, &str)] = &[
     ("Where are parking permits issued?", "facilities/"),
 ];
 
-/// Every Search hit (document, chunk, similarity) for each question: equal only when the
-/// same vectors of the same model answered.
-async fn hits(server: &Server) -> Result<Vec<String>, tonic::Status> {
+/// Every Search hit (document, chunk, similarity) of each question: equal only when the same
+/// vectors of the same model answered. The similarity, not the fused score: a document sent
+/// meanwhile changes the lexical side's term statistics, never another chunk's similarity.
+async fn hits(server: &Server) -> Result<Vec<Vec<String>>, tonic::Status> {
     let mut seen = Vec::new();
     for (question, folder) in QUESTIONS {
         let mut request = search_request(question);
@@ -35,14 +37,12 @@ async fn hits(server: &Server) -> Result<Vec<String>, tonic::Status> {
             ..Default::default()
         });
         let chunks = server.client().search(request).await?.into_inner().chunks;
-        for c in chunks {
-            // The cosine similarity, not the fused score: a document sent meanwhile changes
-            // the lexical side's term statistics, but never another chunk's similarity.
-            seen.push(format!(
-                "{question} | {} #{} {:.6}",
-                c.source_path, c.chunk_index, c.score
-            ));
-        }
+        seen.push(
+            chunks
+                .iter()
+                .map(|c| format!("{} #{} {:.6}", c.source_path, c.chunk_index, c.score))
+                .collect(),
+        );
     }
     Ok(seen)
 }
@@ -54,6 +54,18 @@ async fn stats(server: &Server) -> pb::IndexStatsResponse {
         .await
         .unwrap()
         .into_inner()
+}
+
+async fn top_source(server: &Server, question: &str) -> Option<String> {
+    server
+        .client()
+        .search(search_request(question))
+        .await
+        .unwrap()
+        .into_inner()
+        .chunks
+        .first()
+        .map(|c| c.source_path.clone())
 }
 
 /// The workspace's configuration with the multilingual embedding model instead of MiniLM
@@ -86,6 +98,48 @@ fn run_ok(ws: &Workspace, args: &[&str]) -> String {
     stdout
 }
 
+/// `rag reindex` while a document is sent to `server` once the rebuild has read the old
+/// store (it must be carried over all the same). Returns the command's output.
+async fn reindex_while_writing(ws: &Workspace, server: &Server) -> String {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rag"))
+        .arg("--config")
+        .arg(ws.config())
+        .args(["reindex", "--addr", &server.url])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (building_tx, building) = tokio::sync::oneshot::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut building_tx = Some(building_tx);
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let line = line.unwrap();
+            if line.starts_with("building") {
+                let _ = building_tx.take().map(|tx| tx.send(()));
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        (all, child.wait().unwrap())
+    });
+    let _ = building.await;
+    server
+        .client()
+        .ingest_document(pb::IngestDocumentRequest {
+            file_name: "canteen/menu.md".into(),
+            content: b"# Canteen\n\nThe canteen serves bibimbap every Thursday.\n".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (stdout, status) = reader.await.unwrap();
+    assert!(status.success(), "{stdout}");
+    assert!(stdout.contains("switched"), "{stdout}");
+    stdout
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_embedding_model_is_built_beside_the_old_one_and_switched_in_one_step() {
     let server_backend = std::env::var_os("RAG_E2E_QDRANT_URL").is_some();
@@ -104,26 +158,14 @@ async fn a_new_embedding_model_is_built_beside_the_old_one_and_switched_in_one_s
         })
         .await
         .unwrap();
-    let before = hits(&first).await.unwrap();
+    let old_hits = hits(&first).await.unwrap();
     let old = stats(&first).await;
     assert_eq!(old.embedding_model, "all-MiniLM-L6-v2");
 
-    switch_config_to_multilingual(&ws);
-    // Embedded: the store is one process's at a time, so the rebuild is refused while the
-    // service runs, and made with it stopped.
-    let first = if server_backend {
-        Some(first)
-    } else {
-        let out = ws.rag(&["reindex", "--dry-run"]);
-        assert!(!out.status.success());
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("in use by another process"), "{stderr}");
-        first.stop();
-        None
-    };
-
     // The dry run says what would be rebuilt and changes nothing.
-    let plan = run_ok(&ws, &["reindex", "--dry-run"]);
+    switch_config_to_multilingual(&ws);
+    let addr = first.url.clone();
+    let plan = run_ok(&ws, &["reindex", "--dry-run", "--addr", &addr]);
     let docs = ws.docs().canonicalize().unwrap();
     assert!(
         plan.contains(&format!("folder {}", docs.display())),
@@ -136,134 +178,105 @@ async fn a_new_embedding_model_is_built_beside_the_old_one_and_switched_in_one_s
     assert!(plan.contains("multilingual-e5-small"), "{plan}");
     assert!(plan.contains("nothing written"), "{plan}");
     assert!(!plan.contains("also present"), "{plan}");
+    assert_eq!(stats(&first).await.store_backend, old.store_backend);
 
-    match first {
-        // Server: the service answers all along, always as before (the collection and model
-        // it started with), while the next collection is built and the alias switched.
-        Some(first) => {
-            assert_eq!(stats(&first).await.store_backend, old.store_backend);
-            let first = Arc::new(first);
-            let done = Arc::new(AtomicBool::new(false));
-            let searcher = {
-                let (first, done, before) = (first.clone(), done.clone(), before.clone());
-                tokio::spawn(async move {
-                    let mut rounds = 0;
-                    while !done.load(Ordering::Relaxed) || rounds == 0 {
-                        let seen = hits(&first)
-                            .await
-                            .expect("Search failed during the rebuild");
-                        assert_eq!(seen, before, "Search changed during the rebuild");
-                        rounds += 1;
-                    }
-                    rounds
-                })
-            };
-            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rag"))
-                .arg("--config")
-                .arg(ws.config())
-                .arg("reindex")
-                .env_remove("RUST_LOG")
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            let (building_tx, building) = tokio::sync::oneshot::channel();
-            let stdout = child.stdout.take().unwrap();
-            let reader = tokio::task::spawn_blocking(move || {
-                let mut building_tx = Some(building_tx);
-                let mut all = String::new();
-                for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
-                    let line = line.unwrap();
-                    if line.starts_with("building") {
-                        let _ = building_tx.take().map(|tx| tx.send(()));
-                    }
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-                (all, child.wait().unwrap())
-            });
-            // Sent to the running service after the rebuild has read the old store: carried
-            // over all the same.
-            let _ = building.await;
-            first
-                .client()
-                .ingest_document(pb::IngestDocumentRequest {
-                    file_name: "canteen/menu.md".into(),
-                    content: b"# Canteen\n\nThe canteen serves bibimbap every Thursday.\n".to_vec(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-            let (stdout, status) = reader.await.unwrap();
-            assert!(status.success(), "{stdout}");
-            assert!(stdout.contains("switched"), "{stdout}");
-            // And after the switch, until it is restarted.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            done.store(true, Ordering::Relaxed);
-            let rounds = searcher.await.unwrap();
-            assert!(rounds >= 2, "only {rounds} rounds of searches ran");
-            assert_eq!(stats(&first).await.embedding_model, "all-MiniLM-L6-v2");
-            Arc::into_inner(first).expect("the searcher is done").stop();
-        }
-        None => {
-            let stdout = run_ok(&ws, &["reindex"]);
-            assert!(stdout.contains("switched"), "{stdout}");
-        }
-    }
+    // A client searches all along the rebuild and the switch; every answer is recorded.
+    let first = Arc::new(first);
+    let done = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let searcher = {
+        let (first, done, seen) = (first.clone(), done.clone(), seen.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) || seen.lock().unwrap().is_empty() {
+                let answer = hits(&first)
+                    .await
+                    .expect("Search failed during the rebuild");
+                seen.lock().unwrap().push(answer);
+            }
+        })
+    };
+    let out = reindex_while_writing(&ws, &first).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    done.store(true, Ordering::Relaxed);
+    searcher.await.unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(
+        seen.len() >= 2,
+        "only {} rounds of searches ran",
+        seen.len()
+    );
 
-    // A service started now reads the new generation with the new model, folder documents and
-    // the API's alike.
-    let second = ws.serve().await;
-    let new = stats(&second).await;
+    // The new generation, with the new model: embedded, the same service answers from it now;
+    // server, a service started after the switch does (the first keeps its collection).
+    let first = Arc::into_inner(first).expect("the searcher is done");
+    let now = if server_backend {
+        assert!(out.contains("kept"), "{out}");
+        assert_eq!(stats(&first).await.embedding_model, "all-MiniLM-L6-v2");
+        assert_eq!(hits(&first).await.unwrap(), old_hits);
+        first.stop();
+        ws.serve().await
+    } else {
+        assert!(out.contains("asking it to rebuild"), "{out}");
+        first
+    };
+    let new = stats(&now).await;
     assert!(
         new.embedding_model.starts_with("multilingual-e5-small"),
         "{new:?}"
     );
     assert_ne!(new.store_backend, old.store_backend);
-    let sent_during = u64::from(server_backend);
-    assert_eq!(new.documents, old.documents + sent_during);
-    let mut expected = vec![
+    assert_eq!(new.documents, old.documents + 1, "the canteen menu is in");
+    let new_hits = hits(&now).await.unwrap();
+    assert_ne!(new_hits, old_hits, "the new model's similarities differ");
+    // Every answer during the rebuild came whole from one model: never failed, never mixed.
+    for answer in &seen {
+        for (q, question_hits) in answer.iter().enumerate() {
+            assert!(
+                question_hits == &old_hits[q] || question_hits == &new_hits[q],
+                "{}: {question_hits:?} is neither {:?} nor {:?}",
+                QUESTIONS[q].0,
+                old_hits[q],
+                new_hits[q]
+            );
+        }
+    }
+    for (question, expected) in [
         (QUESTIONS[0].0, "handbook/leave-policy.md"),
         (QUESTIONS[2].0, "facilities/parking.md"),
-    ];
-    if server_backend {
-        expected.push((
+        (
             "What does the canteen serve on Thursdays?",
             "canteen/menu.md",
-        ));
-    }
-    for (question, expected) in expected {
-        let top = second
-            .client()
-            .search(search_request(question))
-            .await
-            .unwrap()
-            .into_inner()
-            .chunks;
+        ),
+    ] {
         assert_eq!(
-            top.first().map(|c| c.source_path.as_str()),
+            top_source(&now, question).await.as_deref(),
             Some(expected),
-            "{question}: {top:?}"
+            "{question}"
         );
     }
-    let after = hits(&second).await.unwrap();
-    assert_ne!(
-        after, before,
-        "the new model's scores differ from the old one's"
-    );
-    second.stop();
 
     // The old generation was kept; --drop-old removes every generation but the current one.
-    let plan = run_ok(&ws, &["reindex", "--dry-run"]);
+    let addr = now.url.clone();
+    let plan = run_ok(&ws, &["reindex", "--dry-run", "--addr", &addr]);
     assert!(plan.contains("also present"), "{plan}");
-    let out = run_ok(&ws, &["reindex", "--drop-old"]);
-    assert!(out.contains("removed"), "{out}");
-    let plan = run_ok(&ws, &["reindex", "--dry-run"]);
-    assert!(!plan.contains("also present"), "{plan}");
-    let third = ws.serve().await;
-    assert_eq!(stats(&third).await.documents, old.documents + sent_during);
+    let drop_old = || {
+        let out = run_ok(&ws, &["reindex", "--drop-old", "--addr", &addr]);
+        assert!(out.contains("removed"), "{out}");
+        let plan = run_ok(&ws, &["reindex", "--dry-run", "--addr", &addr]);
+        assert!(!plan.contains("also present"), "{plan}");
+    };
+    let last = if server_backend {
+        now.stop();
+        drop_old();
+        ws.serve().await
+    } else {
+        drop_old();
+        now
+    };
+    assert_eq!(stats(&last).await.documents, old.documents + 1);
     assert_eq!(
-        hits(&third).await.unwrap(),
-        after,
+        hits(&last).await.unwrap(),
+        new_hits,
         "the same model, the same answers"
     );
 }

@@ -102,6 +102,8 @@ pub enum Action {
     Ingest,
     Delete,
     Stats,
+    /// Rebuild the store for a new embedding model or chunking recipe.
+    Reindex,
 }
 
 impl Role {
@@ -110,7 +112,7 @@ impl Role {
         match action {
             Action::Search | Action::Ask => Role::Reader,
             Action::Ingest | Action::Delete => Role::Writer,
-            Action::Stats => Role::Admin,
+            Action::Stats | Action::Reindex => Role::Admin,
         }
     }
 
@@ -249,6 +251,7 @@ fn action_name(action: Action) -> &'static str {
         Action::Ingest => "ingest documents",
         Action::Delete => "delete documents",
         Action::Stats => "read index statistics",
+        Action::Reindex => "rebuild the store",
     }
 }
 
@@ -574,12 +577,12 @@ mod tests {
     fn roles_grant_what_the_issue_lists_and_nothing_more() {
         use Action::*;
         let table = [
-            (Role::Reader, [true, true, false, false, false]),
-            (Role::Writer, [true, true, true, true, false]),
-            (Role::Admin, [true, true, true, true, true]),
+            (Role::Reader, [true, true, false, false, false, false]),
+            (Role::Writer, [true, true, true, true, false, false]),
+            (Role::Admin, [true, true, true, true, true, true]),
         ];
         for (role, allowed) in table {
-            for (action, want) in [Search, Ask, Ingest, Delete, Stats]
+            for (action, want) in [Search, Ask, Ingest, Delete, Stats, Reindex]
                 .into_iter()
                 .zip(allowed)
             {

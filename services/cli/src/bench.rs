@@ -271,6 +271,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         rag_auth::Gate::open(),
         None,
         async move { Ok(loaded) },
+        rag_grpc::Serving::default(),
         async move {
             let _ = stopped.await;
         },

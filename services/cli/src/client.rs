@@ -140,7 +140,7 @@ impl Interceptor for ApiKey {
     }
 }
 
-async fn connect(config: &Config, addr: Option<&str>) -> anyhow::Result<Client> {
+pub(crate) async fn connect(config: &Config, addr: Option<&str>) -> anyhow::Result<Client> {
     Ok(ApiKey::from_config(config)?.client(channel(config, addr).await?))
 }
 

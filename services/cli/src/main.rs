@@ -153,7 +153,14 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Ingest(args) => ingest::run(config, args).await,
-            Command::Serve(args) => serve::run(config, args).await.map(|()| ExitCode::SUCCESS),
+            Command::Serve(args) => {
+                let file = cli.config.clone();
+                let reload: serve::Reload =
+                    std::sync::Arc::new(move || Config::load(file.as_deref(), &overrides));
+                serve::run(config, args, reload)
+                    .await
+                    .map(|()| ExitCode::SUCCESS)
+            }
             Command::Search(args) => client::search(&config, args).await,
             Command::Ask(args) => client::ask(&config, args).await,
             Command::Delete(args) => client::delete(&config, args).await,

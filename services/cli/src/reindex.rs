@@ -4,17 +4,26 @@
 //! API re-embedded from its stored chunks), its search index built, and then the store's name
 //! is switched to it in one step (see [`rag_store::generation`]). The old generation is kept
 //! until `--drop-old`.
+//!
+//! Two places run it. This command, against a Qdrant server (services keep running on the
+//! collection they started with) or an embedded store no process holds. And a running service
+//! that holds the embedded store, asked by this command over gRPC (Reindex): it rebuilds beside
+//! the store it serves and then answers from the new one, without stopping ([`in_service`]).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Args;
+use rag_embed::Embedder;
+use rag_grpc::{Current, Loaded};
 use rag_ingest::{API_ROOT, Event, IngestConfig, Selection, StoredDocument};
+use rag_proto::v1 as pb;
 use rag_store::generation::{self, Generation};
-use rag_store::{Store, StoreConfig, Visibility};
+use rag_store::{ChunkPayload, Store, StoreConfig, StoreError, Visibility};
+use tokio_stream::StreamExt;
 
 use crate::config::Config;
 use crate::ingest::{Progress, explain_store_error, indexer_over, load_embedder, print_summary};
@@ -32,30 +41,165 @@ pub struct ReindexArgs {
     /// not in the new generation).
     #[arg(long)]
     skip_missing: bool,
+    /// The service to ask when one holds the embedded store (default: `client.addr`).
+    #[arg(long)]
+    addr: Option<String>,
 }
+
+impl From<&ReindexArgs> for pb::ReindexRequest {
+    fn from(args: &ReindexArgs) -> Self {
+        Self {
+            dry_run: args.dry_run,
+            drop_old: args.drop_old,
+            skip_missing: args.skip_missing,
+        }
+    }
+}
+
+/// Where progress goes: stdout here, the Reindex stream in a service.
+type Say<'a> = &'a (dyn Fn(String) + Send + Sync);
 
 pub async fn run(config: &Config, args: ReindexArgs) -> anyhow::Result<()> {
     let store_config = config.store();
-    let Some(current) = generation::current(&store_config).await? else {
+    if generation::current(&store_config).await?.is_none() {
         anyhow::bail!("there is no store to re-index yet: run `rag ingest FOLDER` first");
+    }
+    let old = match rag_store::open_existing(&store_config).await {
+        Ok(old) => old,
+        // A service holds the embedded store: it rebuilds, and switches without stopping.
+        Err(StoreError::Locked { .. }) => return through_service(config, &args).await,
+        Err(e) => return Err(explain_store_error(e)),
     };
-    // Holds the embedded store's data directory for the whole run: one process at a time.
-    let old = rag_store::open_existing(&store_config)
+    let say = |line: String| println!("{line}");
+    let options = pb::ReindexRequest::from(&args);
+    let Some(built) = build(config, &old, &options, &say, true).await? else {
+        return Ok(());
+    };
+    if built.plain {
+        // The old collection goes with the switch: nothing may hold it.
+        drop(old);
+        generation::switch(&store_config, &built.next, true).await?;
+    } else {
+        generation::switch(&store_config, &built.next, false).await?;
+        // Services on the old generation took documents over the API while this one was
+        // built: those sent or deleted until the switch are carried over.
+        catch_up(config, &built, &old, &say).await?;
+        drop(old);
+    }
+    say(format!(
+        "switched: the store now is {}. Services started from now on use it; a running \
+         service keeps the generation it started with until it is restarted (with this \
+         configuration)",
+        built.next
+    ));
+    finish(&store_config, &built, &options, &say).await
+}
+
+/// Asks the service holding the embedded store to rebuild it, printing its progress.
+async fn through_service(config: &Config, args: &ReindexArgs) -> anyhow::Result<()> {
+    println!(
+        "a running service holds {}: asking it to rebuild (it goes on answering)",
+        config.data_dir.display()
+    );
+    let mut client = crate::client::connect(config, args.addr.as_deref()).await?;
+    let mut progress = client
+        .reindex(pb::ReindexRequest::from(args))
         .await
-        .map_err(explain_store_error)?;
+        .map_err(|e| anyhow::anyhow!("Reindex: {:?}: {}", e.code(), e.message()))?
+        .into_inner();
+    while let Some(line) = progress.next().await {
+        match line {
+            Ok(line) => println!("{}", line.line),
+            Err(e) => anyhow::bail!("{}", e.message()),
+        }
+    }
+    Ok(())
+}
+
+/// A service's Reindex: rebuilds beside the store it serves, switches the data directory to
+/// the new generation, then answers from it — calls already running finish on the old one.
+/// The configuration is read again (`reload`): the new model and recipe are what it says now.
+pub async fn in_service(
+    reload: &(dyn Fn() -> anyhow::Result<Config> + Send + Sync),
+    current: &Current,
+    options: pb::ReindexRequest,
+    say: Say<'_>,
+) -> anyhow::Result<()> {
+    let config = reload()?;
+    let serving = current
+        .get()
+        .context("the service is still loading its models")?;
+    let old = serving.engine.store().clone();
+    let Some(built) = build(&config, &old, &options, say, false).await? else {
+        return Ok(());
+    };
+    let store_config = config.store();
+    generation::switch(&store_config, &built.next, false).await?;
+    let indexer = indexer_over(
+        &config,
+        built.embedder.clone(),
+        built.store.clone(),
+        config.ingest.clone(),
+    )?
+    .with_manifest_dir(config.data_dir.join("manifests"));
+    let retriever =
+        crate::engine::retriever(&config, built.embedder.clone(), built.store.clone()).await?;
+    let engine = rag_engine::Engine::new(retriever, serving.engine.generator().clone());
+    let previous = current.replace(Loaded {
+        engine,
+        indexer: Arc::new(indexer),
+    });
+    drop(serving);
+    say(format!(
+        "switched: the service answers from {} (the chat model and [llm] settings stay as \
+         they were loaded)",
+        built.next
+    ));
+    // Once the calls that started on the old store are done, what they sent to it is carried
+    // over.
+    if let Some(previous) = previous {
+        wait_until_unused(previous).await;
+    }
+    catch_up(&config, &built, &old, say).await?;
+    drop(old);
+    finish(&store_config, &built, &options, say).await
+}
+
+/// The next generation, built and indexed, not yet switched to.
+struct Built {
+    next: Generation,
+    store: Arc<Store>,
+    embedder: Arc<Embedder>,
+    /// The versions of the API's documents copied.
+    copied: BTreeSet<(String, String, String)>,
+    /// The current store is a plain collection (made before aliases).
+    plain: bool,
+}
+
+/// Says what will be rebuilt and builds it; `None` for a dry run.
+async fn build(
+    config: &Config,
+    old: &Arc<Store>,
+    options: &pb::ReindexRequest,
+    say: Say<'_>,
+    bars: bool,
+) -> anyhow::Result<Option<Built>> {
+    let store_config = config.store();
+    let current = generation::current(&store_config)
+        .await?
+        .context("the store has gone")?;
     let old_stats = old.stats().await?;
-    let contents = generation::contents(&old, API_ROOT).await?;
-    let mut old = Some(old);
+    let contents = generation::contents(old, API_ROOT).await?;
     let chunks: usize = contents.documents.iter().map(|(_, c)| c.len()).sum();
     let embedder = load_embedder(config).await?;
     let plain = matches!((&store_config, &current),
         (StoreConfig::Server { collection, .. }, Generation::Collection(c)) if c == collection);
 
-    println!(
+    say(format!(
         "current: {current}: {} documents, {} chunks, embedding model {} ({} dimensions)",
         old_stats.documents, old_stats.chunks, old_stats.embedding_model, old_stats.vector_size
-    );
-    println!(
+    ));
+    say(format!(
         "next:    embedding model {} ({} dimensions), chunks of at most {} tokens with {} overlap{}",
         embedder.model_name(),
         embedder.dimension(),
@@ -66,27 +210,28 @@ pub async fn run(config: &Config, args: ReindexArgs) -> anyhow::Result<()> {
         } else {
             ""
         }
-    );
+    ));
     let mut missing = Vec::new();
     for (tenant, root) in &contents.folders {
         let exists = Path::new(root).is_dir();
-        println!(
+        say(format!(
             "  folder {root} (tenant {tenant}){}",
             if exists { "" } else { ": MISSING" }
-        );
+        ));
         if !exists {
             missing.push(root.clone());
         }
     }
-    println!(
+    say(format!(
         "  {} documents sent over the API ({chunks} chunks): re-embedded from their stored chunks",
         contents.documents.len()
-    );
-    let others = generation::others(&store_config).await?;
-    for other in &others {
-        println!("  also present: {other} (an old generation, or an interrupted run)");
+    ));
+    for other in generation::others(&store_config).await? {
+        say(format!(
+            "  also present: {other} (an old generation, or an interrupted run)"
+        ));
     }
-    if !missing.is_empty() && !args.skip_missing {
+    if !missing.is_empty() && !options.skip_missing {
         anyhow::bail!(
             "{} indexed folder(s) no longer exist ({}): their documents would be lost; restore \
              them, or run with --skip-missing",
@@ -94,15 +239,15 @@ pub async fn run(config: &Config, args: ReindexArgs) -> anyhow::Result<()> {
             missing.join(", ")
         );
     }
-    if plain && !args.drop_old {
+    if plain && !options.drop_old {
         anyhow::bail!(
             "{current} is a plain collection (made before stores were aliases): the switch must \
              delete it, which stops the services using it. Stop them, then run with --drop-old"
         );
     }
-    if args.dry_run {
-        println!("dry run: nothing written");
-        return Ok(());
+    if options.dry_run {
+        say("dry run: nothing written".into());
+        return Ok(None);
     }
 
     let started = Instant::now();
@@ -118,7 +263,7 @@ pub async fn run(config: &Config, args: ReindexArgs) -> anyhow::Result<()> {
     )
     .await
     .map_err(explain_store_error)?;
-    println!("building {next}");
+    say(format!("building {next}"));
     for (tenant, root) in &contents.folders {
         if missing.contains(root) {
             continue;
@@ -128,66 +273,101 @@ pub async fn run(config: &Config, args: ReindexArgs) -> anyhow::Result<()> {
             ..config.ingest.clone()
         };
         let indexer = indexer_over(config, embedder.clone(), store.clone(), ingest)?;
-        let progress = Progress::new(true);
+        let progress = Progress::new(bars);
         let on_event = |event: Event<'_>| progress.on_event(event);
         let summary = indexer
             .index_folder(Path::new(root), &Selection::default(), &on_event)
             .await
             .with_context(|| format!("indexing {root} into {next}"))?;
         progress.finish();
-        print!("  {root}: ");
-        print_summary(&summary);
+        say(format!(
+            "  {root}: {} files indexed, {} failed; {} chunks written, {} embedded",
+            summary.indexed,
+            summary.failed.len(),
+            summary.chunks_written,
+            summary.embedding.chunks_embedded
+        ));
+        if bars {
+            print_summary(&summary);
+        }
     }
     let copied: BTreeSet<(String, String, String)> = contents
         .documents
         .iter()
         .map(|(tenant, chunks)| version_of(tenant, chunks))
         .collect();
-    copy_api_documents(config, &embedder, &store, contents.documents).await?;
+    copy_api_documents(config, &embedder, &store, contents.documents, say).await?;
     store.optimize().await?;
     let new_stats = store.stats().await?;
-    println!(
+    say(format!(
         "built {next} in {:.1} s: {} documents, {} chunks (all tenants: {} before)",
         started.elapsed().as_secs_f64(),
         new_stats.documents,
         new_stats.chunks,
         contents.points
-    );
+    ));
+    Ok(Some(Built {
+        next,
+        store,
+        embedder,
+        copied,
+        plain,
+    }))
+}
 
-    if plain {
-        // The old collection goes with the switch: nothing may hold it.
-        old.take();
-    }
-    generation::switch(&store_config, &next, plain).await?;
-    // Services on the old generation took documents over the API while this one was built:
-    // those sent or deleted until the switch are carried over.
-    if let Some(old) = &old {
-        let late = generation::contents(old, API_ROOT).await?.documents;
-        catch_up(config, &embedder, &store, &copied, late).await?;
-    }
-    // Closes the old generation (and, embedded, frees the data directory).
-    old.take();
-    println!(
-        "switched: the store now is {next}. Services started from now on use it; a running \
-         service keeps the generation it started with until it is restarted (with this \
-         configuration)"
-    );
-    if args.drop_old {
-        drop_others(&store_config).await?;
+/// After the switch: removes the old generations when asked, else says how.
+async fn finish(
+    store_config: &StoreConfig,
+    built: &Built,
+    options: &pb::ReindexRequest,
+    say: Say<'_>,
+) -> anyhow::Result<()> {
+    let others = generation::others(store_config).await?;
+    if options.drop_old {
+        for old in others {
+            generation::remove(store_config, &old).await?;
+            say(format!("removed {old}"));
+        }
     } else {
-        println!(
-            "kept {current}: remove it with `rag reindex --drop-old` or by hand once no service uses it"
-        );
+        for old in others {
+            say(format!(
+                "kept {old}: remove it with `rag reindex --drop-old` once no service uses it"
+            ));
+        }
     }
+    built.store.flush().await?;
     Ok(())
+}
+
+/// Waits (up to a minute) for the calls that started on the previous store to end: what they
+/// wrote is then there to carry over, and the store can be closed before anything removes it.
+async fn wait_until_unused(mut previous: Arc<Loaded>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match Arc::try_unwrap(previous) {
+            Ok(loaded) => {
+                drop(loaded);
+                return;
+            }
+            Err(still) if Instant::now() < deadline => {
+                previous = still;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_) => {
+                tracing::warn!("calls on the previous store are still running after a minute");
+                return;
+            }
+        }
+    }
 }
 
 /// Re-embeds the API's documents into `store`, one document at a time, with a line per 100.
 async fn copy_api_documents(
     config: &Config,
-    embedder: &Arc<rag_embed::Embedder>,
+    embedder: &Arc<Embedder>,
     store: &Arc<Store>,
-    documents: Vec<(String, Vec<rag_store::ChunkPayload>)>,
+    documents: Vec<(String, Vec<ChunkPayload>)>,
+    say: Say<'_>,
 ) -> anyhow::Result<()> {
     if documents.is_empty() {
         return Ok(());
@@ -205,14 +385,17 @@ async fn copy_api_documents(
             .copy_document(StoredDocument { tenant, chunks })
             .await?;
         if (i + 1) % 100 == 0 || i + 1 == total {
-            println!("  API documents: {}/{total} ({written} chunks)", i + 1);
+            say(format!(
+                "  API documents: {}/{total} ({written} chunks)",
+                i + 1
+            ));
         }
     }
     Ok(())
 }
 
 /// A stored document version: (tenant, document id, version hash).
-fn version_of(tenant: &str, chunks: &[rag_store::ChunkPayload]) -> (String, String, String) {
+fn version_of(tenant: &str, chunks: &[ChunkPayload]) -> (String, String, String) {
     (
         tenant.to_owned(),
         chunks[0].doc_id.clone(),
@@ -220,50 +403,39 @@ fn version_of(tenant: &str, chunks: &[rag_store::ChunkPayload]) -> (String, Stri
     )
 }
 
-/// Brings the API's documents of `store` in step with `late` (what the old generation holds
-/// now), given the versions already `copied`: new and replaced ones are copied, deleted ones
-/// deleted.
-async fn catch_up(
-    config: &Config,
-    embedder: &Arc<rag_embed::Embedder>,
-    store: &Arc<Store>,
-    copied: &BTreeSet<(String, String, String)>,
-    late: Vec<(String, Vec<rag_store::ChunkPayload>)>,
-) -> anyhow::Result<()> {
+/// Brings the API's documents of the new store in step with `old` as it is now: those sent
+/// since they were copied are copied, replaced ones replaced, deleted ones deleted.
+async fn catch_up(config: &Config, built: &Built, old: &Store, say: Say<'_>) -> anyhow::Result<()> {
+    let late = generation::contents(old, API_ROOT).await?.documents;
     let now: BTreeSet<(String, String)> = late
         .iter()
         .map(|(tenant, chunks)| (tenant.clone(), chunks[0].doc_id.clone()))
         .collect();
     let fresh: Vec<_> = late
         .into_iter()
-        .filter(|(tenant, chunks)| !copied.contains(&version_of(tenant, chunks)))
+        .filter(|(tenant, chunks)| !built.copied.contains(&version_of(tenant, chunks)))
         .collect();
     let keep: Vec<(String, String, String)> = fresh.iter().map(|(t, c)| version_of(t, c)).collect();
-    copy_api_documents(config, embedder, store, fresh).await?;
+    copy_api_documents(config, &built.embedder, &built.store, fresh, say).await?;
     // Older versions of the replaced ones, then those deleted meanwhile.
     for (tenant, doc_id, hash) in &keep {
-        store
+        built
+            .store
             .for_tenant(tenant)
             .delete_document(doc_id, Some(hash), &Visibility::All)
             .await?;
     }
-    for (tenant, doc_id, _) in copied {
+    for (tenant, doc_id, _) in &built.copied {
         if !now.contains(&(tenant.clone(), doc_id.clone())) {
-            store
+            built
+                .store
                 .for_tenant(tenant)
                 .delete_document(doc_id, None, &Visibility::All)
                 .await?;
-            println!("  {doc_id} (tenant {tenant}) was deleted meanwhile: deleted");
+            say(format!(
+                "  {doc_id} (tenant {tenant}) was deleted meanwhile: deleted"
+            ));
         }
-    }
-    Ok(())
-}
-
-/// Deletes every generation the store's name does not point to.
-async fn drop_others(config: &StoreConfig) -> anyhow::Result<()> {
-    for old in generation::others(config).await? {
-        generation::remove(config, &old).await?;
-        println!("removed {old}");
     }
     Ok(())
 }

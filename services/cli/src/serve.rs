@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use rag_grpc::Loaded;
+use rag_grpc::{Current, Loaded, Rebuild, Serving};
 
 use crate::config::Config;
 
@@ -18,7 +18,10 @@ pub struct ServeArgs {
     admin_listen: Option<SocketAddr>,
 }
 
-pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+/// Reads the configuration again, as at start-up (file, environment, flags).
+pub type Reload = Arc<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
+
+pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Result<()> {
     let addr = args.listen.unwrap_or(config.query.listen);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -70,13 +73,28 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     tracing::info!(%local, "listening; loading models");
 
+    let current = Arc::new(Current::default());
+    // The embedded store is this process's alone, so it is rebuilt here when asked (Reindex);
+    // a Qdrant server's is rebuilt by `rag reindex` beside the running services.
+    let rebuild = matches!(config.store(), rag_store::StoreConfig::Embedded { .. })
+        .then(|| rebuild(reload, current.clone()));
+    tokio::spawn(build_indexes(current.clone()));
     let load = async move { load(config).await.map_err(|e| format!("{e:#}")) };
     let signal_stop = stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         signal_stop.send_replace(true);
     });
-    let served = rag_grpc::server::run(listener, gate, tls, load, shutdown(), ready).await;
+    let served = rag_grpc::server::run(
+        listener,
+        gate,
+        tls,
+        load,
+        Serving { current, rebuild },
+        shutdown(),
+        ready,
+    )
+    .await;
     // The admin listener ends with the service, however the service ended.
     stop.send_replace(true);
     if let Some(admin) = admin {
@@ -90,7 +108,6 @@ pub async fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
 /// Models, store and indexer, loaded once at start-up.
 async fn load(config: Config) -> anyhow::Result<Loaded> {
     let indexer = crate::ingest::open_indexer(&config).await?;
-    tokio::spawn(build_indexes(indexer.store().clone()));
     let engine =
         crate::engine::load(&config, indexer.embedder().clone(), indexer.store().clone()).await?;
     Ok(Loaded {
@@ -105,11 +122,15 @@ const INDEX_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// The service writes too (IngestDocument): the embedded store's indexes for what it wrote are
 /// built here, in the background and never on a query, starting with whatever an older
 /// version or an interrupted run left unindexed. A look with nothing due costs nothing.
-async fn build_indexes(store: Arc<rag_store::Store>) {
+/// The store is the one being served at each look (a rebuild replaces it).
+async fn build_indexes(current: Arc<Current>) {
     let mut every = tokio::time::interval(INDEX_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
+        let Some(store) = current.get().map(|l| l.engine.store().clone()) else {
+            continue;
+        };
         let started = std::time::Instant::now();
         match store.optimize().await {
             Ok(true) => tracing::info!(
@@ -122,6 +143,26 @@ async fn build_indexes(store: Arc<rag_store::Store>) {
             }
         }
     }
+}
+
+/// The Reindex call of a service holding the embedded store: one rebuild at a time.
+fn rebuild(reload: Reload, current: Arc<Current>) -> Rebuild {
+    let running = Arc::new(tokio::sync::Mutex::new(()));
+    Arc::new(move |request, lines| {
+        let (reload, current, running) = (reload.clone(), current.clone(), running.clone());
+        Box::pin(async move {
+            let Ok(_one) = running.try_lock() else {
+                return Err("a rebuild is running already".to_owned());
+            };
+            let say = move |line: String| {
+                tracing::info!(%line, "reindex");
+                let _ = lines.try_send(line);
+            };
+            crate::reindex::in_service(reload.as_ref(), &current, request, &say)
+                .await
+                .map_err(|e| format!("{e:#}"))
+        })
+    })
 }
 
 async fn shutdown_signal() {

@@ -8,4 +8,4 @@ mod service;
 pub mod status;
 
 pub use observe::{AUDIT_TARGET, REQUEST_ID_HEADER, describe as describe_metrics};
-pub use service::{AUTHORIZATION_HEADER, Loaded};
+pub use service::{AUTHORIZATION_HEADER, Current, Loaded, Rebuild, Serving};

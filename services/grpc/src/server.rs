@@ -1,7 +1,7 @@
 //! The gRPC server: the rag service, standard health checking and server reflection.
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use rag_proto::v1::rag_service_server::RagServiceServer;
 use tokio::net::TcpListener;
@@ -10,7 +10,7 @@ use tonic::transport::server::TcpIncoming;
 
 use rag_auth::Gate;
 
-use crate::service::{Loaded, Service};
+use crate::service::{Loaded, Service, Serving};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -28,15 +28,17 @@ pub const MAX_REQUEST_BYTES: usize = crate::service::INGEST_REQUEST_BYTES;
 
 /// Serves on `listener` (over TLS when `tls` is given) until `shutdown` resolves, letting in the
 /// calls `gate` admits (health and reflection answer everyone: load balancers and tools need no
-/// key). The port answers at once; health reports
-/// NOT_SERVING until `load` has produced the engine, then SERVING (and `ready` turns true, for
-/// the admin listener's `/readyz`). A failed load ends the server with the error, so a broken
-/// deployment fails loudly instead of idling.
+/// key). The port answers at once; health reports NOT_SERVING until `load` has produced the
+/// engine, then SERVING (and `ready` turns true, for the admin listener's `/readyz`). The
+/// engine goes into `serving.current`, where a Reindex call (`serving.rebuild`) may replace
+/// it. A failed load ends the server with the error, so a broken deployment fails loudly
+/// instead of idling.
 pub async fn run(
     listener: TcpListener,
     gate: Gate,
     tls: Option<ServerTlsConfig>,
     load: impl Future<Output = Result<Loaded, String>> + Send + 'static,
+    serving: Serving,
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: tokio::sync::watch::Sender<bool>,
 ) -> Result<(), ServeError> {
@@ -48,15 +50,15 @@ pub async fn run(
         .build_v1()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
-    let loaded = Arc::new(OnceLock::new());
-    let service = RagServiceServer::new(Service::new(loaded.clone(), Arc::new(gate)))
+    let current = serving.current.clone();
+    let service = RagServiceServer::new(Service::new(serving, Arc::new(gate)))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 
     let (load_failed_tx, load_failed) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         match load.await {
             Ok(engine) => {
-                let _ = loaded.set(engine);
+                current.replace(engine);
                 health.set_serving::<RagServiceServer<Service>>().await;
                 ready.send_replace(true);
                 tracing::info!("models and store ready: serving");

@@ -1,6 +1,7 @@
 //! gRPC handlers: validate, call the engine, map results and errors. No logic of their own.
 
-use std::sync::{Arc, OnceLock};
+use std::future::Future;
+use std::sync::{Arc, RwLock};
 
 use rag_auth::{Action, Gate};
 use rag_engine::{Answer, AskEvent, AskOptions, Engine, Retrieval, Verdict};
@@ -30,7 +31,9 @@ const QUERY_REQUEST_BYTES: usize = 256 * 1024;
 pub fn request_limit(action: Action) -> usize {
     match action {
         Action::Ingest => INGEST_REQUEST_BYTES,
-        Action::Search | Action::Ask | Action::Delete | Action::Stats => QUERY_REQUEST_BYTES,
+        Action::Search | Action::Ask | Action::Delete | Action::Stats | Action::Reindex => {
+            QUERY_REQUEST_BYTES
+        }
     }
 }
 const MAX_ANSWER_TOKENS: u32 = 4096;
@@ -43,11 +46,51 @@ pub struct Loaded {
     pub indexer: Arc<Indexer>,
 }
 
+/// What the service answers from: empty until start-up has loaded it; replaced whole when a
+/// rebuild switches the store. A call keeps the one it started with, so no call mixes two
+/// stores (or two embedding models).
+#[derive(Default)]
+pub struct Current(RwLock<Option<Arc<Loaded>>>);
+
+impl Current {
+    pub fn get(&self) -> Option<Arc<Loaded>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `loaded` in place; returns what calls started before may still be using.
+    pub fn replace(&self, loaded: Loaded) -> Option<Arc<Loaded>> {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(Arc::new(loaded))
+    }
+}
+
+/// Makes a Reindex call's rebuild: given the request, it sends progress lines and ends with
+/// `Ok` once the service answers from the new store. Provided by the binary, which knows the
+/// configuration; `None` where the service cannot rebuild its store itself.
+pub type Rebuild = Arc<
+    dyn Fn(
+            pb::ReindexRequest,
+            mpsc::Sender<String>,
+        ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// What the service answers from, and how a Reindex call replaces it.
+#[derive(Clone, Default)]
+pub struct Serving {
+    pub current: Arc<Current>,
+    pub rebuild: Option<Rebuild>,
+}
+
 /// The service; answers UNAVAILABLE until start-up has loaded the engine.
 #[derive(Clone)]
 pub struct Service {
-    loaded: Arc<OnceLock<Loaded>>,
+    current: Arc<Current>,
     gate: Arc<Gate>,
+    rebuild: Option<Rebuild>,
 }
 
 /// Request metadata carrying the caller's API key: `authorization: Bearer <key>`.
@@ -64,12 +107,16 @@ struct Caller {
 }
 
 impl Service {
-    pub fn new(loaded: Arc<OnceLock<Loaded>>, gate: Arc<Gate>) -> Self {
-        Self { loaded, gate }
+    pub fn new(serving: Serving, gate: Arc<Gate>) -> Self {
+        Self {
+            current: serving.current,
+            gate,
+            rebuild: serving.rebuild,
+        }
     }
 
-    fn loaded(&self) -> Result<&Loaded, ApiError> {
-        self.loaded.get().ok_or(ApiError::NotReady)
+    fn loaded(&self) -> Result<Arc<Loaded>, ApiError> {
+        self.current.get().ok_or(ApiError::NotReady)
     }
 
     /// Starts the call and lets it in if its key may perform `action` and is within its
@@ -164,7 +211,8 @@ impl RagService for Service {
     ) -> Result<Response<pb::SearchResponse>, Status> {
         let (call, caller) = self.admit("Search", Action::Search, &request)?;
         let result = async {
-            let engine = &self.loaded()?.engine;
+            let loaded = self.loaded()?;
+            let engine = &loaded.engine;
             let request = request.into_inner();
             let query = question(engine, "query", &request.query)?;
             let retrieval = retrieval(engine, &caller, request.retrieval)?;
@@ -193,7 +241,8 @@ impl RagService for Service {
         let (call, caller) = self.admit("Ask", Action::Ask, &request)?;
         let span = call.span();
         let events = async {
-            let engine = &self.loaded()?.engine;
+            let loaded = self.loaded()?;
+            let engine = &loaded.engine;
             let request = request.into_inner();
             let question = question(engine, "question", &request.question)?;
             let mut options = ask_options(engine, &caller, &request)?;
@@ -263,7 +312,8 @@ impl RagService for Service {
     ) -> Result<Response<pb::IngestDocumentResponse>, Status> {
         let (call, caller) = self.admit("IngestDocument", Action::Ingest, &request)?;
         let result = async {
-            let indexer = &self.loaded()?.indexer;
+            let loaded = self.loaded()?;
+            let indexer = &loaded.indexer;
             let request = request.into_inner();
             let file_name = request.file_name.trim().to_owned();
             if file_name.is_empty() {
@@ -388,6 +438,55 @@ impl RagService for Service {
         .instrument(call.span())
         .await;
         call.respond(result.map_err(Status::from))
+    }
+
+    type ReindexStream = ReceiverStream<Result<pb::ReindexProgress, Status>>;
+
+    async fn reindex(
+        &self,
+        request: Request<pb::ReindexRequest>,
+    ) -> Result<Response<Self::ReindexStream>, Status> {
+        let (call, _) = self.admit("Reindex", Action::Reindex, &request)?;
+        let Some(rebuild) = self.rebuild.clone() else {
+            return Err(call.fail(
+                ApiError::Rebuild(
+                    "this service's store is a Qdrant server: run `rag reindex` from any \
+                     machine, beside the running services"
+                        .into(),
+                )
+                .into(),
+            ));
+        };
+        let (lines_tx, mut lines) = mpsc::channel::<String>(64);
+        let (tx, rx) = mpsc::channel(64);
+        let response = call.tag(Response::new(ReceiverStream::new(rx)));
+        let span = call.span();
+        let forward = async move {
+            // The rebuild goes on if the client leaves: stopping half-way would only leave
+            // a generation to remove.
+            let mut work = rebuild(request.into_inner(), lines_tx);
+            let result = loop {
+                tokio::select! {
+                    line = lines.recv() => if let Some(line) = line {
+                        let _ = tx.send(Ok(pb::ReindexProgress { line })).await;
+                    },
+                    result = &mut work => break result,
+                }
+            };
+            while let Ok(line) = lines.try_recv() {
+                let _ = tx.send(Ok(pb::ReindexProgress { line })).await;
+            }
+            match result {
+                Ok(()) => call.finish(Code::Ok),
+                Err(e) => {
+                    let status = Status::from(ApiError::Rebuild(e));
+                    call.finish(status.code());
+                    let _ = tx.send(Err(status)).await;
+                }
+            }
+        };
+        tokio::spawn(forward.instrument(span));
+        Ok(response)
     }
 }
 

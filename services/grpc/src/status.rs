@@ -28,6 +28,9 @@ pub enum ApiError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// A store rebuild (Reindex) that could not be made or is not this service's to make.
+    #[error("{0}")]
+    Rebuild(String),
 }
 
 impl ApiError {
@@ -84,6 +87,8 @@ pub fn code(e: &ApiError) -> Code {
             | IndexError::Unsupported { .. } => Code::InvalidArgument,
             IndexError::Forbidden { .. } => Code::PermissionDenied,
         },
+        // A missing folder, a store that is not this service's to rebuild: the operator acts.
+        ApiError::Rebuild(_) => Code::FailedPrecondition,
     }
 }
 
