@@ -3,10 +3,9 @@
 //! Layout of a store folder: `chunks/` is the shard, `schema.json` is the [`SchemaRecord`]. The
 //! store folder is the data directory itself, or, once `rag reindex` has switched generations,
 //! the folder that the data directory's `CURRENT` file names (`generations/{stamp}`; see
-//! [`crate::generation`]). One process owns a data directory at a time: this backend holds an
-//! exclusive lock on the directory itself (as the shard's WAL does on its own folder), and on
-//! the generation folder, so a second opener is told [`StoreError::Locked`] before it touches
-//! anything.
+//! [`crate::generation`]). One process owns a store at a time: this backend holds an exclusive
+//! lock on the store folder (as the shard's WAL does on its own folder), so a second opener is
+//! told [`StoreError::Locked`] before it touches anything.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,10 +43,9 @@ pub(crate) struct EdgeBackend {
     /// Set once the collection exists: at open for a migrated store, else by the migration
     /// that creates it.
     shard: OnceLock<Arc<EdgeShard>>,
-    /// Held for the backend's lifetime (the data directory's, and the generation folder's when
-    /// that is another); a lock goes with its file. Declared after `shard` so that they are
-    /// released only once the shard is closed.
-    _locks: Vec<fs_err::File>,
+    /// The store folder's lock, held for the backend's lifetime; the lock goes with the file.
+    /// Declared after `shard` so that it is released only once the shard is closed.
+    _lock: fs_err::File,
 }
 
 /// The file in a data directory that names its current generation folder, relative to it.
@@ -87,16 +85,16 @@ impl EdgeBackend {
 
     fn open_blocking(data_dir: PathBuf, min_free_bytes: u64) -> Result<Self> {
         fs_err::create_dir_all(&data_dir).map_err(io(&data_dir))?;
-        let mut locks = vec![lock_exclusively(&data_dir)?];
+        // The lock is the store folder's, not the data directory's: a service rebuilding its
+        // store (`rag reindex`) holds the old generation and the new one at once, and keeps
+        // the new one's when it lets the old one go.
         let store_dir = store_dir(&data_dir)?;
-        if store_dir != data_dir {
-            locks.push(lock_exclusively(&store_dir)?);
-        }
+        let lock = lock_exclusively(&store_dir)?;
         let backend = Self {
             store_dir,
             min_free_bytes,
             shard: OnceLock::new(),
-            _locks: locks,
+            _lock: lock,
         };
         // Loading a shard writes too (its write-ahead log), through memory maps.
         backend.check_space()?;

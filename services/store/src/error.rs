@@ -9,7 +9,7 @@ pub enum StoreError {
     Unavailable(String),
     /// The embedded data directory is held by another process (a running `rag serve`, or a
     /// second ingest): only one process may open it at a time.
-    #[error("store data directory {} is in use by another process", path.display())]
+    #[error("store {} is in use by another process", path.display())]
     Locked { path: PathBuf },
     /// The stored schema does not fit this configuration (e.g. another vector size).
     #[error("store schema mismatch: {0}")]

@@ -375,3 +375,77 @@ async fn connect_exact(config: &StoreConfig, collection: &str) -> Result<ServerB
 fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
     move |e| StoreError::Operation(format!("{}: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn embedded(dir: &Path) -> StoreConfig {
+        StoreConfig::Embedded {
+            data_dir: dir.to_owned(),
+            min_free_bytes: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_embedded_store_switches_generations_and_removes_only_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = embedded(dir.path());
+        assert_eq!(current(&config).await.unwrap(), None);
+        drop(crate::open(&config, 4, "a").await.unwrap());
+        let top = Generation::Top(dir.path().to_owned());
+        assert_eq!(current(&config).await.unwrap(), Some(top.clone()));
+
+        // Built beside the current store while it is open, then switched to.
+        let old = crate::open(&config, 4, "a").await.unwrap();
+        let (next, store) = create(&config, "1", 8, "b").await.unwrap();
+        assert!(
+            create(&config, "1", 8, "b").await.is_err(),
+            "one build per stamp"
+        );
+        assert_eq!(others(&config).await.unwrap(), vec![next.clone()]);
+        switch(&config, &next, false).await.unwrap();
+        assert_eq!(current(&config).await.unwrap(), Some(next.clone()));
+        assert_eq!(others(&config).await.unwrap(), vec![top.clone()]);
+        assert!(
+            remove(&config, &next).await.is_err(),
+            "never the current one"
+        );
+        drop((old, store));
+
+        // Opening the data directory now opens the new generation, with its model.
+        let reopened = crate::open_existing(&config).await.unwrap();
+        assert_eq!(reopened.stats().await.unwrap().vector_size, 8);
+        assert!(
+            crate::open(&config, 4, "a").await.is_err(),
+            "one process per store"
+        );
+        drop(reopened);
+        remove(&config, &top).await.unwrap();
+        assert!(!dir.path().join(edge::SHARD_DIR).exists());
+        assert!(!dir.path().join(edge::SCHEMA_FILE).exists());
+        assert_eq!(others(&config).await.unwrap(), Vec::<Generation>::new());
+        assert_eq!(
+            crate::open_existing(&config)
+                .await
+                .unwrap()
+                .stats()
+                .await
+                .unwrap()
+                .embedding_model,
+            "b"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_current_file_may_only_name_a_folder_under_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["../elsewhere", "/etc", ""] {
+            std::fs::write(dir.path().join(CURRENT_FILE), bad).unwrap();
+            assert!(
+                current(&embedded(dir.path())).await.is_err(),
+                "{bad:?} accepted"
+            );
+        }
+    }
+}

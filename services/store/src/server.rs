@@ -132,13 +132,7 @@ impl ServerBackend {
         timeout: Duration,
         layout: Layout,
     ) -> Result<Self> {
-        let client = Self::client(url, api_key, timeout).await?;
-        let probe = Self {
-            client,
-            collection: name.to_owned(),
-            alias: None,
-            layout,
-        };
+        let probe = Self::connect_exact(url, name, api_key, timeout, layout).await?;
         let (collection, alias) = match probe.named(name).await? {
             Named::Alias(collection) => (collection, Some(name.to_owned())),
             Named::Collection => (name.to_owned(), None),
