@@ -86,12 +86,18 @@ pub async fn run(config: &Config, args: ReindexArgs) -> anyhow::Result<()> {
         catch_up(config, &built, &old, &say).await?;
         drop(old);
     }
-    say(format!(
-        "switched: the store now is {}. Services started from now on use it; a running \
-         service keeps the generation it started with until it is restarted (with this \
-         configuration)",
-        built.next
-    ));
+    say(match store_config {
+        StoreConfig::Server { .. } => format!(
+            "switched: the store now is {}. Services started from now on use it; a running \
+             service keeps the generation it started with until it is restarted (with this \
+             configuration)",
+            built.next
+        ),
+        StoreConfig::Embedded { .. } => format!(
+            "switched: the store now is {}; `rag serve` opens it from now on",
+            built.next
+        ),
+    });
     finish(&store_config, &built, &options, &say).await
 }
 
