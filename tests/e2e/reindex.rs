@@ -98,8 +98,9 @@ fn run_ok(ws: &Workspace, args: &[&str]) -> String {
     stdout
 }
 
-/// `rag reindex` while a document is sent to `server` once the rebuild has read the old
-/// store (it must be carried over all the same). Returns the command's output.
+/// `rag reindex` while, once the rebuild has read the old store, a document is sent to
+/// `server` and another deleted (both must be carried over all the same). Returns the
+/// command's output.
 async fn reindex_while_writing(ws: &Workspace, server: &Server) -> String {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rag"))
         .arg("--config")
@@ -134,6 +135,17 @@ async fn reindex_while_writing(ws: &Workspace, server: &Server) -> String {
         })
         .await
         .unwrap();
+    let deleted = server
+        .client()
+        .delete_document(pb::DeleteDocumentRequest {
+            target: Some(pb::delete_document_request::Target::SourcePath(
+                "lost-and-found/umbrellas.md".into(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.chunks_deleted, 1);
     let (stdout, status) = reader.await.unwrap();
     assert!(status.success(), "{stdout}");
     assert!(stdout.contains("switched"), "{stdout}");
@@ -146,18 +158,28 @@ async fn a_new_embedding_model_is_built_beside_the_old_one_and_switched_in_one_s
     let ws = Workspace::new();
     ws.index_samples();
     let first = ws.serve().await;
-    // A document that only the store holds: its bytes are not kept, so the rebuild re-embeds
-    // its stored chunks.
-    first
-        .client()
-        .ingest_document(pb::IngestDocumentRequest {
-            file_name: "facilities/parking.md".into(),
-            content: b"# Parking\n\nParking permits are issued by the front desk on floor 2.\n"
-                .to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    // Documents that only the store holds: their bytes are not kept, so the rebuild re-embeds
+    // their stored chunks. The second is deleted while the rebuild runs.
+    for (file_name, content) in [
+        (
+            "facilities/parking.md",
+            "# Parking\n\nParking permits are issued by the front desk on floor 2.\n",
+        ),
+        (
+            "lost-and-found/umbrellas.md",
+            "# Umbrellas\n\nForgotten umbrellas are kept at the reception for a month.\n",
+        ),
+    ] {
+        first
+            .client()
+            .ingest_document(pb::IngestDocumentRequest {
+                file_name: file_name.into(),
+                content: content.as_bytes().to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
     let old_hits = hits(&first).await.unwrap();
     let old = stats(&first).await;
     assert_eq!(old.embedding_model, "all-MiniLM-L6-v2");
@@ -172,7 +194,7 @@ async fn a_new_embedding_model_is_built_beside_the_old_one_and_switched_in_one_s
         "{plan}"
     );
     assert!(
-        plan.contains("1 documents sent over the API (1 chunks)"),
+        plan.contains("2 documents sent over the API (2 chunks)"),
         "{plan}"
     );
     assert!(plan.contains("multilingual-e5-small"), "{plan}");
@@ -225,7 +247,10 @@ async fn a_new_embedding_model_is_built_beside_the_old_one_and_switched_in_one_s
         "{new:?}"
     );
     assert_ne!(new.store_backend, old.store_backend);
-    assert_eq!(new.documents, old.documents + 1, "the canteen menu is in");
+    assert_eq!(
+        new.documents, old.documents,
+        "the canteen menu is in, the umbrellas note is out"
+    );
     let new_hits = hits(&now).await.unwrap();
     assert_ne!(new_hits, old_hits, "the new model's similarities differ");
     // Every answer during the rebuild came whole from one model: never failed, never mixed.
@@ -273,7 +298,7 @@ async fn a_new_embedding_model_is_built_beside_the_old_one_and_switched_in_one_s
         drop_old();
         now
     };
-    assert_eq!(stats(&last).await.documents, old.documents + 1);
+    assert_eq!(stats(&last).await.documents, old.documents);
     assert_eq!(
         hits(&last).await.unwrap(),
         new_hits,
