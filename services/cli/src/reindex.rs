@@ -122,16 +122,24 @@ async fn through_service(config: &Config, args: &ReindexArgs) -> anyhow::Result<
     Ok(())
 }
 
-/// A service's Reindex: rebuilds beside the store it serves, switches the data directory to
-/// the new generation, then answers from it — calls already running finish on the old one.
-/// The configuration is read again (`reload`): the new model and recipe are what it says now.
+/// A service's Reindex: rebuilds beside the store it serves (`served`), switches the data
+/// directory to the new generation, then answers from it — calls already running finish on the
+/// old one. The configuration is read again (`reload`): the new model and recipe are what it
+/// says now; it must still name the same store.
 pub async fn in_service(
     reload: &(dyn Fn() -> anyhow::Result<Config> + Send + Sync),
+    served: &StoreConfig,
     current: &Current,
     options: pb::ReindexRequest,
     say: Say<'_>,
 ) -> anyhow::Result<()> {
     let config = reload()?;
+    if format!("{:?}", config.store()) != format!("{served:?}") {
+        anyhow::bail!(
+            "the configuration now names another store than the one this service serves \
+             ({served:?}); restart the service to move it"
+        );
+    }
     let serving = current
         .get()
         .context("the service is still loading its models")?;
@@ -139,8 +147,7 @@ pub async fn in_service(
     let Some(built) = build(&config, &old, &options, say, false).await? else {
         return Ok(());
     };
-    let store_config = config.store();
-    generation::switch(&store_config, &built.next, false).await?;
+    // Everything that can fail is made before the switch.
     let indexer = indexer_over(
         &config,
         built.embedder.clone(),
@@ -151,24 +158,34 @@ pub async fn in_service(
     let retriever =
         crate::engine::retriever(&config, built.embedder.clone(), built.store.clone()).await?;
     let engine = rag_engine::Engine::new(retriever, serving.engine.generator().clone());
+    drop(serving);
+    // With no document being written, carry over what was sent to the old store during the
+    // rebuild, then switch: no write can land on the old store after it was read, nor on the
+    // new one before.
+    let paused = current.pause_writes().await;
+    catch_up(&config, &built, &old, say).await?;
+    generation::switch(served, &built.next, false).await?;
     let previous = current.replace(Loaded {
         engine,
         indexer: Arc::new(indexer),
     });
-    drop(serving);
+    drop(paused);
+    drop(old);
     say(format!(
         "switched: the service answers from {} (the chat model and [llm] settings stay as \
          they were loaded)",
         built.next
     ));
-    // Once the calls that started on the old store are done, what they sent to it is carried
-    // over.
-    if let Some(previous) = previous {
-        wait_until_unused(previous).await;
+    // The old store is removed only once no call uses it.
+    let released = match previous {
+        Some(previous) => wait_until_unused(previous).await,
+        None => true,
+    };
+    if options.drop_old && !released {
+        say("calls on the old store are still running: it is kept; run `rag reindex --drop-old` again later".into());
+        return Ok(());
     }
-    catch_up(&config, &built, &old, say).await?;
-    drop(old);
-    finish(&store_config, &built, &options, say).await
+    finish(served, &built, &options, say).await
 }
 
 /// The next generation, built and indexed, not yet switched to.
@@ -218,7 +235,7 @@ async fn build(
         }
     ));
     let mut missing = Vec::new();
-    for (tenant, root) in &contents.folders {
+    for (tenant, root) in contents.folders.keys() {
         let exists = Path::new(root).is_dir();
         say(format!(
             "  folder {root} (tenant {tenant}){}",
@@ -270,7 +287,7 @@ async fn build(
     .await
     .map_err(explain_store_error)?;
     say(format!("building {next}"));
-    for (tenant, root) in &contents.folders {
+    for ((tenant, root), sources) in &contents.folders {
         if missing.contains(root) {
             continue;
         }
@@ -281,8 +298,14 @@ async fn build(
         let indexer = indexer_over(config, embedder.clone(), store.clone(), ingest)?;
         let progress = Progress::new(bars);
         let on_event = |event: Event<'_>| progress.on_event(event);
+        // The files the store holds from this folder, not whatever else it has now: a run
+        // may have left some out (`--include`, `--exclude`); the worker adds new ones later.
+        let selection = Selection {
+            include: sources.iter().map(|s| exact_path_glob(s)).collect(),
+            exclude: Vec::new(),
+        };
         let summary = indexer
-            .index_folder(Path::new(root), &Selection::default(), &on_event)
+            .index_folder(Path::new(root), &selection, &on_event)
             .await
             .with_context(|| format!("indexing {root} into {next}"))?;
         progress.finish();
@@ -345,24 +368,21 @@ async fn finish(
     Ok(())
 }
 
-/// Waits (up to a minute) for the calls that started on the previous store to end: what they
-/// wrote is then there to carry over, and the store can be closed before anything removes it.
-async fn wait_until_unused(mut previous: Arc<Loaded>) {
+/// Waits (up to a minute) for the calls that started on the previous store to end, so that
+/// it is closed before anything removes it. `false` when some are still running.
+async fn wait_until_unused(mut previous: Arc<Loaded>) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match Arc::try_unwrap(previous) {
             Ok(loaded) => {
                 drop(loaded);
-                return;
+                return true;
             }
             Err(still) if Instant::now() < deadline => {
                 previous = still;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(_) => {
-                tracing::warn!("calls on the previous store are still running after a minute");
-                return;
-            }
+            Err(_) => return false,
         }
     }
 }
@@ -400,6 +420,18 @@ async fn copy_api_documents(
     Ok(())
 }
 
+/// A glob (gitignore syntax) matching exactly the file at `relative` under the folder.
+fn exact_path_glob(relative: &str) -> String {
+    let mut glob = String::from("/");
+    for c in relative.chars() {
+        if matches!(c, '\\' | '*' | '?' | '[' | ']' | '{' | '}' | '!') {
+            glob.push('\\');
+        }
+        glob.push(c);
+    }
+    glob
+}
+
 /// A stored document version: (tenant, document id, version hash).
 fn version_of(tenant: &str, chunks: &[ChunkPayload]) -> (String, String, String) {
     (
@@ -410,17 +442,44 @@ fn version_of(tenant: &str, chunks: &[ChunkPayload]) -> (String, String, String)
 }
 
 /// Brings the API's documents of the new store in step with `old` as it is now: those sent
-/// since they were copied are copied, replaced ones replaced, deleted ones deleted.
+/// since they were copied are copied, replaced ones replaced, deleted ones deleted — but never
+/// a document the new store has had written since (by a service already on it): that one is
+/// newer than anything here.
 async fn catch_up(config: &Config, built: &Built, old: &Store, say: Say<'_>) -> anyhow::Result<()> {
     let late = generation::contents(old, API_ROOT).await?.documents;
     let now: BTreeSet<(String, String)> = late
         .iter()
         .map(|(tenant, chunks)| (tenant.clone(), chunks[0].doc_id.clone()))
         .collect();
-    let fresh: Vec<_> = late
-        .into_iter()
-        .filter(|(tenant, chunks)| !built.copied.contains(&version_of(tenant, chunks)))
-        .collect();
+    let copied_hash = |tenant: &str, doc_id: &str| {
+        built
+            .copied
+            .iter()
+            .find(|(t, d, _)| t == tenant && d == doc_id)
+            .map(|(_, _, h)| h.clone())
+    };
+    // Untouched in the new store since the rebuild: it holds the copied version or nothing.
+    let untouched = |tenant: String, doc_id: String| {
+        let store = built.store.for_tenant(&tenant);
+        let copied = copied_hash(&tenant, &doc_id);
+        async move {
+            let versions = store.document_versions(None, Some(&doc_id)).await?;
+            Ok::<_, rag_store::StoreError>(
+                versions
+                    .iter()
+                    .all(|v| Some(&v.doc_hash) == copied.as_ref()),
+            )
+        }
+    };
+    let mut fresh = Vec::new();
+    for (tenant, chunks) in late {
+        if built.copied.contains(&version_of(&tenant, &chunks)) {
+            continue;
+        }
+        if untouched(tenant.clone(), chunks[0].doc_id.clone()).await? {
+            fresh.push((tenant, chunks));
+        }
+    }
     let keep: Vec<(String, String, String)> = fresh.iter().map(|(t, c)| version_of(t, c)).collect();
     copy_api_documents(config, &built.embedder, &built.store, fresh, say).await?;
     // Older versions of the replaced ones, then those deleted meanwhile.
@@ -432,7 +491,9 @@ async fn catch_up(config: &Config, built: &Built, old: &Store, say: Say<'_>) -> 
             .await?;
     }
     for (tenant, doc_id, _) in &built.copied {
-        if !now.contains(&(tenant.clone(), doc_id.clone())) {
+        if !now.contains(&(tenant.clone(), doc_id.clone()))
+            && untouched(tenant.clone(), doc_id.clone()).await?
+        {
             built
                 .store
                 .for_tenant(tenant)

@@ -77,7 +77,7 @@ pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Res
     // The embedded store is this process's alone, so it is rebuilt here when asked (Reindex);
     // a Qdrant server's is rebuilt by `rag reindex` beside the running services.
     let rebuild = matches!(config.store(), rag_store::StoreConfig::Embedded { .. })
-        .then(|| rebuild(reload, current.clone()));
+        .then(|| rebuild(reload, config.store(), current.clone()));
     tokio::spawn(build_indexes(current.clone()));
     let load = async move { load(config).await.map_err(|e| format!("{e:#}")) };
     let signal_stop = stop.clone();
@@ -146,10 +146,11 @@ async fn build_indexes(current: Arc<Current>) {
 }
 
 /// The Reindex call of a service holding the embedded store: one rebuild at a time.
-fn rebuild(reload: Reload, current: Arc<Current>) -> Rebuild {
+fn rebuild(reload: Reload, served: rag_store::StoreConfig, current: Arc<Current>) -> Rebuild {
     let running = Arc::new(tokio::sync::Mutex::new(()));
     Arc::new(move |request, lines| {
         let (reload, current, running) = (reload.clone(), current.clone(), running.clone());
+        let served = served.clone();
         Box::pin(async move {
             let Ok(_one) = running.try_lock() else {
                 return Err("a rebuild is running already".to_owned());
@@ -158,7 +159,7 @@ fn rebuild(reload: Reload, current: Arc<Current>) -> Rebuild {
                 tracing::info!(%line, "reindex");
                 let _ = lines.try_send(line);
             };
-            crate::reindex::in_service(reload.as_ref(), &current, request, &say)
+            crate::reindex::in_service(reload.as_ref(), &served, &current, request, &say)
                 .await
                 .map_err(|e| format!("{e:#}"))
         })

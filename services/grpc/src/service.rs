@@ -50,19 +50,33 @@ pub struct Loaded {
 /// rebuild switches the store. A call keeps the one it started with, so no call mixes two
 /// stores (or two embedding models).
 #[derive(Default)]
-pub struct Current(RwLock<Option<Arc<Loaded>>>);
+pub struct Current {
+    loaded: RwLock<Option<Arc<Loaded>>>,
+    /// Held shared by every call that writes documents, for its whole length; a rebuild takes
+    /// it alone to carry the last writes over and switch with none in flight.
+    writes: tokio::sync::RwLock<()>,
+}
 
 impl Current {
     pub fn get(&self) -> Option<Arc<Loaded>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Puts `loaded` in place; returns what calls started before may still be using.
     pub fn replace(&self, loaded: Loaded) -> Option<Arc<Loaded>> {
-        self.0
+        self.loaded
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .replace(Arc::new(loaded))
+    }
+
+    /// Waits for the calls writing documents to end and keeps new ones waiting until the
+    /// guard is dropped.
+    pub async fn pause_writes(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.writes.write().await
     }
 }
 
@@ -312,6 +326,7 @@ impl RagService for Service {
     ) -> Result<Response<pb::IngestDocumentResponse>, Status> {
         let (call, caller) = self.admit("IngestDocument", Action::Ingest, &request)?;
         let result = async {
+            let _writing = self.current.writes.read().await;
             let loaded = self.loaded()?;
             let indexer = &loaded.indexer;
             let request = request.into_inner();
@@ -376,6 +391,7 @@ impl RagService for Service {
         let result = async {
             // Only the caller's tenant, and only what the caller can read: a document it cannot
             // see is as absent for deleting as for searching.
+            let _writing = self.current.writes.read().await;
             let store = self.loaded()?.engine.store().for_tenant(&caller.tenant);
             let visibility = &caller.visibility;
             use pb::delete_document_request::Target;
@@ -446,7 +462,18 @@ impl RagService for Service {
         &self,
         request: Request<pb::ReindexRequest>,
     ) -> Result<Response<Self::ReindexStream>, Status> {
-        let (call, _) = self.admit("Reindex", Action::Reindex, &request)?;
+        let (call, caller) = self.admit("Reindex", Action::Reindex, &request)?;
+        // A rebuild makes (and may drop) the store of every tenant.
+        if caller.tenant != DEFAULT_TENANT {
+            return Err(call.fail(
+                ApiError::NotForTenant(format!(
+                    "rebuilding the store concerns every tenant: only an admin key of tenant \
+                     {DEFAULT_TENANT:?} may (this one is of {:?})",
+                    caller.tenant
+                ))
+                .into(),
+            ));
+        }
         let Some(rebuild) = self.rebuild.clone() else {
             return Err(call.fail(
                 ApiError::Rebuild(

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// A store rebuild (Reindex) that could not be made or is not this service's to make.
     #[error("{0}")]
     Rebuild(String),
+    /// A call this key's role allows, but not for its tenant.
+    #[error("{0}")]
+    NotForTenant(String),
 }
 
 impl ApiError {
@@ -89,6 +92,7 @@ pub fn code(e: &ApiError) -> Code {
         },
         // A missing folder, a store that is not this service's to rebuild: the operator acts.
         ApiError::Rebuild(_) => Code::FailedPrecondition,
+        ApiError::NotForTenant(_) => Code::PermissionDenied,
     }
 }
 

@@ -88,8 +88,14 @@ impl EdgeBackend {
         // The lock is the store folder's, not the data directory's: a service rebuilding its
         // store (`rag reindex`) holds the old generation and the new one at once, and keeps
         // the new one's when it lets the old one go.
-        let store_dir = store_dir(&data_dir)?;
-        let lock = lock_exclusively(&store_dir)?;
+        let (store_dir, lock) = loop {
+            let store_dir = store_dir(&data_dir)?;
+            let lock = lock_exclusively(&store_dir)?;
+            // A switch between reading `CURRENT` and taking the lock: take the new one.
+            if crate::edge::store_dir(&data_dir)? == store_dir {
+                break (store_dir, lock);
+            }
+        };
         let backend = Self {
             store_dir,
             min_free_bytes,
@@ -202,7 +208,7 @@ impl EdgeBackend {
 
 /// Takes the data directory for this process, or says who has it. Checked here, by the lock
 /// call's own answer, because the shard's WAL reports its lock failure only as text.
-fn lock_exclusively(data_dir: &Path) -> Result<fs_err::File> {
+pub(crate) fn lock_exclusively(data_dir: &Path) -> Result<fs_err::File> {
     let dir = fs_err::File::open(data_dir).map_err(io(data_dir))?;
     match dir.file().try_lock() {
         Ok(()) => Ok(dir),

@@ -242,8 +242,9 @@ pub async fn remove(config: &StoreConfig, old: &Generation) -> Result<()> {
 /// What a store holds that a rebuild starts from.
 #[derive(Debug, Default)]
 pub struct Contents {
-    /// Every folder indexed into the store, with the tenant it was indexed for.
-    pub folders: BTreeSet<(String, String)>,
+    /// Every folder indexed into the store, with the tenant it was indexed for, and the source
+    /// paths (relative to the folder) of the documents indexed from it.
+    pub folders: BTreeMap<(String, String), BTreeSet<String>>,
     /// The newest complete version of every document under the root asked for (the API's),
     /// with its tenant, chunks in order.
     pub documents: Vec<(String, Vec<ChunkPayload>)>,
@@ -274,7 +275,11 @@ pub async fn contents(store: &Store, root: &str) -> Result<Contents> {
             };
             let (tenant, point_root) = (text(fields::TENANT), text(fields::ROOT));
             if point_root != root {
-                contents.folders.insert((tenant, point_root));
+                contents
+                    .folders
+                    .entry((tenant, point_root))
+                    .or_default()
+                    .insert(text(fields::SOURCE));
                 continue;
             }
             let payload = parse_payload(point.payload)?;
@@ -328,6 +333,8 @@ fn write_current(data_dir: &Path, relative: &str) -> Result<()> {
 /// An old embedded generation: a folder under `generations/`, or the store files at the top of
 /// the data directory (a store made before generations), never anything else there.
 fn remove_folder(data_dir: &Path, dir: &Path) -> Result<()> {
+    // Never from under a process that has it open.
+    let _lock = edge::lock_exclusively(dir)?;
     if dir == data_dir {
         for name in [edge::SHARD_DIR, edge::SCHEMA_FILE] {
             let path = data_dir.join(name);
