@@ -10,7 +10,7 @@
 //! that holds the embedded store, asked by this command over gRPC (Reindex): it rebuilds beside
 //! the store it serves and then answers from the new one, without stopping ([`in_service`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -134,7 +134,7 @@ pub async fn in_service(
     say: Say<'_>,
 ) -> anyhow::Result<()> {
     let config = reload()?;
-    if format!("{:?}", config.store()) != format!("{served:?}") {
+    if config.store() != *served {
         anyhow::bail!(
             "the configuration now names another store than the one this service serves \
              ({served:?}); restart the service to move it"
@@ -193,8 +193,8 @@ struct Built {
     next: Generation,
     store: Arc<Store>,
     embedder: Arc<Embedder>,
-    /// The versions of the API's documents copied.
-    copied: BTreeSet<(String, String, String)>,
+    /// The version (hash) of each API document copied, by (tenant, document id).
+    copied: BTreeMap<(String, String), String>,
     /// The current store is a plain collection (made before aliases).
     plain: bool,
 }
@@ -320,7 +320,7 @@ async fn build(
             print_summary(&summary);
         }
     }
-    let copied: BTreeSet<(String, String, String)> = contents
+    let copied: BTreeMap<(String, String), String> = contents
         .documents
         .iter()
         .map(|(tenant, chunks)| version_of(tenant, chunks))
@@ -432,11 +432,10 @@ fn exact_path_glob(relative: &str) -> String {
     glob
 }
 
-/// A stored document version: (tenant, document id, version hash).
-fn version_of(tenant: &str, chunks: &[ChunkPayload]) -> (String, String, String) {
+/// A stored document version: ((tenant, document id), version hash).
+fn version_of(tenant: &str, chunks: &[ChunkPayload]) -> ((String, String), String) {
     (
-        tenant.to_owned(),
-        chunks[0].doc_id.clone(),
+        (tenant.to_owned(), chunks[0].doc_id.clone()),
         chunks[0].doc_hash.clone(),
     )
 }
@@ -451,17 +450,10 @@ async fn catch_up(config: &Config, built: &Built, old: &Store, say: Say<'_>) -> 
         .iter()
         .map(|(tenant, chunks)| (tenant.clone(), chunks[0].doc_id.clone()))
         .collect();
-    let copied_hash = |tenant: &str, doc_id: &str| {
-        built
-            .copied
-            .iter()
-            .find(|(t, d, _)| t == tenant && d == doc_id)
-            .map(|(_, _, h)| h.clone())
-    };
     // Untouched in the new store since the rebuild: it holds the copied version or nothing.
-    let untouched = |tenant: String, doc_id: String| {
+    let untouched = |(tenant, doc_id): (String, String)| {
         let store = built.store.for_tenant(&tenant);
-        let copied = copied_hash(&tenant, &doc_id);
+        let copied = built.copied.get(&(tenant, doc_id.clone())).cloned();
         async move {
             let versions = store.document_versions(None, Some(&doc_id)).await?;
             Ok::<_, rag_store::StoreError>(
@@ -473,27 +465,25 @@ async fn catch_up(config: &Config, built: &Built, old: &Store, say: Say<'_>) -> 
     };
     let mut fresh = Vec::new();
     for (tenant, chunks) in late {
-        if built.copied.contains(&version_of(&tenant, &chunks)) {
-            continue;
-        }
-        if untouched(tenant.clone(), chunks[0].doc_id.clone()).await? {
+        let (key, hash) = version_of(&tenant, &chunks);
+        if built.copied.get(&key) != Some(&hash) && untouched(key).await? {
             fresh.push((tenant, chunks));
         }
     }
-    let keep: Vec<(String, String, String)> = fresh.iter().map(|(t, c)| version_of(t, c)).collect();
+    let keep: Vec<((String, String), String)> =
+        fresh.iter().map(|(t, c)| version_of(t, c)).collect();
     copy_api_documents(config, &built.embedder, &built.store, fresh, say).await?;
     // Older versions of the replaced ones, then those deleted meanwhile.
-    for (tenant, doc_id, hash) in &keep {
+    for ((tenant, doc_id), hash) in &keep {
         built
             .store
             .for_tenant(tenant)
             .delete_document(doc_id, Some(hash), &Visibility::All)
             .await?;
     }
-    for (tenant, doc_id, _) in &built.copied {
-        if !now.contains(&(tenant.clone(), doc_id.clone()))
-            && untouched(tenant.clone(), doc_id.clone()).await?
-        {
+    for key in built.copied.keys() {
+        if !now.contains(key) && untouched(key.clone()).await? {
+            let (tenant, doc_id) = key;
             built
                 .store
                 .for_tenant(tenant)

@@ -38,7 +38,7 @@ pub use snapshot::SnapshotInfo;
 pub use store::{IndexStats, Store};
 
 /// Which backend to open, and where.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StoreConfig {
     /// Embedded engine in `data_dir`, refusing writes while its file system has less than
     /// `min_free_bytes` free.
