@@ -178,6 +178,13 @@ max_tokens = 48
         server
     }
 
+    /// `rag serve` with the HTTP API on a free loopback port, loaded.
+    pub async fn serve_http(&self) -> Server {
+        let server = self.start_serving(&["--http-listen", "127.0.0.1:0"]);
+        server.wait_serving().await;
+        server
+    }
+
     /// `rag serve` with `extra` arguments, without waiting for it to load.
     pub fn start_serving(&self, extra: &[&str]) -> Server {
         self.spawn_serve(extra, Stdio::inherit(), &[])
@@ -208,12 +215,15 @@ max_tokens = 48
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut admin = None;
+        let mut http = None;
         let addr = loop {
             let mut line = String::new();
             stdout.read_line(&mut line).unwrap();
             let line = line.trim();
             if let Some(a) = line.strip_prefix("rag: admin listening on ") {
                 admin = Some(a.to_owned());
+            } else if let Some(a) = line.strip_prefix("rag: http listening on ") {
+                http = Some(format!("http://{a}"));
             } else if let Some(a) = line.strip_prefix("rag: listening on ") {
                 break a.to_owned();
             } else {
@@ -228,6 +238,7 @@ max_tokens = 48
             channel,
             url: format!("http://{addr}"),
             admin,
+            http,
         }
     }
 }
@@ -239,6 +250,8 @@ pub struct Server {
     pub url: String,
     /// The admin HTTP listener's address, when started with one.
     pub admin: Option<String>,
+    /// `http://host:port` of the HTTP API, when started with one (`--http-listen`).
+    pub http: Option<String>,
 }
 
 impl Server {

@@ -268,7 +268,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(rag_grpc::server::run(
         listener,
         // Loopback, in-process: no keys to check (a key check is one SHA-256 of a short string).
-        rag_auth::Gate::open(),
+        std::sync::Arc::new(rag_auth::Gate::open()),
         None,
         async move { Ok(loaded) },
         rag_grpc::Serving::default(),

@@ -42,6 +42,10 @@ pub struct AskArgs {
     temperature: Option<f32>,
     #[arg(long)]
     seed: Option<u32>,
+    /// An earlier question of the conversation, oldest first (repeatable): QUESTION is then a
+    /// follow-up, rewritten into a standalone question before retrieval.
+    #[arg(long = "after", value_name = "EARLIER_QUESTION")]
+    after: Vec<String>,
     /// Service address (overrides `client.addr`).
     #[arg(long)]
     addr: Option<String>,
@@ -202,6 +206,14 @@ pub async fn ask(config: &Config, args: AskArgs) -> anyhow::Result<ExitCode> {
             max_tokens: args.max_tokens.unwrap_or(0),
             temperature: args.temperature,
             seed: args.seed,
+            history: args
+                .after
+                .into_iter()
+                .map(|question| pb::Turn {
+                    question,
+                    answer: String::new(),
+                })
+                .collect(),
         })
         .await
         .map_err(status_error)?
@@ -211,6 +223,9 @@ pub async fn ask(config: &Config, args: AskArgs) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout();
     while let Some(message) = stream.message().await.map_err(status_error)? {
         match message.event {
+            Some(pb::ask_response::Event::Rewrite(r)) if !args.json => {
+                println!("(searched for: {})", r.question);
+            }
             Some(pb::ask_response::Event::Sources(s)) => sources = s.sources,
             Some(pb::ask_response::Event::Token(t)) if !args.json => {
                 write!(stdout, "{}", t.text)?;

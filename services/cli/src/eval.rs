@@ -309,7 +309,7 @@ async fn generate(
         while let Some(event) = events.next().await {
             match event? {
                 AskEvent::Sources(hits) => sources = hits,
-                AskEvent::Token(_) => {}
+                AskEvent::Token(_) | AskEvent::Rewritten(_) => {}
                 AskEvent::Answer(a) => answer = Some(a),
             }
         }

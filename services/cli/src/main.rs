@@ -6,6 +6,7 @@ mod client;
 mod config;
 mod engine;
 mod eval;
+mod feedback;
 mod ingest;
 mod keys;
 mod load;
@@ -52,7 +53,7 @@ struct Cli {
 enum Command {
     /// Index a folder: new files are added, changed ones replaced, removed ones deleted.
     Ingest(ingest::IngestArgs),
-    /// Run the gRPC query service.
+    /// Run the query service: gRPC, and with `--http-listen` the HTTP API and chat page.
     Serve(serve::ServeArgs),
     /// Show the chunks that best match a query (asks a running service).
     Search(client::SearchArgs),
@@ -76,6 +77,9 @@ enum Command {
     /// API keys for the service (`auth.keys`).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Feedback from the chat page: `export` writes it as a question set for `rag eval`.
+    #[command(subcommand)]
+    Feedback(feedback::FeedbackCommand),
     /// Rebuild the store for a new embedding model or chunking recipe beside the current one,
     /// then switch to it in one step (see README "Changing the embedding model").
     Reindex(reindex::ReindexArgs),
@@ -172,6 +176,9 @@ fn main() -> ExitCode {
             Command::Eval(args) => eval::run(config, args).await.map(|()| ExitCode::SUCCESS),
             Command::Load(args) => load::run(&config, args).await.map(|()| ExitCode::SUCCESS),
             Command::Keys(command) => keys::run(command).map(|()| ExitCode::SUCCESS),
+            Command::Feedback(command) => {
+                feedback::run(&config, command).map(|()| ExitCode::SUCCESS)
+            }
             Command::Reindex(args) => reindex::run(&config, args)
                 .await
                 .map(|()| ExitCode::SUCCESS),

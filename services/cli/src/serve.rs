@@ -16,6 +16,10 @@ pub struct ServeArgs {
     /// Admin HTTP address for /metrics, /healthz and /readyz (overrides `query.admin_listen`).
     #[arg(long)]
     admin_listen: Option<SocketAddr>,
+    /// HTTP address for the JSON API, the OpenAI-compatible endpoint and the chat page
+    /// (overrides `query.http_listen`); port 0 picks a free port.
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
 }
 
 /// Reads the configuration again, as at start-up (file, environment, flags).
@@ -29,7 +33,7 @@ pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Res
     let local = listener.local_addr()?;
     // Checked before anything loads: a service that would be open to the network without keys
     // does not start.
-    let gate = rag_auth::Gate::from_config(&config.auth, local)?;
+    let gate = Arc::new(rag_auth::Gate::from_config(&config.auth, local)?);
     let tls = crate::tls::server(&config.tls)?;
     if gate.is_open() {
         tracing::warn!(%local, "authentication is off (auth.enabled = false): local use only");
@@ -50,6 +54,7 @@ pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Res
         Some(addr) => {
             let metrics = rag_admin::install_recorder()?;
             rag_grpc::describe_metrics();
+            rag_http::describe_metrics();
             rag_engine::metrics::describe();
             rag_ingest::counters::describe();
             let admin_listener = tokio::net::TcpListener::bind(addr)
@@ -69,11 +74,38 @@ pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Res
         }
         None => None,
     };
+    let current = Arc::new(Current::default());
+    let http = match args.http_listen.or(config.query.http_listen) {
+        Some(addr) => {
+            let http_listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (HTTP)"))?;
+            let http_local = http_listener.local_addr()?;
+            // The same rule as the gRPC port: no keys, no listening beyond loopback.
+            rag_auth::Gate::from_config(&config.auth, http_local)?;
+            if !gate.is_open() && !http_local.ip().is_loopback() {
+                tracing::warn!(%http_local, "the HTTP API has no TLS: put a TLS proxy in front of it");
+            }
+            println!("rag: http listening on {http_local}");
+            let state = rag_http::Http::new(
+                current.clone(),
+                gate.clone(),
+                config.data_dir.clone(),
+                config.llm.model_file.display().to_string(),
+            );
+            let served = rag_http::serve(http_listener, state, shutdown());
+            Some(tokio::spawn(async move {
+                if let Err(e) = served.await {
+                    tracing::error!(error = %e, "HTTP listener stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     println!("rag: listening on {local}");
     std::io::stdout().flush()?;
     tracing::info!(%local, "listening; loading models");
 
-    let current = Arc::new(Current::default());
     // The embedded store is this process's alone, so it is rebuilt here when asked (Reindex);
     // a Qdrant server's is rebuilt by `rag reindex` beside the running services.
     let rebuild = matches!(config.store(), rag_store::StoreConfig::Embedded { .. })
@@ -97,8 +129,8 @@ pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Res
     .await;
     // The admin listener ends with the service, however the service ended.
     stop.send_replace(true);
-    if let Some(admin) = admin {
-        let _ = admin.await;
+    for listener in [admin, http].into_iter().flatten() {
+        let _ = listener.await;
     }
     served?;
     tracing::info!("stopped");

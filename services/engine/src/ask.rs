@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
 
+use crate::conversation::{Rewrite, Turn};
 use crate::{CheckedAnswer, Engine, EngineError, Retrieval, Verdict, metrics};
 
 /// Room the prompt needs besides the answer: the smallest useful source plus the template.
@@ -29,12 +30,17 @@ pub struct AskOptions {
     /// When the caller stops waiting (a gRPC deadline): generation ends then with
     /// [`rag_llm::LlmError::DeadlineExceeded`] and gives its sequence back.
     pub deadline: Option<Instant>,
+    /// The conversation so far, oldest turn first: the question is a follow-up to it and is
+    /// rewritten into a standalone question before retrieval. Empty: the question stands alone.
+    pub history: Vec<Turn>,
 }
 
 /// What an answer goes through, in order: the sources once, the tokens as they are generated,
 /// then the checked answer. A stream that ends without [`AskEvent::Answer`] ended in an error.
 #[derive(Debug)]
 pub enum AskEvent {
+    /// First, for a follow-up only: the standalone question that retrieval and the model got.
+    Rewritten(Rewrite),
     /// The sources the model was given; source `n` is `sources[n - 1]`. Empty when retrieval
     /// found nothing relevant enough (the answer follows at once, without the model).
     Sources(Vec<Hit>),
@@ -87,6 +93,8 @@ impl Finish {
 /// Where the time of one answer went; each measured from the moment [`Engine::ask`] was called.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timings {
+    /// Rewriting a follow-up into a standalone question (zero for a question alone).
+    pub rewrite: Duration,
     pub retrieval: Duration,
     /// Waiting for the model (other answers ahead in the queue).
     pub queued: Duration,
@@ -117,12 +125,25 @@ impl Engine {
                 ),
             ));
         }
-        let hits = self.retrieve(question, &options.retrieval).await?;
+        let rewrite = if options.history.is_empty() {
+            None
+        } else {
+            Some(self.standalone_question(&options.history, question).await?)
+        };
+        let rewritten = started.elapsed();
+        let question = rewrite
+            .as_ref()
+            .map_or_else(|| question.to_owned(), |r| r.question.clone());
+        let hits = self.retrieve(&question, &options.retrieval).await?;
         let mut timings = Timings {
-            retrieval: started.elapsed(),
+            rewrite: rewritten,
+            retrieval: started.elapsed() - rewritten,
             ..Default::default()
         };
         let (tx, rx) = mpsc::channel(64);
+        if let Some(rewrite) = rewrite {
+            let _ = tx.try_send(Ok(AskEvent::Rewritten(rewrite)));
+        }
 
         if hits.is_empty() {
             // Nothing relevant enough: say so plainly instead of letting the model guess.
@@ -140,7 +161,7 @@ impl Engine {
             return Ok(ReceiverStream::new(rx));
         }
 
-        let prompt = self.prompt(question, hits, options.max_tokens);
+        let prompt = self.prompt(&question, hits, options.max_tokens);
         let mut request = prompt.request(options.max_tokens, options.temperature, options.seed);
         request.deadline = options.deadline;
         let mut events = self.generator.generate(request)?;

@@ -12,6 +12,10 @@ pub struct QueryConfig {
     /// Admin HTTP listener for Prometheus `/metrics`, `/healthz` and `/readyz`; unset: off.
     /// Keep it on a port clients cannot reach.
     pub admin_listen: Option<SocketAddr>,
+    /// HTTP listener for the JSON API, the OpenAI-compatible chat endpoint and the chat page
+    /// (`/`); unset: off. Same keys as gRPC. No TLS of its own: put a TLS proxy in front of it
+    /// beyond loopback.
+    pub http_listen: Option<SocketAddr>,
     /// Chunks retrieved when a request does not say.
     pub top_k: usize,
     /// Retrieved chunks below this cosine similarity are dropped (unless they hold one of the
@@ -47,6 +51,7 @@ impl Default for QueryConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             admin_listen: None,
+            http_listen: None,
             top_k: 5,
             // Calibrated with `rag eval` + scripts/calibrate-threshold.py on the shipped sets
             // for the default embedding model (BENCHMARKS.md); another model needs its own.

@@ -10,6 +10,7 @@ mod ask;
 mod citations;
 mod config;
 pub mod context;
+pub mod conversation;
 mod error;
 mod evidence;
 pub mod metrics;
@@ -24,6 +25,7 @@ use rag_store::{Hit, SearchFilter, Store};
 
 pub use ask::{Answer, AskEvent, AskOptions, AskStream, Citation, Finish, Timings};
 pub use config::QueryConfig;
+pub use conversation::{Rewrite, RewriteBy, Turn};
 pub use error::EngineError;
 pub use prompt::Prompt;
 pub use retrieve::Retriever;
@@ -123,6 +125,7 @@ impl Engine {
             temperature: config.temperature,
             seed: 0,
             deadline: None,
+            history: Vec::new(),
         }
     }
 

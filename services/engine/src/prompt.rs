@@ -51,6 +51,17 @@ impl Prompt {
     }
 }
 
+/// The turns before the user's: the system turn and the worked example if asked for. The same
+/// for every answer (the scheduler evaluates it once and restores it into each).
+pub fn prefix(with_example: bool) -> (String, Vec<(String, String)>) {
+    let examples = if with_example {
+        vec![(EXAMPLE.0.to_owned(), EXAMPLE.1.to_owned())]
+    } else {
+        Vec::new()
+    };
+    (SYSTEM.to_owned(), examples)
+}
+
 /// Builds the prompt from the best sources that fit in `budget` tokens, as counted by `count`.
 /// The last source that fits only in part is cut on a character boundary.
 pub fn build(
@@ -61,11 +72,7 @@ pub fn build(
     count: &dyn Fn(&str) -> usize,
 ) -> Prompt {
     let question_part = format!("Question: {question}\n\n{INSTRUCTION}");
-    let examples: Vec<(String, String)> = if with_example {
-        vec![(EXAMPLE.0.to_owned(), EXAMPLE.1.to_owned())]
-    } else {
-        Vec::new()
-    };
+    let (system, examples) = prefix(with_example);
     let example_tokens: usize = examples.iter().map(|(q, a)| count(q) + count(a) + 8).sum();
     let fixed = count(SYSTEM) + example_tokens + count(&question_part) + 8;
     let mut remaining = budget.saturating_sub(fixed);
@@ -91,7 +98,7 @@ pub fn build(
     }
     let user = format!("Sources:\n\n{}\n\n{question_part}", blocks.join("\n\n"));
     Prompt {
-        system: SYSTEM.to_owned(),
+        system,
         examples,
         user,
         sources,

@@ -3,6 +3,7 @@
 //! tonic with health and reflection.
 
 mod observe;
+pub mod request;
 pub mod server;
 mod service;
 pub mod status;

@@ -35,7 +35,7 @@ pub const MAX_REQUEST_BYTES: usize = crate::service::INGEST_REQUEST_BYTES;
 /// instead of idling.
 pub async fn run(
     listener: TcpListener,
-    gate: Gate,
+    gate: Arc<Gate>,
     tls: Option<ServerTlsConfig>,
     load: impl Future<Output = Result<Loaded, String>> + Send + 'static,
     serving: Serving,
@@ -51,7 +51,7 @@ pub async fn run(
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
     let current = serving.current.clone();
-    let service = RagServiceServer::new(Service::new(serving, Arc::new(gate)))
+    let service = RagServiceServer::new(Service::new(serving, gate))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 
     let (load_failed_tx, load_failed) = tokio::sync::oneshot::channel();

@@ -4,11 +4,11 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 
 use rag_auth::{Action, Gate};
-use rag_engine::{Answer, AskEvent, AskOptions, Engine, Retrieval, Verdict};
+use rag_engine::{Answer, AskEvent, Engine, Verdict};
 use rag_ingest::{IncomingDocument, Indexer};
 use rag_proto::v1 as pb;
 use rag_proto::v1::rag_service_server::RagService;
-use rag_store::{DEFAULT_TENANT, Hit, SearchFilter, Visibility};
+use rag_store::{DEFAULT_TENANT, Hit};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -16,9 +16,8 @@ use tonic::{Code, Request, Response, Status};
 use tracing::Instrument;
 
 use crate::observe::Call;
+use crate::request::{Caller, GROUPS_HEADER, ask_options, question, retrieval};
 use crate::status::ApiError;
-
-const MAX_TOP_K: u32 = 100;
 
 /// IngestDocument carries whole files (the ingest size limit applies to the file itself).
 pub const INGEST_REQUEST_BYTES: usize = 80 * 1024 * 1024;
@@ -36,7 +35,6 @@ pub fn request_limit(action: Action) -> usize {
         }
     }
 }
-const MAX_ANSWER_TOKENS: u32 = 4096;
 
 /// What the service needs once start-up has loaded it: the engine answers, the indexer takes
 /// documents sent over the API.
@@ -110,16 +108,6 @@ pub struct Service {
 /// Request metadata carrying the caller's API key: `authorization: Bearer <key>`.
 pub const AUTHORIZATION_HEADER: &str = "authorization";
 
-/// Request metadata in which a trusted front end names the asking user's groups: "hr,eng".
-pub const GROUPS_HEADER: &str = "x-rag-groups";
-
-/// Whose documents a call reaches: its key's tenant, and what of it the key (or the user a
-/// trusted key speaks for) may read.
-struct Caller {
-    tenant: String,
-    visibility: Visibility,
-}
-
 impl Service {
     pub fn new(serving: Serving, gate: Arc<Gate>) -> Self {
         Self {
@@ -149,72 +137,48 @@ impl Service {
         if size > limit {
             return Err(call.fail(ApiError::TooLarge { rpc, size, limit }.into()));
         }
-        let forwarded = match forwarded_groups(request) {
-            Ok(groups) => groups,
-            Err(e) => return Err(call.fail(e.into())),
-        };
-        let admitted = match self.gate.admit(bearer(request), action) {
-            Ok(admitted) => admitted,
+        let forwarded = metadata_text(request, GROUPS_HEADER);
+        match crate::request::admit(&self.gate, bearer(request), forwarded, action) {
+            Ok(admission) => {
+                call.set_tenant(admission.caller.tenant.clone());
+                if let Some(key_id) = admission.key_id {
+                    call.set_key(key_id);
+                }
+                if let Some(permit) = admission.permit {
+                    call.hold(permit);
+                }
+                Ok((call, admission.caller))
+            }
             Err(e) => {
                 // A known key that may not do this, or not now, is named in the audit line too.
-                if let Some(key_id) = e.key_id() {
+                if let ApiError::Auth(a) = &e
+                    && let Some(key_id) = a.key_id()
+                {
                     call.set_key(key_id.to_owned());
                 }
-                return Err(call.fail(ApiError::from(e).into()));
+                Err(call.fail(e.into()))
             }
-        };
-        let Some(admitted) = admitted else {
-            // No keys checked (local use): the default tenant; a front end's header is taken
-            // at its word, so permissions can be tried out locally.
-            call.set_tenant(DEFAULT_TENANT.to_owned());
-            let visibility = forwarded.map_or(Visibility::All, Visibility::Groups);
-            return Ok((
-                call,
-                Caller {
-                    tenant: DEFAULT_TENANT.to_owned(),
-                    visibility,
-                },
-            ));
-        };
-        let principal = admitted.principal;
-        call.set_key(principal.key_id.clone());
-        call.set_tenant(principal.tenant.clone());
-        call.hold(admitted.permit);
-        match principal.reach(forwarded) {
-            Ok(visibility) => Ok((
-                call,
-                Caller {
-                    tenant: principal.tenant,
-                    visibility,
-                },
-            )),
-            Err(e) => Err(call.fail(ApiError::from(e).into())),
         }
     }
 }
 
-/// The user's groups a front end passes on, if the request names them.
-fn forwarded_groups<T>(request: &Request<T>) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(value) = request.metadata().get(GROUPS_HEADER) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::invalid(GROUPS_HEADER, "must be ASCII"))?;
-    rag_auth::parse_groups(value)
-        .map(Some)
-        .map_err(|reason| ApiError::invalid(GROUPS_HEADER, reason))
+/// A metadata value as text; `Err` for one that is not ASCII.
+fn metadata_text<'a, T>(request: &'a Request<T>, name: &str) -> Option<Result<&'a str, ()>> {
+    request
+        .metadata()
+        .get(name)
+        .map(|v| v.to_str().map_err(|_| ()))
 }
 
 /// The key in `authorization: Bearer <key>`, if the request carries one.
 fn bearer<T>(request: &Request<T>) -> Option<&str> {
-    let value = request
-        .metadata()
-        .get(AUTHORIZATION_HEADER)?
-        .to_str()
-        .ok()?;
-    let (scheme, key) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+    crate::request::bearer(
+        request
+            .metadata()
+            .get(AUTHORIZATION_HEADER)?
+            .to_str()
+            .ok()?,
+    )
 }
 
 #[tonic::async_trait]
@@ -285,6 +249,15 @@ impl RagService for Service {
                 };
                 let Some(event) = event else { break };
                 let (message, last) = match event {
+                    Ok(AskEvent::Rewritten(rewrite)) => (
+                        Ok(pb::AskResponse {
+                            event: Some(pb::ask_response::Event::Rewrite(pb::Rewrite {
+                                question: rewrite.question,
+                                by: rewrite.by.as_str().into(),
+                            })),
+                        }),
+                        false,
+                    ),
                     Ok(AskEvent::Sources(hits)) => {
                         call.touch(hits.iter().map(|h| h.payload.doc_id.as_str()));
                         (Ok(sources_event(&hits)), false)
@@ -517,100 +490,6 @@ impl RagService for Service {
     }
 }
 
-fn question(engine: &Engine, field: &'static str, text: &str) -> Result<String, ApiError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(ApiError::invalid(field, "must not be empty"));
-    }
-    let chars = text.chars().count();
-    let limit = engine.config().max_question_chars;
-    if chars > limit {
-        return Err(ApiError::invalid(
-            field,
-            format!("{chars} characters is over the limit of {limit}"),
-        ));
-    }
-    Ok(text.to_owned())
-}
-
-/// The request's retrieval options, validated, with the server defaults filled in, over the
-/// caller's documents only.
-fn retrieval(
-    engine: &Engine,
-    caller: &Caller,
-    options: Option<pb::RetrievalOptions>,
-) -> Result<Retrieval, ApiError> {
-    let defaults = engine.default_retrieval();
-    let options = options.unwrap_or_default();
-    let top_k = match options.top_k {
-        0 => defaults.top_k,
-        k if k <= MAX_TOP_K => k as usize,
-        k => {
-            return Err(ApiError::invalid(
-                "retrieval.top_k",
-                format!("{k} is outside 1..={MAX_TOP_K}"),
-            ));
-        }
-    };
-    let score_threshold = match options.score_threshold {
-        None => defaults.score_threshold,
-        Some(t) if (-1.0..=1.0).contains(&t) => t,
-        Some(t) => {
-            return Err(ApiError::invalid(
-                "retrieval.score_threshold",
-                format!("{t} is outside -1..=1 (cosine similarity)"),
-            ));
-        }
-    };
-    let filter = options.filter.unwrap_or_default();
-    Ok(Retrieval {
-        top_k,
-        score_threshold,
-        hybrid: defaults.hybrid,
-        tenant: caller.tenant.clone(),
-        filter: SearchFilter {
-            path_prefix: Some(filter.path_prefix).filter(|p| !p.is_empty()),
-            doc_ids: filter.document_ids,
-            visibility: caller.visibility.clone(),
-        },
-    })
-}
-
-fn ask_options(
-    engine: &Engine,
-    caller: &Caller,
-    request: &pb::AskRequest,
-) -> Result<AskOptions, ApiError> {
-    let defaults = engine.default_ask();
-    let max_tokens = match request.max_tokens {
-        0 => defaults.max_tokens,
-        n if n <= MAX_ANSWER_TOKENS => n as usize,
-        n => {
-            return Err(ApiError::invalid(
-                "max_tokens",
-                format!("{n} is over the limit of {MAX_ANSWER_TOKENS}"),
-            ));
-        }
-    };
-    let temperature = match request.temperature {
-        None => defaults.temperature,
-        Some(t) if (0.0..=2.0).contains(&t) => t,
-        Some(t) => {
-            return Err(ApiError::invalid(
-                "temperature",
-                format!("{t} is outside 0..=2"),
-            ));
-        }
-    };
-    Ok(AskOptions {
-        retrieval: retrieval(engine, caller, request.retrieval.clone())?,
-        max_tokens,
-        temperature,
-        seed: request.seed.unwrap_or(defaults.seed),
-        deadline: None,
-    })
-}
-
 fn chunk(hit: &Hit) -> pb::Chunk {
     let p = &hit.payload;
     pb::Chunk {
@@ -686,6 +565,7 @@ fn answer_event(answer: Answer) -> pb::AskResponse {
             first_token_ms: ms(t.first_token),
             total_ms: ms(t.total),
             tokens_per_second: t.tokens_per_second,
+            rewrite_ms: ms(t.rewrite),
         }),
         finish_reason: answer.finish.as_str().into(),
     };

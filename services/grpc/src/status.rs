@@ -45,7 +45,7 @@ impl ApiError {
     }
 
     /// The request field at fault, for errors that have one.
-    fn field(&self) -> Option<(&'static str, &str)> {
+    pub fn field(&self) -> Option<(&'static str, &str)> {
         match self {
             Self::InvalidArgument { field, reason }
             | Self::Engine(EngineError::InvalidArgument { field, reason }) => Some((field, reason)),
@@ -119,16 +119,23 @@ fn store_code(e: &StoreError) -> Code {
     }
 }
 
+impl ApiError {
+    /// How long a refused caller should wait before trying again, for limits that say.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            ApiError::Auth(a) => a.retry_after(),
+            _ => None,
+        }
+    }
+}
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
         let code = code(&e);
         if code == Code::Internal {
             tracing::error!(error = %e, "request failed");
         }
-        let retry = match &e {
-            ApiError::Auth(a) => a.retry_after(),
-            _ => None,
-        };
+        let retry = e.retry_after();
         match (e.field(), retry) {
             // The message keeps the field name for clients that only read messages; the
             // BadRequest detail names it for clients that act on it.

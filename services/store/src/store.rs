@@ -407,6 +407,38 @@ impl Store {
         self.backend.optimize().await
     }
 
+    /// The chunks `indexes` of version `doc_hash` of document `doc_id` that exist and that
+    /// `visibility` allows, in order: a chunk in its document's context (the source viewer).
+    /// Read by id, as the ids follow from document, version and index.
+    pub async fn chunks(
+        &self,
+        doc_id: &str,
+        doc_hash: &str,
+        indexes: std::ops::Range<u32>,
+        visibility: &Visibility,
+    ) -> Result<Vec<crate::ChunkPayload>> {
+        let ids = indexes
+            .map(|i| {
+                PointKey::Uuid(in_tenant(
+                    &self.tenant,
+                    crate::point::point_id(doc_id, i, doc_hash),
+                ))
+            })
+            .collect();
+        let mut chunks = Vec::new();
+        for (_, payload) in self.backend.payloads(ids).await? {
+            let chunk = parse_payload(payload)?;
+            if chunk.doc_id == doc_id
+                && chunk.doc_hash == doc_hash
+                && visibility.permits(&chunk.groups)
+            {
+                chunks.push(chunk);
+            }
+        }
+        chunks.sort_by_key(|c| c.chunk_index);
+        Ok(chunks)
+    }
+
     /// Removes the whole collection, every tenant's points with it (server backend only; the
     /// embedded store is its data directory).
     pub async fn drop_collection(&self) -> Result<()> {

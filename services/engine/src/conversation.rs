@@ -1,0 +1,198 @@
+//! follow-up + earlier turns -> standalone question: what retrieval and the grounded prompt see.
+//!
+//! "And for part-time staff?" retrieves nothing useful on its own. The chat model rewrites it
+//! with the conversation in view ("How many vacation days do part-time staff get?"); the rewrite
+//! is then checked, because a small model may drop the follow-up's point or answer instead of
+//! asking. A rewrite that fails the check is replaced by the previous question joined with the
+//! follow-up: cruder, but it keeps every term the user wrote.
+
+use std::collections::HashSet;
+
+use crate::{Engine, EngineError};
+
+/// One earlier exchange of a conversation, oldest first in a history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub question: String,
+    /// The answer the user saw (may be empty, e.g. when it was cancelled).
+    pub answer: String,
+}
+
+/// The question retrieval and the prompt use, and how it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    pub question: String,
+    pub by: RewriteBy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewriteBy {
+    /// The chat model's rewrite, checked.
+    Model,
+    /// The model's rewrite failed the check: the previous question and the follow-up, joined.
+    Joined,
+}
+
+impl RewriteBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Model => "model",
+            Self::Joined => "joined",
+        }
+    }
+}
+
+/// Only the latest turns matter for what a follow-up refers to, and each costs prompt time.
+const TURNS_SHOWN: usize = 3;
+/// An answer is shown to the rewriter cut to this many characters: its subject is at the start.
+const ANSWER_CHARS: usize = 300;
+/// A standalone question is one line; a longer rewrite is the model answering instead.
+const REWRITE_TOKENS: usize = 64;
+
+/// Share of the follow-up's terms a rewrite must keep.
+const KEPT_SHARE: f32 = 0.6;
+
+const INSTRUCTION: &str = "Rewrite the follow-up question as one standalone question that can be \
+understood without the conversation. Keep the language of the follow-up question. Reply with \
+the question only.";
+
+impl Engine {
+    /// The standalone form of `question` given the earlier `history` (oldest first). Called
+    /// only with a non-empty history; uses the chat model's queue like an answer does.
+    pub async fn standalone_question(
+        &self,
+        history: &[Turn],
+        question: &str,
+    ) -> Result<Rewrite, EngineError> {
+        let shown = &history[history.len().saturating_sub(TURNS_SHOWN)..];
+        let mut conversation = String::new();
+        for turn in shown {
+            conversation.push_str(&format!("User: {}\n", turn.question.trim()));
+            let answer: String = turn.answer.trim().chars().take(ANSWER_CHARS).collect();
+            if !answer.is_empty() {
+                conversation.push_str(&format!("Assistant: {answer}\n"));
+            }
+        }
+        let user = format!(
+            "Conversation so far:\n{conversation}\nFollow-up question: {question}\n\n{INSTRUCTION}"
+        );
+        // The answer prompt's system turn and examples: the scheduler keeps one shared prefix,
+        // so a rewrite must not evict the one every answer restores.
+        let (system, examples) = crate::prompt::prefix(self.config().prompt_example);
+        let request = rag_llm::Request {
+            system,
+            examples,
+            user,
+            max_tokens: REWRITE_TOKENS,
+            temperature: 0.0,
+            seed: 0,
+            deadline: None,
+            ignore_eos: false,
+        };
+        let mut events = self.generator.generate(request)?;
+        let mut text = String::new();
+        while let Some(event) = events.recv().await {
+            match event {
+                rag_llm::Event::Token(piece) => text.push_str(&piece),
+                rag_llm::Event::Done(_) => break,
+                rag_llm::Event::Failed(e) => return Err(e.into()),
+            }
+        }
+        let previous = history.last().map_or("", |t| t.question.as_str());
+        Ok(check(&text, question, previous))
+    }
+}
+
+/// The model's `draft` if it is a question that keeps most terms of the follow-up, else the
+/// previous question joined with the follow-up.
+fn check(draft: &str, question: &str, previous: &str) -> Rewrite {
+    let line = draft.trim().lines().next().unwrap_or("").trim();
+    let line = strip_label(line).trim_matches(|c| matches!(c, '"' | '\'' | '“' | '”' | '`'));
+    let line = line.trim();
+    let kept = {
+        let have: HashSet<String> = rag_lexical::terms(line).into_iter().collect();
+        let wanted = rag_lexical::terms(question);
+        let found = wanted.iter().filter(|t| have.contains(*t)).count();
+        // Not every term: a Korean follow-up's closing particle ("...는요?") rightly goes.
+        wanted.is_empty() || found as f32 >= KEPT_SHARE * wanted.len() as f32
+    };
+    // Far longer than the two questions together is an answer or a ramble, not a question.
+    let bounded =
+        line.chars().count() <= 2 * (question.chars().count() + previous.chars().count()) + 40;
+    if !line.is_empty() && kept && bounded {
+        return Rewrite {
+            question: line.to_owned(),
+            by: RewriteBy::Model,
+        };
+    }
+    Rewrite {
+        question: format!("{} {}", previous.trim(), question.trim())
+            .trim()
+            .to_owned(),
+        by: RewriteBy::Joined,
+    }
+}
+
+/// Models like to label their reply: "Standalone question: ...".
+fn strip_label(line: &str) -> &str {
+    match line.split_once(':') {
+        Some((label, rest))
+            if label.to_lowercase().contains("question") && label.chars().count() <= 40 =>
+        {
+            rest
+        }
+        _ => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_a_rewrite_that_holds_the_follow_up() {
+        let r = check(
+            "Standalone question: \"How many vacation days do part-time staff get?\"\nMore.",
+            "and for part-time staff?",
+            "How many vacation days do I get?",
+        );
+        assert_eq!(r.by, RewriteBy::Model);
+        assert_eq!(r.question, "How many vacation days do part-time staff get?");
+    }
+
+    #[test]
+    fn joins_when_the_rewrite_drops_the_follow_up() {
+        let r = check(
+            "How many vacation days do I get?",
+            "and for part-time staff?",
+            "How many vacation days do I get?",
+        );
+        assert_eq!(r.by, RewriteBy::Joined);
+        assert_eq!(
+            r.question,
+            "How many vacation days do I get? and for part-time staff?"
+        );
+    }
+
+    #[test]
+    fn joins_when_the_model_answers_at_length_or_says_nothing() {
+        let long = format!("Part-time staff get {} days.", "many ".repeat(60));
+        for draft in [long.as_str(), "", "  \n"] {
+            let r = check(draft, "part-time?", "Vacation days?");
+            assert_eq!(r.by, RewriteBy::Joined, "{draft:?}");
+        }
+    }
+
+    #[test]
+    fn korean_follow_up_keeps_its_terms() {
+        let r = check(
+            "재택근무는 주 며칠까지 가능한가요?",
+            "재택근무는요?",
+            "휴가는 며칠인가요?",
+        );
+        assert_eq!(r.by, RewriteBy::Model, "the particle 는요 may go");
+        let r = check("휴가는 며칠인가요?", "재택근무는요?", "휴가는 며칠인가요?");
+        assert_eq!(r.by, RewriteBy::Joined, "the follow-up's subject is gone");
+        assert_eq!(r.question, "휴가는 며칠인가요? 재택근무는요?");
+    }
+}

@@ -1,0 +1,96 @@
+//! `POST /v1/ask`: a grounded answer as Server-Sent Events — `rewrite` (follow-ups only),
+//! `sources`, `token`s, then `answer` (or `error`).
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt};
+use rag_auth::Action;
+use rag_engine::{AskEvent, AskStream, EngineError};
+use rag_grpc::request::{Admission, ask_options, question};
+
+use crate::api::{AnswerEvent, AskRequest, RewriteEvent, SourcesEvent, TokenEvent, sources};
+use crate::{HttpError, St, audited};
+
+/// A grounded answer, streamed as Server-Sent Events: `rewrite` (a follow-up's standalone
+/// question), `sources`, `token` (each piece of text as generated), then `answer` (the checked
+/// answer) — or `error`. Closing the connection stops the generation.
+#[utoipa::path(post, path = "/v1/ask", request_body = AskRequest,
+    responses(
+        (status = 200, description = "text/event-stream of events `rewrite` (RewriteEvent), \
+            `sources` (SourcesEvent), `token` (TokenEvent), `answer` (AnswerEvent), `error` \
+            (ErrorBody)", content_type = "text/event-stream", body = AnswerEvent),
+        (status = 400, body = crate::ErrorBody), (status = 401, body = crate::ErrorBody),
+        (status = 429, body = crate::ErrorBody), (status = 503, body = crate::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn ask(
+    axum::extract::State(http): St,
+    headers: HeaderMap,
+    Json(request): Json<AskRequest>,
+) -> Result<Response, HttpError> {
+    let (events, admission) = start(&http, &headers, request).await?;
+    let response = Sse::new(sse_events(events))
+        .keep_alive(KeepAlive::default())
+        .into_response();
+    // The permit counts the call against its key until the stream ends.
+    let response = audited(response, &admission);
+    Ok(hold(response, admission))
+}
+
+/// Admits, validates and starts an answer: what `/v1/ask` and `/v1/chat/completions` share.
+pub async fn start(
+    http: &crate::Http,
+    headers: &HeaderMap,
+    request: AskRequest,
+) -> Result<(AskStream, Admission), HttpError> {
+    let admission = http.admit(headers, Action::Ask)?;
+    let loaded = http.loaded()?;
+    let engine = &loaded.engine;
+    let request = request.into_proto();
+    let text = question(engine, "question", &request.question)?;
+    let options = ask_options(engine, &admission.caller, &request)?;
+    let events = engine.ask(&text, options).await?;
+    Ok((events, admission))
+}
+
+/// Keeps the admission (its in-flight permit) alive as long as the response body.
+pub fn hold(response: Response, admission: Admission) -> Response {
+    let (parts, body) = response.into_parts();
+    let mut permit = Some(admission);
+    let stream = body.into_data_stream().map(move |chunk| {
+        let _ = &mut permit;
+        chunk
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(stream))
+}
+
+fn sse_events(events: AskStream) -> impl Stream<Item = Result<Event, Infallible>> {
+    events.map(|event| {
+        Ok(match event {
+            Ok(AskEvent::Rewritten(r)) => json_event("rewrite", &RewriteEvent::from(r)),
+            Ok(AskEvent::Sources(hits)) => json_event(
+                "sources",
+                &SourcesEvent {
+                    sources: sources(&hits),
+                },
+            ),
+            Ok(AskEvent::Token(text)) => json_event("token", &TokenEvent { text }),
+            Ok(AskEvent::Answer(answer)) => json_event("answer", &AnswerEvent::from(*answer)),
+            Err(e) => error_event(e),
+        })
+    })
+}
+
+fn json_event(name: &str, data: &impl serde::Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .json_data(data)
+        .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()))
+}
+
+fn error_event(e: EngineError) -> Event {
+    json_event("error", &HttpError::from(e).body())
+}

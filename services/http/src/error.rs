@@ -1,0 +1,173 @@
+//! Every error an HTTP request can end in, as a status and a JSON body. The status comes from
+//! the gRPC table (`rag_grpc::status::code`) through the standard gRPC → HTTP mapping, so the two
+//! doors never disagree about what an error is. The body is OpenAI's error shape, which the
+//! OpenAI SDKs read; our own clients read the same.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rag_grpc::status::{ApiError, code};
+use serde::Serialize;
+use tonic::Code;
+use utoipa::ToSchema;
+
+/// A failed request: `{"error": {...}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub message: String,
+    /// OpenAI's error family: "invalid_request_error", "authentication_error",
+    /// "permission_error", "not_found_error", "rate_limit_error", "server_error".
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The gRPC status name of the same error ("INVALID_ARGUMENT", "UNAVAILABLE", ...).
+    pub code: &'static str,
+    /// The request field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+}
+
+/// An error of the HTTP door: one of the service's, or a route's own "not found".
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// Something the request names that does not exist (or that the caller may not see).
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl HttpError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Api(ApiError::invalid(field, reason))
+    }
+
+    fn code(&self) -> Code {
+        match self {
+            Self::Api(e) => code(e),
+            Self::NotFound(_) => Code::NotFound,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let code = self.code();
+        let param = match self {
+            Self::Api(e) => e.field().map(|(field, _)| field.to_owned()),
+            Self::NotFound(_) => None,
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                message: self.to_string(),
+                kind: kind(code),
+                code: code_name(code),
+                param,
+            },
+        }
+    }
+}
+
+impl From<rag_engine::EngineError> for HttpError {
+    fn from(e: rag_engine::EngineError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+/// The standard mapping of gRPC codes onto HTTP statuses (as grpc-gateway and Google APIs use).
+pub fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+            StatusCode::BAD_REQUEST
+        }
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Cancelled => StatusCode::from_u16(499).expect("499 is a valid status"),
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Internal | Code::Unknown | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn kind(code: Code) -> &'static str {
+    match code {
+        Code::Unauthenticated => "authentication_error",
+        Code::PermissionDenied => "permission_error",
+        Code::NotFound => "not_found_error",
+        Code::ResourceExhausted => "rate_limit_error",
+        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+            "invalid_request_error"
+        }
+        _ => "server_error",
+    }
+}
+
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        if code == Code::Internal {
+            tracing::error!(error = %self, "request failed");
+        }
+        let retry = match &self {
+            Self::Api(e) => e.retry_after(),
+            Self::NotFound(_) => None,
+        };
+        let mut response = (http_status(code), Json(self.body())).into_response();
+        if let Some(delay) = retry {
+            // Whole seconds, rounded up: "0" would invite an immediate retry.
+            let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_their_meaning_over_http() {
+        let e = HttpError::invalid("question", "must not be empty");
+        assert_eq!(http_status(e.code()), StatusCode::BAD_REQUEST);
+        let body = e.body();
+        assert_eq!(body.error.code, "INVALID_ARGUMENT");
+        assert_eq!(body.error.param.as_deref(), Some("question"));
+        let e = HttpError::Api(ApiError::Auth(rag_auth::AuthError::Missing));
+        assert_eq!(http_status(e.code()), StatusCode::UNAUTHORIZED);
+        assert_eq!(e.body().error.kind, "authentication_error");
+        let e = HttpError::Api(ApiError::NotReady);
+        assert_eq!(http_status(e.code()), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

@@ -1,0 +1,178 @@
+//! The HTTP front door, on the same process and engine as gRPC: JSON search, ask as
+//! Server-Sent Events, an OpenAI-compatible chat endpoint, the chat page with its source
+//! viewer and feedback, and the OpenAPI document of all of it.
+//!
+//! Every request goes through the gRPC door's admission and validation
+//! (`rag_grpc::request`): the same keys, tenants, groups, limits and errors.
+
+mod api;
+mod ask;
+mod chat;
+mod documents;
+mod error;
+pub mod feedback;
+mod openapi;
+mod page;
+mod search;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use rag_auth::{Action, Gate};
+use rag_grpc::request::{Admission, GROUPS_HEADER};
+use rag_grpc::{Current, Loaded};
+use tokio::net::TcpListener;
+
+pub use error::{ErrorBody, HttpError};
+pub use openapi::document as openapi_document;
+
+/// Calls by `route` and HTTP `status`.
+pub const REQUESTS: &str = "rag_http_requests_total";
+/// Seconds until the response head (for streams, until the first event is ready), by `route`.
+pub const REQUEST_SECONDS: &str = "rag_http_request_duration_seconds";
+
+/// Requests are a question, options and a conversation: far below this.
+const BODY_LIMIT: usize = 256 * 1024;
+
+/// What the HTTP door needs: what the service answers from (shared with gRPC), the keys, and
+/// where feedback goes.
+#[derive(Clone)]
+pub struct Http {
+    pub current: Arc<Current>,
+    pub gate: Arc<Gate>,
+    pub feedback: Arc<feedback::Log>,
+    /// The chat model's name, shown in `GET /v1/models`'s description and the page.
+    pub model_name: String,
+}
+
+impl Http {
+    pub fn new(
+        current: Arc<Current>,
+        gate: Arc<Gate>,
+        data_dir: PathBuf,
+        model_name: String,
+    ) -> Self {
+        Self {
+            current,
+            gate,
+            feedback: Arc::new(feedback::Log::new(data_dir)),
+            model_name,
+        }
+    }
+
+    fn loaded(&self) -> Result<Arc<Loaded>, HttpError> {
+        self.current
+            .get()
+            .ok_or(HttpError::Api(rag_grpc::status::ApiError::NotReady))
+    }
+
+    /// Lets the request in as gRPC would: `Authorization: Bearer <key>`, `x-rag-groups`.
+    fn admit(&self, headers: &HeaderMap, action: Action) -> Result<Admission, HttpError> {
+        let key = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(rag_grpc::request::bearer);
+        let groups = headers
+            .get(GROUPS_HEADER)
+            .map(|v| v.to_str().map_err(|_| ()));
+        Ok(rag_grpc::request::admit(&self.gate, key, groups, action)?)
+    }
+}
+
+/// Every route of the HTTP door.
+pub fn router(http: Http) -> Router {
+    Router::new()
+        .route("/", get(page::index))
+        .route("/assets/{file}", get(page::asset))
+        .route("/openapi.json", get(openapi::serve))
+        .route("/v1/search", post(search::search))
+        .route("/v1/ask", post(ask::ask))
+        .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/models", get(chat::models))
+        .route(
+            "/v1/documents/{document_id}/chunks/{chunk_index}",
+            get(documents::chunk_in_context),
+        )
+        .route("/v1/feedback", post(feedback::post))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(observe))
+        .with_state(http)
+}
+
+/// Serves the HTTP door on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    http: Http,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(http))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Describes the HTTP metrics to the installed recorder.
+pub fn describe_metrics() {
+    metrics::describe_counter!(REQUESTS, "HTTP requests by route and status");
+    metrics::describe_histogram!(
+        REQUEST_SECONDS,
+        metrics::Unit::Seconds,
+        "HTTP request duration until the response head, by route"
+    );
+}
+
+/// Who a request acted as, put on the response by the handler for the audit line.
+#[derive(Debug, Clone)]
+struct Audited {
+    key_id: Option<String>,
+    tenant: String,
+}
+
+/// Counts and times every request by its route (not its path: ids would explode the labels),
+/// and writes the audit line the gRPC door writes.
+async fn observe(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let seconds = started.elapsed().as_secs_f64();
+    metrics::counter!(REQUESTS, "route" => route.clone(), "status" => status.clone()).increment(1);
+    metrics::histogram!(REQUEST_SECONDS, "route" => route.clone()).record(seconds);
+    if route.starts_with("/v1/") {
+        let who = response.extensions().get::<Audited>();
+        tracing::info!(
+            target: rag_grpc::AUDIT_TARGET,
+            http = %method,
+            route,
+            status,
+            key_id = who.and_then(|w| w.key_id.as_deref()).unwrap_or("-"),
+            tenant = who.map_or("-", |w| w.tenant.as_str()),
+            ms = seconds * 1000.0,
+            "http request"
+        );
+    }
+    response
+}
+
+/// Marks `response` with who the request acted as.
+fn audited(mut response: Response, admission: &Admission) -> Response {
+    response.extensions_mut().insert(Audited {
+        key_id: admission.key_id.clone(),
+        tenant: admission.caller.tenant.clone(),
+    });
+    response
+}
+
+/// The handler's state, for handlers that only need it.
+type St = State<Http>;
