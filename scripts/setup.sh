@@ -12,6 +12,9 @@ ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
 command -v c++ >/dev/null || need+=(g++)
 # The tests validate compose.yaml with a real Compose parser (no container engine needed).
 command -v docker-compose >/dev/null || need+=(docker-compose)
+# The chat page's browser tests: headless chromium driven over WebDriver.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   sudo=""
@@ -19,6 +22,10 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# The OpenAI-compatible endpoint is tested with the official OpenAI Python client.
+python3 -c 'import openai' 2>/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check -r "$root/tests/e2e/clients/requirements.txt"
 
 "$root/scripts/patch-qdrant-edge.sh"
 "$root/scripts/fetch-models.sh"

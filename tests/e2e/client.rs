@@ -53,6 +53,7 @@ pub async fn ask(server: &Server, question: &str) -> Asked {
     };
     while let Some(message) = stream.message().await.unwrap() {
         match message.event.unwrap() {
+            pb::ask_response::Event::Rewrite(_) => asked.order.push("rewrite"),
             pb::ask_response::Event::Sources(s) => {
                 asked.order.push("sources");
                 asked.sources = s.sources;

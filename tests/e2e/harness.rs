@@ -88,6 +88,19 @@ max_tokens = 48
         ws
     }
 
+    /// Answers with the default chat model (Qwen2.5-Coder 1.5B) instead of the suite's tiny one:
+    /// for tests whose point is what a real model does with a prompt (follow-up rewrites).
+    pub fn with_default_chat_model(&self) {
+        let config = std::fs::read_to_string(self.config())
+            .unwrap()
+            .replace(
+                "SmolLM2-135M-Instruct.Q4_1.gguf",
+                "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            )
+            .replace("threads = 1\n[auth]", "threads = 2\n[auth]");
+        std::fs::write(self.config(), config).unwrap();
+    }
+
     /// Appends `line` to the config file: a `[query]` option while that is the file's last table,
     /// or a new table.
     pub fn append_config(&self, line: &str) {

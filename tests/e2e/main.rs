@@ -3,9 +3,11 @@
 
 mod auth;
 mod backup;
+mod browser;
 mod client;
 mod concurrency;
 mod harness;
+mod http;
 mod incremental;
 mod ingest;
 mod observability;

@@ -222,7 +222,7 @@ async fn korean_questions_over_korean_and_english_documents() {
         match message.event.unwrap() {
             pb::ask_response::Event::Sources(s) => sources = s.sources,
             pb::ask_response::Event::Answer(a) => answer = Some(a),
-            pb::ask_response::Event::Token(_) => {}
+            pb::ask_response::Event::Token(_) | pb::ask_response::Event::Rewrite(_) => {}
         }
     }
     let answer = answer.unwrap();

@@ -49,12 +49,35 @@ const ANSWER_CHARS: usize = 300;
 /// A standalone question is one line; a longer rewrite is the model answering instead.
 const REWRITE_TOKENS: usize = 64;
 
+/// Words of a follow-up that name no subject ("what about London?"): a rewrite need not keep
+/// them. (The lexical stopwords are left out already.)
+const FILLER: &[&str] = &[
+    "about", "also", "again", "another", "else", "instead", "just", "many", "me", "more", "much",
+    "my", "only", "other", "our", "please", "same", "so", "tell", "them", "then", "they",
+    "those", "us", "we",
+];
+
 /// Share of the follow-up's terms a rewrite must keep.
 const KEPT_SHARE: f32 = 0.6;
 
 const INSTRUCTION: &str = "Rewrite the follow-up question as one standalone question that can be \
-understood without the conversation. Keep the language of the follow-up question. Reply with \
-the question only.";
+understood without the conversation: bring in what it refers to from the conversation, keep the \
+language of the follow-up question, and leave a question about something new as it is. Reply \
+with the question only.";
+
+/// Worked rewrites shown before the conversation: small models copy a short follow-up unchanged
+/// unless shown what a rewrite adds (and that a new subject stays as it is). Made up, and in both
+/// languages the service is used in most.
+const EXAMPLES: &str = "Examples:\n\
+User: When does the cafeteria open?\n\
+Follow-up question: And on weekends?\n\
+Standalone question: When does the cafeteria open on weekends?\n\n\
+User: 주차 등록은 어떻게 하나요?\n\
+Follow-up question: 방문객은요?\n\
+Standalone question: 방문객 주차 등록은 어떻게 하나요?\n\n\
+User: How do I reset my password?\n\
+Follow-up question: Who won the 1998 World Cup?\n\
+Standalone question: Who won the 1998 World Cup?";
 
 impl Engine {
     /// The standalone form of `question` given the earlier `history` (oldest first). Called
@@ -74,7 +97,8 @@ impl Engine {
             }
         }
         let user = format!(
-            "Conversation so far:\n{conversation}\nFollow-up question: {question}\n\n{INSTRUCTION}"
+            "{EXAMPLES}\n\nConversation so far:\n{conversation}\n\
+             Follow-up question: {question}\n\n{INSTRUCTION}"
         );
         // The answer prompt's system turn and examples: the scheduler keeps one shared prefix,
         // so a rewrite must not evict the one every answer restores.
@@ -107,11 +131,15 @@ impl Engine {
 /// previous question joined with the follow-up.
 fn check(draft: &str, question: &str, previous: &str) -> Rewrite {
     let line = draft.trim().lines().next().unwrap_or("").trim();
-    let line = strip_label(line).trim_matches(|c| matches!(c, '"' | '\'' | '“' | '”' | '`'));
+    let line = strip_label(line).trim().trim_matches(|c| matches!(c, '"' | '\'' | '“' | '”' | '`'));
     let line = line.trim();
     let kept = {
         let have: HashSet<String> = rag_lexical::terms(line).into_iter().collect();
-        let wanted = rag_lexical::terms(question);
+        let filler: HashSet<String> = FILLER.iter().flat_map(|w| rag_lexical::terms(w)).collect();
+        let wanted: Vec<String> = rag_lexical::terms(question)
+            .into_iter()
+            .filter(|t| !filler.contains(t))
+            .collect();
         let found = wanted.iter().filter(|t| have.contains(*t)).count();
         // Not every term: a Korean follow-up's closing particle ("...는요?") rightly goes.
         wanted.is_empty() || found as f32 >= KEPT_SHARE * wanted.len() as f32
@@ -125,6 +153,7 @@ fn check(draft: &str, question: &str, previous: &str) -> Rewrite {
             by: RewriteBy::Model,
         };
     }
+    tracing::info!(draft, "the model's rewrite lost the follow-up; joining it to the last question");
     Rewrite {
         question: format!("{} {}", previous.trim(), question.trim())
             .trim()
@@ -181,6 +210,22 @@ mod tests {
             let r = check(draft, "part-time?", "Vacation days?");
             assert_eq!(r.by, RewriteBy::Joined, "{draft:?}");
         }
+    }
+
+    #[test]
+    fn filler_words_need_not_be_kept() {
+        let r = check(
+            "What is the hotel limit per night in London?",
+            "What about London?",
+            "What is the hotel limit per night in Paris?",
+        );
+        assert_eq!(r.by, RewriteBy::Model);
+        let r = check(
+            "What about the hotel limit?",
+            "What about London?",
+            "What is the hotel limit per night in Paris?",
+        );
+        assert_eq!(r.by, RewriteBy::Joined, "London is the point");
     }
 
     #[test]
