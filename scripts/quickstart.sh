@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
 # The main job end to end on the embedded store: fetch models, build, index the sample folder,
-# serve, ask a question, print the grounded answer with its sources, stop the service.
+# serve, ask a question, print the grounded answer with its sources and the chat page's address,
+# stop the service. With --serve it keeps serving (the chat page on http://127.0.0.1:8080/)
+# until Ctrl-C.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-question="${1:-What is the hotel limit per night on business trips?}"
+keep=0
+question="What is the hotel limit per night on business trips?"
+for arg in "$@"; do
+  case "$arg" in
+    --serve) keep=1 ;;
+    *) question="$arg" ;;
+  esac
+done
+http_listen="127.0.0.1:0"
+[ "$keep" = 1 ] && http_listen="${RAG_QUICKSTART_HTTP:-127.0.0.1:8080}"
 ./scripts/setup.sh
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 cargo build --locked --bin rag
@@ -24,7 +35,7 @@ echo "== rag ingest examples/docs"
 "$rag" ingest examples/docs
 
 echo "== rag serve (in the background)"
-"$rag" serve --listen 127.0.0.1:0 >"$log" 2>&1 &
+"$rag" serve --listen 127.0.0.1:0 --http-listen "$http_listen" >"$log" 2>&1 &
 server=$!
 for _ in $(seq 1 600); do
   addr="$(sed -n 's/^rag: listening on //p' "$log" | head -n 1)"
@@ -36,3 +47,15 @@ done
 
 echo "== rag ask \"$question\""
 "$rag" ask --addr "http://$addr" "$question"
+
+http="$(sed -n 's/^rag: http listening on //p' "$log" | head -n 1)"
+# The chat page is served by the same process (and asks the same engine).
+python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read()' "http://$http/"
+echo
+echo "== chat page: http://$http/ (paste the API key into its Settings: $RAG_API_KEY)"
+if [ "$keep" = 1 ]; then
+  echo "   serving until Ctrl-C"
+  wait "$server"
+else
+  echo "   (the service stops now; ./scripts/quickstart.sh --serve keeps it on http://127.0.0.1:8080/)"
+fi

@@ -39,7 +39,9 @@ fn program(env: &str, names: &[&str]) -> PathBuf {
             }
         }
     }
-    panic!("{names:?} not found (set {env}); scripts/setup.sh installs chromium and chromium-driver")
+    panic!(
+        "{names:?} not found (set {env}); scripts/setup.sh installs chromium and chromium-driver"
+    )
 }
 
 fn start_driver() -> Driver {
@@ -167,7 +169,10 @@ async fn the_chat_page_works_in_a_real_browser() {
 
     run(&client, "english", async {
         cmd(client.goto(&page).await, "opening the page")?;
-        ensure(text(&client, "h1").await? == "Ask the documents", "English title")?;
+        ensure(
+            text(&client, "h1").await? == "Ask the documents",
+            "English title",
+        )?;
         // Counts what the answer showed while it was being generated.
         script(
             &client,
@@ -181,22 +186,32 @@ async fn the_chat_page_works_in_a_real_browser() {
         .await?;
         ask(&client, "What is the hotel limit per night in Paris?", 0).await?;
         let shown = script(&client, "return window.__shown.size").await?;
-        ensure(shown.as_u64() > Some(2), format!("tokens arrived one by one: {shown}"))?;
+        ensure(
+            shown.as_u64() > Some(2),
+            format!("tokens arrived one by one: {shown}"),
+        )?;
         let answer = text(&client, "#log > li:nth-child(1) .answer").await?;
         ensure(answer.contains("250"), format!("the answer: {answer:?}"))?;
 
         // The source card names the document.
         let cards = cmd(
-            client.find_all(Locator::Css("#log > li:nth-child(1) .card")).await,
+            client
+                .find_all(Locator::Css("#log > li:nth-child(1) .card"))
+                .await,
             "cards",
         )?;
         ensure(!cards.is_empty(), "a source card")?;
         let card = cmd(cards[0].text().await, "card text")?;
-        ensure(card.contains("expense-policy.pdf"), format!("card: {card:?}"))?;
+        ensure(
+            card.contains("expense-policy.pdf"),
+            format!("card: {card:?}"),
+        )?;
 
         // A citation lights up its source.
         let cite = cmd(
-            client.find(Locator::Css("#log > li:nth-child(1) .cite")).await,
+            client
+                .find(Locator::Css("#log > li:nth-child(1) .cite"))
+                .await,
             "a citation [n] in the answer",
         )?;
         let label = cmd(cite.text().await, "citation")?;
@@ -204,12 +219,17 @@ async fn the_chat_page_works_in_a_real_browser() {
         let n = label.trim_matches(|c| c == '[' || c == ']');
         let lit = cmd(
             client
-                .find(Locator::Css(&format!("#log > li:nth-child(1) .card[data-n=\"{n}\"]")))
+                .find(Locator::Css(&format!(
+                    "#log > li:nth-child(1) .card[data-n=\"{n}\"]"
+                )))
                 .await,
             "the cited card",
         )?;
         let class = cmd(lit.attr("class").await, "class")?.unwrap_or_default();
-        ensure(class.contains("lit"), format!("the cited card is lit: {class:?}"))?;
+        ensure(
+            class.contains("lit"),
+            format!("the cited card is lit: {class:?}"),
+        )?;
 
         // A source opens in its document's context.
         cmd(cards[0].click().await, "opening the source")?;
@@ -223,24 +243,29 @@ async fn the_chat_page_works_in_a_real_browser() {
         )?;
         let shown = cmd(focus.text().await, "viewer text")?;
         ensure(shown.contains("Hotels"), format!("viewer: {shown:?}"))?;
-        cmd(
-            client.find(Locator::Css("#viewer-close")).await,
-            "close",
-        )?
-        .click()
-        .await
-        .map_err(|e| format!("closing: {e:?}"))?;
+        cmd(client.find(Locator::Css("#viewer-close")).await, "close")?
+            .click()
+            .await
+            .map_err(|e| format!("closing: {e:?}"))?;
 
         // A follow-up: rewritten with the conversation, shown, answered.
         ask(&client, "What about London?", 1).await?;
         let rewrite = text(&client, "#log > li:nth-child(2) .rewrite").await?;
-        ensure(rewrite.contains("London"), format!("the rewrite is shown: {rewrite:?}"))?;
+        ensure(
+            rewrite.contains("London"),
+            format!("the rewrite is shown: {rewrite:?}"),
+        )?;
         let answer = text(&client, "#log > li:nth-child(2) .answer").await?;
-        ensure(answer.contains("250"), format!("follow-up answer: {answer:?}"))?;
+        ensure(
+            answer.contains("250"),
+            format!("follow-up answer: {answer:?}"),
+        )?;
 
         // Feedback with a comment, stored with the question.
         cmd(
-            client.find(Locator::Css("#log > li:nth-child(2) .up")).await,
+            client
+                .find(Locator::Css("#log > li:nth-child(2) .up"))
+                .await,
             "thumbs up",
         )?
         .click()
@@ -255,7 +280,10 @@ async fn the_chat_page_works_in_a_real_browser() {
         cmd(comment.send_keys("right on").await, "comment")?;
         cmd(comment.send_keys("\u{E007}").await, "sending feedback")?;
         let deadline = Instant::now() + Duration::from_secs(20);
-        while text(&client, "#log > li:nth-child(2) .thanks").await?.is_empty() {
+        while text(&client, "#log > li:nth-child(2) .thanks")
+            .await?
+            .is_empty()
+        {
             ensure(Instant::now() < deadline, "feedback acknowledged")?;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -267,7 +295,9 @@ async fn the_chat_page_works_in_a_real_browser() {
             record["rating"] == "up"
                 && record["comment"] == "right on"
                 && record["question"] == "What about London?"
-                && record["rewritten_question"].as_str().is_some_and(|q| q.contains("London")),
+                && record["rewritten_question"]
+                    .as_str()
+                    .is_some_and(|q| q.contains("London")),
             format!("stored feedback: {record}"),
         )?;
 
@@ -280,8 +310,15 @@ async fn the_chat_page_works_in_a_real_browser() {
                  e.closest('label'))).length",
         )
         .await?;
-        ensure(unnamed == json!(0), format!("controls without a name: {unnamed}"))?;
-        let live = script(&client, "return document.getElementById('log').getAttribute('aria-live')").await?;
+        ensure(
+            unnamed == json!(0),
+            format!("controls without a name: {unnamed}"),
+        )?;
+        let live = script(
+            &client,
+            "return document.getElementById('log').getAttribute('aria-live')",
+        )
+        .await?;
         ensure(live == json!("polite"), "the conversation is a live region")
     })
     .await;
@@ -292,7 +329,10 @@ async fn the_chat_page_works_in_a_real_browser() {
     let client = browser(&driver, profile.path(), "ko-KR", (375, 740), true).await;
     run(&client, "korean-phone", async {
         cmd(client.goto(&page).await, "opening the page")?;
-        ensure(text(&client, "h1").await? == "문서에 질문하기", "Korean title")?;
+        ensure(
+            text(&client, "h1").await? == "문서에 질문하기",
+            "Korean title",
+        )?;
         ensure(text(&client, "#send").await? == "질문", "Korean button")?;
         let fits = script(
             &client,

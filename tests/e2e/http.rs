@@ -88,7 +88,10 @@ async fn get(server: &Server, path: &str, key: Option<&str>) -> (u16, String) {
 
 fn answer_of(events: &[Sse]) -> &Value {
     let last = events.last().expect("no events");
-    assert_eq!(last.event, "answer", "the stream ends with the answer: {events:?}");
+    assert_eq!(
+        last.event, "answer",
+        "the stream ends with the answer: {events:?}"
+    );
     &last.data
 }
 
@@ -104,7 +107,13 @@ async fn http_api_searches_answers_and_shows_sources_with_the_same_keys() {
     let (status, body) = post(&server, "/v1/search", None, json!({"query": hotel})).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"]["type"], "authentication_error");
-    let (status, _) = post(&server, "/v1/search", Some("wrong"), json!({"query": hotel})).await;
+    let (status, _) = post(
+        &server,
+        "/v1/search",
+        Some("wrong"),
+        json!({"query": hotel}),
+    )
+    .await;
     assert_eq!(status, 401);
 
     // Search: the same chunks, in the same order, as the gRPC Search.
@@ -158,7 +167,10 @@ async fn http_api_searches_answers_and_shows_sources_with_the_same_keys() {
         json!({"query": hotel, "top_k": 1000}),
     )
     .await;
-    assert_eq!((status, body["error"]["param"].as_str()), (400, Some("retrieval.top_k")));
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (400, Some("retrieval.top_k"))
+    );
 
     // Ask: sources, tokens as generated, then the checked answer.
     let events = sse(&server, "/v1/ask", Some(READER), json!({"question": hotel})).await;
@@ -222,10 +234,19 @@ async fn http_api_searches_answers_and_shows_sources_with_the_same_keys() {
         .unwrap();
     assert_eq!(focus["text"], first["text"]);
     assert!(shown.len() >= 2, "a neighbour is shown: {shown:?}");
-    assert!(shown.windows(2).all(|w| w[0]["chunk_index"].as_u64() < w[1]["chunk_index"].as_u64()));
+    assert!(
+        shown
+            .windows(2)
+            .all(|w| w[0]["chunk_index"].as_u64() < w[1]["chunk_index"].as_u64())
+    );
     let (status, _) = get(&server, "/v1/documents/nope/chunks/0", Some(READER)).await;
     assert_eq!(status, 404);
-    let (status, _) = get(&server, &path.replace("around=1", "around=50"), Some(READER)).await;
+    let (status, _) = get(
+        &server,
+        &path.replace("around=1", "around=50"),
+        Some(READER),
+    )
+    .await;
     assert_eq!(status, 400);
     let (status, _) = get(&server, &path, None).await;
     assert_eq!(status, 401);
@@ -242,7 +263,10 @@ async fn http_api_searches_answers_and_shows_sources_with_the_same_keys() {
     let mut bad = feedback.clone();
     bad["rating"] = json!("meh");
     let (status, body) = post(&server, "/v1/feedback", Some(READER), bad).await;
-    assert_eq!((status, body["error"]["param"].as_str()), (400, Some("rating")));
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (400, Some("rating"))
+    );
     let out = ws.dir.path().join("from-feedback.jsonl");
     let exported = ws.rag(&["feedback", "export", "--out", out.to_str().unwrap()]);
     assert!(exported.status.success(), "{exported:?}");
@@ -293,7 +317,12 @@ async fn the_openai_python_client_streams_and_not() {
     ws.with_keys(&[("bot", READER, "reader")]);
     ws.index_samples();
     let server = ws.serve_http().await;
-    let out = Command::new("python3")
+    // scripts/setup.sh installs the client into a virtual environment of its own.
+    let venv = std::env::var("RAG_TEST_VENV").map_or_else(
+        |_| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/rag/py"),
+        std::path::PathBuf::from,
+    );
+    let out = Command::new(venv.join("bin/python"))
         .arg(repo().join("tests/e2e/clients/openai_chat.py"))
         .arg(server.http.as_deref().unwrap())
         .arg(READER)
@@ -308,7 +337,10 @@ async fn the_openai_python_client_streams_and_not() {
     let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(seen["models"], json!(["rag"]));
     assert_eq!(seen["object"], "chat.completion");
-    assert!(!seen["content"].as_str().unwrap().trim().is_empty(), "{seen}");
+    assert!(
+        !seen["content"].as_str().unwrap().trim().is_empty(),
+        "{seen}"
+    );
     assert!(seen["usage"].as_u64().unwrap() > 50, "{seen}");
     assert_eq!(seen["sources"][0], "finance/expense-policy.pdf", "{seen}");
     assert!(["stop", "length"].contains(&seen["finish_reason"].as_str().unwrap()));
@@ -356,7 +388,10 @@ async fn follow_up_questions_are_rewritten_and_answered_from_the_documents() {
 
     let first = "How many days of paid annual leave does a full-time employee get?";
     let events = follow_up(&server, first, &[]).await;
-    assert!(events.iter().all(|e| e.event != "rewrite"), "no history, no rewrite");
+    assert!(
+        events.iter().all(|e| e.event != "rewrite"),
+        "no history, no rewrite"
+    );
     let answer = answer_of(&events).clone();
     assert_eq!(answer["status"], "answered", "{answer}");
     assert!(answer["text"].as_str().unwrap().contains("25"), "{answer}");
@@ -371,7 +406,10 @@ async fn follow_up_questions_are_rewritten_and_answered_from_the_documents() {
     .await;
     assert_eq!(events[0].event, "rewrite", "{events:?}");
     let rewrite = events[0].data["question"].as_str().unwrap().to_lowercase();
-    assert!(rewrite.contains("leave") && rewrite.contains("carr"), "{rewrite}");
+    assert!(
+        rewrite.contains("leave") && rewrite.contains("carr"),
+        "{rewrite}"
+    );
     assert_eq!(events[1].event, "sources");
     assert_eq!(
         events[1].data["sources"][0]["chunk"]["source_path"],
@@ -413,11 +451,18 @@ async fn follow_up_questions_are_rewritten_and_answered_from_the_documents() {
     let Some(Event::Rewrite(rewrite)) = &events[0].event else {
         panic!("the rewrite first: {events:?}")
     };
-    assert!(rewrite.question.to_lowercase().contains("leave"), "{rewrite:?}");
+    assert!(
+        rewrite.question.to_lowercase().contains("leave"),
+        "{rewrite:?}"
+    );
     let Some(Event::Answer(answer)) = &events.last().unwrap().event else {
         panic!("{events:?}")
     };
-    assert_eq!(answer.status, pb::AnswerStatus::Answered as i32, "{answer:?}");
+    assert_eq!(
+        answer.status,
+        pb::AnswerStatus::Answered as i32,
+        "{answer:?}"
+    );
     assert!(answer.timings.unwrap().rewrite_ms > 0.0);
 }
 
@@ -432,7 +477,11 @@ async fn korean_follow_up_questions_find_the_korean_page() {
     let events = follow_up(&server, first, &[]).await;
     let answer = answer_of(&events).clone();
     assert_eq!(answer["status"], "answered", "{answer}");
-    assert_eq!(cited_sources(&answer), ["handbook/복지-안내.md"], "{answer}");
+    assert_eq!(
+        cited_sources(&answer),
+        ["handbook/복지-안내.md"],
+        "{answer}"
+    );
     let said = answer["text"].as_str().unwrap().to_owned();
 
     let events = follow_up(&server, "배우자는요?", &[(first, &said)]).await;
@@ -440,8 +489,7 @@ async fn korean_follow_up_questions_find_the_korean_page() {
     let rewrite = events[0].data["question"].as_str().unwrap();
     assert!(rewrite.contains("배우자"), "{rewrite}");
     assert_eq!(
-        events[1].data["sources"][0]["chunk"]["source_path"],
-        "handbook/복지-안내.md",
+        events[1].data["sources"][0]["chunk"]["source_path"], "handbook/복지-안내.md",
         "{events:?}"
     );
     let answer = answer_of(&events);

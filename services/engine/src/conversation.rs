@@ -53,8 +53,8 @@ const REWRITE_TOKENS: usize = 64;
 /// them. (The lexical stopwords are left out already.)
 const FILLER: &[&str] = &[
     "about", "also", "again", "another", "else", "instead", "just", "many", "me", "more", "much",
-    "my", "only", "other", "our", "please", "same", "so", "tell", "them", "then", "they",
-    "those", "us", "we",
+    "my", "only", "other", "our", "please", "same", "so", "tell", "them", "then", "they", "those",
+    "us", "we",
 ];
 
 /// Share of the follow-up's terms a rewrite must keep.
@@ -131,7 +131,9 @@ impl Engine {
 /// previous question joined with the follow-up.
 fn check(draft: &str, question: &str, previous: &str) -> Rewrite {
     let line = draft.trim().lines().next().unwrap_or("").trim();
-    let line = strip_label(line).trim().trim_matches(|c| matches!(c, '"' | '\'' | '“' | '”' | '`'));
+    let line = strip_label(line)
+        .trim()
+        .trim_matches(|c| matches!(c, '"' | '\'' | '“' | '”' | '`'));
     let line = line.trim();
     let kept = {
         let have: HashSet<String> = rag_lexical::terms(line).into_iter().collect();
@@ -144,22 +146,48 @@ fn check(draft: &str, question: &str, previous: &str) -> Rewrite {
         // Not every term: a Korean follow-up's closing particle ("...는요?") rightly goes.
         wanted.is_empty() || found as f32 >= KEPT_SHARE * wanted.len() as f32
     };
+    // Returned as it came although it points back ("who approves it?"): not made standalone.
+    let unchanged =
+        rag_lexical::terms(line) == rag_lexical::terms(question) && refers_back(question);
     // Far longer than the two questions together is an answer or a ramble, not a question.
     let bounded =
         line.chars().count() <= 2 * (question.chars().count() + previous.chars().count()) + 40;
-    if !line.is_empty() && kept && bounded {
+    if !line.is_empty() && kept && bounded && !unchanged {
         return Rewrite {
             question: line.to_owned(),
             by: RewriteBy::Model,
         };
     }
-    tracing::info!(draft, "the model's rewrite lost the follow-up; joining it to the last question");
+    tracing::info!(
+        draft,
+        "the model's rewrite lost the follow-up; joining it to the last question"
+    );
     Rewrite {
         question: format!("{} {}", previous.trim(), question.trim())
             .trim()
             .to_owned(),
         by: RewriteBy::Joined,
     }
+}
+
+/// Words that point back into the conversation: a question holding one is not standalone.
+const REFERRING: &[&str] = &[
+    "it", "its", "this", "that", "these", "those", "they", "them", "their", "there", "he", "she",
+    "his", "her", "one", "ones",
+];
+/// Korean demonstratives ("그거", "거기", "이것", ...) open the word they are in.
+const REFERRING_KO: &[&str] = &[
+    "그것", "그거", "거기", "그곳", "그분", "이것", "이거", "저것", "그런", "그럼",
+];
+
+fn refers_back(question: &str) -> bool {
+    question
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .any(|w| {
+            let w = w.to_lowercase();
+            REFERRING.contains(&w.as_str()) || REFERRING_KO.iter().any(|k| w.starts_with(k))
+        })
 }
 
 /// Models like to label their reply: "Standalone question: ...".
@@ -210,6 +238,29 @@ mod tests {
             let r = check(draft, "part-time?", "Vacation days?");
             assert_eq!(r.by, RewriteBy::Joined, "{draft:?}");
         }
+    }
+
+    #[test]
+    fn a_follow_up_that_points_back_is_not_kept_unchanged() {
+        let r = check(
+            "Who approves it?",
+            "Who approves it?",
+            "Can I work remotely?",
+        );
+        assert_eq!(r.by, RewriteBy::Joined);
+        let r = check(
+            "그거 누가 승인하나요?",
+            "그거 누가 승인하나요?",
+            "재택근무 되나요?",
+        );
+        assert_eq!(r.by, RewriteBy::Joined);
+        // A question about something new stays as it is.
+        let r = check(
+            "Who won the 1998 World Cup?",
+            "Who won the 1998 World Cup?",
+            "Can I work remotely?",
+        );
+        assert_eq!(r.by, RewriteBy::Model);
     }
 
     #[test]

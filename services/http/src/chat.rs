@@ -461,6 +461,13 @@ pub async fn models(
     Ok(audited(Json(body).into_response(), &admission))
 }
 
+/// An event with data only: OpenAI's stream names no events.
+fn data(value: &impl Serialize) -> Event {
+    Event::default()
+        .json_data(value)
+        .unwrap_or_else(|e| Event::default().data(format!("{{\"error\":{{\"message\":\"{e}\"}}}}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,11 +499,4 @@ mod tests {
         assert!(conversation(&[m("user", "q"), m("assistant", "a")]).is_err());
         assert!(conversation(&[m("system", "s")]).is_err());
     }
-}
-
-/// An event with data only: OpenAI's stream names no events.
-fn data(value: &impl Serialize) -> Event {
-    Event::default()
-        .json_data(value)
-        .unwrap_or_else(|e| Event::default().data(format!("{{\"error\":{{\"message\":\"{e}\"}}}}")))
 }
