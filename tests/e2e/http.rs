@@ -172,6 +172,18 @@ async fn http_api_searches_answers_and_shows_sources_with_the_same_keys() {
         (400, Some("retrieval.top_k"))
     );
 
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/search", server.http.as_deref().unwrap()))
+        .bearer_auth(READER)
+        .header("content-type", "application/json")
+        .body("{\"query\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["param"], "body", "{body}");
+
     // Ask: sources, tokens as generated, then the checked answer.
     let events = sse(&server, "/v1/ask", Some(READER), json!({"question": hotel})).await;
     assert_eq!(events[0].event, "sources", "{events:?}");

@@ -87,6 +87,7 @@ impl Engine {
         history: &[Turn],
         question: &str,
     ) -> Result<Rewrite, EngineError> {
+        let started = std::time::Instant::now();
         let shown = &history[history.len().saturating_sub(TURNS_SHOWN)..];
         let mut conversation = String::new();
         for turn in shown {
@@ -123,7 +124,9 @@ impl Engine {
             }
         }
         let previous = history.last().map_or("", |t| t.question.as_str());
-        Ok(check(&text, question, previous))
+        let rewrite = check(&text, question, previous);
+        crate::metrics::rewritten(rewrite.by, started.elapsed());
+        Ok(rewrite)
     }
 }
 

@@ -19,6 +19,11 @@ pub const GENERATED_TOKENS: &str = "rag_generated_tokens_total";
 pub const PROMPT_TOKENS: &str = "rag_prompt_tokens_total";
 /// Answers by verdict: answered, not_found, unsupported.
 pub const ANSWERS: &str = "rag_answers_total";
+/// Follow-ups rewritten into standalone questions, by how: model (the model's rewrite kept) or
+/// joined (it lost the follow-up; the two questions were joined).
+pub const REWRITES: &str = "rag_rewrites_total";
+/// Seconds spent rewriting a follow-up (one generation on the model's queue).
+pub const REWRITE_SECONDS: &str = "rag_rewrite_seconds";
 
 /// Describes the metrics to the installed recorder (Prometheus `# HELP` lines).
 pub fn describe() {
@@ -47,8 +52,19 @@ pub fn describe() {
     describe_counter!(GENERATED_TOKENS, "Answer tokens generated");
     describe_counter!(PROMPT_TOKENS, "Prompt tokens read by the model");
     describe_counter!(ANSWERS, "Answers by verdict");
+    describe_counter!(REWRITES, "Follow-ups rewritten, by how (model, joined)");
+    describe_histogram!(
+        REWRITE_SECONDS,
+        Unit::Seconds,
+        "Rewriting a follow-up into a standalone question"
+    );
     metrics::describe_gauge!(rag_llm::QUEUE_DEPTH, "Answers waiting for the model");
     metrics::describe_gauge!(rag_llm::ACTIVE_GENERATIONS, "Answers being generated");
+}
+
+pub(crate) fn rewritten(by: crate::RewriteBy, took: Duration) {
+    counter!(REWRITES, "by" => by.as_str()).increment(1);
+    histogram!(REWRITE_SECONDS).record(took);
 }
 
 pub(crate) fn retrieved(took: Duration) {

@@ -8,5 +8,5 @@ pub mod server;
 mod service;
 pub mod status;
 
-pub use observe::{AUDIT_TARGET, REQUEST_ID_HEADER, describe as describe_metrics};
+pub use observe::{AUDIT_TARGET, REQUEST_ID_HEADER, code_name, describe as describe_metrics};
 pub use service::{AUTHORIZATION_HEADER, Current, Loaded, Rebuild, Serving};

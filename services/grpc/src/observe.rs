@@ -206,7 +206,7 @@ impl Drop for Call {
 }
 
 /// The status name as gRPC spells it, a bounded label set.
-fn code_name(code: Code) -> &'static str {
+pub fn code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",

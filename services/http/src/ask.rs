@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 
-use axum::Json;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +12,7 @@ use rag_engine::{AskEvent, AskStream, EngineError};
 use rag_grpc::request::{Admission, ask_options, question};
 
 use crate::api::{AnswerEvent, AskRequest, RewriteEvent, SourcesEvent, TokenEvent, sources};
+use crate::error::Body;
 use crate::{HttpError, St, audited};
 
 /// A grounded answer, streamed as Server-Sent Events: `rewrite` (a follow-up's standalone
@@ -29,7 +29,7 @@ use crate::{HttpError, St, audited};
 pub async fn ask(
     axum::extract::State(http): St,
     headers: HeaderMap,
-    Json(request): Json<AskRequest>,
+    Body(request): Body<AskRequest>,
 ) -> Result<Response, HttpError> {
     let (events, admission) = start(&http, &headers, request).await?;
     let response = Sse::new(sse_events(events))

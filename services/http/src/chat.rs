@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 
 use crate::api::{AnswerEvent, AskRequest, Filter, RewriteEvent, Source, Turn, sources};
 use crate::ask::{hold, start};
+use crate::error::Body;
 use crate::{HttpError, St, audited};
 
 /// The one model this endpoint serves: retrieval-augmented answers from the indexed documents.
@@ -285,7 +286,7 @@ fn now() -> u64 {
 pub async fn completions(
     axum::extract::State(http): St,
     headers: HeaderMap,
-    Json(request): Json<ChatRequest>,
+    Body(request): Body<ChatRequest>,
 ) -> Result<Response, HttpError> {
     let (ask, stream) = request.into_ask()?;
     let (mut events, admission) = start(&http, &headers, ask).await?;

@@ -4,8 +4,10 @@
 //! OpenAI SDKs read; our own clients read the same.
 
 use axum::Json;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use rag_grpc::code_name;
 use rag_grpc::status::{ApiError, code};
 use serde::Serialize;
 use tonic::Code;
@@ -76,6 +78,25 @@ impl From<rag_engine::EngineError> for HttpError {
     }
 }
 
+/// A JSON request body; one that is not JSON, or not the request's shape, is refused with the
+/// API's own error (field `body`, what was wrong) instead of axum's plain-text rejection.
+pub struct Body<T>(pub T);
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = HttpError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(e) => Err(HttpError::invalid("body", e.body_text())),
+        }
+    }
+}
+
 /// The standard mapping of gRPC codes onto HTTP statuses (as grpc-gateway and Google APIs use).
 pub fn http_status(code: Code) -> StatusCode {
     match code {
@@ -106,28 +127,6 @@ fn kind(code: Code) -> &'static str {
             "invalid_request_error"
         }
         _ => "server_error",
-    }
-}
-
-fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

@@ -13,6 +13,7 @@ use rag_auth::Action;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::error::Body;
 use crate::{HttpError, St, audited};
 
 /// The file, under the data directory.
@@ -128,7 +129,7 @@ pub fn read(path: &std::path::Path) -> std::io::Result<(Vec<Record>, usize)> {
 pub async fn post(
     axum::extract::State(http): St,
     headers: HeaderMap,
-    Json(feedback): Json<FeedbackRequest>,
+    Body(feedback): Body<FeedbackRequest>,
 ) -> Result<Response, HttpError> {
     let admission = http.admit(&headers, Action::Ask)?;
     if !matches!(feedback.rating.as_str(), "up" | "down") {

@@ -9,6 +9,7 @@ use rag_auth::Action;
 use rag_grpc::request::{question, retrieval};
 
 use crate::api::{Chunk, SearchRequest, SearchResponse, Timings, retrieval_options};
+use crate::error::Body;
 use crate::{HttpError, St, audited};
 
 /// Ranked chunks for a query, without generation.
@@ -21,7 +22,7 @@ use crate::{HttpError, St, audited};
 pub async fn search(
     axum::extract::State(http): St,
     headers: HeaderMap,
-    Json(request): Json<SearchRequest>,
+    Body(request): Body<SearchRequest>,
 ) -> Result<Response, HttpError> {
     let admission = http.admit(&headers, Action::Search)?;
     let loaded = http.loaded()?;

@@ -1,0 +1,62 @@
+"""Follow-up questions over /v1/ask: what the rewrite costs and whether retrieval still finds
+the right document. Each pair is asked as a first question, then as a follow-up with the first
+as history; prints one line per question (rewrite ms, first token ms, status, top source,
+the rewrite and how it was made) and a summary as JSON. Standard library only.
+
+Usage: follow_ups.py BASE_URL [API_KEY]
+"""
+
+import json
+import statistics
+import sys
+import urllib.request
+
+base = sys.argv[1]
+key = sys.argv[2] if len(sys.argv) > 2 else None
+# (first question, follow-up, the document that answers the follow-up; None: none does)
+PAIRS = [
+    ("How many days of paid annual leave does a full-time employee get?",
+     "And how many of them can be carried over?", "handbook/leave-policy.md"),
+    ("What is the hotel limit per night in Paris?", "What about London?",
+     "finance/expense-policy.pdf"),
+    ("How long must a password be?", "And how often must it be changed?",
+     "it/security-guidelines.md"),
+    ("How many days per week can I work remotely?", "Who approves it?",
+     "handbook/remote-work.md"),
+    ("What does VPN error NWC-412 mean?", "How do I fix it?", "it/vpn-setup.txt"),
+    ("When does the new office in Busan open?", "And where is it?",
+     "meetings/2026-q3-all-hands.txt"),
+    ("How many days of paid annual leave does a full-time employee get?",
+     "What is the boiling point of mercury?", None),
+]
+
+
+def ask(question, history):
+    body = json.dumps({"question": question, "history": history, "max_tokens": 64}).encode()
+    request = urllib.request.Request(base + "/v1/ask", data=body, method="POST")
+    request.add_header("content-type", "application/json")
+    if key:
+        request.add_header("authorization", "Bearer " + key)
+    with urllib.request.urlopen(request) as response:
+        lines = [line.decode().strip() for line in response]
+    events = {}
+    for i, line in enumerate(lines):
+        if line.startswith("event: "):
+            events[line[7:]] = json.loads(lines[i + 1][5:])
+    return events
+
+
+rewrites, right, by = [], 0, {}
+for first, follow, expected in PAIRS:
+    answer = ask(first, [])["answer"]
+    events = ask(follow, [{"question": first, "answer": answer["text"]}])
+    a, r = events["answer"], events.get("rewrite", {})
+    top = events["sources"]["sources"][0]["chunk"]["source_path"] if events["sources"]["sources"] else None
+    ok = top == expected if expected else a["status"] == "not_found"
+    right += ok
+    rewrites.append(a["timings"]["rewrite_ms"])
+    by[r.get("by")] = by.get(r.get("by"), 0) + 1
+    print(f'{a["timings"]["rewrite_ms"]:.0f} ms  {a["timings"]["first_token_ms"]:.0f} ms  '
+          f'{a["status"]:<10} {top}  {"ok" if ok else "WRONG"}  {follow!r} -> {r.get("question")!r} ({r.get("by")})')
+print(json.dumps({"follow_ups": len(PAIRS), "right": right, "rewrite_p50_ms":
+                  round(statistics.median(rewrites)), "by": by}))
