@@ -107,6 +107,15 @@ async fn http_api_searches_answers_and_shows_sources_with_the_same_keys() {
     let (status, body) = post(&server, "/v1/search", None, json!({"query": hotel})).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"]["type"], "authentication_error");
+    // The key is checked before the body: a caller without one learns only that.
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/search", server.http.as_deref().unwrap()))
+        .header("content-type", "application/json")
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
     let (status, _) = post(
         &server,
         "/v1/search",
@@ -397,6 +406,28 @@ async fn follow_up_questions_are_rewritten_and_answered_from_the_documents() {
     ws.with_default_chat_model();
     ws.index_samples();
     let server = ws.serve_http().await;
+
+    // Without keys the service answers only requests addressed to a loopback name, so a web
+    // page cannot reach it by pointing a name of its own at 127.0.0.1.
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/search", server.http.as_deref().unwrap()))
+        .header("host", "attacker.example")
+        .json(&json!({"query": "leave"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let localhost = server
+        .http
+        .as_deref()
+        .unwrap()
+        .replace("127.0.0.1", "localhost");
+    let response = reqwest::Client::new()
+        .get(format!("{localhost}/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 
     let first = "How many days of paid annual leave does a full-time employee get?";
     let events = follow_up(&server, first, &[]).await;

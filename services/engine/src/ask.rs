@@ -128,7 +128,10 @@ impl Engine {
         let rewrite = if options.history.is_empty() {
             None
         } else {
-            Some(self.standalone_question(&options.history, question).await?)
+            Some(
+                self.standalone_question(&options.history, question, options.deadline)
+                    .await?,
+            )
         };
         let rewritten = started.elapsed();
         let question = rewrite

@@ -86,6 +86,7 @@ impl Engine {
         &self,
         history: &[Turn],
         question: &str,
+        deadline: Option<std::time::Instant>,
     ) -> Result<Rewrite, EngineError> {
         let started = std::time::Instant::now();
         let shown = &history[history.len().saturating_sub(TURNS_SHOWN)..];
@@ -111,7 +112,7 @@ impl Engine {
             max_tokens: REWRITE_TOKENS,
             temperature: 0.0,
             seed: 0,
-            deadline: None,
+            deadline,
             ignore_eos: false,
         };
         let mut events = self.generator.generate(request)?;
@@ -133,29 +134,36 @@ impl Engine {
 /// The model's `draft` if it is a question that keeps most terms of the follow-up, else the
 /// previous question joined with the follow-up.
 fn check(draft: &str, question: &str, previous: &str) -> Rewrite {
-    let line = draft.trim().lines().next().unwrap_or("").trim();
-    let line = strip_label(line)
-        .trim()
+    // The first line with something after its label ("Standalone question:" may stand alone).
+    let line = draft
+        .lines()
+        .map(|l| strip_label(l.trim()).trim())
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
         .trim_matches(|c| matches!(c, '"' | '\'' | '“' | '”' | '`'));
     let line = line.trim();
     let kept = {
         let have: HashSet<String> = rag_lexical::terms(line).into_iter().collect();
         let filler: HashSet<String> = FILLER.iter().flat_map(|w| rag_lexical::terms(w)).collect();
-        let wanted: Vec<String> = rag_lexical::terms(question)
+        let wanted: Vec<String> = rag_lexical::terms(&without_particles(question))
             .into_iter()
             .filter(|t| !filler.contains(t))
             .collect();
         let found = wanted.iter().filter(|t| have.contains(*t)).count();
-        // Not every term: a Korean follow-up's closing particle ("...는요?") rightly goes.
+        // Most, not all: a rewrite may drop a word the follow-up needed only in context.
         wanted.is_empty() || found as f32 >= KEPT_SHARE * wanted.len() as f32
     };
-    // Returned as it came although it points back ("who approves it?"): not made standalone.
+    // Returned as it came although it points back ("who approves it?", "and for part-time
+    // staff?"): not made standalone.
     let unchanged =
         rag_lexical::terms(line) == rag_lexical::terms(question) && refers_back(question);
+    // A question stays a question: a statement is the model answering.
+    let asks = |t: &str| t.trim_end().ends_with(['?', '？']);
+    let still_asks = !asks(question) || asks(line);
     // Far longer than the two questions together is an answer or a ramble, not a question.
     let bounded =
         line.chars().count() <= 2 * (question.chars().count() + previous.chars().count()) + 40;
-    if !line.is_empty() && kept && bounded && !unchanged {
+    if !line.is_empty() && kept && bounded && !unchanged && still_asks {
         return Rewrite {
             question: line.to_owned(),
             by: RewriteBy::Model,
@@ -183,14 +191,86 @@ const REFERRING_KO: &[&str] = &[
     "그것", "그거", "거기", "그곳", "그분", "이것", "이거", "저것", "그런", "그럼",
 ];
 
+/// Openings that continue the last question ("and for part-time staff?", "what about London?").
+const CONTINUING: &[&str] = &["and", "also", "what about", "how about", "but", "or"];
+/// Words that make a question whole on their own.
+const QUESTION_WORDS: &[&str] = &[
+    "what", "who", "whom", "whose", "when", "where", "which", "why", "how", "is", "are", "was",
+    "were", "do", "does", "did", "can", "could", "should", "must", "may", "will", "would",
+];
+/// Korean endings that continue it ("배우자는요?", "방문객도요?").
+const CONTINUING_KO: &[&str] = &["은요", "는요", "도요", "이요", "요"];
+
 fn refers_back(question: &str) -> bool {
-    question
+    let lower = question.trim().to_lowercase();
+    let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .any(|w| {
-            let w = w.to_lowercase();
-            REFERRING.contains(&w.as_str()) || REFERRING_KO.iter().any(|k| w.starts_with(k))
+        .collect();
+    // "and for part-time staff?" continues; "and what is the boiling point of mercury?" is a
+    // whole question of its own after the "and".
+    let opens = CONTINUING.iter().any(|c| {
+        lower.starts_with(c)
+            && lower[c.len()..].starts_with(|ch: char| !ch.is_alphanumeric())
+            && !lower[c.len()..]
+                .split(|ch: char| !ch.is_alphanumeric())
+                .any(|w| QUESTION_WORDS.contains(&w))
+    });
+    let ends_ko = words.last().is_some_and(|w| {
+        w.chars().any(rag_lexical::is_cjk) && CONTINUING_KO.iter().any(|e| w.ends_with(e))
+    });
+    opens
+        || ends_ko
+        || words
+            .iter()
+            .any(|w| REFERRING.contains(w) || REFERRING_KO.iter().any(|k| w.starts_with(k)))
+}
+
+/// Korean particles that close a word ("방문객은요" → "방문객"): a rewrite keeps the word and
+/// rightly changes its particle, so only the stem has to be kept. Longest first.
+const PARTICLES: &[&str] = &[
+    "에서는",
+    "으로는",
+    "은요",
+    "는요",
+    "도요",
+    "이요",
+    "에서",
+    "으로",
+    "에게",
+    "까지",
+    "부터",
+    "은",
+    "는",
+    "이",
+    "가",
+    "을",
+    "를",
+    "도",
+    "의",
+    "에",
+    "로",
+    "와",
+    "과",
+    "요",
+];
+
+fn without_particles(question: &str) -> String {
+    question
+        .split_whitespace()
+        .map(|word| {
+            let core = word.trim_end_matches(|c: char| !c.is_alphanumeric());
+            if !core.chars().any(rag_lexical::is_cjk) {
+                return word.to_owned();
+            }
+            let stem = PARTICLES
+                .iter()
+                .find_map(|p| core.strip_suffix(p).filter(|s| s.chars().count() >= 2))
+                .unwrap_or(core);
+            stem.to_owned()
         })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Models like to label their reply: "Standalone question: ...".
@@ -262,6 +342,41 @@ mod tests {
             "Who won the 1998 World Cup?",
             "Who won the 1998 World Cup?",
             "Can I work remotely?",
+        );
+        assert_eq!(r.by, RewriteBy::Model);
+    }
+
+    #[test]
+    fn a_follow_up_copied_back_or_answered_is_joined() {
+        for (draft, follow_up) in [
+            ("and for part-time staff?", "and for part-time staff?"),
+            ("배우자는요?", "배우자는요?"),
+            ("Part-time staff get 10 days.", "and for part-time staff?"),
+        ] {
+            let r = check(draft, follow_up, "How many vacation days do I get?");
+            assert_eq!(r.by, RewriteBy::Joined, "{draft:?}");
+        }
+        // A whole question after "and" is a new question, kept as the model returned it.
+        let r = check(
+            "What is the boiling point of mercury?",
+            "And what is the boiling point of mercury?",
+            "How many vacation days do I get?",
+        );
+        assert_eq!(r.by, RewriteBy::Model);
+        let r = check(
+            "Standalone question:\nHow many vacation days do part-time staff get?",
+            "and for part-time staff?",
+            "How many vacation days do I get?",
+        );
+        assert_eq!(r.by, RewriteBy::Model, "the label on a line of its own");
+    }
+
+    #[test]
+    fn a_korean_rewrite_may_change_particles() {
+        let r = check(
+            "방문객 주차 등록은 어떻게 하나요?",
+            "방문객은요?",
+            "주차 등록은 어떻게 하나요?",
         );
         assert_eq!(r.by, RewriteBy::Model);
     }

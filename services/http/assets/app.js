@@ -41,6 +41,11 @@ const el = (tag, cls, text) => {
 };
 
 const MAX_TURNS = 20;
+// What a follow-up is rewritten from: the last turns, answers cut (the service reads no more).
+const SENT_TURNS = 6;
+const SENT_ANSWER_CHARS = 600;
+// The answer being streamed, stopped when a new conversation starts.
+let current = null;
 let history = JSON.parse(sessionStorage.getItem('rag.history') || '[]');
 const saveHistory = () => sessionStorage.setItem('rag.history', JSON.stringify(history.slice(-MAX_TURNS)));
 
@@ -219,14 +224,23 @@ async function ask(question) {
   turn.scrollIntoView({ block: 'end' });
   const state = { question, sources: [], text: '', rewrite: null };
   const box = $('.answer', turn);
+  const abort = new AbortController();
+  current = abort;
+  const sent = history.slice(-SENT_TURNS).map((h) => ({
+    question: h.question, answer: h.answer.slice(0, SENT_ANSWER_CHARS),
+  }));
+  const fail = (message) => {
+    box.setAttribute('aria-busy', 'false');
+    box.append(el('p', 'error', t('error') + message));
+  };
   let resp;
   try {
     resp = await fetch('/v1/ask', {
       method: 'POST', headers: { ...headers(), accept: 'text/event-stream' },
-      body: JSON.stringify({ question, history: history.slice(-MAX_TURNS) }),
+      body: JSON.stringify({ question, history: sent }), signal: abort.signal,
     });
   } catch (e) {
-    box.replaceChildren(el('span', 'error', t('error') + e.message));
+    if (!abort.signal.aborted) fail(e.message);
     return;
   }
   if (!resp.ok) {
@@ -236,10 +250,17 @@ async function ask(question) {
   }
   const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
+  let pendingCR = false;
   for (;;) {
-    const { value, done } = await reader.read();
+    let chunk;
+    try { chunk = await reader.read(); } catch (e) { if (!abort.signal.aborted) fail(e.message); return; }
+    const { value, done } = chunk;
     if (done) break;
-    buffer += value;
+    // Line ends may be CRLF or CR (a proxy): a CR ending a chunk waits for what follows it.
+    let text = (pendingCR ? '\r' : '') + value;
+    pendingCR = text.endsWith('\r');
+    if (pendingCR) text = text.slice(0, -1);
+    buffer += text.replace(/\r\n?/g, '\n');
     let end;
     while ((end = buffer.indexOf('\n\n')) >= 0) {
       const block = buffer.slice(0, end);
@@ -251,7 +272,8 @@ async function ask(question) {
         else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
       }
       if (!data.length) continue;
-      const ev = JSON.parse(data.join('\n'));
+      let ev;
+      try { ev = JSON.parse(data.join('\n')); } catch (e) { fail(e.message); reader.cancel(); return; }
       if (event === 'rewrite') {
         state.rewrite = ev.question;
         const r = $('.rewrite', turn);
@@ -265,12 +287,14 @@ async function ask(question) {
         box.textContent = state.text;
       } else if (event === 'answer') {
         renderAnswer(turn, state, ev);
-        history.push({ question, answer: ev.text });
-        saveHistory();
+        // Only into the conversation it was asked in (not one started meanwhile).
+        if (current === abort) {
+          history.push({ question, answer: ev.text });
+          saveHistory();
+        }
         setUpFeedback(turn, state, ev);
       } else if (event === 'error') {
-        box.setAttribute('aria-busy', 'false');
-        box.append(el('p', 'error', t('error') + ev.error.message));
+        fail(ev.error.message);
       }
     }
   }
@@ -310,6 +334,8 @@ document.addEventListener('DOMContentLoaded', () => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
   });
   $('#new').addEventListener('click', () => {
+    if (current) current.abort();
+    current = null;
     history = [];
     saveHistory();
     $('#log').replaceChildren();

@@ -29,31 +29,30 @@ use crate::{HttpError, St, audited};
 pub async fn ask(
     axum::extract::State(http): St,
     headers: HeaderMap,
-    Body(request): Body<AskRequest>,
+    Body(body): Body<AskRequest>,
 ) -> Result<Response, HttpError> {
-    let (events, admission) = start(&http, &headers, request).await?;
+    let admission = http.admit(&headers, Action::Ask)?;
+    let events = start(&http, &admission, body?).await?;
     let response = Sse::new(sse_events(events))
         .keep_alive(KeepAlive::default())
         .into_response();
     // The permit counts the call against its key until the stream ends.
-    let response = audited(response, &admission);
+    let response = audited(response, &admission, Vec::new());
     Ok(hold(response, admission))
 }
 
-/// Admits, validates and starts an answer: what `/v1/ask` and `/v1/chat/completions` share.
+/// Validates and starts an answer for a caller let in: what `/v1/ask` and `/v1/chat/completions` share.
 pub async fn start(
     http: &crate::Http,
-    headers: &HeaderMap,
+    admission: &Admission,
     request: AskRequest,
-) -> Result<(AskStream, Admission), HttpError> {
-    let admission = http.admit(headers, Action::Ask)?;
+) -> Result<AskStream, HttpError> {
     let loaded = http.loaded()?;
     let engine = &loaded.engine;
     let request = request.into_proto();
     let text = question(engine, "question", &request.question)?;
     let options = ask_options(engine, &admission.caller, &request)?;
-    let events = engine.ask(&text, options).await?;
-    Ok((events, admission))
+    Ok(engine.ask(&text, options).await?)
 }
 
 /// Keeps the admission (its in-flight permit) alive as long as the response body.

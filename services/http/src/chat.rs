@@ -136,8 +136,25 @@ fn conversation(messages: &[ChatMessage]) -> Result<(String, Vec<Turn>), HttpErr
             }
         }
     }
+    // Chat front ends send the whole conversation: the latest turns are what a follow-up refers
+    // to, so older ones are dropped instead of refusing a long chat; long or empty ones are cut.
+    history.retain(|t| !t.question.trim().is_empty());
+    let skip = history
+        .len()
+        .saturating_sub(rag_grpc::request::MAX_HISTORY_TURNS);
+    let history = history
+        .into_iter()
+        .skip(skip)
+        .map(|t| Turn {
+            question: t.question.chars().take(HISTORY_QUESTION_CHARS).collect(),
+            answer: t.answer,
+        })
+        .collect();
     Ok((question.clone(), history))
 }
+
+/// An earlier question of a chat is cut to this (the service's question limit's default).
+const HISTORY_QUESTION_CHARS: usize = 2000;
 
 impl ChatRequest {
     fn into_ask(self) -> Result<(AskRequest, bool), HttpError> {
@@ -286,10 +303,12 @@ fn now() -> u64 {
 pub async fn completions(
     axum::extract::State(http): St,
     headers: HeaderMap,
-    Body(request): Body<ChatRequest>,
+    Body(body): Body<ChatRequest>,
 ) -> Result<Response, HttpError> {
-    let (ask, stream) = request.into_ask()?;
-    let (mut events, admission) = start(&http, &headers, ask).await?;
+    // The caller is let in before its body is judged.
+    let admission = http.admit(&headers, rag_auth::Action::Ask)?;
+    let (ask, stream) = body?.into_ask()?;
+    let mut events = start(&http, &admission, ask).await?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now();
     if !stream {
@@ -327,7 +346,7 @@ pub async fn completions(
                 ..extra
             },
         };
-        return Ok(audited(Json(body).into_response(), &admission));
+        return Ok(audited(Json(body).into_response(), &admission, Vec::new()));
     }
 
     let chunk =
@@ -422,7 +441,7 @@ pub async fn completions(
     let response = Sse::new(body)
         .keep_alive(KeepAlive::default())
         .into_response();
-    let response = audited(response, &admission);
+    let response = audited(response, &admission, Vec::new());
     Ok(hold(response, admission))
 }
 
@@ -459,7 +478,7 @@ pub async fn models(
             owned_by: "rag".into(),
         }],
     };
-    Ok(audited(Json(body).into_response(), &admission))
+    Ok(audited(Json(body).into_response(), &admission, Vec::new()))
 }
 
 /// An event with data only: OpenAI's stream names no events.

@@ -130,5 +130,6 @@ pub async fn chunk_in_context(
             })
             .collect(),
     };
-    Ok(audited(Json(body).into_response(), &admission))
+    let documents = vec![body.document_id.clone()];
+    Ok(audited(Json(body).into_response(), &admission, documents))
 }

@@ -41,6 +41,12 @@ pub enum HttpError {
     /// Something the request names that does not exist (or that the caller may not see).
     #[error("{0}")]
     NotFound(String),
+    /// A request this service will not answer as addressed (see `loopback_names_only`).
+    #[error("{0}")]
+    Misaddressed(String),
+    /// A body that could not be read as the request: its HTTP status as axum judged it.
+    #[error("body: {reason}")]
+    Body { status: StatusCode, reason: String },
 }
 
 impl HttpError {
@@ -52,6 +58,8 @@ impl HttpError {
         match self {
             Self::Api(e) => code(e),
             Self::NotFound(_) => Code::NotFound,
+            Self::Misaddressed(_) => Code::PermissionDenied,
+            Self::Body { .. } => Code::InvalidArgument,
         }
     }
 
@@ -59,7 +67,8 @@ impl HttpError {
         let code = self.code();
         let param = match self {
             Self::Api(e) => e.field().map(|(field, _)| field.to_owned()),
-            Self::NotFound(_) => None,
+            Self::NotFound(_) | Self::Misaddressed(_) => None,
+            Self::Body { .. } => Some("body".to_owned()),
         };
         ErrorBody {
             error: ErrorDetail {
@@ -78,22 +87,27 @@ impl From<rag_engine::EngineError> for HttpError {
     }
 }
 
-/// A JSON request body; one that is not JSON, or not the request's shape, is refused with the
-/// API's own error (field `body`, what was wrong) instead of axum's plain-text rejection.
-pub struct Body<T>(pub T);
+/// A JSON request body, read before the handler runs but judged after the caller is let in
+/// (a caller without a key learns it needs one, not what is wrong with its body). One that is
+/// not JSON, not the request's shape or too large is refused with the API's own error (field
+/// `body`) and the status axum gives it (400, 413, 415, 422).
+pub struct Body<T>(pub Result<T, HttpError>);
 
 impl<S, T> FromRequest<S> for Body<T>
 where
     T: serde::de::DeserializeOwned,
     S: Send + Sync,
 {
-    type Rejection = HttpError;
+    type Rejection = std::convert::Infallible;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(e) => Err(HttpError::invalid("body", e.body_text())),
-        }
+        Ok(Self(match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(value),
+            Err(e) => Err(HttpError::Body {
+                status: e.status(),
+                reason: e.body_text(),
+            }),
+        }))
     }
 }
 
@@ -138,9 +152,13 @@ impl IntoResponse for HttpError {
         }
         let retry = match &self {
             Self::Api(e) => e.retry_after(),
-            Self::NotFound(_) => None,
+            _ => None,
         };
-        let mut response = (http_status(code), Json(self.body())).into_response();
+        let status = match &self {
+            Self::Body { status, .. } => *status,
+            _ => http_status(code),
+        };
+        let mut response = (status, Json(self.body())).into_response();
         if let Some(delay) = retry {
             // Whole seconds, rounded up: "0" would invite an immediate retry.
             let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);

@@ -19,6 +19,9 @@ use crate::{HttpError, St, audited};
 /// The file, under the data directory.
 pub const FILE: &str = "feedback.jsonl";
 const MAX_COMMENT_CHARS: usize = 2000;
+/// A question or an answer as the page showed it: far below this.
+const MAX_TEXT_CHARS: usize = 20_000;
+const MAX_SOURCES: usize = 100;
 
 /// What the chat page (or any client) sends about an answer it showed.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -129,19 +132,32 @@ pub fn read(path: &std::path::Path) -> std::io::Result<(Vec<Record>, usize)> {
 pub async fn post(
     axum::extract::State(http): St,
     headers: HeaderMap,
-    Body(feedback): Body<FeedbackRequest>,
+    Body(body): Body<FeedbackRequest>,
 ) -> Result<Response, HttpError> {
     let admission = http.admit(&headers, Action::Ask)?;
+    let feedback = body?;
     if !matches!(feedback.rating.as_str(), "up" | "down") {
         return Err(HttpError::invalid("rating", "\"up\" or \"down\""));
     }
     if feedback.question.trim().is_empty() {
         return Err(HttpError::invalid("question", "must not be empty"));
     }
-    if feedback.comment.chars().count() > MAX_COMMENT_CHARS {
+    for (field, text, limit) in [
+        ("comment", &feedback.comment, MAX_COMMENT_CHARS),
+        ("question", &feedback.question, MAX_TEXT_CHARS),
+        ("answer", &feedback.answer, MAX_TEXT_CHARS),
+    ] {
+        if text.chars().count() > limit {
+            return Err(HttpError::invalid(
+                field,
+                format!("over the limit of {limit} characters"),
+            ));
+        }
+    }
+    if feedback.sources.len() > MAX_SOURCES {
         return Err(HttpError::invalid(
-            "comment",
-            format!("over the limit of {MAX_COMMENT_CHARS} characters"),
+            "sources",
+            format!("over the limit of {MAX_SOURCES}"),
         ));
     }
     let record = Record {
@@ -158,5 +174,5 @@ pub async fn post(
         .map_err(|e| rag_engine::EngineError::Internal(e.to_string()))?
         .map_err(|e| rag_engine::EngineError::Internal(format!("writing feedback: {e}")))?;
     let response = (StatusCode::CREATED, Json(FeedbackSaved { saved: true })).into_response();
-    Ok(audited(response, &admission))
+    Ok(audited(response, &admission, Vec::new()))
 }

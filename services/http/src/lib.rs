@@ -103,6 +103,10 @@ pub fn router(http: Http) -> Router {
         )
         .route("/v1/feedback", post(feedback::post))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            http.clone(),
+            loopback_names_only,
+        ))
         .layer(middleware::from_fn(observe))
         .with_state(http)
 }
@@ -133,6 +137,8 @@ pub fn describe_metrics() {
 struct Audited {
     key_id: Option<String>,
     tenant: String,
+    /// Documents the request returned.
+    documents: Vec<String>,
 }
 
 /// Counts and times every request by its route (not its path: ids would explode the labels),
@@ -158,6 +164,7 @@ async fn observe(request: Request, next: Next) -> Response {
             status,
             key_id = who.and_then(|w| w.key_id.as_deref()).unwrap_or("-"),
             tenant = who.map_or("-", |w| w.tenant.as_str()),
+            documents = who.map_or(String::new(), |w| w.documents.join(",")),
             ms = seconds * 1000.0,
             "http request"
         );
@@ -165,11 +172,45 @@ async fn observe(request: Request, next: Next) -> Response {
     response
 }
 
+/// Without keys the service listens on loopback only, but a web page the local user opens could
+/// still reach it through a name it points at 127.0.0.1 (DNS rebinding) and read the documents.
+/// So an open service answers only requests addressed to a loopback name.
+async fn loopback_names_only(State(http): State<Http>, request: Request, next: Next) -> Response {
+    if !http.gate.is_open() {
+        return next.run(request).await;
+    }
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // "localhost:8080", "127.0.0.1", "[::1]:8080"
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let loopback = name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        next.run(request).await
+    } else {
+        use axum::response::IntoResponse;
+        HttpError::Misaddressed(format!(
+            "this service checks no API keys, so it answers only requests addressed to \
+             localhost or a loopback address (not {host:?})"
+        ))
+        .into_response()
+    }
+}
+
 /// Marks `response` with who the request acted as.
-fn audited(mut response: Response, admission: &Admission) -> Response {
+fn audited(mut response: Response, admission: &Admission, documents: Vec<String>) -> Response {
     response.extensions_mut().insert(Audited {
         key_id: admission.key_id.clone(),
         tenant: admission.caller.tenant.clone(),
+        documents,
     });
     response
 }

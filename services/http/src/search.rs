@@ -22,9 +22,10 @@ use crate::{HttpError, St, audited};
 pub async fn search(
     axum::extract::State(http): St,
     headers: HeaderMap,
-    Body(request): Body<SearchRequest>,
+    Body(body): Body<SearchRequest>,
 ) -> Result<Response, HttpError> {
     let admission = http.admit(&headers, Action::Search)?;
+    let request = body?;
     let loaded = http.loaded()?;
     let engine = &loaded.engine;
     let query = question(engine, "query", &request.query)?;
@@ -39,5 +40,6 @@ pub async fn search(
             ..Default::default()
         },
     };
-    Ok(audited(Json(body).into_response(), &admission))
+    let documents = body.chunks.iter().map(|c| c.document_id.clone()).collect();
+    Ok(audited(Json(body).into_response(), &admission, documents))
 }
