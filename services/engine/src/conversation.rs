@@ -226,35 +226,8 @@ fn refers_back(question: &str) -> bool {
             .any(|w| REFERRING.contains(w) || REFERRING_KO.iter().any(|k| w.starts_with(k)))
 }
 
-/// Korean particles that close a word ("방문객은요" → "방문객"): a rewrite keeps the word and
-/// rightly changes its particle, so only the stem has to be kept. Longest first.
-const PARTICLES: &[&str] = &[
-    "에서는",
-    "으로는",
-    "은요",
-    "는요",
-    "도요",
-    "이요",
-    "에서",
-    "으로",
-    "에게",
-    "까지",
-    "부터",
-    "은",
-    "는",
-    "이",
-    "가",
-    "을",
-    "를",
-    "도",
-    "의",
-    "에",
-    "로",
-    "와",
-    "과",
-    "요",
-];
-
+/// The follow-up with its Korean words' particles off ("방문객은요" → "방문객"): a rewrite keeps
+/// the word and rightly changes its particle, so only the stem has to be kept.
 fn without_particles(question: &str) -> String {
     question
         .split_whitespace()
@@ -263,11 +236,7 @@ fn without_particles(question: &str) -> String {
             if !core.chars().any(rag_lexical::is_cjk) {
                 return word.to_owned();
             }
-            let stem = PARTICLES
-                .iter()
-                .find_map(|p| core.strip_suffix(p).filter(|s| s.chars().count() >= 2))
-                .unwrap_or(core);
-            stem.to_owned()
+            crate::evidence::korean_stem(core).to_owned()
         })
         .collect::<Vec<_>>()
         .join(" ")

@@ -32,6 +32,11 @@ const KOREAN_SUFFIXES: &[&str] = &[
     "부터",
     "처럼",
     "보다",
+    // A follow-up's closing ("배우자는요?"): the word without it.
+    "은요",
+    "는요",
+    "도요",
+    "이요",
     "마다",
     "이며",
     "하고",
@@ -220,14 +225,19 @@ fn cjk_words(text: &str) -> HashSet<String> {
         previous = c;
     }
     runs.iter()
-        .filter_map(|run| {
-            let stem = KOREAN_SUFFIXES
-                .iter()
-                .find_map(|s| run.strip_suffix(s).filter(|r| r.chars().count() >= 2))
-                .unwrap_or(run);
-            (stem.chars().count() >= 2).then(|| stem.to_owned())
-        })
+        .map(|run| korean_stem(run))
+        .filter(|stem| stem.chars().count() >= 2)
+        .map(str::to_owned)
         .collect()
+}
+
+/// A Korean word without its trailing particle or ending (once; at least two characters stay):
+/// "근무는" → "근무", "방문객은요" → "방문객".
+pub(crate) fn korean_stem(word: &str) -> &str {
+    KOREAN_SUFFIXES
+        .iter()
+        .find_map(|s| word.strip_suffix(s).filter(|r| r.chars().count() >= 2))
+        .unwrap_or(word)
 }
 
 /// Digit runs directly followed by a CJK character, with that character.
