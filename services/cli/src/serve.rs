@@ -87,12 +87,7 @@ pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Res
                 tracing::warn!(%http_local, "the HTTP API has no TLS: put a TLS proxy in front of it");
             }
             println!("rag: http listening on {http_local}");
-            let state = rag_http::Http::new(
-                current.clone(),
-                gate.clone(),
-                config.data_dir.clone(),
-                config.llm.model_file.display().to_string(),
-            );
+            let state = rag_http::Http::new(current.clone(), gate.clone(), config.data_dir.clone());
             let served = rag_http::serve(http_listener, state, shutdown());
             Some(tokio::spawn(async move {
                 if let Err(e) = served.await {

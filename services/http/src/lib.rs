@@ -49,22 +49,14 @@ pub struct Http {
     pub current: Arc<Current>,
     pub gate: Arc<Gate>,
     pub feedback: Arc<feedback::Log>,
-    /// The chat model's name, shown in `GET /v1/models`'s description and the page.
-    pub model_name: String,
 }
 
 impl Http {
-    pub fn new(
-        current: Arc<Current>,
-        gate: Arc<Gate>,
-        data_dir: PathBuf,
-        model_name: String,
-    ) -> Self {
+    pub fn new(current: Arc<Current>, gate: Arc<Gate>, data_dir: PathBuf) -> Self {
         Self {
             current,
             gate,
             feedback: Arc::new(feedback::Log::new(data_dir)),
-            model_name,
         }
     }
 
