@@ -142,21 +142,21 @@ fn check(draft: &str, question: &str, previous: &str) -> Rewrite {
         .unwrap_or("")
         .trim_matches(|c| matches!(c, '"' | '\'' | '“' | '”' | '`'));
     let line = line.trim();
+    let line_terms = rag_lexical::terms(line);
     let kept = {
-        let have: HashSet<String> = rag_lexical::terms(line).into_iter().collect();
+        let have: HashSet<&String> = line_terms.iter().collect();
         let filler: HashSet<String> = FILLER.iter().flat_map(|w| rag_lexical::terms(w)).collect();
         let wanted: Vec<String> = rag_lexical::terms(&without_particles(question))
             .into_iter()
             .filter(|t| !filler.contains(t))
             .collect();
-        let found = wanted.iter().filter(|t| have.contains(*t)).count();
+        let found = wanted.iter().filter(|t| have.contains(t)).count();
         // Most, not all: a rewrite may drop a word the follow-up needed only in context.
         wanted.is_empty() || found as f32 >= KEPT_SHARE * wanted.len() as f32
     };
     // Returned as it came although it points back ("who approves it?", "and for part-time
     // staff?"): not made standalone.
-    let unchanged =
-        rag_lexical::terms(line) == rag_lexical::terms(question) && refers_back(question);
+    let unchanged = line_terms == rag_lexical::terms(question) && refers_back(question);
     // A question stays a question: a statement is the model answering.
     let asks = |t: &str| t.trim_end().ends_with(['?', '？']);
     let still_asks = !asks(question) || asks(line);
@@ -171,7 +171,7 @@ fn check(draft: &str, question: &str, previous: &str) -> Rewrite {
     }
     tracing::info!(
         draft,
-        "the model's rewrite lost the follow-up; joining it to the last question"
+        "the model's rewrite failed the check; joining the follow-up to the last question"
     );
     Rewrite {
         question: format!("{} {}", previous.trim(), question.trim())
