@@ -107,8 +107,12 @@ impl Content {
     }
 }
 
-/// The question and the conversation before it.
-fn conversation(messages: &[ChatMessage]) -> Result<(String, Vec<Turn>), HttpError> {
+/// The question and the conversation before it; earlier questions are cut to `question_chars`
+/// (the service's question limit).
+fn conversation(
+    messages: &[ChatMessage],
+    question_chars: usize,
+) -> Result<(String, Vec<Turn>), HttpError> {
     let said: Vec<(&str, String)> = messages
         .iter()
         .filter(|m| matches!(m.role.as_str(), "user" | "assistant"))
@@ -146,18 +150,15 @@ fn conversation(messages: &[ChatMessage]) -> Result<(String, Vec<Turn>), HttpErr
         .into_iter()
         .skip(skip)
         .map(|t| Turn {
-            question: t.question.chars().take(HISTORY_QUESTION_CHARS).collect(),
+            question: t.question.chars().take(question_chars).collect(),
             answer: t.answer,
         })
         .collect();
     Ok((question.clone(), history))
 }
 
-/// An earlier question of a chat is cut to this (the service's question limit's default).
-const HISTORY_QUESTION_CHARS: usize = 2000;
-
 impl ChatRequest {
-    fn into_ask(self) -> Result<(AskRequest, bool), HttpError> {
+    fn into_ask(self, question_chars: usize) -> Result<(AskRequest, bool), HttpError> {
         if let Some(model) = self
             .model
             .as_deref()
@@ -171,7 +172,7 @@ impl ChatRequest {
         if self.n.is_some_and(|n| n != 1) {
             return Err(HttpError::invalid("n", "only one choice is generated"));
         }
-        let (question, history) = conversation(&self.messages)?;
+        let (question, history) = conversation(&self.messages, question_chars)?;
         let rag = self.rag.unwrap_or_default();
         Ok((
             AskRequest {
@@ -307,7 +308,8 @@ pub async fn completions(
 ) -> Result<Response, HttpError> {
     // The caller is let in before its body is judged.
     let admission = http.admit(&headers, rag_auth::Action::Ask)?;
-    let (ask, stream) = body?.into_ask()?;
+    let question_chars = http.loaded()?.engine.config().max_question_chars;
+    let (ask, stream) = body?.into_ask(question_chars)?;
     let mut events = start(&http, &admission, ask).await?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now();
@@ -501,12 +503,15 @@ mod tests {
 
     #[test]
     fn the_last_user_message_is_the_question_and_the_rest_the_history() {
-        let (q, history) = conversation(&[
-            m("system", "be brief"),
-            m("user", "How many vacation days?"),
-            m("assistant", "25 days [1]."),
-            m("user", "and for part-time staff?"),
-        ])
+        let (q, history) = conversation(
+            &[
+                m("system", "be brief"),
+                m("user", "How many vacation days?"),
+                m("assistant", "25 days [1]."),
+                m("user", "and for part-time staff?"),
+            ],
+            2000,
+        )
         .unwrap();
         assert_eq!(q, "and for part-time staff?");
         assert_eq!(
@@ -516,7 +521,7 @@ mod tests {
                 answer: "25 days [1].".into()
             }]
         );
-        assert!(conversation(&[m("user", "q"), m("assistant", "a")]).is_err());
-        assert!(conversation(&[m("system", "s")]).is_err());
+        assert!(conversation(&[m("user", "q"), m("assistant", "a")], 2000).is_err());
+        assert!(conversation(&[m("system", "s")], 2000).is_err());
     }
 }
