@@ -91,6 +91,13 @@ PACKAGES = [
     ("libreoffice-help-ko", "4:7.4.7-1+deb12u14",
      "7ef2d854e9ed58e6bf861cfa9fa2579555233f9df874baf327fcb07ccd190669"),
 ]
+# The sets each group of --only makes, by the packages it needs.
+GROUPS = {
+    "python-faq": ["python3.11-doc"],
+    "git-faq": ["git-doc"],
+    "gimp": ["gimp-help-en", "gimp-help-ko"],
+    "libreoffice": ["libreoffice-help-en-us", "libreoffice-help-ko"],
+}
 # Held out for the team's own checks (issue 13): never downloaded, indexed or evaluated here.
 HELD_OUT = re.compile(r"^debian-faq")
 
@@ -168,11 +175,14 @@ def sha256(path):
     return h.hexdigest()
 
 
-def fetch_debs(debs, extra_dir):
-    """The pinned .debs in `debs` (downloaded if absent), each checked against its sha256."""
+def fetch_debs(debs, extra_dir, wanted):
+    """The pinned .debs named in `wanted` in `debs` (downloaded if absent), each checked against
+    its sha256."""
     debs.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, version, digest in PACKAGES:
+        if name not in wanted:
+            continue
         assert not HELD_OUT.match(name), name
         filename = f"{name}_{version.replace(':', '%3a')}_all.deb"
         candidates = [debs / filename]
@@ -697,35 +707,44 @@ def main():
                     help="where .debs, their contents and the corpora go (not in the repo)")
     ap.add_argument("--debs", help="a folder that already holds the pinned .deb files")
     ap.add_argument("--sets-dir", default=here, type=Path, help="where the .jsonl sets go")
+    ap.add_argument("--only", default=",".join(GROUPS),
+                    help=f"comma-separated groups to make (default all): {', '.join(GROUPS)}")
     args = ap.parse_args()
+    groups = [g for g in args.only.split(",") if g]
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        die(f"--only: unknown group(s) {', '.join(unknown)}; known: {', '.join(GROUPS)}")
     out = args.out.resolve()
     repo = here.parent.parent
     if out == repo or repo in out.parents:
         die(f"--out {out} is inside the repository; corpora are not shipped")
     out.mkdir(parents=True, exist_ok=True)
-    debs = fetch_debs(out / "debs", args.debs)
+    debs = fetch_debs(out / "debs", args.debs, {p for g in groups for p in GROUPS[g]})
     root = out / "root"
     extract(debs, root)
 
     sets = args.sets_dir
-    py = Questions()
-    n_py = python_faq(root, out / "python-faq", py)
-    git = Questions()
-    n_git = git_faq(root, out / "git-faq", git)
-    ko, ko_en = Questions(), Questions()
-    n_gimp = gimp(root, out / "gimp-ko", out / "gimp-en", ko, ko_en, out / "gimp-pages.tsv")
-    lo_ko, lo_ko_en, lo_en = Questions(), Questions(), Questions()
-    n_lo = libreoffice(root, out / "libreoffice-ko", out / "libreoffice-en", lo_ko, lo_ko_en,
-                       lo_en, out / "libreoffice-pages.tsv")
-    counts = {
-        "python-faq": (n_py, py.write(sets / "python-faq.jsonl")),
-        "git-faq": (n_git, git.write(sets / "git-faq.jsonl")),
-        "gimp-ko": (n_gimp, ko.write(sets / "gimp-ko.jsonl")),
-        "gimp-ko-en": (n_gimp, ko_en.write(sets / "gimp-ko-en.jsonl")),
-        "libreoffice-en": (n_lo, lo_en.write(sets / "libreoffice-en.jsonl")),
-        "libreoffice-ko": (n_lo, lo_ko.write(sets / "libreoffice-ko.jsonl")),
-        "libreoffice-ko-en": (n_lo, lo_ko_en.write(sets / "libreoffice-ko-en.jsonl")),
-    }
+    counts = {}
+    if "python-faq" in groups:
+        py = Questions()
+        n_py = python_faq(root, out / "python-faq", py)
+        counts["python-faq"] = (n_py, py.write(sets / "python-faq.jsonl"))
+    if "git-faq" in groups:
+        git = Questions()
+        n_git = git_faq(root, out / "git-faq", git)
+        counts["git-faq"] = (n_git, git.write(sets / "git-faq.jsonl"))
+    if "gimp" in groups:
+        ko, ko_en = Questions(), Questions()
+        n_gimp = gimp(root, out / "gimp-ko", out / "gimp-en", ko, ko_en, out / "gimp-pages.tsv")
+        counts["gimp-ko"] = (n_gimp, ko.write(sets / "gimp-ko.jsonl"))
+        counts["gimp-ko-en"] = (n_gimp, ko_en.write(sets / "gimp-ko-en.jsonl"))
+    if "libreoffice" in groups:
+        lo_ko, lo_ko_en, lo_en = Questions(), Questions(), Questions()
+        n_lo = libreoffice(root, out / "libreoffice-ko", out / "libreoffice-en", lo_ko, lo_ko_en,
+                           lo_en, out / "libreoffice-pages.tsv")
+        counts["libreoffice-en"] = (n_lo, lo_en.write(sets / "libreoffice-en.jsonl"))
+        counts["libreoffice-ko"] = (n_lo, lo_ko.write(sets / "libreoffice-ko.jsonl"))
+        counts["libreoffice-ko-en"] = (n_lo, lo_ko_en.write(sets / "libreoffice-ko-en.jsonl"))
     write_plain(sets / "out-of-corpus-en.jsonl", OUT_OF_CORPUS_EN)
     write_plain(sets / "out-of-corpus-ko.jsonl", OUT_OF_CORPUS_KO)
     corpus = {"python-faq": "python-faq", "git-faq": "git-faq", "gimp-ko": "gimp-ko",

@@ -38,6 +38,10 @@ pub struct EvalArgs {
     /// and answer-level refusal (slow: one generation per question).
     #[arg(long)]
     generate: bool,
+    /// Keep the index in this folder instead of a scratch one: a re-run skips unchanged files
+    /// (as `rag ingest` does), so retrieval settings can be compared over one index.
+    #[arg(long, value_name = "DIR")]
+    index: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,19 +133,28 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
 
     let scratch = tempfile::tempdir()?;
     let mut config = config;
-    config.data_dir = scratch.path().join("data");
+    config.data_dir = match &args.index {
+        Some(dir) => dir.clone(),
+        None => scratch.path().join("data"),
+    };
     let indexer = crate::ingest::open_indexer(&config).await?;
     let summary = indexer
         .index_folder(&args.corpus, &Default::default(), &|_| {})
         .await
         .with_context(|| format!("indexing {}", args.corpus.display()))?;
-    anyhow::ensure!(summary.chunks_written > 0, "the corpus produced no chunks");
+    anyhow::ensure!(summary.points_total > 0, "the corpus produced no chunks");
 
     // Retrieval alone needs no chat model; it is loaded only for --generate.
     let retriever =
         crate::engine::retriever(&config, indexer.embedder().clone(), indexer.store().clone())
             .await?;
     let defaults = retriever.default_retrieval();
+    // Translating questions for search needs the chat model, as generating answers does.
+    let engine = if args.generate || config.query.translation.enabled {
+        Some(crate::engine::with_generator(&config, retriever.clone()).await?)
+    } else {
+        None
+    };
     let retrieval = Retrieval {
         top_k: DEPTH,
         score_threshold: -1.0,
@@ -153,7 +166,11 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     for q in &questions {
         let started = std::time::Instant::now();
-        let hits = match retriever.retrieve(&q.question, &retrieval).await {
+        let found = match &engine {
+            Some(engine) => engine.retrieve(&q.question, &retrieval).await,
+            None => retriever.retrieve(&q.question, &retrieval).await,
+        };
+        let hits = match found {
             // Refused for its language (an English-only model): no passage, as Search says.
             Err(rag_engine::EngineError::UnsupportedLanguage { .. }) => Vec::new(),
             other => other?,
@@ -185,7 +202,7 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
             hybrid: retrieval.hybrid,
             ..defaults
         };
-        let engine = crate::engine::with_generator(&config, retriever).await?;
+        let engine = engine.expect("loaded for --generate");
         results.generation = Some(generate(&engine, &questions, retrieval).await?);
     }
     if args.json {

@@ -95,6 +95,8 @@ impl Finish {
 pub struct Timings {
     /// Rewriting a follow-up into a standalone question (zero for a question alone).
     pub rewrite: Duration,
+    /// Searching: embedding, the store, and for a question translated for search
+    /// (`query.translation`) its translation and second search.
     pub retrieval: Duration,
     /// Waiting for the model (other answers ahead in the queue).
     pub queued: Duration,
@@ -137,7 +139,9 @@ impl Engine {
         let question = rewrite
             .as_ref()
             .map_or_else(|| question.to_owned(), |r| r.question.clone());
-        let hits = self.retrieve(&question, &options.retrieval).await?;
+        let hits = self
+            .retrieve_translated(&question, &options.retrieval, options.deadline)
+            .await?;
         let mut timings = Timings {
             rewrite: rewritten,
             retrieval: started.elapsed() - rewritten,

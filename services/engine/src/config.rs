@@ -2,7 +2,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rescore::RescoreConfig;
 use crate::support::SupportConfig;
+use crate::translate::TranslationConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -27,6 +29,10 @@ pub struct QueryConfig {
     pub hybrid: bool,
     /// How hybrid retrieval combines the dense, lexical and identifier rankings.
     pub fusion: rag_store::Fusion,
+    /// Sentence-level rescoring of the fused candidates with the loaded embedding model.
+    pub rescore: RescoreConfig,
+    /// Questions in a non-Latin script are searched in English too (the chat model translates).
+    pub translation: TranslationConfig,
     /// Answer length when a request does not say.
     pub max_tokens: usize,
     /// Sampling temperature when a request does not say; 0 is greedy (reproducible).
@@ -58,6 +64,8 @@ impl Default for QueryConfig {
             score_threshold: 0.334,
             hybrid: true,
             fusion: rag_store::Fusion::default(),
+            rescore: RescoreConfig::default(),
+            translation: TranslationConfig::default(),
             max_tokens: 256,
             temperature: 0.0,
             max_question_chars: 2000,

@@ -15,8 +15,10 @@ mod error;
 mod evidence;
 pub mod metrics;
 mod prompt;
+pub mod rescore;
 mod retrieve;
 pub mod support;
+pub mod translate;
 
 use std::sync::Arc;
 
@@ -102,13 +104,14 @@ impl Engine {
         &self.generator
     }
 
-    /// The best chunks for `query`, best first: see [`Retriever::retrieve`].
+    /// The best chunks for `query`, best first: see [`Retriever::retrieve`]; a question in a
+    /// non-Latin script is searched in English too when `query.translation` is on.
     pub async fn retrieve(
         &self,
         query: &str,
         retrieval: &Retrieval,
     ) -> Result<Vec<Hit>, EngineError> {
-        self.retriever.retrieve(query, retrieval).await
+        self.retrieve_translated(query, retrieval, None).await
     }
 
     /// Retrieval as configured, for requests that do not say otherwise.

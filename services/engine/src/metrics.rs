@@ -25,6 +25,12 @@ pub const REWRITES: &str = "rag_rewrites_total";
 /// Seconds spent rewriting a follow-up (one generation on the model's queue).
 pub const REWRITE_SECONDS: &str = "rag_rewrite_seconds";
 
+/// Questions in a non-Latin script sent to the model for an English translation, by outcome:
+/// translated (searched in both languages) or kept (the reply was not a translation).
+pub const TRANSLATIONS: &str = "rag_translations_total";
+/// Seconds spent translating a question (one generation on the model's queue).
+pub const TRANSLATE_SECONDS: &str = "rag_translate_seconds";
+
 /// Describes the metrics to the installed recorder (Prometheus `# HELP` lines).
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_histogram};
@@ -52,6 +58,15 @@ pub fn describe() {
     describe_counter!(GENERATED_TOKENS, "Answer tokens generated");
     describe_counter!(PROMPT_TOKENS, "Prompt tokens read by the model");
     describe_counter!(ANSWERS, "Answers by verdict");
+    describe_counter!(
+        TRANSLATIONS,
+        "Questions translated for search, by outcome (translated, kept)"
+    );
+    describe_histogram!(
+        TRANSLATE_SECONDS,
+        Unit::Seconds,
+        "Translating a question into English for search"
+    );
     describe_counter!(REWRITES, "Follow-ups rewritten, by how (model, joined)");
     describe_histogram!(
         REWRITE_SECONDS,
@@ -65,6 +80,12 @@ pub fn describe() {
 pub(crate) fn rewritten(by: crate::RewriteBy, took: Duration) {
     counter!(REWRITES, "by" => by.as_str()).increment(1);
     histogram!(REWRITE_SECONDS).record(took);
+}
+
+pub(crate) fn translated(translated: bool, took: Duration) {
+    let outcome = if translated { "translated" } else { "kept" };
+    counter!(TRANSLATIONS, "outcome" => outcome).increment(1);
+    histogram!(TRANSLATE_SECONDS).record(took);
 }
 
 pub(crate) fn retrieved(took: Duration) {

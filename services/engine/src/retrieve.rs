@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rag_embed::{Embedder, QueryBatcher, Reranker};
 use rag_store::{DEFAULT_TENANT, Hit, Query, SearchFilter, SparseVector, Store, Visibility};
 
-use crate::{EngineError, QueryConfig, Retrieval, metrics};
+use crate::{EngineError, QueryConfig, Retrieval, metrics, rescore};
 
 /// The embedding model, the optional reranker and the store: everything Search needs, and
 /// `rag eval` without generation (no chat model is loaded for it).
@@ -107,15 +107,17 @@ impl Retriever {
             });
         }
         let vector = self.embed_query(query).await?;
+        let rescoring = self.config.rescore.enabled.then(|| vector.clone());
         let search = Query {
             dense: vector,
             lexical: retrieval.hybrid.then(|| rag_lexical::query_vector(query)),
             identifiers: Some(identifiers.clone()).filter(|i| !i.is_empty()),
             fusion: self.config.fusion,
         };
-        let limit = match &self.reranker {
-            Some(r) => retrieval.top_k.max(r.candidates()),
-            None => retrieval.top_k,
+        let limit = match (&self.reranker, &rescoring) {
+            (Some(r), _) => retrieval.top_k.max(r.candidates()),
+            (None, Some(_)) => retrieval.top_k.max(self.config.rescore.candidates),
+            (None, None) => retrieval.top_k,
         };
         let hits = self
             .store
@@ -129,9 +131,13 @@ impl Retriever {
                 exact || (foreign.is_none() && h.similarity >= retrieval.score_threshold)
             })
             .collect();
-        let hits = match &self.reranker {
-            Some(r) => rerank(r, query, hits, retrieval.top_k).await?,
-            None => hits,
+        let hits = match (&self.reranker, rescoring) {
+            (Some(r), _) => rerank(r, query, hits, retrieval.top_k).await?,
+            (None, Some(vector)) => {
+                let config = &self.config.rescore;
+                rescore::rescore(&self.embedder, config, &vector, hits, retrieval.top_k).await?
+            }
+            (None, None) => hits,
         };
         metrics::retrieved(started.elapsed());
         Ok(newest_versions_only(hits))
