@@ -110,6 +110,23 @@ async fn ranked(server: &Server, query: &str, threshold: f32) -> Vec<String> {
     sources
 }
 
+/// Korean questions answered by English sample documents that the Korean benefits page, same
+/// language, often outranks.
+const KOREAN_OVER_ENGLISH: [(&str, &str); 3] = [
+    (
+        "정규직 직원의 연차 유급 휴가는 며칠인가요?",
+        "handbook/leave-policy.md",
+    ),
+    (
+        "비밀번호는 최소 몇 자여야 하나요?",
+        "it/security-guidelines.md",
+    ),
+    (
+        "경비 청구는 며칠 안에 제출해야 하나요?",
+        "finance/expense-policy.pdf",
+    ),
+];
+
 /// With the multilingual configuration, Korean questions find Korean and English documents and
 /// the answer's sources lead with the right one; English keeps working.
 #[tokio::test(flavor = "multi_thread")]
@@ -139,20 +156,7 @@ async fn korean_questions_over_korean_and_english_documents() {
 
     // Korean over English while a Korean document is in the index: the right English document
     // is among the first three (the Korean benefits page, same language, often ranks above it).
-    for (question, source) in [
-        (
-            "정규직 직원의 연차 유급 휴가는 며칠인가요?",
-            "handbook/leave-policy.md",
-        ),
-        (
-            "비밀번호는 최소 몇 자여야 하나요?",
-            "it/security-guidelines.md",
-        ),
-        (
-            "경비 청구는 며칠 안에 제출해야 하나요?",
-            "finance/expense-policy.pdf",
-        ),
-    ] {
+    for (question, source) in KOREAN_OVER_ENGLISH {
         let top = ranked(&server, question, 0.0).await;
         assert!(
             top.iter().take(3).any(|s| s == source),
@@ -254,24 +258,11 @@ async fn korean_questions_over_english_documents_are_searched_in_english_too() {
     ws.index_samples();
     let server = ws.start_serving(&["--admin-listen", "127.0.0.1:0"]);
     server.wait_serving().await;
-    for (question, source) in [
-        (
-            "정규직 직원의 연차 유급 휴가는 며칠인가요?",
-            "handbook/leave-policy.md",
-        ),
-        (
-            "비밀번호는 최소 몇 자여야 하나요?",
-            "it/security-guidelines.md",
-        ),
-        (
-            "경비 청구는 며칠 안에 제출해야 하나요?",
-            "finance/expense-policy.pdf",
-        ),
-        (
-            "자기계발비는 연간 얼마까지 지원되나요?",
-            "handbook/복지-안내.md",
-        ),
-    ] {
+    let korean_page = (
+        "자기계발비는 연간 얼마까지 지원되나요?",
+        "handbook/복지-안내.md",
+    );
+    for (question, source) in KOREAN_OVER_ENGLISH.into_iter().chain([korean_page]) {
         let top = ranked(&server, question, 0.814).await;
         assert_eq!(
             top.first().map(String::as_str),

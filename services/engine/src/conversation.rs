@@ -102,28 +102,7 @@ impl Engine {
             "{EXAMPLES}\n\nConversation so far:\n{conversation}\n\
              Follow-up question: {question}\n\n{INSTRUCTION}"
         );
-        // The answer prompt's system turn and examples: the scheduler keeps one shared prefix,
-        // so a rewrite must not evict the one every answer restores.
-        let (system, examples) = crate::prompt::prefix(self.config().prompt_example);
-        let request = rag_llm::Request {
-            system,
-            examples,
-            user,
-            max_tokens: REWRITE_TOKENS,
-            temperature: 0.0,
-            seed: 0,
-            deadline,
-            ignore_eos: false,
-        };
-        let mut events = self.generator.generate(request)?;
-        let mut text = String::new();
-        while let Some(event) = events.recv().await {
-            match event {
-                rag_llm::Event::Token(piece) => text.push_str(&piece),
-                rag_llm::Event::Done(_) => break,
-                rag_llm::Event::Failed(e) => return Err(e.into()),
-            }
-        }
+        let text = self.reply(user, REWRITE_TOKENS, deadline).await?;
         let previous = history.last().map_or("", |t| t.question.as_str());
         let rewrite = check(&text, question, previous);
         crate::metrics::rewritten(rewrite.by, started.elapsed());

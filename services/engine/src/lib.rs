@@ -114,6 +114,39 @@ impl Engine {
         self.retrieve_translated(query, retrieval, None).await
     }
 
+    /// A short greedy reply of the chat model to `user` (a follow-up's rewrite, a question's
+    /// translation), on the answers' queue. The answer prompt's system turn and examples go
+    /// first: the scheduler keeps one shared prefix, so a side request must not evict the one
+    /// every answer restores.
+    pub(crate) async fn reply(
+        &self,
+        user: String,
+        max_tokens: usize,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<String, EngineError> {
+        let (system, examples) = crate::prompt::prefix(self.config().prompt_example);
+        let request = rag_llm::Request {
+            system,
+            examples,
+            user,
+            max_tokens,
+            temperature: 0.0,
+            seed: 0,
+            deadline,
+            ignore_eos: false,
+        };
+        let mut events = self.generator.generate(request)?;
+        let mut text = String::new();
+        while let Some(event) = events.recv().await {
+            match event {
+                rag_llm::Event::Token(piece) => text.push_str(&piece),
+                rag_llm::Event::Done(_) => break,
+                rag_llm::Event::Failed(e) => return Err(e.into()),
+            }
+        }
+        Ok(text)
+    }
+
     /// Retrieval as configured, for requests that do not say otherwise.
     pub fn default_retrieval(&self) -> Retrieval {
         self.retriever.default_retrieval()

@@ -90,18 +90,18 @@ fn windows(text: &str, max: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut pending = String::new();
     for sentence in crate::support::sentences(text) {
+        if out.len() >= max {
+            return out;
+        }
         if !pending.is_empty() {
             pending.push(' ');
         }
         pending.push_str(sentence.trim_start_matches('#').trim());
         if pending.chars().count() >= MIN_SENTENCE_CHARS {
             out.push(std::mem::take(&mut pending));
-            if out.len() == max {
-                return out;
-            }
         }
     }
-    if !pending.trim().is_empty() {
+    if !pending.trim().is_empty() && out.len() < max {
         out.push(pending);
     }
     out
@@ -140,6 +140,7 @@ mod tests {
             ]
         );
         assert_eq!(windows(text, 1).len(), 1);
+        assert!(windows(text, 0).is_empty());
     }
 
     #[test]

@@ -84,27 +84,7 @@ impl Engine {
         deadline: Option<std::time::Instant>,
     ) -> Result<Option<String>, EngineError> {
         let user = format!("{INSTRUCTION}\n\n{question}");
-        // The answer prompt's system turn and examples: the scheduler keeps one shared prefix.
-        let (system, examples) = crate::prompt::prefix(self.config().prompt_example);
-        let request = rag_llm::Request {
-            system,
-            examples,
-            user,
-            max_tokens: TRANSLATION_TOKENS,
-            temperature: 0.0,
-            seed: 0,
-            deadline,
-            ignore_eos: false,
-        };
-        let mut events = self.generator.generate(request)?;
-        let mut text = String::new();
-        while let Some(event) = events.recv().await {
-            match event {
-                rag_llm::Event::Token(piece) => text.push_str(&piece),
-                rag_llm::Event::Done(_) => break,
-                rag_llm::Event::Failed(e) => return Err(e.into()),
-            }
-        }
+        let text = self.reply(user, TRANSLATION_TOKENS, deadline).await?;
         let english = check(&text, question);
         if english.is_none() {
             tracing::debug!(reply = %text, "the translation was not used");
