@@ -26,7 +26,8 @@ pub const REWRITES: &str = "rag_rewrites_total";
 pub const REWRITE_SECONDS: &str = "rag_rewrite_seconds";
 
 /// Questions in a non-Latin script sent to the model for an English translation, by outcome:
-/// translated (searched in both languages) or kept (the reply was not a translation).
+/// translated (searched in both languages), kept (the reply was not a translation) or failed
+/// (queue full, deadline, model error: searched as written).
 pub const TRANSLATIONS: &str = "rag_translations_total";
 /// Seconds spent translating a question (one generation on the model's queue).
 pub const TRANSLATE_SECONDS: &str = "rag_translate_seconds";
@@ -60,7 +61,7 @@ pub fn describe() {
     describe_counter!(ANSWERS, "Answers by verdict");
     describe_counter!(
         TRANSLATIONS,
-        "Questions translated for search, by outcome (translated, kept)"
+        "Questions translated for search, by outcome (translated, kept, failed)"
     );
     describe_histogram!(
         TRANSLATE_SECONDS,
@@ -82,8 +83,7 @@ pub(crate) fn rewritten(by: crate::RewriteBy, took: Duration) {
     histogram!(REWRITE_SECONDS).record(took);
 }
 
-pub(crate) fn translated(translated: bool, took: Duration) {
-    let outcome = if translated { "translated" } else { "kept" };
+pub(crate) fn translated(outcome: &'static str, took: Duration) {
     counter!(TRANSLATIONS, "outcome" => outcome).increment(1);
     histogram!(TRANSLATE_SECONDS).record(took);
 }

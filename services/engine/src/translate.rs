@@ -67,8 +67,17 @@ impl Engine {
         }
         let own = self.retriever.retrieve(query, retrieval).await?;
         let started = std::time::Instant::now();
-        let translation = self.translate(query, deadline).await?;
-        crate::metrics::translated(translation.is_some(), started.elapsed());
+        // A full queue or a failed generation costs the question its translation, not its
+        // search: it is searched as written.
+        let (translation, outcome) = match self.translate(query, deadline).await {
+            Ok(Some(english)) => (Some(english), "translated"),
+            Ok(None) => (None, "kept"),
+            Err(error) => {
+                tracing::warn!(%error, "translating the question failed; searching it as written");
+                (None, "failed")
+            }
+        };
+        crate::metrics::translated(outcome, started.elapsed());
         let Some(english) = translation else {
             return Ok(own);
         };
