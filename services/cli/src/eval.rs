@@ -144,7 +144,7 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("indexing {}", args.corpus.display()))?;
     anyhow::ensure!(summary.points_total > 0, "the corpus produced no chunks");
 
-    // Retrieval alone needs no chat model; it is loaded only for --generate.
+    // Retrieval alone needs no chat model; it is loaded only for --generate and translation.
     let retriever =
         crate::engine::retriever(&config, indexer.embedder().clone(), indexer.store().clone())
             .await?;

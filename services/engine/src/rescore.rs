@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
 
-/// `[query.rescore]`: sentence-level rescoring of the fused candidates.
+/// `[query.rescore]`: sentence-level rescoring of the fused candidates. A configured
+/// cross-encoder (`[rerank]`) takes precedence: the two are not chained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RescoreConfig {
