@@ -73,7 +73,7 @@ pub async fn rescore(
     // A chunk's own similarity stands in for a sentence: a short chunk is its one sentence.
     let mut best: Vec<f32> = hits.iter().map(|h| h.similarity).collect();
     for (owner, vector) in owners.into_iter().zip(&vectors) {
-        best[owner] = best[owner].max(dot(query_vector, vector));
+        best[owner] = best[owner].max(rag_store::cosine(query_vector, vector));
     }
     let fused = normalised(hits.iter().map(|h| h.score));
     let sentence = normalised(best.iter().copied());
@@ -106,10 +106,6 @@ fn windows(text: &str, max: usize) -> Vec<String> {
         out.push(pending);
     }
     out
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Min-max normalised to [0, 1]; all equal → all 0.

@@ -37,8 +37,6 @@ impl Default for TranslationConfig {
 
 /// A translated question is about as long as the question; longer is the model answering.
 const TRANSLATION_TOKENS: usize = 64;
-/// Reciprocal rank fusion's constant (as the store uses for its own rankings).
-const RRF_K: f32 = 60.0;
 
 const INSTRUCTION: &str = "Translate this text into English. Reply with the translation only.";
 
@@ -140,7 +138,8 @@ fn fuse(own: Vec<Hit>, translated: Vec<Hit>, weight: f32, keep: usize) -> Vec<Hi
     let mut at: HashMap<(String, String, u32), usize> = HashMap::new();
     for (list, weight) in [(own, 1.0), (translated, weight)] {
         for (rank, mut hit) in list.into_iter().enumerate() {
-            let score = weight / (RRF_K + rank as f32 + 1.0);
+            // The store's constant for its own rankings; ranks here count from 1.
+            let score = weight / (rag_store::RRF_K as f32 + rank as f32 + 1.0);
             let key = (
                 hit.payload.doc_id.clone(),
                 hit.payload.doc_hash.clone(),

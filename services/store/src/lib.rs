@@ -31,7 +31,8 @@ use std::sync::Arc;
 pub use error::{Result, StoreError};
 pub use point::{
     ChunkPayload, ChunkPoint, DEFAULT_TENANT, DocumentVersion, EVERYONE, Fusion, FusionMethod, Hit,
-    NAME_RULE, Query, SearchFilter, Visibility, cosine, normalise_groups, point_id, valid_name,
+    NAME_RULE, Query, RRF_K, SearchFilter, Visibility, cosine, normalise_groups, point_id,
+    valid_name,
 };
 pub use rag_lexical::SparseVector;
 pub use snapshot::SnapshotInfo;

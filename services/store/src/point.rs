@@ -171,7 +171,7 @@ impl Default for Fusion {
 /// Reciprocal rank fusion's constant: a hit's fused score is the sum over the dense and the
 /// lexical ranking of 1 / (RRF_K + rank). 60 is the value from the original paper; it keeps one
 /// side's first place from drowning the other side's evidence.
-pub(crate) const RRF_K: usize = 60;
+pub const RRF_K: usize = 60;
 
 /// Candidates each side contributes before fusion: enough that a chunk ranked well by one side
 /// only still reaches the fused list.
