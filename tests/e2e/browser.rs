@@ -319,7 +319,67 @@ async fn the_chat_page_works_in_a_real_browser() {
             "return document.getElementById('log').getAttribute('aria-live')",
         )
         .await?;
-        ensure(live == json!("polite"), "the conversation is a live region")
+        ensure(live == json!("polite"), "the conversation is a live region")?;
+
+        // The feedback buttons draw their icons themselves (no emoji font on this machine).
+        let icons = script(
+            &client,
+            "return [...document.querySelectorAll('#log > li:nth-child(2) .feedback button')] \
+               .map(b => { const s = b.querySelector('svg'); \
+                 return s ? s.getBoundingClientRect().width : 0; })",
+        )
+        .await?;
+        ensure(
+            icons == json!([18, 18]),
+            format!("thumbs up and down drawn as 18-pixel icons: {icons}"),
+        )?;
+
+        // A new conversation: a source card reads as text, not Markdown.
+        cmd(client.find(Locator::Css("#new")).await, "new conversation")?
+            .click()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        ask(
+            &client,
+            "How many days of paid annual leave do full-time employees get?",
+            0,
+        )
+        .await?;
+        let cards = script(
+            &client,
+            "return [...document.querySelectorAll('#log > li:nth-child(1) .card')] \
+               .map(c => c.textContent)",
+        )
+        .await?;
+        let cards: Vec<String> = serde_json::from_value(cards).map_err(|e| e.to_string())?;
+        ensure(
+            cards.iter().any(|c| c.contains("leave-policy.md")),
+            format!("the leave policy's card: {cards:?}"),
+        )?;
+        ensure(
+            cards.iter().all(|c| !c.contains("# ") && !c.contains("**")),
+            format!("cards without Markdown marks: {cards:?}"),
+        )?;
+
+        // A question the documents do not answer: said once, by the notice, not also by the
+        // answer's text.
+        ask(&client, "What is the capital of Australia?", 1).await?;
+        let notice = text(&client, "#log > li:nth-child(2) .notice").await?;
+        ensure(
+            notice == "The documents don\u{2019}t say." || notice.starts_with("Withheld"),
+            format!("the refusal's notice: {notice:?}"),
+        )?;
+        let said = script(
+            &client,
+            "const a = document.querySelector('#log > li:nth-child(2) .answer'); \
+             const d = a.querySelector('details'); \
+             return a.textContent.length - (d ? d.textContent.length : 0)",
+        )
+        .await?;
+        ensure(
+            said == json!(0),
+            format!("the answer box repeats the refusal ({said} characters)"),
+        )
     })
     .await;
     let _ = client.close().await;

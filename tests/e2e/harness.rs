@@ -45,7 +45,8 @@ impl Workspace {
              multilingual = true",
             models.display()
         ));
-        ws.append_config("score_threshold = 0.814");
+        ws.append_config("score_threshold = 0.76");
+        ws.append_config("support.min_cross_similarity = 0.8");
         ws
     }
 

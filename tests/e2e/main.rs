@@ -1,6 +1,7 @@
 //! End-to-end: the real `rag` binary, real models, the embedded store, gRPC over loopback.
 //! One test binary (it links once), a module per area.
 
+mod answers;
 mod auth;
 mod backup;
 mod browser;

@@ -226,7 +226,7 @@ mod tests {
             assert_eq!(config.embedding.name, "multilingual-e5-small");
             assert_eq!(config.embedding.query_prefix, "query: ");
             assert_eq!(config.embedding.passage_prefix, "passage: ");
-            assert_eq!(config.query.score_threshold, 0.814);
+            assert_eq!(config.query.score_threshold, 0.76);
             assert_ne!(config.data_dir, Config::default().data_dir);
             Ok(())
         });

@@ -9,6 +9,7 @@
 //! and unanswerable questions at the configured score threshold, and the threshold that
 //! balances the two best on this set (calibrated, not guessed); retrieval latency.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -42,6 +43,11 @@ pub struct EvalArgs {
     /// (as `rag ingest` does), so retrieval settings can be compared over one index.
     #[arg(long, value_name = "DIR")]
     index: Option<PathBuf>,
+    /// With --generate: write one JSON line per question to FILE (the answer, its verdict, the
+    /// documents cited and supporting each sentence, timings), to read the wrong answers one
+    /// by one.
+    #[arg(long, value_name = "FILE", requires = "generate")]
+    details: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +100,17 @@ pub struct Results {
 /// Answer-level results, at the configured top_k and threshold.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Generation {
+    /// Of the answerable questions, the share answered from the right page: answered, and at
+    /// least one cited or supporting document is an expected one.
+    pub correct: f64,
+    /// Of the answerable questions, the share answered from the wrong page: answered, and no
+    /// cited or supporting document is an expected one.
+    pub wrong: f64,
+    /// Of the answerable questions, the share refused or withheld.
+    pub missed: f64,
+    /// Of the answers shown (answered), the share written in the question's script (a Korean
+    /// question answered in Korean); 1 when none was shown.
+    pub in_question_language: f64,
     /// Of the valid citations in answers to answerable questions, the share naming an expected
     /// source document.
     pub citation_precision: f64,
@@ -112,7 +129,11 @@ pub struct Generation {
     pub sentences_supported: f64,
     /// Answers withheld for lack of support.
     pub withheld: usize,
+    /// The model's time per answer (queue, prompt, generation) where it was called.
     pub generation_p50_ms: f64,
+    pub generation_p95_ms: f64,
+    /// Prompt tokens per answer where the model was called (the sources it had to read).
+    pub prompt_tokens_p50: f64,
 }
 
 pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
@@ -203,7 +224,15 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
             ..defaults
         };
         let engine = engine.expect("loaded for --generate");
-        results.generation = Some(generate(&engine, &questions, retrieval).await?);
+        let mut details = match &args.details {
+            Some(path) => Some(std::io::BufWriter::new(fs_err::File::create(path)?)),
+            None => None,
+        };
+        let details_out = details.as_mut().map(|w| w as &mut dyn std::io::Write);
+        results.generation = Some(generate(&engine, &questions, retrieval, details_out).await?);
+        if let Some(mut w) = details {
+            std::io::Write::flush(&mut w)?;
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
@@ -297,11 +326,102 @@ impl Outcomes {
     }
 }
 
-/// Answers every question as Ask does (same engine, same stream) and scores the answers.
+/// How one answer came out, judged against the set's expected documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Outcome {
+    /// Answerable, answered, and a cited or supporting document is expected.
+    Correct,
+    /// Answerable, answered, and no cited or supporting document is expected.
+    Wrong,
+    /// Answerable, but refused or withheld.
+    Missed,
+    /// Not answerable, and refused or withheld.
+    Refused,
+    /// Not answerable, yet answered.
+    Answered,
+}
+
+impl Outcome {
+    fn of(q: &Question, answered: bool, documents: &[&str]) -> Self {
+        match (q.sources.is_empty(), answered) {
+            (true, true) => Self::Answered,
+            (true, false) => Self::Refused,
+            (false, false) => Self::Missed,
+            (false, true) if documents.iter().any(|d| q.expects(d)) => Self::Correct,
+            (false, true) => Self::Wrong,
+        }
+    }
+}
+
+/// One line of `--details`: what a reader checks when an answer is wrong.
+#[derive(Debug, serde::Serialize)]
+struct Detail<'a> {
+    question: &'a str,
+    expected: &'a [String],
+    outcome: Outcome,
+    /// answered | not_found | unsupported (withheld) | unsupported_language
+    status: &'static str,
+    answer: String,
+    /// The model's answer when it was withheld.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    draft: String,
+    /// Whether the shown answer is in the question's script.
+    in_question_language: bool,
+    /// The documents given to the model, as numbered (source n is sources[n - 1]).
+    sources: Vec<&'a str>,
+    cited: Vec<&'a str>,
+    sentences: Vec<SentenceDetail<'a>>,
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    retrieval_ms: f64,
+    first_token_ms: f64,
+    generation_ms: f64,
+    total_ms: f64,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct SentenceDetail<'a> {
+    text: &'a str,
+    cited: Vec<&'a str>,
+    /// The document the support check attributes the sentence to, if any.
+    supported_by: Option<&'a str>,
+    lexical_overlap: f32,
+    similarity: f32,
+}
+
+fn status_name(status: Verdict) -> &'static str {
+    match status {
+        Verdict::Answered => "answered",
+        Verdict::NotFound => "not_found",
+        Verdict::Unsupported => "unsupported",
+    }
+}
+
+/// Whether `answer` is written in `question`'s script (both Latin, or both Korean, ...).
+fn same_script(question: &str, answer: &str) -> bool {
+    rag_lexical::non_latin_script(question) == rag_lexical::non_latin_script(answer)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The value at quantile `p` of sorted `values` (0 when empty).
+fn quantile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values[((values.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Answers every question as Ask does (same engine, same stream) and scores the answers; with
+/// `details`, writes one JSON line per question there.
 async fn generate(
     engine: &Engine,
     questions: &[Question],
     retrieval: Retrieval,
+    mut details: Option<&mut dyn std::io::Write>,
 ) -> anyhow::Result<Generation> {
     let options = rag_engine::AskOptions {
         retrieval,
@@ -310,13 +430,39 @@ async fn generate(
     let mut g = Generation::default();
     let mut outcomes = Outcomes::default();
     let (mut right_citations, mut sentences, mut supported, mut right_attributions) = (0, 0, 0, 0);
+    let (mut correct, mut wrong, mut missed) = (0, 0, 0);
+    let (mut shown, mut shown_in_language) = (0, 0);
     let mut took = Vec::new();
+    let mut prompt_tokens = Vec::new();
     for q in questions {
         let expected = !q.sources.is_empty();
         let mut events = match engine.ask(&q.question, options.clone()).await {
             // Refused for its language: counted as a question not answered.
             Err(rag_engine::EngineError::UnsupportedLanguage { .. }) => {
                 outcomes.count(expected, false);
+                let outcome = Outcome::of(q, false, &[]);
+                missed += usize::from(outcome == Outcome::Missed);
+                if let Some(out) = details.as_mut() {
+                    let line = Detail {
+                        question: &q.question,
+                        expected: &q.sources,
+                        outcome,
+                        status: "unsupported_language",
+                        answer: String::new(),
+                        draft: String::new(),
+                        in_question_language: false,
+                        sources: Vec::new(),
+                        cited: Vec::new(),
+                        sentences: Vec::new(),
+                        prompt_tokens: 0,
+                        completion_tokens: 0,
+                        retrieval_ms: 0.0,
+                        first_token_ms: 0.0,
+                        generation_ms: 0.0,
+                        total_ms: 0.0,
+                    };
+                    writeln!(out, "{}", serde_json::to_string(&line)?)?;
+                }
                 continue;
             }
             other => other?,
@@ -332,10 +478,11 @@ async fn generate(
         }
         let answer = answer.context("the answer stream ended without an answer")?;
         let checked = &answer.checked;
+        let t = &answer.timings;
         if !sources.is_empty() {
             // The model's time (queue, prompt, answer), without retrieval and the check.
-            let t = &answer.timings;
-            took.push(t.queued + t.prompt_eval + t.generation);
+            took.push(ms(t.queued + t.prompt_eval + t.generation));
+            prompt_tokens.push(answer.prompt_tokens as f64);
             sentences += checked.sentences.len();
             supported += checked
                 .sentences
@@ -343,8 +490,30 @@ async fn generate(
                 .filter(|s| s.supported_by.is_some())
                 .count();
         }
-        if expected && checked.status == Verdict::Answered {
-            let source = |n: u32| sources[n as usize - 1].payload.source.as_str();
+        let source = |n: u32| sources[n as usize - 1].payload.source.as_str();
+        let answered = checked.status == Verdict::Answered;
+        // The documents the answer rests on: those it cites and those its sentences are
+        // attributed to.
+        let documents: Vec<&str> = checked
+            .citations
+            .iter()
+            .copied()
+            .chain(checked.sentences.iter().filter_map(|s| s.supported_by))
+            .map(source)
+            .collect();
+        let outcome = Outcome::of(q, answered, &documents);
+        match outcome {
+            Outcome::Correct => correct += 1,
+            Outcome::Wrong => wrong += 1,
+            Outcome::Missed => missed += 1,
+            Outcome::Refused | Outcome::Answered => {}
+        }
+        let in_language = same_script(&q.question, &checked.text);
+        if answered {
+            shown += 1;
+            shown_in_language += usize::from(in_language);
+        }
+        if expected && answered {
             for &n in &checked.citations {
                 g.citations += 1;
                 right_citations += usize::from(q.expects(source(n)));
@@ -357,18 +526,58 @@ async fn generate(
         if checked.status == Verdict::Unsupported {
             g.withheld += 1;
         }
-        outcomes.count(expected, checked.status == Verdict::Answered);
+        outcomes.count(expected, answered);
+        if let Some(out) = details.as_mut() {
+            let line = Detail {
+                question: &q.question,
+                expected: &q.sources,
+                outcome,
+                status: status_name(checked.status),
+                answer: checked.text.clone(),
+                draft: checked.draft.clone(),
+                in_question_language: in_language,
+                sources: sources.iter().map(|h| h.payload.source.as_str()).collect(),
+                cited: checked.citations.iter().map(|&n| source(n)).collect(),
+                sentences: checked
+                    .sentences
+                    .iter()
+                    .map(|s| SentenceDetail {
+                        text: &s.text,
+                        cited: s.cited.iter().map(|&n| source(n)).collect(),
+                        supported_by: s.supported_by.map(source),
+                        lexical_overlap: s.lexical_overlap,
+                        similarity: s.similarity,
+                    })
+                    .collect(),
+                prompt_tokens: answer.prompt_tokens,
+                completion_tokens: answer.completion_tokens,
+                retrieval_ms: ms(t.retrieval),
+                first_token_ms: ms(t.first_token),
+                generation_ms: ms(t.generation),
+                total_ms: ms(t.total),
+            };
+            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+        }
     }
     let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
     g.citation_precision = share(right_citations, g.citations);
     g.attribution_precision = share(right_attributions, g.attributions);
     g.answered_when_answerable = share(outcomes.answered, outcomes.answerable);
     g.refused_when_unanswerable = share(outcomes.refused, outcomes.unanswerable);
+    g.correct = share(correct, outcomes.answerable);
+    g.wrong = share(wrong, outcomes.answerable);
+    g.missed = share(missed, outcomes.answerable);
+    g.in_question_language = if shown == 0 {
+        1.0
+    } else {
+        share(shown_in_language, shown)
+    };
     g.sentences_supported = share(supported, sentences);
-    took.sort();
-    g.generation_p50_ms = took
-        .get(took.len() / 2)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    took.sort_by(f64::total_cmp);
+    prompt_tokens.sort_by(f64::total_cmp);
+    g.generation_p50_ms = quantile(&took, 0.5);
+    g.generation_p95_ms = quantile(&took, 0.95);
+    g.prompt_tokens_p50 = quantile(&prompt_tokens, 0.5);
     Ok(g)
 }
 
@@ -405,6 +614,14 @@ fn print_table(args: &EvalArgs, summary: &rag_ingest::Summary, r: &Results) {
     );
     if let Some(g) = &r.generation {
         println!(
+            "| answers to answerable questions: correct / wrong / missed | {:.3} / {:.3} / {:.3} |",
+            g.correct, g.wrong, g.missed
+        );
+        println!(
+            "| answers shown in the question's language | {:.3} |",
+            g.in_question_language
+        );
+        println!(
             "| citation precision (answers to answerable questions) | {:.3} of {} citations |",
             g.citation_precision, g.citations
         );
@@ -420,7 +637,10 @@ fn print_table(args: &EvalArgs, summary: &rag_ingest::Summary, r: &Results) {
             "| sentences supported by a source / answers withheld | {:.3} / {} |",
             g.sentences_supported, g.withheld
         );
-        println!("| generation p50 | {:.0} ms |", g.generation_p50_ms);
+        println!(
+            "| generation p50 / p95 (prompt tokens p50) | {:.0} ms / {:.0} ms ({:.0}) |",
+            g.generation_p50_ms, g.generation_p95_ms, g.prompt_tokens_p50
+        );
     }
 }
 
@@ -452,5 +672,42 @@ mod tests {
         assert!(r.calibrated_threshold > 0.45 && r.calibrated_threshold <= 0.5);
         assert!((r.calibrated_balanced_accuracy - 0.875).abs() < 1e-9);
         assert_eq!(r.latency_p50_ms, 10.0);
+    }
+
+    #[test]
+    fn an_answer_is_correct_only_when_it_rests_on_an_expected_document() {
+        let q = Question {
+            question: "How many vacation days?".into(),
+            sources: vec!["handbook/leave-policy.md".into(), "finance/".into()],
+        };
+        let none = Question {
+            question: "What is the capital of Australia?".into(),
+            sources: vec![],
+        };
+        let leave = "handbook/leave-policy.md";
+        assert_eq!(Outcome::of(&q, true, &[leave]), Outcome::Correct);
+        assert_eq!(
+            Outcome::of(&q, true, &["it/vpn.txt", "finance/expense.pdf"]),
+            Outcome::Correct,
+            "a folder source matches the files below it"
+        );
+        assert_eq!(Outcome::of(&q, true, &["it/vpn.txt"]), Outcome::Wrong);
+        assert_eq!(
+            Outcome::of(&q, true, &[]),
+            Outcome::Wrong,
+            "an answer citing nothing is not right"
+        );
+        assert_eq!(Outcome::of(&q, false, &[leave]), Outcome::Missed);
+        assert_eq!(Outcome::of(&none, false, &[]), Outcome::Refused);
+        assert_eq!(Outcome::of(&none, true, &[leave]), Outcome::Answered);
+    }
+
+    #[test]
+    fn answers_are_judged_in_the_question_script() {
+        assert!(same_script("연차는 며칠인가요?", "연차는 25일입니다 [1]."));
+        assert!(!same_script("연차는 며칠인가요?", "You get 25 days [1]."));
+        assert!(same_script("How many days?", "25 days [1]."));
+        assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.5), 3.0);
+        assert_eq!(quantile(&[], 0.95), 0.0);
     }
 }

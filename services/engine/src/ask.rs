@@ -157,7 +157,7 @@ impl Engine {
             timings.total = started.elapsed();
             let _ = tx.try_send(Ok(AskEvent::Sources(Vec::new())));
             let _ = tx.try_send(Ok(AskEvent::Answer(Box::new(Answer {
-                checked: CheckedAnswer::not_found(),
+                checked: CheckedAnswer::not_found(&question),
                 citations: Vec::new(),
                 prompt_tokens: 0,
                 completion_tokens: 0,
@@ -173,6 +173,7 @@ impl Engine {
         request.deadline = options.deadline;
         let mut events = self.generator.generate(request)?;
         let engine = self.clone();
+        let question_asked = question.clone();
         let generation = async move {
             let sources = prompt.sources;
             let shown: Vec<Hit> = sources.iter().map(|s| s.hit.clone()).collect();
@@ -212,7 +213,7 @@ impl Engine {
                             timings.tokens_per_second =
                                 (stats.completion_tokens - 1) as f64 / generation;
                         }
-                        let checked = engine.check_answer(&text, &sources).await;
+                        let checked = engine.check_answer(&question_asked, &text, &sources).await;
                         metrics::answered(checked.status);
                         let citations = checked
                             .citations

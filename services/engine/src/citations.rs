@@ -77,9 +77,71 @@ pub fn remove(answer: &str, invalid: &[u32]) -> String {
     out
 }
 
+/// `sentence` citing `source` instead of what it cites: its first citation becomes `[source]`
+/// in place ("According to [2], ..." keeps its grammar) and any later ones go; a sentence
+/// citing nothing gets `[source]` before its closing mark.
+pub fn cite(sentence: &str, source: u32) -> String {
+    let marker = format!("[{source}]");
+    let mut out = String::with_capacity(sentence.len() + marker.len() + 1);
+    let mut rest = sentence;
+    let mut placed = false;
+    while let Some(open) = rest.find('[') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(']') else { break };
+        if numbers(&after[..close]).is_none() {
+            out.push_str(&rest[..=open]);
+            rest = after;
+            continue;
+        }
+        let before = &rest[..open];
+        if placed {
+            out.push_str(before.strip_suffix(' ').unwrap_or(before));
+        } else {
+            out.push_str(before);
+            out.push_str(&marker);
+            placed = true;
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    if placed {
+        return out;
+    }
+    let body = out.trim_end();
+    let end = body
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| matches!(c, '.' | '!' | '?' | '。' | '！' | '？'))
+        .last()
+        .map_or(body.len(), |(i, _)| i);
+    format!("{} {marker}{}", body[..end].trim_end(), &body[end..])
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{check, remove};
+    use super::{check, cite, remove};
+
+    #[test]
+    fn a_sentence_is_made_to_cite_its_source() {
+        assert_eq!(
+            cite("Up to 5 days carry over [2].", 1),
+            "Up to 5 days carry over [1]."
+        );
+        assert_eq!(
+            cite("According to [2], passwords need 14 characters [2, 3].", 1),
+            "According to [1], passwords need 14 characters."
+        );
+        assert_eq!(
+            cite("Core hours are 10:00 to 15:00.", 3),
+            "Core hours are 10:00 to 15:00 [3]."
+        );
+        assert_eq!(cite("연차는 25일입니다!", 1), "연차는 25일입니다 [1]!");
+        assert_eq!(cite("No mark at the end", 2), "No mark at the end [2]");
+        assert_eq!(
+            cite("Values in [0, 1) pass.", 2),
+            "Values in [0, 1) pass [2]."
+        );
+    }
 
     #[test]
     fn removes_only_invalid_citation_numbers() {

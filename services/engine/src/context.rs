@@ -83,6 +83,24 @@ fn merge(run: Vec<(usize, Hit)>) -> (usize, Source) {
     )
 }
 
+/// The sources that answer the question as closely as the best one: those whose similarity to
+/// the question is within `margin` of the closest source's, and always the first-ranked one
+/// (fusion may rank a source first for its exact terms or identifiers). A distant source beside
+/// a close one is the model's favourite wrong page to cite: it shares the question's words but
+/// not its subject.
+pub fn relevant(sources: Vec<Source>, margin: f32) -> Vec<Source> {
+    let best = sources
+        .iter()
+        .map(|s| s.hit.similarity)
+        .fold(f32::MIN, f32::max);
+    sources
+        .into_iter()
+        .enumerate()
+        .filter(|(i, s)| *i == 0 || s.hit.similarity >= best - margin)
+        .map(|(_, s)| s)
+        .collect()
+}
+
 /// Appends `next` to `text`, dropping the start of `next` that repeats the end of `text` (the
 /// splitter's overlap between neighbouring chunks).
 fn append_without_overlap(text: &mut String, next: &str) {
@@ -109,6 +127,30 @@ mod tests {
         h.payload.chunk_index = index;
         h.payload.chunk_hash = format!("{doc}-{index}");
         h
+    }
+
+    #[test]
+    fn sources_far_below_the_closest_are_dropped_but_the_first_stays() {
+        let mut hits = vec![
+            chunk("lexical-first.md", 0, "ranked first by its exact terms"),
+            chunk("close.md", 0, "the closest in meaning"),
+            chunk("near.md", 0, "almost as close"),
+            chunk("far.md", 0, "shares a word, not the subject"),
+        ];
+        for (hit, similarity) in hits.iter_mut().zip([0.2, 0.5, 0.45, 0.3]) {
+            hit.similarity = similarity;
+        }
+        let kept: Vec<String> = relevant(assemble(hits.clone()), 0.1)
+            .into_iter()
+            .map(|s| s.hit.payload.source)
+            .collect();
+        assert_eq!(kept, ["lexical-first.md", "close.md", "near.md"]);
+        assert_eq!(
+            relevant(assemble(hits), 2.0).len(),
+            4,
+            "a wide margin keeps all"
+        );
+        assert!(relevant(Vec::new(), 0.1).is_empty());
     }
 
     #[test]

@@ -93,6 +93,16 @@ const NUMBER_WORDS: &[(&str, &str)] = &[
     ("hundred", "100"),
 ];
 
+/// Stems that claim nothing a source could confirm: the words small models wrap a citation in
+/// ("as stated in [1]", "according to the source") and function words retrieval keeps ("not",
+/// "must", "only") but which any page has. "The company does not allow pets" must not find
+/// its evidence in "not" and "allowed" on a page about laptops.
+const NO_CLAIM_TERMS: &[&str] = &[
+    "accord", "state", "mention", "sourc", "not", "no", "yes", "may", "must", "should", "would",
+    "could", "might", "also", "onli", "all", "ani", "each", "everi", "per", "than", "then", "but",
+    "so", "up", "more", "most", "other", "after", "befor", "get",
+];
+
 /// The evidence a sentence offers for checking.
 #[derive(Debug, Default, PartialEq)]
 pub struct Claims {
@@ -110,11 +120,25 @@ pub struct Claims {
 impl Claims {
     pub fn of(sentence: &str) -> Self {
         let text = normalise(sentence);
+        let mut terms = alphabetic_terms(&text);
+        terms.retain(|t| !NO_CLAIM_TERMS.contains(&t.as_str()));
         Self {
-            terms: alphabetic_terms(&text),
+            terms,
             words: cjk_words(&text),
             numbers: digits(&text),
             counted: counted(&text),
+        }
+    }
+
+    /// What this sentence says beyond `asked` (the question): its terms, words and numbers that
+    /// the question does not have. An answer repeats its question ("The daily food allowance
+    /// when you travel is 45 euros"); only the rest is its claim.
+    pub fn beyond(&self, asked: &Claims) -> Claims {
+        Claims {
+            terms: self.terms.difference(&asked.terms).cloned().collect(),
+            words: self.words.difference(&asked.words).cloned().collect(),
+            numbers: self.numbers.difference(&asked.numbers).cloned().collect(),
+            counted: self.counted.difference(&asked.counted).cloned().collect(),
         }
     }
 
@@ -124,12 +148,32 @@ impl Claims {
     }
 }
 
+/// Korean counters and the English unit a source in English states the same quantity with:
+/// against an English page "주 3일" (three days a week) must find "three days", not any 3.
+/// Counters not listed (만, 원, 회, ...) are held to their number alone there.
+const COUNTER_UNITS: &[(char, &str)] = &[
+    ('일', "day"),
+    ('주', "week"),
+    ('년', "year"),
+    ('분', "minute"),
+    ('자', "character"),
+    ('박', "night"),
+    ('유', "euro"),
+];
+
+/// How many words after a number its unit may come ("20 working days", "5 unused days").
+const UNIT_REACH: usize = 2;
+
 /// A source as the check reads it.
 #[derive(Debug)]
 pub struct Said {
     text: String,
     terms: HashSet<String>,
     numbers: HashSet<String>,
+    /// "number unit" pairs the text states in English ("3 day" for "three days").
+    quantities: HashSet<String>,
+    /// Whether the text is written in a CJK script (a Korean page), or not (an English one).
+    cjk: bool,
 }
 
 impl Said {
@@ -152,11 +196,20 @@ impl Said {
                 _ => numbers.extend(parts.into_iter().flatten().map(|n| n.to_string())),
             }
         }
+        let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+        let cjk = text.chars().filter(|&c| is_cjk(c)).count();
         Self {
             terms: alphabetic_terms(&text),
             numbers,
+            quantities: quantities(&text),
+            cjk: cjk * 2 > letters,
             text,
         }
+    }
+
+    /// Whether the text is mostly in a CJK script.
+    pub fn is_cjk(&self) -> bool {
+        self.cjk
     }
 
     /// Share of the claim's content words found here, 0..=1 (0 when it has none).
@@ -170,15 +223,51 @@ impl Said {
         found as f32 / total as f32
     }
 
+    /// Share of the claim's content words, numbers and counted numbers ("5일") found here,
+    /// 0..=1 (0 when it has none).
+    pub fn overlap_with_numbers(&self, claims: &Claims) -> f32 {
+        let total = claims.len() + claims.numbers.len() + claims.counted.len();
+        if total == 0 {
+            return 0.0;
+        }
+        let found = claims.terms.iter().filter(|t| self.has_term(t)).count()
+            + claims.words.iter().filter(|w| self.has_word(w)).count()
+            + claims.numbers.intersection(&self.numbers).count()
+            + claims
+                .counted
+                .iter()
+                .filter(|c| self.has_counted(c))
+                .count();
+        found as f32 / total as f32
+    }
+
+    /// Whether a counted number ("5일") is stated here: as written in CJK text, or with its
+    /// unit in English text ("5 days").
+    fn has_counted(&self, counted: &str) -> bool {
+        if self.text.chars().any(is_cjk) {
+            return self.text.contains(counted);
+        }
+        let counter = counted
+            .chars()
+            .last()
+            .expect("a counted number ends in its counter");
+        let number = counted.trim_end_matches(|ch: char| !ch.is_ascii_digit());
+        let number = number.trim_start_matches('0');
+        match COUNTER_UNITS.iter().find(|(k, _)| *k == counter) {
+            Some((_, unit)) => self.quantities.contains(&format!("{number} {unit}")),
+            None => self.numbers.contains(number),
+        }
+    }
+
     /// Whether every number the claim states occurs here; with its counter, when both are in
     /// CJK text (against an English source "3일" is held to "3" or "three").
     pub fn has_numbers(&self, claims: &Claims) -> bool {
-        claims.numbers.is_subset(&self.numbers)
-            && (!self.text.chars().any(is_cjk)
-                || claims
-                    .counted
-                    .iter()
-                    .all(|c| self.text.contains(c.as_str())))
+        if !claims.numbers.is_subset(&self.numbers) {
+            return false;
+        }
+        // In an English source a counted number whose unit it would name ("1일" → "1 day")
+        // must be stated with that unit.
+        claims.counted.iter().all(|c| self.has_counted(c))
     }
 
     pub fn has_term(&self, term: &str) -> bool {
@@ -193,6 +282,52 @@ impl Said {
 
 fn normalise(text: &str) -> String {
     text.nfkc().collect::<String>().to_lowercase()
+}
+
+/// The "number unit" pairs of English text: a number (digits or a number word) followed within
+/// [`UNIT_REACH`] words by a unit word, singular ("25 days of leave" → "25 day").
+fn quantities(text: &str) -> HashSet<String> {
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ',' | ';' | ':'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let value = |word: &str| -> Option<String> {
+        let word = word.trim_matches(|c: char| !c.is_alphanumeric() && c != '-');
+        if !word.is_empty() && word.chars().all(|c| c.is_ascii_digit() || c == ',') {
+            let n = word.replace(',', "");
+            let n = n.trim_start_matches('0');
+            return Some(if n.is_empty() { "0".into() } else { n.into() });
+        }
+        let parts: Vec<Option<u32>> = word
+            .split('-')
+            .map(|p| {
+                NUMBER_WORDS
+                    .iter()
+                    .find(|(w, _)| *w == p)
+                    .map(|(_, n)| n.parse().expect("a number"))
+            })
+            .collect();
+        match parts.as_slice() {
+            [Some(n)] => Some(n.to_string()),
+            [Some(tens), Some(unit)] if tens % 10 == 0 && *unit < 10 => {
+                Some((tens + unit).to_string())
+            }
+            _ => None,
+        }
+    };
+    let mut out = HashSet::new();
+    for (i, word) in words.iter().enumerate() {
+        let Some(number) = value(word) else { continue };
+        for next in words.iter().skip(i + 1).take(UNIT_REACH) {
+            let next = next.trim_matches(|c: char| !c.is_alphabetic());
+            let singular = next.strip_suffix('s').unwrap_or(next);
+            if let Some((_, unit)) = COUNTER_UNITS.iter().find(|(_, u)| *u == singular) {
+                out.insert(format!("{number} {unit}"));
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// Retrieval's terms without the CJK bigrams (CJK text is checked by [`cjk_words`]).
@@ -333,5 +468,26 @@ mod tests {
         assert!(!said.has_numbers(&Claims::of("주 1일까지 가능합니다.")));
         assert!(said.has_numbers(&Claims::of("검진은 연 1회입니다.")));
         assert_eq!(counted("주 1일, 100만 원, 3 days"), set(&["1일", "100만"]));
+    }
+
+    #[test]
+    fn a_korean_quantity_is_held_to_its_unit_in_an_english_source() {
+        let remote = Said::of(
+            "Employees may work remotely for up to three days per week. Each employee \
+             receives a one-time home office stipend of 600 euros. Working from another \
+             country is allowed for up to 20 working days per year.",
+        );
+        assert!(!remote.is_cjk());
+        assert!(remote.has_numbers(&Claims::of("원격 근무는 주 3일까지 가능합니다.")));
+        // "one-time" states a 1, but not one day.
+        assert!(!remote.has_numbers(&Claims::of("원격 근무는 주 1일까지 가능합니다.")));
+        assert!(remote.has_numbers(&Claims::of("해외 근무는 연 20일까지 가능합니다.")));
+        assert!(remote.has_numbers(&Claims::of("지원금은 600유로입니다.")));
+        assert!(!remote.has_numbers(&Claims::of("지원금은 500유로입니다.")));
+        assert_eq!(
+            quantities("25 days of paid leave, 5 unused days, 14 characters"),
+            set(&["25 day", "5 day", "14 character"])
+        );
+        assert!(Said::of("연차 휴가는 25일입니다.").is_cjk());
     }
 }

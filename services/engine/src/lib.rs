@@ -29,7 +29,7 @@ pub use ask::{Answer, AskEvent, AskOptions, AskStream, Citation, Finish, Timings
 pub use config::QueryConfig;
 pub use conversation::{Rewrite, RewriteBy, Turn};
 pub use error::EngineError;
-pub use prompt::Prompt;
+pub use prompt::{Prompt, Wording};
 pub use retrieve::Retriever;
 
 /// What Ask answers when the documents do not answer the question.
@@ -66,11 +66,12 @@ pub enum Verdict {
 #[derive(Debug, Clone)]
 pub struct CheckedAnswer {
     pub status: Verdict,
-    /// The answer without invalid citations; the not-found answer when withheld.
+    /// The answer without invalid citations; the not-found answer (in the question's language)
+    /// when refused or withheld.
     pub text: String,
-    /// The model's answer when withheld, else empty.
+    /// The model's answer when withheld, its refusal when it declined, else empty.
     pub draft: String,
-    /// Valid citation numbers, in order of first appearance (none when withheld).
+    /// Valid citation numbers, in order of first appearance (none when refused or withheld).
     pub citations: Vec<u32>,
     pub invalid_citations: Vec<u32>,
     pub sentences: Vec<support::Sentence>,
@@ -179,7 +180,7 @@ impl Engine {
         let example = self.config().prompt_example;
         prompt::build(
             question,
-            context::assemble(hits),
+            context::relevant(context::assemble(hits), self.config().source_margin),
             budget,
             example,
             &move |s| generator.count_tokens(s),
@@ -190,8 +191,13 @@ impl Engine {
     /// were not given are removed and reported, each sentence is checked for support, and an
     /// answer none of whose sentences is supported is withheld.
     #[tracing::instrument(name = "check", skip_all)]
-    pub async fn check_answer(&self, answer: &str, sources: &[context::Source]) -> CheckedAnswer {
-        let (valid, invalid) = citations::check(answer.trim(), sources.len());
+    pub async fn check_answer(
+        &self,
+        question: &str,
+        answer: &str,
+        sources: &[context::Source],
+    ) -> CheckedAnswer {
+        let (_, invalid) = citations::check(answer.trim(), sources.len());
         let text = citations::remove(answer.trim(), &invalid).trim().to_owned();
         let sentences = support::sentences(&text);
         let cited: Vec<Vec<u32>> = sentences
@@ -204,7 +210,8 @@ impl Engine {
             .map(|s| evidence::Said::of(&s.hit.payload.text))
             .collect();
         let degenerate = support::degenerate(&sentences, &said);
-        let sentences = support::check(
+        let mut sentences = support::check(
+            question,
             &sentences,
             &cited,
             &embeddings,
@@ -212,9 +219,10 @@ impl Engine {
             &said,
             &self.config().support,
         );
-        // The prompt dictates no refusal sentence, but a model that opens with this one has
-        // declined to answer: a refusal, not an answer lacking support.
-        let status = if text.to_lowercase().starts_with("the documents do not say") {
+        let (cited_text, valid) = cite_supporting_sources(&text, &mut sentences, sources.len());
+        // A model that opens by saying the sources do not answer has declined: a refusal, not
+        // an answer lacking support.
+        let status = if prompt::refuses(&text) {
             Verdict::NotFound
         } else if let Some(why) = degenerate {
             tracing::info!(why, "answer withheld as degenerate");
@@ -224,9 +232,13 @@ impl Engine {
         } else {
             Verdict::Unsupported
         };
+        // A refusal, the model's or the check's, reads the same to every client, in the
+        // question's language; the model's own words stay in `draft`.
         let (text, draft, citations) = match status {
-            Verdict::Unsupported => (NOT_FOUND_ANSWER.to_owned(), text, Vec::new()),
-            _ => (text, String::new(), valid),
+            Verdict::Unsupported | Verdict::NotFound => {
+                (Wording::of(question).not_found.to_owned(), text, Vec::new())
+            }
+            Verdict::Answered => (cited_text, String::new(), valid),
         };
         CheckedAnswer {
             status,
@@ -269,16 +281,85 @@ impl Engine {
     }
 }
 
+/// The answer with each supported sentence citing the source that supports it: a sentence
+/// whose citations name sources that do not back it (the model's favourite slip: the right
+/// fact under the wrong number) cites the one that does, and a supported sentence citing
+/// nothing gets its source. Returns the text and its valid citations, in order.
+fn cite_supporting_sources(
+    text: &str,
+    sentences: &mut [support::Sentence],
+    given: usize,
+) -> (String, Vec<u32>) {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    for sentence in sentences.iter_mut() {
+        let Some(source) = sentence.supported_by else {
+            continue;
+        };
+        if sentence.cited.contains(&source) {
+            continue;
+        }
+        // Sentences are trimmed slices of the text, in order.
+        let Some(at) = rest.find(&sentence.text) else {
+            continue;
+        };
+        let corrected = citations::cite(&sentence.text, source);
+        out.push_str(&rest[..at]);
+        out.push_str(&corrected);
+        rest = &rest[at + sentence.text.len()..];
+        sentence.text = corrected;
+        sentence.cited = vec![source];
+    }
+    out.push_str(rest);
+    let valid = citations::check(&out, given).0;
+    (out, valid)
+}
+
 impl CheckedAnswer {
-    /// The answer when retrieval found nothing relevant enough.
-    pub fn not_found() -> Self {
+    /// The answer to `question` when retrieval found nothing relevant enough, in its language.
+    pub fn not_found(question: &str) -> Self {
         Self {
             status: Verdict::NotFound,
-            text: NOT_FOUND_ANSWER.to_owned(),
+            text: Wording::of(question).not_found.to_owned(),
             draft: String::new(),
             citations: Vec::new(),
             invalid_citations: Vec::new(),
             sentences: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sentence(text: &str, cited: &[u32], supported_by: Option<u32>) -> support::Sentence {
+        support::Sentence {
+            text: text.into(),
+            cited: cited.to_vec(),
+            supported_by,
+            lexical_overlap: 0.0,
+            similarity: 0.0,
+        }
+    }
+
+    #[test]
+    fn supported_sentences_cite_the_source_that_supports_them() {
+        let text = "Up to 5 days carry over [2]. They expire on 31 March.\nAsk HR [1].";
+        let mut sentences = [
+            sentence("Up to 5 days carry over [2].", &[2], Some(1)),
+            sentence("They expire on 31 March.", &[], Some(1)),
+            sentence("Ask HR [1].", &[1], None),
+        ];
+        let (cited, valid) = cite_supporting_sources(text, &mut sentences, 2);
+        assert_eq!(
+            cited,
+            "Up to 5 days carry over [1]. They expire on 31 March [1].\nAsk HR [1]."
+        );
+        assert_eq!(valid, [1]);
+        assert_eq!(sentences[0].text, "Up to 5 days carry over [1].");
+        assert_eq!(sentences[0].cited, [1]);
+        // A sentence nothing supports keeps what it cites (the client marks it unsupported).
+        assert_eq!(sentences[2].text, "Ask HR [1].");
     }
 }

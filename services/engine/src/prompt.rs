@@ -6,9 +6,89 @@ use crate::context::Source;
 pub const SYSTEM: &str = "You are a careful assistant. You answer questions using only the \
 numbered sources you are given.";
 
-/// Small models follow an instruction best when it comes last, right before they answer.
-pub const INSTRUCTION: &str = "Answer in one sentence using the sources above, and cite the \
-source number in brackets, like [1].";
+/// The words of the user turn, in the asker's language: small models answer in the language of
+/// the instruction they read last, and follow an instruction best when it comes right before
+/// they answer. The system turn stays one (English) text for every answer: it is the prefix the
+/// scheduler evaluates once and shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wording {
+    pub sources: &'static str,
+    pub question: &'static str,
+    /// Asks for one cited sentence.
+    pub instruction: &'static str,
+    /// What a refused or withheld answer shows.
+    pub not_found: &'static str,
+}
+
+pub const ENGLISH: Wording = Wording {
+    sources: "Sources:",
+    question: "Question:",
+    // No refusal sentence is dictated: offered one, Qwen2.5-Coder-1.5B declined 11 of 19
+    // answerable English sample questions (BENCHMARKS.md, ninth session). Models decline in
+    // their own words when the sources are off topic; the check withholds what they do not
+    // support.
+    instruction: "Answer in one sentence using the sources above, and cite the source number in \
+                  brackets, like [1].",
+    not_found: crate::NOT_FOUND_ANSWER,
+};
+
+pub const KOREAN: Wording = Wording {
+    sources: "출처:",
+    question: "질문:",
+    instruction: "위 출처를 근거로 한국어 한 문장으로 답하고, [1]처럼 출처 번호를 대괄호로 \
+                  표시하세요.",
+    not_found: "색인된 문서에는 이 질문의 답이 없습니다.",
+};
+
+impl Wording {
+    /// The wording for a question: Korean for a question mostly in Hangul, else English.
+    pub fn of(question: &str) -> Self {
+        match rag_lexical::non_latin_script(question) {
+            Some("Korean (Hangul)") => KOREAN,
+            _ => ENGLISH,
+        }
+    }
+}
+
+/// How models say, in their own words, that the sources do not answer: an answer whose first
+/// sentence says so is a refusal, not an answer lacking support.
+const REFUSALS: &[&str] = &[
+    "do not say",
+    "don't say",
+    "does not say",
+    "doesn't say",
+    "do not contain",
+    "does not contain",
+    "do not mention",
+    "does not mention",
+    "doesn't mention",
+    "don't mention",
+    "do not provide",
+    "does not provide",
+    "don't provide",
+    "doesn't provide",
+    "not mentioned in",
+    "not specified in",
+    "not provided in",
+    "not stated in",
+    "no information",
+    "나와 있지 않",
+    "나와있지 않",
+    "언급되어 있지 않",
+    "언급되지 않",
+    "정보가 없",
+    "찾을 수 없",
+];
+
+/// Whether `answer` opens by declining to answer.
+pub fn refuses(answer: &str) -> bool {
+    let first = crate::support::sentences(answer)
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    REFUSALS.iter().any(|r| first.contains(r))
+}
 
 /// A worked example shown before the question (`query.prompt_example`): models that answer
 /// correctly but never write `[n]` learn the citation format from it. Made up, so that nothing
@@ -71,7 +151,8 @@ pub fn build(
     with_example: bool,
     count: &dyn Fn(&str) -> usize,
 ) -> Prompt {
-    let question_part = format!("Question: {question}\n\n{INSTRUCTION}");
+    let wording = Wording::of(question);
+    let question_part = format!("{} {question}\n\n{}", wording.question, wording.instruction);
     let (system, examples) = prefix(with_example);
     let example_tokens: usize = examples.iter().map(|(q, a)| count(q) + count(a) + 8).sum();
     let fixed = count(SYSTEM) + example_tokens + count(&question_part) + 8;
@@ -96,7 +177,11 @@ pub fn build(
         }
         break;
     }
-    let user = format!("Sources:\n\n{}\n\n{question_part}", blocks.join("\n\n"));
+    let user = format!(
+        "{}\n\n{}\n\n{question_part}",
+        wording.sources,
+        blocks.join("\n\n")
+    );
     Prompt {
         system,
         examples,
@@ -185,7 +270,36 @@ pub(crate) mod tests {
         assert_eq!(p.sources.len(), 2);
         assert!(p.user.contains("[1] alpha beta\n\n[2] gamma"), "{}", p.user);
         assert!(p.user.contains("Question: what?"));
-        assert!(p.user.ends_with(INSTRUCTION));
+        assert!(p.user.ends_with(ENGLISH.instruction));
+    }
+
+    #[test]
+    fn a_korean_question_gets_the_korean_wording() {
+        let hits = [hit("a.md", 0, "Employees receive 25 days of leave.")];
+        let p = build("연차는 며칠인가요?", sources(&hits), 1000, false, &words);
+        assert!(p.user.starts_with("출처:"), "{}", p.user);
+        assert!(p.user.contains("질문: 연차는 며칠인가요?"));
+        assert!(p.user.ends_with(KOREAN.instruction));
+        assert_eq!(Wording::of("VPN 오류 NWC-412는 무슨 뜻인가요?"), KOREAN);
+        assert_eq!(Wording::of("What does NWC-412 mean?"), ENGLISH);
+    }
+
+    #[test]
+    fn refusals_in_the_models_own_words_are_recognised() {
+        assert!(refuses(
+            "The dress code at the office is not specified in the given sources."
+        ));
+        assert!(refuses("I'm sorry, the documents don't say."));
+        assert!(refuses(
+            "The sources do not provide information about parking fees."
+        ));
+        assert!(refuses("제공된 문서에는 나와 있지 않습니다."));
+        assert!(refuses("주차 요금에 대한 정보가 없습니다."));
+        // Only the first sentence counts: an answer may say what the documents leave out.
+        assert!(!refuses(
+            "Employees get 25 days [1]. The documents do not say more."
+        ));
+        assert!(!refuses("연차 휴가는 25일입니다 [1]."));
     }
 
     #[test]

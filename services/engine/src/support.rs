@@ -1,7 +1,8 @@
 //! answer -> checked answer: which sentences the given sources support.
 //!
 //! A sentence is supported by a source when every number it states occurs in the source and
-//! either most of its content words occur there (English stems; Korean and other CJK words as
+//! either most of what it adds to the question (its content words and numbers that the
+//! question does not already have) occurs there (English stems; Korean and other CJK words as
 //! whole words without their particles, never character bigrams: see [`evidence`](crate::evidence))
 //! or its embedding is close to one of the source's chunks. A sentence is checked against the
 //! sources it cites first; an uncited sentence, or one whose citations do not hold, is checked
@@ -25,6 +26,11 @@ pub struct SupportConfig {
     pub min_lexical_overlap: f32,
     /// Cosine similarity between the sentence and one of the source's chunks.
     pub min_similarity: f32,
+    /// Across languages (a Korean sentence, an English source) no words can be shared: the
+    /// sentence is supported when it is anchored in the source (it states a number, each with
+    /// its unit there, or names terms the source has, all of them) and its embedding is this
+    /// close to the source. Only a multilingual embedding model makes this meaningful.
+    pub min_cross_similarity: f32,
 }
 
 impl Default for SupportConfig {
@@ -32,6 +38,7 @@ impl Default for SupportConfig {
         Self {
             min_lexical_overlap: 0.6,
             min_similarity: 0.7,
+            min_cross_similarity: 0.7,
         }
     }
 }
@@ -117,6 +124,7 @@ fn push(out: &mut Vec<String>, current: &mut String) {
 /// Checks each sentence; `embeddings[i]` is the embedding of `sentences[i]` (without its
 /// citations), and `cited[i]` its valid citation numbers.
 pub fn check(
+    question: &str,
     sentences: &[String],
     cited: &[Vec<u32>],
     embeddings: &[Vec<f32>],
@@ -124,12 +132,25 @@ pub fn check(
     said: &[Said],
     config: &SupportConfig,
 ) -> Vec<Sentence> {
+    let asked = Claims::of(question);
     sentences
         .iter()
         .zip(cited)
         .zip(embeddings)
         .map(|((text, cited), embedding)| {
             let claims = Claims::of(&strip_citations(text));
+            // What the sentence adds to the question: an answer that repeats the question's
+            // words ("the daily food allowance when you travel is 45 euros") is held to the rest.
+            let added = claims.beyond(&asked);
+            // A number is a claim of its own: "You have 60 days to submit an expense claim"
+            // adds only "60" to its question, and that is the answer.
+            let added_checkable =
+                !added.numbers.is_empty() || added.len() + added.counted.len() >= MIN_TERMS;
+            // "1.", "Yes [1]." and the like say too little to be checked, so they support
+            // nothing: an answer made only of them is refused.
+            let checkable = claims.len() >= MIN_TERMS;
+            // Mostly Korean (CJK) words: against a page in another script, no word is shared.
+            let cjk_sentence = claims.words.len() > claims.terms.len();
             let measure = |n: u32| {
                 let i = n as usize - 1;
                 let similarity = sources[i]
@@ -137,24 +158,32 @@ pub fn check(
                     .iter()
                     .map(|v| rag_store::cosine(embedding, v))
                     .fold(0.0f32, f32::max);
-                (
-                    n,
-                    said[i].overlap(&claims),
-                    similarity,
-                    said[i].has_numbers(&claims),
-                )
-            };
-            // "1.", "Yes [1]." and the like say too little to be checked, so they support
-            // nothing: an answer made only of them is refused.
-            let checkable = claims.len() >= MIN_TERMS;
-            // A number the source does not state is never supported: neither word overlap nor
-            // an embedding tells "up to 1 day" from "up to 3 days".
-            let passes = |&(_, overlap, similarity, numbers): &Measure| {
-                checkable
+                // What it adds must be the source's: the words it repeats from the question
+                // prove nothing ("The company does not allow pets in the office" adds only
+                // "allow"), and too little added is no claim to check.
+                let overlap = if added_checkable {
+                    said[i].overlap_with_numbers(&added)
+                } else {
+                    0.0
+                };
+                // A number the source does not state is never supported: neither word overlap
+                // nor an embedding tells "up to 1 day" from "up to 3 days". The numbers the
+                // question states ("1박 호텔 한도") are the asker's, not the answer's claims.
+                let numbers = said[i].has_numbers(&added);
+                let across = cjk_sentence && !said[i].is_cjk();
+                let passes = checkable
                     && numbers
-                    && (overlap >= config.min_lexical_overlap
-                        || similarity >= config.min_similarity)
+                    && if across {
+                        let anchored = !added.numbers.is_empty()
+                            || (!added.terms.is_empty()
+                                && added.terms.iter().all(|t| said[i].has_term(t)));
+                        anchored && similarity >= config.min_cross_similarity
+                    } else {
+                        overlap >= config.min_lexical_overlap || similarity >= config.min_similarity
+                    };
+                (n, overlap, similarity, passes)
             };
+            let passes = |m: &Measure| m.3;
             let strength = |&(_, overlap, similarity, _): &Measure| overlap.max(similarity);
             // A source that passes beats one that does not, whatever their raw numbers.
             let best = |ns: &mut dyn Iterator<Item = u32>| {
@@ -183,7 +212,7 @@ pub fn check(
         .collect()
 }
 
-/// Source number, word overlap, best embedding similarity, whether its numbers occur.
+/// Source number, word overlap, best embedding similarity, whether the source supports it.
 type Measure = (u32, f32, f32, bool);
 
 /// Why an answer is degenerate, if it is: a sentence said twice (a model stuck in a loop), or
@@ -200,6 +229,11 @@ pub fn degenerate(sentences: &[String], said: &[Said]) -> Option<&'static str> {
         }
         all.terms.extend(claims.terms);
         all.words.extend(claims.words);
+    }
+    // Words of a script no source is written in cannot be looked up: a Korean answer from
+    // English pages is not noise for that. Korean words count only when every source is Korean.
+    if !said.iter().all(Said::is_cjk) {
+        all.words.clear();
     }
     if all.len() < MIN_DEGENERATE_WORDS {
         return None;
@@ -306,6 +340,7 @@ mod tests {
         // Embeddings far from every chunk: only the lexical side can support.
         let embeddings = vec![vec![-1.0, -1.0]; 3];
         let checked = check(
+            "",
             &said,
             &cited,
             &embeddings,
@@ -323,6 +358,7 @@ mod tests {
         assert!(checked[2].lexical_overlap < 0.6);
 
         let short = check(
+            "",
             &["1. [1]".to_owned()],
             &[vec![1]],
             &[vec![1.0, 0.0]],
@@ -331,6 +367,78 @@ mod tests {
             &config,
         );
         assert_eq!(short[0].supported_by, None, "too short to check: {short:?}");
+    }
+
+    #[test]
+    fn an_answer_is_held_to_what_it_adds_to_the_question() {
+        let sources = [source(
+            "Meals while travelling are covered by a daily allowance (per diem) of 45 euros. \
+             Taxis are reimbursed after 22:00.",
+            vec![1.0, 0.0],
+        )];
+        let question = "What's the daily food allowance when I travel for work?";
+        let far = [vec![0.0, 1.0]];
+        let config = SupportConfig::default();
+        let check_one = |sentence: &str| {
+            check(
+                question,
+                &[sentence.to_owned()],
+                &[vec![1]],
+                &far,
+                &sources,
+                &known(&sources),
+                &config,
+            )[0]
+            .supported_by
+        };
+        // Its own words are mostly the question's ("food", "work" are not the page's): what it
+        // adds, 45 euros, is.
+        assert_eq!(
+            check_one(
+                "The daily food allowance when you travel for work is 45 euros, as stated in [1]."
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            check_one("The daily food allowance when you travel for work is 50 euros [1]."),
+            None
+        );
+        assert_eq!(
+            check_one("The daily food allowance when you travel for work is paid in bitcoin [1]."),
+            None
+        );
+        // A question about pets, answered with the page's words and one of its own.
+        let pets = check(
+            "What is the company's policy on pets in the office?",
+            &["The company does not allow pets in the office [1].".to_owned()],
+            &[vec![1]],
+            &far,
+            &[source(
+                "Company laptops must stay in the office; working abroad is allowed.",
+                vec![1.0, 0.0],
+            )],
+            &[Said::of(
+                "Company laptops must stay in the office; working abroad is allowed.",
+            )],
+            &config,
+        );
+        assert_eq!(pets[0].supported_by, None, "{pets:?}");
+        // A number is the answer to "how many".
+        let days = check(
+            "How many days do I have to submit an expense claim?",
+            &["You have 60 days to submit an expense claim, as stated in [1].".to_owned()],
+            &[vec![1]],
+            &far,
+            &[source(
+                "Claims must be submitted within 60 days of the expense.",
+                vec![1.0, 0.0],
+            )],
+            &[Said::of(
+                "Claims must be submitted within 60 days of the expense.",
+            )],
+            &config,
+        );
+        assert_eq!(days[0].supported_by, Some(1), "{days:?}");
     }
 
     #[test]
@@ -346,6 +454,7 @@ mod tests {
         ];
         let said = ["Alpha bravo charlie delta echo [1].".to_owned()];
         let checked = check(
+            "",
             &said,
             &[vec![1]],
             &[vec![1.0, 0.0]],
@@ -362,6 +471,7 @@ mod tests {
         let said = ["You get 25 vacation days a year [1].".to_owned()];
         let close = vec![vec![0.9, 0.1]];
         let checked = check(
+            "",
             &said,
             &[vec![1]],
             &close,
@@ -382,11 +492,20 @@ mod tests {
         let said = ["연차 휴가는 25일입니다 [1].".to_owned()];
         let far = [vec![0.0, 1.0]];
         let config = SupportConfig::default();
-        let checked = check(&said, &[vec![1]], &far, &sources, &known(&sources), &config);
+        let checked = check(
+            "",
+            &said,
+            &[vec![1]],
+            &far,
+            &sources,
+            &known(&sources),
+            &config,
+        );
         assert_eq!(checked[0].supported_by, Some(1), "{checked:?}");
         // Shares the bigrams 연차, 휴가 and 승인 but no whole word and the wrong number.
         let broken = ["연차휴 가승인 26일 [1].".to_owned()];
         let checked = check(
+            "",
             &broken,
             &[vec![1]],
             &far,
@@ -417,6 +536,7 @@ mod tests {
         let close = vec![vec![1.0, 0.0]; said.len()];
         let config = SupportConfig::default();
         let checked = check(
+            "",
             &said,
             &vec![vec![]; said.len()],
             &close,
@@ -453,6 +573,7 @@ mod tests {
         let said = ["원격 근무는 주 1일까지 가능합니다. [1]".to_owned()];
         let everywhere = [vec![0.7f32.sqrt(), 0.3f32.sqrt()]];
         let checked = check(
+            "",
             &said,
             &[vec![1]],
             &everywhere,
@@ -465,6 +586,7 @@ mod tests {
         // the embedding (a multilingual model), which the number check no longer blocks.
         let right = ["원격 근무는 주 3일까지 가능합니다. [2]".to_owned()];
         let checked = check(
+            "",
             &right,
             &[vec![2]],
             &[vec![0.0, 1.0]],
@@ -477,6 +599,74 @@ mod tests {
     }
 
     #[test]
+    fn a_korean_sentence_is_supported_by_an_english_page_only_when_anchored_in_it() {
+        let sources = [source(
+            "Employees may work remotely for up to three days per week after completing their \
+             probation period. Each employee receives a one-time home office stipend of 600 \
+             euros. The VPN certificate expires after 90 days.",
+            vec![0.0, 1.0],
+        )];
+        let config = SupportConfig {
+            min_similarity: 0.9,
+            min_cross_similarity: 0.8,
+            ..SupportConfig::default()
+        };
+        let close = [vec![0.5f32, 0.85f32]];
+        let check_one = |sentence: &str, embedding: &[Vec<f32>]| {
+            check(
+                "",
+                &[sentence.to_owned()],
+                &[vec![1]],
+                embedding,
+                &sources,
+                &known(&sources),
+                &config,
+            )[0]
+            .supported_by
+        };
+        // Close, and its number is the page's with its unit.
+        assert_eq!(
+            check_one("원격 근무는 주 3일까지 가능합니다 [1].", &close),
+            Some(1)
+        );
+        assert_eq!(
+            check_one("재택 장비 지원금은 600유로입니다 [1].", &close),
+            Some(1)
+        );
+        // "one-time" is a 1, but not one day: the fluent wrong answer stays unsupported.
+        assert_eq!(
+            check_one("원격 근무는 주 1일까지 가능합니다 [1].", &close),
+            None
+        );
+        // Anchored by a term the page has.
+        assert_eq!(
+            check_one("VPN 인증서의 유효 기간이 지났습니다 [1].", &close),
+            Some(1)
+        );
+        // Nothing to anchor it: a close embedding alone does not do across languages.
+        assert_eq!(
+            check_one("수습 기간이 끝나면 원격 근무를 할 수 있습니다 [1].", &close),
+            None
+        );
+        // A Korean answer from an English page is not noise for being Korean.
+        assert_eq!(
+            degenerate(
+                &sentences(
+                    "VPN 기기 인증서의 유효 기간은 90일이며 연결되어 있는 동안 자동으로 갱신됩니다 [1]."
+                ),
+                &known(&sources)
+            ),
+            None
+        );
+        // Anchored, but too far.
+        let far = [vec![1.0f32, 0.0]];
+        assert_eq!(
+            check_one("원격 근무는 주 3일까지 가능합니다 [1].", &far),
+            None
+        );
+    }
+
+    #[test]
     fn a_plain_grounded_answer_is_not_degenerate() {
         let sources = [benefits_page()];
         let said = sentences(
@@ -484,6 +674,7 @@ mod tests {
         );
         assert_eq!(degenerate(&said, &known(&sources)), None);
         let checked = check(
+            "",
             &said,
             &[vec![1], vec![1]],
             &vec![vec![0.0, 1.0]; 2],

@@ -98,6 +98,19 @@ function where(chunk) {
   return parts.join(' · ');
 }
 
+// A chunk's text as a reader sees it on a card: Markdown's marks (headings, emphasis, code,
+// links, list bullets, table bars) taken out, lines joined.
+function plain(text) {
+  return text
+    .replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1')
+    .replace(/^\s{0,3}(#{1,6}\s+|>\s?|[-*+]\s+|\d+[.)]\s+)/gm, '')
+    .replace(/(\*\*|__|\*|`+)/g, '')
+    .replace(/^\s*\|?[-:| ]+\|?\s*$/gm, '')
+    .replace(/\|/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
 function renderSources(turn, sources) {
   const list = $('.sources', turn);
   list.replaceChildren();
@@ -111,7 +124,7 @@ function renderSources(turn, sources) {
     card.append(el('span', 'n', `[${s.number}] `), el('span', 'doc', c.title || c.source_path));
     const w = where(c);
     card.append(el('span', 'where', [c.source_path !== c.title ? c.source_path : '', w].filter(Boolean).join(' · ')));
-    card.append(el('span', 'snippet', c.text.slice(0, 200)));
+    card.append(el('span', 'snippet', plain(c.text).slice(0, 200)));
     card.addEventListener('click', () => openSource(c));
     li.append(card);
     list.append(li);
@@ -151,6 +164,9 @@ function renderAnswer(turn, state, a) {
   box.replaceChildren();
   const count = state.sources.length;
   const notice = $('.notice', turn);
+  // A refusal or a withheld answer is said once, by the notice below (the service's own
+  // not-found text would say it a second time).
+  const refused = a.status === 'not_found' || a.status === 'unsupported';
   if (a.status === 'answered' && a.sentences.length) {
     a.sentences.forEach((s, i) => {
       const span = el('span', s.supported ? 'sentence' : 'sentence unsupported');
@@ -159,7 +175,7 @@ function renderAnswer(turn, state, a) {
       if (!s.supported) span.append(el('span', 'sr', ` (${t('unsupported')})`));
       box.append(span, i + 1 < a.sentences.length ? ' ' : '');
     });
-  } else {
+  } else if (!refused) {
     box.append(withCitations(a.text, turn, count));
   }
   if (a.status === 'not_found') {

@@ -235,9 +235,10 @@ pub struct Timings {
 /// The checked answer.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AnswerEvent {
-    /// "answered", "not_found" (nothing relevant, or the model said the documents do not say)
-    /// or "unsupported" (no sentence supported: `text` is the not-found answer, `draft` what
-    /// the model wrote).
+    /// "answered", "not_found" (nothing relevant, or the model said the documents do not say:
+    /// `text` is the not-found answer, `draft` the model's refusal if it was called) or
+    /// "unsupported" (no sentence supported: `text` is the not-found answer, `draft` what the
+    /// model wrote).
     pub status: String,
     pub text: String,
     pub draft: String,

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Answers end to end (issue 24): `rag eval --generate --details` on the shipped question sets,
+# English with the default configuration and Korean with examples/multilingual.toml; one JSON
+# summary and one details file per set in OUT, and a table of correct / wrong / missed.
+#
+#   benches/answers/run.sh OUT [RAG_BINARY] [SETS...]
+#
+# SETS (default: all but the last): sample paraphrases git-faq python-faq-sub sample-ko paraphrases-ko
+# libreoffice-ko-sub. The natural-question corpora come from benches/eval/make-sets.py
+# (RAG_EVAL_CORPORA, default ~/.cache/rag/eval-corpora); each corpus is indexed once into
+# ~/.cache/rag/eval-index and reused. Extra settings reach rag as RAG_* environment variables.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+out="${1:?usage: run.sh OUT [RAG_BINARY] [SETS...]}"
+rag="${2:-${CARGO_TARGET_DIR:-$root/target}/debug/rag}"
+shift $(( $# >= 2 ? 2 : $# ))
+sets=("$@")
+[ ${#sets[@]} -gt 0 ] || sets=(sample paraphrases git-faq python-faq-sub sample-ko paraphrases-ko)
+corpora="${RAG_EVAL_CORPORA:-$HOME/.cache/rag/eval-corpora}"
+index="${RAG_EVAL_INDEX:-$HOME/.cache/rag/eval-index}"
+mkdir -p "$out" "$index"
+cd "$root"
+ml=(--config examples/multilingual.toml)
+for set in "${sets[@]}"; do
+  scratch="$(mktemp)"
+  case "$set" in
+    sample) args=(--questions benches/eval/sample.jsonl --corpus examples/docs --index "$index/sample-en") ;;
+    paraphrases) args=(--questions benches/eval/sample-paraphrases.jsonl --corpus examples/docs --index "$index/sample-en") ;;
+    git-faq)
+      cat benches/eval/git-faq.jsonl benches/eval/out-of-corpus-en.jsonl >"$scratch"
+      args=(--questions "$scratch" --corpus "$corpora/git-faq" --index "$index/git-faq-en") ;;
+    python-faq-sub)
+      # Every fourth question of the 175 (44), and half the out-of-corpus ones.
+      { awk 'NR % 4 == 1' benches/eval/python-faq.jsonl; head -n 10 benches/eval/out-of-corpus-en.jsonl; } >"$scratch"
+      args=(--questions "$scratch" --corpus "$corpora/python-faq" --index "$index/python-faq-en") ;;
+    sample-ko) args=("${ml[@]}" --questions benches/eval/sample-ko.jsonl --corpus examples/docs --index "$index/sample-ml") ;;
+    paraphrases-ko) args=("${ml[@]}" --questions benches/eval/sample-paraphrases-ko.jsonl --corpus examples/docs --index "$index/sample-ml") ;;
+    libreoffice-ko-sub)
+      { awk 'NR % 7 == 1' benches/eval/libreoffice-ko.jsonl; head -n 10 benches/eval/out-of-corpus-ko.jsonl; } >"$scratch"
+      args=("${ml[@]}" --questions "$scratch" --corpus "$corpora/libreoffice-ko" --index "$index/libreoffice-ko-ml") ;;
+    *) echo "unknown set $set" >&2; exit 2 ;;
+  esac
+  # The config flag goes before the subcommand.
+  if [ "${args[0]}" = --config ]; then
+    pre=("${args[@]:0:2}"); args=("${args[@]:2}")
+  else
+    pre=()
+  fi
+  echo "== $set" >&2
+  "$rag" "${pre[@]}" eval --generate --json --details "$out/$set.details.jsonl" "${args[@]}" >"$out/$set.json"
+  rm -f "$scratch"
+done
+python3 - "$out" "${sets[@]}" <<'PY'
+import json, sys
+out, sets = sys.argv[1], sys.argv[2:]
+print("| set | answerable / not | recall@5 | correct | wrong | missed | refused when not | citation precision | in question's language | generation p50 / p95 ms | prompt tokens p50 |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for s in sets:
+    r = json.load(open(f"{out}/{s}.json"))
+    g = r["generation"]
+    print(f"| {s} | {r['answerable']} / {r['unanswerable']} | {r['recall_at_5']:.3f} | {g['correct']:.3f} | {g['wrong']:.3f} | {g['missed']:.3f} | "
+          f"{g['refused_when_unanswerable']:.3f} | {g['citation_precision']:.3f} ({g['citations']}) | {g['in_question_language']:.3f} | "
+          f"{g['generation_p50_ms']:.0f} / {g['generation_p95_ms']:.0f} | {g['prompt_tokens_p50']:.0f} |")
+PY

@@ -1,0 +1,147 @@
+//! Answers a person can trust, asked as a company bot's users ask: paraphrases of what the
+//! sample documents say are answered from the right page over gRPC and HTTP, questions the
+//! documents do not answer are refused, and a Korean question gets a Korean answer with checked
+//! citations. The default chat model (Qwen2.5-Coder 1.5B), greedy.
+
+use rag_proto::v1 as pb;
+use serde_json::json;
+
+use crate::client::ask;
+use crate::harness::Workspace;
+use crate::http::sse;
+
+/// Paraphrases from `benches/eval/sample-paraphrases.jsonl` (none of them in the documents'
+/// words), the page that answers each and what the answer must state.
+const PARAPHRASES: &[(&str, &str, &str)] = &[
+    (
+        "How many vacation days do I get per year?",
+        "handbook/leave-policy.md",
+        "25",
+    ),
+    (
+        "What's my holiday allowance?",
+        "handbook/leave-policy.md",
+        "25",
+    ),
+    (
+        "How much can I spend on a hotel room in Paris?",
+        "finance/expense-policy.pdf",
+        "250",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paraphrased_questions_are_answered_from_the_right_page_over_grpc_and_http() {
+    let ws = Workspace::new();
+    ws.with_default_chat_model();
+    ws.index_samples();
+    let server = ws.serve_http().await;
+
+    for &(question, page, fact) in PARAPHRASES {
+        let asked = ask(&server, question).await;
+        let a = &asked.answer;
+        assert_eq!(
+            a.status,
+            pb::AnswerStatus::Answered as i32,
+            "{question}: {a:?}"
+        );
+        let cited: Vec<&str> = a.citations.iter().map(|c| c.source_path.as_str()).collect();
+        assert!(!cited.is_empty(), "{question}: no citation in {a:?}");
+        assert!(
+            cited.iter().all(|c| *c == page),
+            "{question}: cites {cited:?}, not only {page}: {a:?}"
+        );
+        assert!(
+            a.text.contains(fact),
+            "{question}: {:?} lacks {fact}",
+            a.text
+        );
+
+        let events = sse(&server, "/v1/ask", None, json!({ "question": question })).await;
+        let answer = &events.last().expect("events").data;
+        assert_eq!(
+            answer["status"], "answered",
+            "{question} over HTTP: {answer}"
+        );
+        let cited: Vec<&str> = answer["citations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["source_path"].as_str().unwrap())
+            .collect();
+        assert!(
+            !cited.is_empty() && cited.iter().all(|c| *c == page),
+            "{question} over HTTP cites {cited:?}: {answer}"
+        );
+        assert!(answer["text"].as_str().unwrap().contains(fact), "{answer}");
+    }
+
+    // Near the documents' topics, but not in them: refused, not answered from a neighbour.
+    for question in [
+        "Is there a gym membership benefit?",
+        "What is the capital of Australia?",
+    ] {
+        let a = ask(&server, question).await.answer;
+        assert_ne!(
+            a.status,
+            pb::AnswerStatus::Answered as i32,
+            "{question}: {a:?}"
+        );
+        assert!(a.citations.is_empty(), "{question}: {a:?}");
+    }
+}
+
+/// Mostly Hangul (numbers, codes and citations aside).
+fn korean(text: &str) -> bool {
+    let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic()).collect();
+    let hangul = letters
+        .iter()
+        .filter(|c| ('\u{AC00}'..='\u{D7A3}').contains(*c))
+        .count();
+    hangul * 2 > letters.len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_korean_question_gets_a_korean_answer_from_korean_or_english_pages() {
+    let ws = Workspace::multilingual();
+    ws.with_default_chat_model();
+    ws.index_samples();
+    let server = ws.serve().await;
+    for (question, page, fact) in [
+        // Answered by the Korean benefits page.
+        (
+            "결혼하면 경조금을 얼마 받아요?",
+            "handbook/복지-안내.md",
+            "50",
+        ),
+        // Answered by the English leave policy: the answer is Korean all the same.
+        ("연차는 며칠 받나요?", "handbook/leave-policy.md", "25"),
+    ] {
+        let asked = ask(&server, question).await;
+        let a = &asked.answer;
+        assert_eq!(
+            a.status,
+            pb::AnswerStatus::Answered as i32,
+            "{question}: {a:?}"
+        );
+        assert!(
+            korean(&a.text),
+            "{question}: not a Korean answer: {:?}",
+            a.text
+        );
+        assert!(
+            a.text.contains(fact),
+            "{question}: {:?} lacks {fact}",
+            a.text
+        );
+        let cited: Vec<&str> = a.citations.iter().map(|c| c.source_path.as_str()).collect();
+        assert!(
+            !cited.is_empty() && cited.iter().all(|c| *c == page),
+            "{question}: cites {cited:?}, not {page}"
+        );
+    }
+    // Not in the documents: refused, in Korean.
+    let a = ask(&server, "회사 주차 요금은 얼마인가요?").await.answer;
+    assert_ne!(a.status, pb::AnswerStatus::Answered as i32, "{a:?}");
+    assert!(korean(&a.text), "the refusal is Korean: {:?}", a.text);
+}
