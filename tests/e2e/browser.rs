@@ -324,7 +324,8 @@ async fn the_chat_page_works_in_a_real_browser() {
         // The feedback buttons draw their icons themselves (no emoji font on this machine).
         let icons = script(
             &client,
-            "return [...document.querySelectorAll('#log > li:nth-child(2) .feedback button')] \
+            "return [...document.querySelectorAll('#log > li:nth-child(2) .feedback .up, \
+               #log > li:nth-child(2) .feedback .down')] \
                .map(b => { const s = b.querySelector('svg'); \
                  return s ? s.getBoundingClientRect().width : 0; })",
         )
