@@ -624,30 +624,37 @@ mod tests {
             )[0]
             .supported_by
         };
-        // Close, and its number is the page's with its unit.
-        assert_eq!(
-            check_one("원격 근무는 주 3일까지 가능합니다 [1].", &close),
-            Some(1)
-        );
-        assert_eq!(
-            check_one("재택 장비 지원금은 600유로입니다 [1].", &close),
-            Some(1)
-        );
-        // "one-time" is a 1, but not one day: the fluent wrong answer stays unsupported.
-        assert_eq!(
-            check_one("원격 근무는 주 1일까지 가능합니다 [1].", &close),
-            None
-        );
-        // Anchored by a term the page has.
-        assert_eq!(
-            check_one("VPN 인증서의 유효 기간이 지났습니다 [1].", &close),
-            Some(1)
-        );
-        // Nothing to anchor it: a close embedding alone does not do across languages.
-        assert_eq!(
-            check_one("수습 기간이 끝나면 원격 근무를 할 수 있습니다 [1].", &close),
-            None
-        );
+        for (sentence, expected, why) in [
+            (
+                "원격 근무는 주 3일까지 가능합니다 [1].",
+                Some(1),
+                "its number with its unit",
+            ),
+            (
+                "재택 장비 지원금은 600유로입니다 [1].",
+                Some(1),
+                "600 euros",
+            ),
+            // The fluent wrong answer: "one-time" is a 1, but not one day.
+            (
+                "원격 근무는 주 1일까지 가능합니다 [1].",
+                None,
+                "one day is not stated",
+            ),
+            (
+                "VPN 인증서의 유효 기간이 지났습니다 [1].",
+                Some(1),
+                "anchored by a term",
+            ),
+            // A close embedding alone does not do across languages.
+            (
+                "수습 기간이 끝나면 원격 근무를 할 수 있습니다 [1].",
+                None,
+                "nothing anchors it",
+            ),
+        ] {
+            assert_eq!(check_one(sentence, &close), expected, "{sentence}: {why}");
+        }
         // A Korean answer from an English page is not noise for being Korean.
         assert_eq!(
             degenerate(
