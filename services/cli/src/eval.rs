@@ -278,10 +278,8 @@ fn score(
             },
         );
     latencies.sort();
-    let pct = |p: f64| {
-        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    let latencies: Vec<f64> = latencies.iter().copied().map(ms).collect();
+    let pct = |p: f64| quantile(&latencies, p);
     Results {
         retrieval: "hybrid",
         answerable,

@@ -212,17 +212,6 @@ impl Said {
         self.cjk
     }
 
-    /// Share of the claim's content words found here, 0..=1 (0 when it has none).
-    pub fn overlap(&self, claims: &Claims) -> f32 {
-        let total = claims.len();
-        if total == 0 {
-            return 0.0;
-        }
-        let found = claims.terms.iter().filter(|t| self.has_term(t)).count()
-            + claims.words.iter().filter(|w| self.has_word(w)).count();
-        found as f32 / total as f32
-    }
-
     /// Share of the claim's content words, numbers and counted numbers ("5일") found here,
     /// 0..=1 (0 when it has none).
     pub fn overlap_with_numbers(&self, claims: &Claims) -> f32 {
