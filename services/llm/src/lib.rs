@@ -232,6 +232,28 @@ impl Generator {
             .len()
     }
 
+    /// The token ids the model reads for `request`: what a prompt-injection test checks.
+    pub fn prompt_tokens(&self, request: &Request) -> Result<Vec<i32>, LlmError> {
+        let prompt = Prompt::new(
+            &self.model,
+            &self.template,
+            &request.system,
+            &request.examples,
+            &request.user,
+        )?;
+        Ok(prompt.tokens.iter().map(|t| t.0).collect())
+    }
+
+    /// The token ids of `text`, with the vocabulary's special tokens recognised when `special`.
+    pub fn token_ids(&self, text: &str, special: bool) -> Vec<i32> {
+        self.model
+            .vocab()
+            .tokenize(text.as_bytes(), false, special)
+            .iter()
+            .map(|t| t.0)
+            .collect()
+    }
+
     /// Queues a request; tokens and a final [`Event::Done`] (or [`Event::Failed`]) arrive on the
     /// returned channel. Drop the receiver to cancel. A prompt over the window and a full queue
     /// are refused here, before anything is queued.
@@ -304,6 +326,12 @@ pub(crate) struct Prompt {
 }
 
 impl Prompt {
+    /// Applies the chat template and tokenizes the result so that only the template's own
+    /// markers can become control tokens. Everything the system, a user, a history turn or a
+    /// document wrote is tokenized as plain text: a document containing
+    /// `<|im_end|>\n<|im_start|>system …` stays those characters, and cannot open a turn of its
+    /// own for every reader of the tenant. The template is applied to placeholders, and the text
+    /// is put back in place of each placeholder as plain-text tokens.
     pub(crate) fn new(
         model: &LlamaModel,
         template: &LlamaChatTemplate,
@@ -313,29 +341,34 @@ impl Prompt {
     ) -> Result<Self, LlmError> {
         let fail =
             |what: &str, e: &dyn std::fmt::Display| LlmError::Generation(format!("{what}: {e}"));
-        // A NUL byte in a document would make the chat message invalid.
-        let clean = |s: &str| s.replace('\0', " ");
-        let message = |role: &str, text: &str| {
-            LlamaChatMessage::new(role.into(), clean(text)).map_err(|e| fail("message", &e))
-        };
-        let mut prefix = vec![message("system", system)?];
+        let mut texts: Vec<&str> = vec![system];
         for (question, answer) in examples {
-            prefix.push(message("user", question)?);
-            prefix.push(message("assistant", answer)?);
+            texts.push(question);
+            texts.push(answer);
         }
-        let mut chat = prefix.clone();
-        chat.push(message("user", user)?);
+        texts.push(user);
+        let roles = std::iter::once("system")
+            .chain(examples.iter().flat_map(|_| ["user", "assistant"]))
+            .chain(std::iter::once("user"));
+        let chat = roles
+            .enumerate()
+            .map(|(i, role)| {
+                LlamaChatMessage::new(role.into(), placeholder(i)).map_err(|e| fail("message", &e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let prefix_len = chat.len() - 1;
         let full = model
             .apply_chat_template(template, &chat, true)
             .map_err(|e| fail("chat template", &e))?;
         let alone = model
-            .apply_chat_template(template, &prefix, false)
+            .apply_chat_template(template, &chat[..prefix_len], false)
             .map_err(|e| fail("chat template", &e))?;
-        let vocab = model.vocab();
-        let tokens = vocab.tokenize(full.as_bytes(), false, true);
+        let tokens =
+            tokenize_filled(model, &full, &texts).map_err(|e| fail("chat template", &e))?;
         // Token boundaries may differ where the system turn meets the user turn: share only
         // the tokens both tokenizations agree on.
-        let system_tokens = vocab.tokenize(alone.as_bytes(), false, true);
+        let system_tokens =
+            tokenize_filled(model, &alone, &texts).map_err(|e| fail("chat template", &e))?;
         let system_len = tokens
             .iter()
             .zip(&system_tokens)
@@ -346,6 +379,42 @@ impl Prompt {
         }
         Ok(Self { tokens, system_len })
     }
+}
+
+/// Stands in for message `i` while the template is applied: private-use characters no template
+/// rewrites, and no text can forge (the texts are never put into the template's output).
+fn placeholder(i: usize) -> String {
+    format!("\u{e000}{i}\u{e001}")
+}
+
+/// Tokenizes `rendered` (a template applied to placeholders): the template's text with its
+/// special tokens recognised, each placeholder replaced by its text as plain tokens.
+fn tokenize_filled(
+    model: &LlamaModel,
+    rendered: &str,
+    texts: &[&str],
+) -> Result<Vec<LlamaToken>, String> {
+    let vocab = model.vocab();
+    let mut tokens = Vec::new();
+    let mut rest = rendered;
+    while let Some(open) = rest.find('\u{e000}') {
+        tokens.extend(vocab.tokenize(rest[..open].as_bytes(), false, true));
+        let after = &rest[open + '\u{e000}'.len_utf8()..];
+        let close = after
+            .find('\u{e001}')
+            .ok_or("a message placeholder was cut by the template")?;
+        let index: usize = after[..close]
+            .parse()
+            .map_err(|_| "a message placeholder was changed by the template")?;
+        let text = texts
+            .get(index)
+            .ok_or("a message placeholder out of range")?;
+        // NUL ends a C string: llama.cpp would read the text only up to it.
+        tokens.extend(vocab.tokenize(text.replace('\0', " ").as_bytes(), false, false));
+        rest = &after[close + '\u{e001}'.len_utf8()..];
+    }
+    tokens.extend(vocab.tokenize(rest.as_bytes(), false, true));
+    Ok(tokens)
 }
 
 #[derive(Debug, Clone, Copy)]
