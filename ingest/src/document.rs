@@ -2,9 +2,10 @@
 //! stored under.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rag_store::Visibility;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::error::IndexError;
 use crate::extract::MediaType;
@@ -38,39 +39,105 @@ pub fn doc_id_for(root: &str, source: &str) -> String {
 }
 
 /// The name a document sent over the API is stored and cited under: a relative path with `/`
-/// between its parts (a backslash counts as one), without empty or `.` parts. Refused: `..` parts,
-/// absolute paths (also `C:`-style), control characters — such a name would be shown to
-/// readers, and copied into paths by anyone who mirrors the index, as given.
+/// between its parts (a backslash counts as one), without empty or `.` parts, in Unicode NFC
+/// (so `café.md` typed on macOS, decomposed, and elsewhere, composed, is one document).
+/// Refused: `..` parts, absolute paths (also `C:`-style), control characters, characters that
+/// look like a path separator, bidirectional text controls and invisible characters — such a
+/// name would be shown to readers, and copied into paths by anyone who mirrors the index, as
+/// given, and could pass for another one.
+///
+/// This is the one check of API names (gRPC `IngestDocument`, and any other door that takes
+/// document bytes, goes through [`crate::IncomingDocument`]). A folder's file names are only
+/// normalised (see `walk::source_path`): a file that exists is not refused for its name.
 pub fn source_name(name: &str) -> Result<String, IndexError> {
-    let bad = |reason| IndexError::BadName {
+    let bad = |reason: String| IndexError::BadName {
         name: name.to_owned(),
         reason,
     };
-    let name_trimmed = name.trim();
-    if name_trimmed.chars().any(char::is_control) {
-        return Err(bad("it contains control characters"));
+    let name_nfc: String = name.trim().nfc().collect();
+    if name_nfc.chars().any(char::is_control) {
+        return Err(bad("it contains control characters".into()));
     }
-    let unified = name_trimmed.replace('\\', "/");
+    if let Some((c, what)) = refused_character(&name_nfc) {
+        return Err(bad(format!("it contains U+{:04X} ({what})", u32::from(c))));
+    }
+    let unified = name_nfc.replace('\\', "/");
     if unified.starts_with('/')
         || unified
             .split('/')
             .next()
             .is_some_and(|first| first.ends_with(':'))
     {
-        return Err(bad("absolute paths are not accepted; send a relative name"));
+        return Err(bad(
+            "absolute paths are not accepted; send a relative name".into()
+        ));
     }
     let mut parts = Vec::new();
     for part in unified.split('/') {
         match part.trim() {
             "" | "." => {}
-            ".." => return Err(bad("`..` is not accepted in a name")),
+            ".." => return Err(bad("`..` is not accepted in a name".into())),
             _ => parts.push(part),
         }
     }
     if parts.is_empty() {
-        return Err(bad("it is empty"));
+        return Err(bad("it is empty".into()));
     }
     Ok(parts.join("/"))
+}
+
+/// The first character of `name` a document name may not contain, with what it is.
+fn refused_character(name: &str) -> Option<(char, &'static str)> {
+    let chars: Vec<char> = name.chars().collect();
+    chars.iter().enumerate().find_map(|(i, &c)| {
+        let what = match c {
+            '\u{2215}' | '\u{2044}' | '\u{FF0F}' | '\u{29F8}' | '\u{2571}' | '\u{27CB}' => {
+                "a look-alike of '/'"
+            }
+            '\u{FF3C}' | '\u{2216}' | '\u{29F5}' | '\u{29F9}' | '\u{2572}' | '\u{27CD}'
+            | '\u{FE68}' => "a look-alike of '\\'",
+            '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{061C}' => "a bidirectional text control",
+            // Joiners shape Persian, Arabic and Indic words and emoji sequences: accepted
+            // between two such characters, refused next to ASCII (where they would only hide
+            // inside a Latin name) or at an end.
+            '\u{200C}' | '\u{200D}' if joins(chars.get(i.wrapping_sub(1)), chars.get(i + 1)) => {
+                return None;
+            }
+            '\u{200B}'..='\u{200D}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{FEFF}'
+            | '\u{00AD}'
+            | '\u{034F}'
+            | '\u{180E}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{3164}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}' => "an invisible character",
+            '\u{2028}' | '\u{2029}' => "a line break",
+            _ => return None,
+        };
+        Some((c, what))
+    })
+}
+
+/// Whether a zero-width joiner between `before` and `after` joins two letters of a script that
+/// needs it (or emoji): both exist, are not ASCII, and are neither space nor invisible.
+fn joins(before: Option<&char>, after: Option<&char>) -> bool {
+    let shapes = |c: Option<&char>| {
+        c.is_some_and(|&c| {
+            !c.is_ascii()
+                && !c.is_whitespace()
+                && !c.is_control()
+                && !matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+        })
+    };
+    shapes(before) && shapes(after)
 }
 
 /// A document sent as bytes.
@@ -123,7 +190,6 @@ impl IncomingDocument {
             doc_id,
             source: self.file_name,
             media,
-            on_disk: None,
             metadata: self.metadata,
             groups: rag_store::normalise_groups(&self.groups),
         };
@@ -140,8 +206,6 @@ pub(crate) struct Origin {
     /// The path under the root, or the file name sent: what errors and answers cite.
     pub source: String,
     pub media: MediaType,
-    /// Where the bytes already sit on disk, so the PDF helper need not stage a copy.
-    pub on_disk: Option<PathBuf>,
     pub metadata: BTreeMap<String, String>,
     /// Who may read it, normalised ([`rag_store::normalise_groups`]).
     pub groups: Vec<String>,
@@ -154,7 +218,6 @@ impl Origin {
             doc_id,
             source: file.relative.clone(),
             media: file.media,
-            on_disk: Some(file.path.clone()),
             metadata: BTreeMap::new(),
             groups,
         }
@@ -194,5 +257,71 @@ mod name_tests {
         ] {
             assert!(source_name(given).is_err(), "{given:?} was accepted");
         }
+    }
+
+    #[test]
+    fn composed_and_decomposed_spellings_are_one_name() {
+        let composed = "caf\u{e9}.md";
+        let decomposed = "cafe\u{301}.md";
+        assert_ne!(composed, decomposed);
+        assert_eq!(source_name(composed).unwrap(), composed);
+        assert_eq!(source_name(decomposed).unwrap(), composed);
+        assert_eq!(
+            source_name("re\u{301}sume\u{301}s/caf\u{e9}.md").unwrap(),
+            "r\u{e9}sum\u{e9}s/caf\u{e9}.md"
+        );
+        // And so one document id.
+        assert_eq!(
+            super::doc_id_for(super::API_ROOT, &source_name(composed).unwrap()),
+            super::doc_id_for(super::API_ROOT, &source_name(decomposed).unwrap())
+        );
+    }
+
+    #[test]
+    fn look_alike_separators_bidi_controls_and_invisible_characters_are_refused() {
+        for (c, what) in [
+            ('\u{2215}', "a look-alike of '/'"),
+            ('\u{2044}', "a look-alike of '/'"),
+            ('\u{FF0F}', "a look-alike of '/'"),
+            ('\u{29F8}', "a look-alike of '/'"),
+            ('\u{FF3C}', "a look-alike of '\\'"),
+            ('\u{2216}', "a look-alike of '\\'"),
+            ('\u{202A}', "a bidirectional text control"),
+            ('\u{202E}', "a bidirectional text control"),
+            ('\u{2066}', "a bidirectional text control"),
+            ('\u{2069}', "a bidirectional text control"),
+            ('\u{200E}', "a bidirectional text control"),
+            ('\u{200F}', "a bidirectional text control"),
+            ('\u{061C}', "a bidirectional text control"),
+            ('\u{200B}', "an invisible character"),
+            ('\u{200C}', "an invisible character"),
+            ('\u{200D}', "an invisible character"),
+            ('\u{2060}', "an invisible character"),
+            ('\u{FEFF}', "an invisible character"),
+        ] {
+            let given = format!("hr{c}leave.md");
+            let err = source_name(&given).expect_err(&given).to_string();
+            let want = format!("contains U+{:04X} ({what})", u32::from(c));
+            assert!(err.contains(&want), "{given:?}: {err:?} lacks {want:?}");
+            assert!(err.contains("not a usable document name"), "{err}");
+        }
+        // At either end too (trimming does not remove them).
+        assert!(source_name("\u{FEFF}leave.md").is_err());
+        assert!(source_name("leave.md\u{200B}").is_err());
+        assert!(source_name("\u{202E}dm.exe").is_err());
+    }
+
+    #[test]
+    fn joiners_inside_words_of_scripts_that_need_them_are_kept() {
+        // Persian plural with a zero-width non-joiner; an emoji sequence with joiners.
+        for given in [
+            "\u{06AF}\u{0632}\u{0627}\u{0631}\u{0634}\u{200C}\u{0647}\u{0627}.md",
+            "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}.md",
+        ] {
+            assert_eq!(source_name(given).unwrap(), given, "{given:?}");
+        }
+        // Next to ASCII a joiner only hides: refused.
+        assert!(source_name("pay\u{200C}pal.md").is_err());
+        assert!(source_name("\u{200D}\u{1F468}.md").is_err());
     }
 }

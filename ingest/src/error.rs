@@ -30,7 +30,7 @@ pub enum IndexError {
     #[error("{path}: extraction crashed: {reason}")]
     Crashed { path: String, reason: String },
     #[error("{name:?}: not a usable document name: {reason}")]
-    BadName { name: String, reason: &'static str },
+    BadName { name: String, reason: String },
     /// The groups named for a document are malformed.
     #[error("{path}: groups: {reason}")]
     BadGroups { path: String, reason: String },

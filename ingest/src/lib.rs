@@ -5,8 +5,9 @@
 //! one document that arrived as bytes (the gRPC `IngestDocument` call).
 //!
 //! Modules, along the data path; each uses only those before it:
-//! - `walk` (which files), `extract` (file -> text), `chunk` (text -> chunks), `batch`
-//!   (chunks -> model batches), `manifest` (what the last run read): the tools.
+//! - `walk` (which files), `open` (a found file, opened without following links), `extract`
+//!   (file -> text), `chunk` (text -> chunks), `batch` (chunks -> model batches), `manifest`
+//!   (what the last run read): the tools.
 //! - `error`, `outcome`, `document`, `stored`, `counters`: the shared vocabulary (errors,
 //!   results, where a document comes from, whether a version is stored, metrics).
 //! - `prepare` (file or bytes -> chunks), `write` (chunks -> vectors -> points), `survey`
@@ -24,6 +25,7 @@ mod error;
 pub use rag_extract as extract;
 mod index;
 mod manifest;
+mod open;
 mod outcome;
 mod prepare;
 mod stored;
@@ -40,4 +42,4 @@ pub use error::IndexError;
 pub use extract::{ExtractError, MediaType, PdfExtractor};
 pub use index::Indexer;
 pub use outcome::{EmbedStats, Event, Failure, Outcome, Plan, Summary};
-pub use walk::{Found, Selection, Skipped, walk};
+pub use walk::{Found, Selection, SkipKind, Skipped, walk};

@@ -3,7 +3,7 @@
 
 use crate::batch::Padding;
 use crate::error::IndexError;
-use crate::walk::Skipped;
+use crate::walk::{SkipKind, Skipped};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -54,6 +54,13 @@ pub struct Summary {
     pub seconds: f64,
 }
 
+impl Summary {
+    /// How many paths the walk left out for `kind` (e.g. symbolic links, not followed).
+    pub fn skipped_of(&self, kind: SkipKind) -> usize {
+        count(&self.skipped, kind)
+    }
+}
+
 /// What an ingest of a folder would do, without doing it (`rag ingest --dry-run`).
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
@@ -65,6 +72,17 @@ pub struct Plan {
     /// Files that could not be read or are over the size limit.
     pub failed: Vec<Failure>,
     pub skipped: Vec<Skipped>,
+}
+
+impl Plan {
+    /// How many paths the walk left out for `kind`.
+    pub fn skipped_of(&self, kind: SkipKind) -> usize {
+        count(&self.skipped, kind)
+    }
+}
+
+fn count(skipped: &[Skipped], kind: SkipKind) -> usize {
+    skipped.iter().filter(|s| s.kind == kind).count()
 }
 
 /// Progress of a folder ingest, for a progress bar or a log.

@@ -5,6 +5,7 @@
 //! ([`Preparer::accept`]) pass the same checks, then the same [`Preparer::prepare`].
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use crate::document::{IncomingDocument, Origin};
 use crate::error::IndexError;
 use crate::extract::{self, ExtractError, MediaType, PdfExtractor};
 use crate::manifest::Stat;
+use crate::open::open_beneath;
 use crate::stored::{Decision, StoredVersions};
 use crate::walk::Found;
 
@@ -121,24 +123,43 @@ impl Preparer {
         }
     }
 
-    /// The file's stat, refused above the size limit before anything is read.
+    /// The file's stat by path, without following a link (`lstat`), refused above the size
+    /// limit: enough to find a file unchanged by the manifest without reading it. A link or
+    /// anything but a regular file is refused here, and then by the read with its reason.
     pub fn stat(&self, file: &Found) -> Result<Stat, IndexError> {
-        let metadata = fs_err::metadata(&file.path).map_err(|source| IndexError::Read {
+        let metadata = fs_err::symlink_metadata(&file.path).map_err(|source| IndexError::Read {
             path: file.relative.clone(),
             source,
         })?;
+        if !metadata.is_file() {
+            return Err(IndexError::Read {
+                path: file.relative.clone(),
+                source: std::io::Error::other("not a regular file"),
+            });
+        }
         let stat = Stat::of(&metadata);
         self.within_limit(&file.relative, stat.size)?;
         Ok(stat)
     }
 
-    /// The file's bytes and stat, after the checks of [`Preparer::stat`].
+    /// The file's bytes and the stat of the very file they were read from. The file is
+    /// opened without following links (see `open`), and the bytes, their hash and the stat
+    /// recorded in the manifest all come from that one handle: the path is not looked up
+    /// again. At most the size limit is read, even from a file that grows meanwhile.
     pub fn read(&self, file: &Found) -> Result<(Vec<u8>, Stat), IndexError> {
-        let stat = self.stat(file)?;
-        let bytes = fs_err::read(&file.path).map_err(|source| IndexError::Read {
+        let failed = |source| IndexError::Read {
             path: file.relative.clone(),
             source,
-        })?;
+        };
+        let (opened, metadata) = open_beneath(&file.root, &file.path).map_err(failed)?;
+        let stat = Stat::of(&metadata);
+        self.within_limit(&file.relative, stat.size)?;
+        let mut bytes = Vec::with_capacity(usize::try_from(stat.size).unwrap_or(0));
+        opened
+            .take(self.max_file_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(failed)?;
+        self.within_limit(&file.relative, bytes.len() as u64)?;
         Ok((bytes, stat))
     }
 
@@ -214,8 +235,9 @@ impl Preparer {
             path: origin.source.clone(),
             source: e,
         };
-        let extracted = extract::extract(origin.media, bytes, origin.on_disk.as_deref(), &self.pdf)
-            .map_err(failed)?;
+        // No path, even for a folder's file: the PDF helpers get a staged copy of these bytes,
+        // never the file re-opened by a path that may lead elsewhere by now.
+        let extracted = extract::extract(origin.media, bytes, None, &self.pdf).map_err(failed)?;
         let mut chunks = self.chunker.chunk(origin.media, &extracted);
         if chunks.is_empty() {
             return Err(failed(ExtractError::NoText));
@@ -256,4 +278,104 @@ pub(crate) fn title_from_path(source: &str) -> String {
         .file_stem()
         .map(|s| s.to_string_lossy().replace(['_', '-'], " "))
         .unwrap_or_else(|| source.to_owned())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::collections::HashSet;
+    use std::os::unix::fs::symlink;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::walk::{Selection, walk};
+
+    fn preparer() -> Preparer {
+        let tokenizer = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/embed/all-MiniLM-L6-v2/tokenizer.json");
+        let pdf = PdfExtractor {
+            helper: None,
+            pdftotext: None,
+            timeout: Duration::from_secs(5),
+        };
+        let config = IngestConfig::default();
+        let chunker = Chunker::new(&tokenizer, config.chunk_tokens, config.overlap_tokens).unwrap();
+        Preparer::new(pdf, chunker, &config, "test-model")
+    }
+
+    /// What preparing `file` gives: its chunks' text, or the failure.
+    fn text_of(preparer: &Preparer, root: &Path, file: &Found) -> Result<String, String> {
+        let nothing_stored = StoredVersions::new(HashSet::new(), false);
+        let root = root.to_string_lossy();
+        match preparer.prepare_file(&root, "id".into(), file, vec![], &nothing_stored) {
+            Prepared::Ready(ready) => Ok(ready
+                .chunks
+                .iter()
+                .map(|c| c.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")),
+            Prepared::Failed { error, .. } => Err(error.to_string()),
+            Prepared::Unchanged { .. } => Err("unchanged".into()),
+        }
+    }
+
+    /// The walk saw regular files; before they are read, one is replaced by a symbolic link
+    /// to a file outside the folder, and a folder on another's path by a link to a folder
+    /// outside. Neither outside text is read: both files fail, saying why.
+    #[test]
+    fn a_file_or_folder_swapped_for_a_link_after_the_walk_is_not_read() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.md"), "outside secret text").unwrap();
+        std::fs::write(outside.path().join("deep.md"), "outside deep text").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::fs::write(root.join("notes.md"), "inside notes text").unwrap();
+        std::fs::write(root.join("sub/deep.md"), "inside deep text").unwrap();
+        std::fs::write(root.join("kept.md"), "inside kept text").unwrap();
+
+        let (found, skipped) = walk(&root, &Selection::default()).unwrap();
+        assert!(skipped.is_empty());
+        let by_name = |name: &str| found.iter().find(|f| f.relative == name).unwrap();
+
+        // The swaps, between the walk and the read.
+        std::fs::remove_file(root.join("notes.md")).unwrap();
+        symlink(outside.path().join("secret.md"), root.join("notes.md")).unwrap();
+        std::fs::rename(root.join("sub"), root.join("sub-was")).unwrap();
+        symlink(outside.path(), root.join("sub")).unwrap();
+
+        let preparer = preparer();
+        let err = text_of(&preparer, &root, by_name("notes.md")).unwrap_err();
+        assert!(
+            err.contains("notes.md: cannot read: the file is a symbolic link"),
+            "{err}"
+        );
+        let err = text_of(&preparer, &root, by_name("sub/deep.md")).unwrap_err();
+        assert!(
+            err.contains(
+                "sub/deep.md: cannot read: the folder \"sub\" on its path is a symbolic link"
+            ),
+            "{err}"
+        );
+        // Nor does the stat that lets the manifest vouch for a file follow the link.
+        assert!(preparer.stat(by_name("notes.md")).is_err());
+
+        let kept = text_of(&preparer, &root, by_name("kept.md")).unwrap();
+        assert!(kept.contains("inside kept text"), "{kept}");
+    }
+
+    #[test]
+    fn the_stat_and_the_bytes_come_from_the_file_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(root.join("a.md"), "twelve bytes").unwrap();
+        let (found, _) = walk(&root, &Selection::default()).unwrap();
+        let (bytes, stat) = preparer().read(&found[0]).unwrap();
+        assert_eq!(bytes, b"twelve bytes");
+        assert_eq!(stat.size, 12);
+        assert_eq!(
+            stat.inode,
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(root.join("a.md")).unwrap())
+        );
+    }
 }

@@ -8,22 +8,11 @@ use rag_proto::v1 as pb;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 
-use crate::harness::Workspace;
+use crate::harness::{Workspace, with_key};
 
 const READER: &str = "rag_reader-key-for-tests";
 const WRITER: &str = "rag_writer-key-for-tests";
 const ADMIN: &str = "rag_admin-key-for-tests";
-
-fn with_key<T>(message: T, key: Option<&str>) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Some(key) = key {
-        request.metadata_mut().insert(
-            "authorization",
-            MetadataValue::try_from(format!("Bearer {key}")).unwrap(),
-        );
-    }
-    request
-}
 
 fn search(query: &str) -> pb::SearchRequest {
     pb::SearchRequest {

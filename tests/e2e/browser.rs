@@ -132,6 +132,19 @@ async fn text(client: &Client, css: &str) -> Result<String, String> {
     cmd(el.text().await, css)
 }
 
+/// The text of each source card of the `turn`th turn (from 1).
+async fn card_texts(client: &Client, turn: usize) -> Result<Vec<String>, String> {
+    let cards = script(
+        client,
+        &format!(
+            "return [...document.querySelectorAll('#log > li:nth-child({turn}) .card')] \
+               .map(c => c.textContent)"
+        ),
+    )
+    .await?;
+    serde_json::from_value(cards).map_err(|e| e.to_string())
+}
+
 async fn script(client: &Client, js: &str) -> Result<Value, String> {
     cmd(client.execute(js, vec![]).await, js)
 }
@@ -346,13 +359,7 @@ async fn the_chat_page_works_in_a_real_browser() {
             0,
         )
         .await?;
-        let cards = script(
-            &client,
-            "return [...document.querySelectorAll('#log > li:nth-child(1) .card')] \
-               .map(c => c.textContent)",
-        )
-        .await?;
-        let cards: Vec<String> = serde_json::from_value(cards).map_err(|e| e.to_string())?;
+        let cards = card_texts(&client, 1).await?;
         ensure(
             cards.iter().any(|c| c.contains("leave-policy.md")),
             format!("the leave policy's card: {cards:?}"),
@@ -410,6 +417,95 @@ async fn the_chat_page_works_in_a_real_browser() {
         ensure(send == json!(true), "the send button is on screen")?;
         let width = script(&client, "return window.innerWidth").await?;
         ensure(width == json!(375), format!("a phone's width: {width}"))
+    })
+    .await;
+    let _ = client.close().await;
+}
+
+/// With keys on, the page asks without one and says so; the key entered in its settings is
+/// kept in the browser and sent, and the same question is answered with its sources.
+#[tokio::test]
+async fn the_chat_page_sends_the_api_key_from_its_settings() {
+    const KEY: &str = "browser-reader-key-0123456789";
+    let ws = Workspace::new();
+    ws.with_keys(&[("qa-bot", KEY, "reader")]);
+    ws.index_samples();
+    let server = ws.serve_http().await;
+    let page = server.http.clone().unwrap();
+    let driver = start_driver();
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, profile.path(), "en-US", (1200, 900), false).await;
+    let question = "What is the hotel limit per night in Paris?";
+
+    run(&client, "api-key", async {
+        cmd(client.goto(&page).await, "opening the page")?;
+
+        // No key: the service's refusal is shown as an error naming the key; no sources.
+        ask(&client, question, 0).await?;
+        let error = text(&client, "#log > li:nth-child(1) .answer .error").await?;
+        ensure(
+            error.starts_with("Error: ") && error.contains("API key"),
+            format!("the missing key is said: {error:?}"),
+        )?;
+        let cards = cmd(
+            client
+                .find_all(Locator::Css("#log > li:nth-child(1) .card"))
+                .await,
+            "cards",
+        )?;
+        ensure(cards.is_empty(), "no sources without a key")?;
+
+        // The key, entered in the settings as a user would: open them, type, leave the field.
+        let key = cmd(client.find(Locator::Css("#key")).await, "#key")?;
+        ensure(
+            !cmd(key.is_displayed().await, "#key shown")?,
+            "the key field is folded away in the settings",
+        )?;
+        cmd(
+            client.find(Locator::Css("#settings > summary")).await,
+            "settings",
+        )?
+        .click()
+        .await
+        .map_err(|e| format!("opening the settings: {e:?}"))?;
+        cmd(key.send_keys(KEY).await, "typing the key")?;
+        cmd(key.send_keys("\u{E004}").await, "Tab out of the key")?;
+        let stored = script(&client, "return localStorage.getItem('rag.key')").await?;
+        ensure(
+            stored == json!(KEY),
+            format!("the key kept in the browser: {stored}"),
+        )?;
+
+        // The same question again: answered, with the document's source card.
+        ask(&client, question, 1).await?;
+        let errors = cmd(
+            client
+                .find_all(Locator::Css("#log > li:nth-child(2) .error"))
+                .await,
+            "errors",
+        )?;
+        ensure(errors.is_empty(), "no error with the key")?;
+        let cards = card_texts(&client, 2).await?;
+        ensure(
+            cards.iter().any(|c| c.contains("expense-policy.pdf")),
+            format!("the expense policy's card: {cards:?}"),
+        )?;
+        // The checked answer arrived: its sentences, or the notice of a refusal.
+        let checked = script(
+            &client,
+            "const t = document.querySelector('#log > li:nth-child(2)'); \
+             return !!t.querySelector('.answer .sentence') || !t.querySelector('.notice').hidden",
+        )
+        .await?;
+        ensure(checked == json!(true), "the checked answer is shown")?;
+
+        // A new visit finds the key where it was left.
+        cmd(client.goto(&page).await, "opening the page again")?;
+        let kept = script(&client, "return document.getElementById('key').value").await?;
+        ensure(
+            kept == json!(KEY),
+            format!("the key field on a new visit: {kept}"),
+        )
     })
     .await;
     let _ = client.close().await;

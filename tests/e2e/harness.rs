@@ -216,6 +216,16 @@ max_tokens = 48
         server
     }
 
+    /// `rag serve` with `extra` arguments, logging in the text format (info and the audit
+    /// target, without colours) to `log`, loaded.
+    pub async fn serve_text_logged(&self, log: &Path, extra: &[&str]) -> Server {
+        let file = std::fs::File::create(log).unwrap();
+        let env = [("RUST_LOG", "info"), ("NO_COLOR", "1")];
+        let server = self.spawn_serve(extra, Stdio::from(file), &env);
+        server.wait_serving().await;
+        server
+    }
+
     fn spawn_serve(&self, extra: &[&str], stderr: Stdio, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rag"))
             .arg("--config")
@@ -255,6 +265,18 @@ max_tokens = 48
             http,
         }
     }
+}
+
+/// A gRPC request carrying `authorization: Bearer <key>` when `key` is given.
+pub fn with_key<T>(message: T, key: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(key) = key {
+        request.metadata_mut().insert(
+            "authorization",
+            tonic::metadata::MetadataValue::try_from(format!("Bearer {key}")).unwrap(),
+        );
+    }
+    request
 }
 
 pub struct Server {

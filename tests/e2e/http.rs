@@ -217,7 +217,11 @@ async fn http_api_searches_answers_and_shows_sources_with_the_same_keys() {
     if status == "unsupported" {
         assert_eq!(answer["draft"].as_str().unwrap().trim(), tokens.trim());
     }
-    for c in answer["citations"].as_array().unwrap() {
+    // An answer cites the sources that support it (a supported sentence the model left
+    // uncited gets its source); a refusal cites nothing.
+    let citations = answer["citations"].as_array().unwrap();
+    assert_eq!(citations.is_empty(), status != "answered", "{answer}");
+    for c in citations {
         let n = c["number"].as_u64().unwrap() as usize;
         assert_eq!(c["source_path"], sources[n - 1]["chunk"]["source_path"]);
     }
@@ -328,8 +332,55 @@ async fn http_api_searches_answers_and_shows_sources_with_the_same_keys() {
         assert_eq!(status, 200, "{asset}");
         assert!(body.len() > 1000);
     }
-    let (status, _) = get(&server, "/assets/../Cargo.toml", None).await;
-    assert_eq!(status, 404);
+    // Paths that climb out of the assets, sent as written (an HTTP client would normalise
+    // them): refused, and nothing of the repository's files comes back. (The same way, an
+    // asset is served.)
+    let (status, response) = raw_get(&server, "/assets/app.js");
+    assert_eq!(status, 200, "{response}");
+    assert!(response.contains("'use strict';"), "{response}");
+    for path in [
+        "/assets/../Cargo.toml",
+        "/assets/%2e%2e/Cargo.toml",
+        "/assets/..%2FCargo.toml",
+    ] {
+        let (status, response) = raw_get(&server, path);
+        assert!((400..500).contains(&status), "{path}: {response}");
+        assert!(
+            !response.contains("[package]") && !response.contains("[workspace]"),
+            "{path}: {response}"
+        );
+    }
+}
+
+/// GETs `path` exactly as written, over a plain TCP connection: the status and the whole
+/// response, headers included.
+fn raw_get(server: &Server, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let host = server
+        .http
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status_line = response.lines().next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{path}: no status line in {response:?}"));
+    (status, response)
 }
 
 #[tokio::test]

@@ -235,6 +235,12 @@ async fn korean_questions_over_korean_and_english_documents() {
         "it/security-guidelines.md",
         "{sources:?}"
     );
+    // An answer cites the sources that support it; a refusal cites none.
+    assert_eq!(
+        answer.citations.is_empty(),
+        answer.status != pb::AnswerStatus::Answered as i32,
+        "{answer:?}"
+    );
     for c in &answer.citations {
         assert!(
             c.number >= 1 && c.number as usize <= sources.len(),

@@ -369,13 +369,46 @@ async fn a_three_peer_cluster_loses_a_peer_without_losing_answers_or_points() {
             "{q} with a peer down"
         );
     }
-    let answer = client
+    // And Ask answers to the end, from the hotel question's document.
+    let mut stream = client
         .ask(pb::AskRequest {
             question: questions[0].into(),
             ..Default::default()
         })
-        .await;
-    assert!(answer.is_ok(), "{answer:?}");
+        .await
+        .unwrap()
+        .into_inner();
+    let mut sources = Vec::new();
+    let mut answer = None;
+    while let Some(message) = stream.message().await.unwrap() {
+        match message.event.unwrap() {
+            pb::ask_response::Event::Sources(s) => sources = s.sources,
+            pb::ask_response::Event::Answer(a) => answer = Some(a),
+            pb::ask_response::Event::Token(_) | pb::ask_response::Event::Rewrite(_) => {}
+        }
+    }
+    let answer = answer.expect("the Ask stream ends with its answer");
+    let paths: Vec<&str> = sources
+        .iter()
+        .map(|s| s.chunk.as_ref().unwrap().source_path.as_str())
+        .collect();
+    assert!(
+        paths.contains(&"finance/expense-policy.pdf"),
+        "with a peer down: {paths:?}"
+    );
+    // An answer cites the sources that support it; a refusal cites none.
+    assert_eq!(
+        answer.citations.is_empty(),
+        answer.status != pb::AnswerStatus::Answered as i32,
+        "with a peer down: {answer:?}"
+    );
+    for c in &answer.citations {
+        assert!(
+            c.number >= 1 && c.number as usize <= sources.len(),
+            "{answer:?}"
+        );
+        assert_eq!(c.source_path, paths[c.number as usize - 1], "{answer:?}");
+    }
 
     // Ingest goes on (or fails cleanly and the next run completes it).
     let note = "# Lift\n\nThe lift in building B is serviced on Fridays.\n";

@@ -151,6 +151,8 @@ async fn index_a_folder_then_search_ask_ingest_and_delete_over_grpc() {
             "{answer:?}"
         );
         assert!(answer.sentences.iter().any(|s| s.supported), "{answer:?}");
+        // A supported sentence cites the source that supports it.
+        assert!(!answer.citations.is_empty(), "{answer:?}");
         if answer.invalid_citations.is_empty() {
             assert_eq!(answer.text, streamed.trim());
         }
@@ -168,6 +170,8 @@ async fn index_a_folder_then_search_ask_ingest_and_delete_over_grpc() {
         asked.sources
     );
     assert_eq!(asked.sources[0].number, 1);
+    // Each citation (there is one at least unless the answer was withheld: checked above)
+    // names the source it was given as.
     for c in &asked.answer.citations {
         let given = &asked.sources[c.number as usize - 1];
         assert_eq!(c.source_path, given.chunk.as_ref().unwrap().source_path);

@@ -488,12 +488,31 @@ async fn no_search_ask_or_delete_crosses_a_tenant_or_a_group_for_random_document
             }),
             ..Default::default()
         };
-        let (sources, answer) = ask(&mut client, request(question, &key.secret, None)).await;
+        let (sources, answer) =
+            ask(&mut client, request(question.clone(), &key.secret, None)).await;
         let visible: BTreeSet<String> = docs
             .iter()
             .filter(|d| key.sees(d))
             .map(|d| d.marker.clone())
             .collect();
+        // With no threshold, a key that sees documents gets sources; one that sees none gets
+        // none, while the same question by the document's own tenant does get it (so that
+        // nothing coming back is the filter at work, not retrieval finding nothing).
+        assert_eq!(
+            sources.is_empty(),
+            visible.is_empty(),
+            "seed {seed}: {key:?} sees {visible:?}, got {sources:?}"
+        );
+        if visible.is_empty() {
+            let owner = all_of(doc.tenant);
+            let (theirs, _) = ask(&mut client, request(question, &owner.secret, None)).await;
+            assert!(
+                theirs
+                    .iter()
+                    .any(|c| marker_of(&c.text).as_deref() == Some(doc.marker.as_str())),
+                "seed {seed}: {owner:?} asking about {doc:?} got {theirs:?}"
+            );
+        }
         for chunk in &sources {
             let marker = marker_of(&chunk.text).unwrap();
             assert!(
@@ -506,6 +525,12 @@ async fn no_search_ask_or_delete_crosses_a_tenant_or_a_group_for_random_document
             .filter(|d| key.sees(d))
             .map(|d| d.file_name.as_str())
             .collect();
+        // An answer cites what supports it (a refusal nothing), so these are checked too.
+        assert_eq!(
+            answer.citations.is_empty(),
+            answer.status != pb::AnswerStatus::Answered as i32,
+            "seed {seed}: {key:?} got {answer:?}"
+        );
         for citation in &answer.citations {
             assert!(
                 visible_names.contains(citation.source_path.as_str()),

@@ -140,3 +140,126 @@ async fn the_service_speaks_tls_and_requires_client_certificates_when_told() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("finance/expense-policy.pdf"));
     server.stop();
 }
+
+/// One HTTP/1.1 exchange over TLS to 127.0.0.1:`port` (server name localhost), with the test
+/// CA and, when `client_cert`, the client's certificate: the raw response, or why none came.
+async fn https(port: &str, dir: &Path, client_cert: bool, request: &str) -> Result<String, String> {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(dir.join("ca.pem")).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = if client_cert {
+        let certs = CertificateDer::pem_file_iter(dir.join("client.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(dir.join("client.key")).unwrap();
+        builder.with_client_auth_cert(certs, key).unwrap()
+    } else {
+        builder.with_no_client_auth()
+    };
+    let tcp = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tls.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match tls.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => response.extend_from_slice(&buf[..n]),
+            // A server that closes without close_notify: what came is the response.
+            Err(_) if !response.is_empty() => break,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_http_door_speaks_https_with_the_same_certificates_and_client_check() {
+    let ws = Workspace::new();
+    ws.index_samples();
+    let certs = ws.dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    make_certificates(&certs);
+    ws.append_config(&format!(
+        "[tls]\ncert_file = \"{c}/server.pem\"\nkey_file = \"{c}/server.key\"\nclient_ca_file = \"{c}/ca.pem\"",
+        c = certs.display()
+    ));
+    let server = ws.start_serving(&["--http-listen", "127.0.0.1:0"]);
+    let port = server
+        .http
+        .as_deref()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let body = r#"{"query":"hotel limit per night"}"#;
+    let search = format!(
+        "POST /v1/search HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+
+    // With the CA and a client certificate: answers, once the service has loaded.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let response = loop {
+        match https(&port, &certs, true, &search).await {
+            Ok(r) if r.starts_with("HTTP/1.1 200") => break r,
+            other if Instant::now() < deadline => {
+                if let Err(e) = &other {
+                    assert!(!e.contains("InvalidCertificate"), "{e}");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => panic!("no answer over HTTPS: {other:?}"),
+        }
+    };
+    assert!(
+        response.contains("finance/expense-policy.pdf"),
+        "{response}"
+    );
+
+    // Plain HTTP to the same port: no HTTP answer, only the end of a TLS conversation.
+    let plain = {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        conn.write_all(search.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = conn.read_to_end(&mut out);
+        out
+    };
+    assert!(
+        !plain.starts_with(b"HTTP/"),
+        "answered in clear: {}",
+        String::from_utf8_lossy(&plain)
+    );
+
+    // TLS without a client certificate: refused in the handshake or at the first read.
+    let refused = https(&port, &certs, false, &search).await;
+    assert!(
+        refused.as_ref().map_or(true, |r| !r.starts_with("HTTP/")),
+        "answered a client without a certificate: {refused:?}"
+    );
+    server.stop();
+}

@@ -450,9 +450,15 @@ impl Gate {
         self.keys.is_none()
     }
 
-    /// The caller presenting `key` (`None`: no key sent), if it may perform `action` and is
-    /// within its limits. With the gate open there is no caller to name or limit.
-    pub fn admit(&self, key: Option<&str>, action: Action) -> Result<Option<Admitted>, AuthError> {
+    /// Whether `key` may perform `action`, without counting the call against the key's limits:
+    /// what a door checks before it reads a request's body, so that a caller without a key
+    /// cannot make the service read a large one. [`Gate::admit`] checks again, and counts.
+    pub fn screen(&self, key: Option<&str>, action: Action) -> Result<(), AuthError> {
+        self.allowed(key, action).map(|_| ())
+    }
+
+    /// The stored key `key` is, if it may perform `action`; `None` with the gate open.
+    fn allowed(&self, key: Option<&str>, action: Action) -> Result<Option<&Stored>, AuthError> {
         let Some(keys) = &self.keys else {
             return Ok(None);
         };
@@ -466,6 +472,16 @@ impl Gate {
                 action,
             });
         }
+        Ok(Some(stored))
+    }
+
+    /// The caller presenting `key` (`None`: no key sent), if it may perform `action` and is
+    /// within its limits. With the gate open there is no caller to name or limit.
+    pub fn admit(&self, key: Option<&str>, action: Action) -> Result<Option<Admitted>, AuthError> {
+        let Some(stored) = self.allowed(key, action)? else {
+            return Ok(None);
+        };
+        let principal = &stored.principal;
         let permit = stored
             .limits
             .enter()

@@ -267,6 +267,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(rag_grpc::server::run(
         listener,
+        rag_listen::Limits::default(),
         // Loopback, in-process: no keys to check (a key check is one SHA-256 of a short string).
         std::sync::Arc::new(rag_auth::Gate::open()),
         None,

@@ -34,6 +34,9 @@ pub struct Config {
     pub auth: AuthConfig,
     /// TLS for the gRPC listener (off unless a certificate is given).
     pub tls: TlsSection,
+    /// Limits on the connections of both doors: how many, and how long they may sit idle or
+    /// stalled.
+    pub connections: rag_listen::Limits,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
             client: ClientSection::default(),
             auth: AuthConfig::default(),
             tls: TlsSection::default(),
+            connections: rag_listen::Limits::default(),
         }
     }
 }
@@ -166,6 +170,7 @@ impl Config {
             "client",
             "auth",
             "tls",
+            "connections",
         ];
         figment = figment.merge(Env::prefixed("RAG_").split("__").filter(|key| {
             let key = key.as_str().to_ascii_lowercase();
@@ -175,6 +180,19 @@ impl Config {
             figment = figment.merge(Serialized::default(key, value));
         }
         figment.extract().context("invalid configuration")
+    }
+
+    /// The configuration as `rag config` prints it: TOML, with every secret that is set
+    /// replaced by [`REDACTED`] (see [`is_secret`]) and the password of any URL hidden.
+    /// `client.api_key` is never written at all.
+    pub fn to_redacted_toml(&self) -> anyhow::Result<String> {
+        let mut value = toml::Value::try_from(self).context("serialising the configuration")?;
+        redact(&mut value, false);
+        // Back through the typed configuration, so that the output keeps its order.
+        let redacted: Config = value
+            .try_into()
+            .context("reading back the redacted configuration")?;
+        Ok(toml::to_string_pretty(&redacted)?)
     }
 
     pub fn store(&self) -> StoreConfig {
@@ -196,6 +214,60 @@ impl Config {
             },
         }
     }
+}
+
+/// What `rag config` prints in place of a secret that is set (an empty one stays empty).
+pub const REDACTED: &str = "***redacted***";
+
+/// Whether a configuration key holds a secret, by its name: API keys (`store.api_key`),
+/// tokens, passwords, secrets, and the digests of the service's own keys (`auth.keys.sha256`,
+/// kept out of sight like the keys). By name, so that a secret added to any section later is
+/// redacted too.
+fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    matches!(
+        key.as_str(),
+        "key" | "api_key" | "apikey" | "token" | "secret" | "password" | "passwd" | "sha256"
+    ) || [
+        "_key",
+        "_token",
+        "_secret",
+        "_password",
+        "_passwd",
+        "_credentials",
+    ]
+    .iter()
+    .any(|suffix| key.ends_with(suffix))
+}
+
+/// Redacts `value` in place: every non-empty string under a secret key (`secret`), and the
+/// user information of URLs everywhere.
+fn redact(value: &mut toml::Value, secret: bool) {
+    match value {
+        toml::Value::String(s) if secret && !s.is_empty() => *s = REDACTED.to_owned(),
+        toml::Value::String(_) if secret => {}
+        toml::Value::String(s) => {
+            if let Some(hidden) = without_url_credentials(s) {
+                *s = hidden;
+            }
+        }
+        toml::Value::Array(items) => items.iter_mut().for_each(|v| redact(v, secret)),
+        toml::Value::Table(table) => {
+            for (key, v) in table.iter_mut() {
+                redact(v, secret || is_secret(key));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `scheme://user:password@host/...` with its user information redacted; `None` for text
+/// without any.
+fn without_url_credentials(text: &str) -> Option<String> {
+    let (scheme, rest) = text.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..authority_end].rfind('@')?;
+    Some(format!("{scheme}://{REDACTED}{}", &rest[at..]))
 }
 
 #[cfg(test)]
@@ -284,6 +356,77 @@ mod tests {
             }
             Ok(())
         });
+    }
+
+    /// `rag config` shows that a secret is set, never what it is.
+    #[test]
+    fn printed_configuration_redacts_every_secret() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("RAG_STORE__API_KEY", "qdrant-secret-1");
+            jail.set_env("RAG_CLIENT__API_KEY", "rag_client-secret-2");
+            jail.set_env(
+                "RAG_AUTH__KEYS",
+                "[{id = \"ops\", sha256 = \"digest-secret-3\", role = \"admin\"}]",
+            );
+            jail.set_env("RAG_STORE__URL", "https://user:url-secret-4@qdrant:6334/x");
+            let config = Config::load(None, &[]).unwrap();
+            assert_eq!(config.store.api_key.as_deref(), Some("qdrant-secret-1"));
+            assert_eq!(config.auth.keys[0].sha256, "digest-secret-3");
+            let printed = config.to_redacted_toml().unwrap();
+            for secret in ["secret-1", "secret-2", "secret-3", "secret-4", "user:"] {
+                assert!(!printed.contains(secret), "{secret} in:\n{printed}");
+            }
+            assert!(
+                printed.contains(&format!("api_key = \"{REDACTED}\"")),
+                "{printed}"
+            );
+            assert!(
+                printed.contains(&format!("sha256 = \"{REDACTED}\"")),
+                "{printed}"
+            );
+            assert!(printed.contains(&format!("url = \"https://{REDACTED}@qdrant:6334/x\"")));
+            // Everything else as it was, in its order.
+            let back: Config = toml::from_str(&printed).unwrap();
+            assert_eq!(back.auth.keys[0].id, "ops");
+            assert_eq!(back.data_dir, config.data_dir);
+            Ok(())
+        });
+        // Nothing is redacted that is not set; no setting of the defaults looks secret.
+        let defaults = Config::default();
+        assert_eq!(
+            defaults.to_redacted_toml().unwrap(),
+            toml::to_string_pretty(&defaults).unwrap()
+        );
+    }
+
+    #[test]
+    fn secret_names() {
+        for name in [
+            "api_key",
+            "key",
+            "hf_token",
+            "client_secret",
+            "password",
+            "sha256",
+        ] {
+            assert!(is_secret(name), "{name}");
+        }
+        for name in [
+            "keys",
+            "keys_file",
+            "key_file",
+            "max_tokens",
+            "cache_type_k",
+            "url",
+        ] {
+            assert!(!is_secret(name), "{name}");
+        }
+        assert_eq!(without_url_credentials("http://127.0.0.1:6334"), None);
+        assert_eq!(without_url_credentials("http://h/a@b"), None);
+        assert_eq!(
+            without_url_credentials("http://u:p@h:1/a@b").as_deref(),
+            Some("http://***redacted***@h:1/a@b")
+        );
     }
 
     #[test]

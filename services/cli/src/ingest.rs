@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rag_ingest::{Chunker, Event, Indexer, Outcome, PdfExtractor, Plan, Selection, Summary};
+use rag_ingest::{
+    Chunker, Event, Indexer, Outcome, PdfExtractor, Plan, Selection, SkipKind, Skipped, Summary,
+};
 
 use crate::config::Config;
 
@@ -180,18 +182,7 @@ impl Progress {
 }
 
 pub(crate) fn print_summary(s: &Summary) {
-    println!(
-        "{} files: {} indexed, {} unchanged, {} failed, {} deleted; {} chunks written, {} removed; {} skipped (unsupported type); {:.1} s",
-        s.files,
-        s.indexed,
-        s.unchanged,
-        s.failed.len(),
-        s.deleted,
-        s.chunks_written,
-        s.points_deleted,
-        s.skipped.len(),
-        s.seconds
-    );
+    println!("{}", summary_line(s));
     let e = &s.embedding;
     if e.chunks_embedded + e.chunks_reused > 0 {
         println!(
@@ -209,6 +200,82 @@ pub(crate) fn print_summary(s: &Summary) {
     for f in &s.failed {
         println!("  failed: {}: {}", f.path, f.reason);
     }
+    for line in skipped_lines(&s.skipped) {
+        println!("{line}");
+    }
+}
+
+/// The summary's first line: counts of what the run did.
+fn summary_line(s: &Summary) -> String {
+    format!(
+        "{} files: {} indexed, {} unchanged, {} failed, {} deleted; {} chunks written, {} removed; {}; {:.1} s",
+        s.files,
+        s.indexed,
+        s.unchanged,
+        s.failed.len(),
+        s.deleted,
+        s.chunks_written,
+        s.points_deleted,
+        skipped_counts(&s.skipped),
+        s.seconds
+    )
+}
+
+/// "N skipped (a unsupported type, b symbolic links, not followed, ...)".
+fn skipped_counts(skipped: &[Skipped]) -> String {
+    let parts: Vec<String> = SkipKind::ALL
+        .into_iter()
+        .filter_map(|kind| {
+            let n = skipped.iter().filter(|s| s.kind == kind).count();
+            (n > 0).then(|| format!("{n} {}", skip_label(kind, n)))
+        })
+        .collect();
+    if parts.is_empty() {
+        return "0 skipped".into();
+    }
+    format!("{} skipped ({})", skipped.len(), parts.join(", "))
+}
+
+fn skip_label(kind: SkipKind, n: usize) -> &'static str {
+    match (kind, n) {
+        (SkipKind::Unsupported, _) => "unsupported type",
+        (SkipKind::SymbolicLink, 1) => "symbolic link, not followed",
+        (SkipKind::SymbolicLink, _) => "symbolic links, not followed",
+        (SkipKind::SameName, _) => "same name as another file once Unicode-normalised",
+        (SkipKind::Unreadable, _) => "unreadable",
+    }
+}
+
+/// What was skipped for a reason the user may not expect (all but unsupported types), one
+/// line each: a link the user meant to be indexed must not vanish without a word.
+fn skipped_lines(skipped: &[Skipped]) -> Vec<String> {
+    let mut lines: Vec<String> = skipped
+        .iter()
+        .filter(|s| s.kind == SkipKind::SymbolicLink)
+        .map(|s| {
+            format!(
+                "  skipped symbolic link (not followed): {}",
+                s.path.display()
+            )
+        })
+        .collect();
+    if !lines.is_empty() {
+        let n = lines.len();
+        lines.insert(
+            0,
+            format!(
+                "  skipped {n} symbolic link{}: links are not followed; index the target folder itself to include it",
+                if n == 1 { "" } else { "s" }
+            ),
+        );
+    }
+    lines.extend(
+        skipped
+            .iter()
+            .filter(|s| matches!(s.kind, SkipKind::SameName | SkipKind::Unreadable))
+            .map(|s| format!("  skipped: {}: {}", s.path.display(), s.reason)),
+    );
+    lines
 }
 
 fn print_plan(plan: &Plan, json: bool) -> anyhow::Result<()> {
@@ -219,6 +286,8 @@ fn print_plan(plan: &Plan, json: bool) -> anyhow::Result<()> {
             "unchanged": plan.unchanged.len(),
             "delete": plan.delete,
             "failed": plan.failed.iter().map(|f| serde_json::json!({"path": f.path, "reason": f.reason})).collect::<Vec<_>>(),
+            "skipped_symbolic_links": plan.skipped_of(SkipKind::SymbolicLink),
+            "skipped": skipped_json(&plan.skipped),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -234,6 +303,9 @@ fn print_plan(plan: &Plan, json: bool) -> anyhow::Result<()> {
     }
     for f in &plan.failed {
         println!("fail    {}: {}", f.path, f.reason);
+    }
+    for line in skipped_lines(&plan.skipped) {
+        println!("{line}");
     }
     println!(
         "dry run: {} to add, {} to change, {} to delete, {} unchanged, {} unreadable; nothing written",
@@ -265,8 +337,22 @@ fn summary_json(s: &Summary) -> serde_json::Value {
         "tokens_computed": s.embedding.padding.computed,
         "embed_seconds": s.embedding.embed_seconds,
         "failed": s.failed.iter().map(|f| serde_json::json!({"path": f.path, "reason": f.reason})).collect::<Vec<_>>(),
-        "skipped": s.skipped.iter().map(|f| serde_json::json!({"path": f.path.display().to_string(), "reason": f.reason})).collect::<Vec<_>>(),
+        "skipped_symbolic_links": s.skipped_of(SkipKind::SymbolicLink),
+        "skipped": skipped_json(&s.skipped),
     })
+}
+
+fn skipped_json(skipped: &[Skipped]) -> Vec<serde_json::Value> {
+    skipped
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "path": f.path.display().to_string(),
+                "kind": f.kind.name(),
+                "reason": f.reason,
+            })
+        })
+        .collect()
 }
 
 /// The embedding model, the store and the indexer over them, as configured.
@@ -318,5 +404,50 @@ pub fn explain_store_error(e: rag_store::StoreError) -> anyhow::Error {
              stop it, or send documents to it with IngestDocument"
         ),
         e => anyhow::Error::new(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn skipped(path: &str, kind: SkipKind) -> Skipped {
+        Skipped {
+            path: PathBuf::from(path),
+            kind,
+            reason: "why".into(),
+        }
+    }
+
+    #[test]
+    fn skipped_symbolic_links_are_counted_and_named_in_the_summary() {
+        let summary = Summary {
+            skipped: vec![
+                skipped("/docs/image.png", SkipKind::Unsupported),
+                skipped("/docs/vault.md", SkipKind::SymbolicLink),
+                skipped("/docs/shared", SkipKind::SymbolicLink),
+            ],
+            ..Summary::default()
+        };
+        let line = summary_line(&summary);
+        assert!(
+            line.contains("; 3 skipped (1 unsupported type, 2 symbolic links, not followed);"),
+            "{line}"
+        );
+        let lines = skipped_lines(&summary.skipped);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(
+            lines[0].starts_with("  skipped 2 symbolic links:"),
+            "{lines:?}"
+        );
+        assert!(lines[1].ends_with("/docs/vault.md"), "{lines:?}");
+        let json = summary_json(&summary);
+        assert_eq!(json["skipped_symbolic_links"], 2);
+        assert_eq!(json["skipped"][1]["kind"], "symbolic_link");
+
+        let none = summary_line(&Summary::default());
+        assert!(none.contains("; 0 skipped;"), "{none}");
     }
 }

@@ -10,6 +10,7 @@ mod feedback;
 mod ingest;
 mod keys;
 mod load;
+mod logfmt;
 mod reindex;
 mod serve;
 mod snapshot;
@@ -186,7 +187,7 @@ fn main() -> ExitCode {
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::Config => {
-                print!("{}", toml::to_string_pretty(&config)?);
+                print!("{}", config.to_redacted_toml()?);
                 Ok(ExitCode::SUCCESS)
             }
             Command::ExtractPdf { .. } => unreachable!("handled before start-up"),
@@ -235,7 +236,8 @@ fn init_logging(cli: &Cli) -> Telemetry {
     let fmt = if cli.log_json {
         fmt.json().boxed()
     } else {
-        fmt.boxed()
+        // Values escaped: a newline sent in a request cannot split a line or forge another.
+        fmt.fmt_fields(logfmt::EscapedFields).boxed()
     };
     let subscriber = tracing_subscriber::registry().with(filter).with(fmt);
     #[cfg(feature = "otlp")]

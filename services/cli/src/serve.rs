@@ -55,6 +55,7 @@ pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Res
             let metrics = rag_admin::install_recorder()?;
             rag_grpc::describe_metrics();
             rag_http::describe_metrics();
+            rag_listen::describe();
             rag_engine::metrics::describe();
             rag_ingest::counters::describe();
             let admin_listener = tokio::net::TcpListener::bind(addr)
@@ -83,12 +84,24 @@ pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Res
             let http_local = http_listener.local_addr()?;
             // The same rule as the gRPC port: no keys, no listening beyond loopback.
             rag_auth::Gate::from_config(&config.auth, http_local)?;
-            if !gate.is_open() && !http_local.ip().is_loopback() {
-                tracing::warn!(%http_local, "the HTTP API has no TLS: put a TLS proxy in front of it");
+            if tls.is_none() && !gate.is_open() && !http_local.ip().is_loopback() {
+                tracing::warn!(%http_local, "API keys travel in clear text: configure [tls] cert_file and key_file");
             }
             println!("rag: http listening on {http_local}");
-            let state = rag_http::Http::new(current.clone(), gate.clone(), config.data_dir.clone());
-            let served = rag_http::serve(http_listener, state, shutdown());
+            let mut state =
+                rag_http::Http::new(current.clone(), gate.clone(), config.data_dir.clone());
+            // Feedback lines stop where the store's writes stop: at its disk reserve.
+            state.feedback = std::sync::Arc::new(
+                rag_http::feedback::Log::new(config.data_dir.clone())
+                    .with_reserve(config.store.min_free_mb.saturating_mul(1_000_000)),
+            );
+            let served = rag_http::serve(
+                http_listener,
+                state,
+                config.connections.clone(),
+                crate::tls::http_server(&config.tls)?,
+                shutdown(),
+            );
             Some(tokio::spawn(async move {
                 if let Err(e) = served.await {
                     tracing::error!(error = %e, "HTTP listener stopped");
@@ -106,6 +119,7 @@ pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Res
     let rebuild = matches!(config.store(), rag_store::StoreConfig::Embedded { .. })
         .then(|| rebuild(reload, config.store(), current.clone()));
     tokio::spawn(build_indexes(current.clone()));
+    let limits = config.connections.clone();
     let load = async move { load(config).await.map_err(|e| format!("{e:#}")) };
     let signal_stop = stop.clone();
     tokio::spawn(async move {
@@ -114,6 +128,7 @@ pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Res
     });
     let served = rag_grpc::server::run(
         listener,
+        limits,
         gate,
         tls,
         load,

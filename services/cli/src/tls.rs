@@ -62,6 +62,51 @@ pub fn server(tls: &TlsSection) -> anyhow::Result<Option<ServerTlsConfig>> {
     Ok(Some(config))
 }
 
+/// The HTTP door's TLS: the gRPC listener's certificate and key, and its client CA (client
+/// certificates required) when one is set; `None` when no certificate is configured. The two
+/// doors are one service: neither is served in clear while the other is not.
+pub fn http_server(
+    tls: &TlsSection,
+) -> anyhow::Result<Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    if !is_set(&tls.cert_file) || !is_set(&tls.key_file) {
+        return Ok(None);
+    }
+    let certs = CertificateDer::pem_file_iter(&tls.cert_file)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("tls.cert_file {}", tls.cert_file.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file)
+        .with_context(|| format!("tls.key_file {}", tls.key_file.display()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = if is_set(&tls.client_ca_file) {
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_file_iter(&tls.client_ca_file)
+            .with_context(|| format!("tls.client_ca_file {}", tls.client_ca_file.display()))?
+        {
+            roots.add(ca.with_context(|| {
+                format!("tls.client_ca_file {}", tls.client_ca_file.display())
+            })?)?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            provider,
+        )
+        .build()?;
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .context("tls.cert_file and tls.key_file")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(std::sync::Arc::new(config)))
+}
+
 /// TLS for a client of `addr`: `None` for `http://`; for `https://`, the configured CA (else the
 /// system's trust store) and, when configured, the client's own certificate.
 pub fn client(client: &ClientSection, addr: &str) -> anyhow::Result<Option<ClientTlsConfig>> {

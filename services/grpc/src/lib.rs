@@ -4,6 +4,7 @@
 
 mod observe;
 pub mod request;
+mod screen;
 pub mod server;
 mod service;
 pub mod status;

@@ -56,6 +56,10 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "gRPC call duration (Ask: until the stream ends) by rpc and status code"
     );
+    metrics::describe_counter!(
+        crate::service::STALLED_STREAMS,
+        "answer streams ended because their client stopped reading, by door"
+    );
 }
 
 pub struct Call {

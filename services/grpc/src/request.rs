@@ -6,7 +6,7 @@
 use rag_auth::{Action, Gate, Permit};
 use rag_engine::{AskOptions, Engine, Retrieval, Turn};
 use rag_proto::v1 as pb;
-use rag_store::{DEFAULT_TENANT, SearchFilter, Visibility};
+use rag_store::{DEFAULT_TENANT, DOCUMENT_ID_RULE, SearchFilter, Visibility};
 
 use crate::status::ApiError;
 
@@ -16,6 +16,8 @@ const MAX_ANSWER_TOKENS: u32 = 4096;
 pub const MAX_HISTORY_TURNS: usize = 20;
 /// An earlier answer longer than this is cut (history is context, not content).
 const MAX_HISTORY_ANSWER_CHARS: usize = 8000;
+/// The longest source path (or path prefix) a request may name, in bytes.
+pub const MAX_SOURCE_PATH_BYTES: usize = 4096;
 
 /// Whose documents a call reaches: its key's tenant, and what of it the key (or the user a
 /// trusted key speaks for) may read.
@@ -100,6 +102,44 @@ pub fn question(engine: &Engine, field: &'static str, text: &str) -> Result<Stri
     Ok(text.to_owned())
 }
 
+/// A document id a request names (to delete, filter on, write under or show), trimmed: every
+/// door checks ids here, so none reaches the store or a log line unchecked
+/// ([`rag_store::valid_document_id`]).
+pub fn document_id(field: &'static str, id: &str) -> Result<String, ApiError> {
+    let id = id.trim();
+    if id.is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    if !rag_store::valid_document_id(id) {
+        return Err(ApiError::invalid(
+            field,
+            format!("not a document id ({DOCUMENT_ID_RULE})"),
+        ));
+    }
+    Ok(id.to_owned())
+}
+
+/// A source path (or path prefix) a request names, as given (empty stays empty): at most
+/// [`MAX_SOURCE_PATH_BYTES`] and on one line, as ingest stores paths.
+pub fn source_path(field: &'static str, path: &str) -> Result<String, ApiError> {
+    if path.len() > MAX_SOURCE_PATH_BYTES {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "{} bytes is over the limit of {MAX_SOURCE_PATH_BYTES}",
+                path.len()
+            ),
+        ));
+    }
+    if path.chars().any(rag_store::breaks_lines) {
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters or line separators",
+        ));
+    }
+    Ok(path.to_owned())
+}
+
 /// The request's retrieval options, validated, with the server defaults filled in, over the
 /// caller's documents only.
 pub fn retrieval(
@@ -130,14 +170,20 @@ pub fn retrieval(
         }
     };
     let filter = options.filter.unwrap_or_default();
+    let path_prefix = source_path("retrieval.filter.path_prefix", &filter.path_prefix)?;
+    let doc_ids = filter
+        .document_ids
+        .iter()
+        .map(|id| document_id("retrieval.filter.document_ids", id))
+        .collect::<Result<_, _>>()?;
     Ok(Retrieval {
         top_k,
         score_threshold,
         hybrid: defaults.hybrid,
         tenant: caller.tenant.clone(),
         filter: SearchFilter {
-            path_prefix: Some(filter.path_prefix).filter(|p| !p.is_empty()),
-            doc_ids: filter.document_ids,
+            path_prefix: Some(path_prefix).filter(|p| !p.is_empty()),
+            doc_ids,
             visibility: caller.visibility.clone(),
         },
     })
@@ -199,4 +245,29 @@ fn history(engine: &Engine, turns: &[pb::Turn]) -> Result<Vec<Turn>, ApiError> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORGED: &str = "x\n2026-12-06T00:00:00Z  INFO audit: forged";
+
+    #[test]
+    fn document_ids_and_paths_are_refused_naming_their_field() {
+        assert_eq!(document_id("document_id", "  a1b2 ").unwrap(), "a1b2");
+        for bad in ["", "   ", FORGED, &"x".repeat(257)] {
+            let e = document_id("document_id", bad).unwrap_err();
+            assert_eq!(e.field().map(|(f, _)| f), Some("document_id"), "{bad:?}");
+        }
+        assert_eq!(
+            source_path("source_path", "hr/a b.md").unwrap(),
+            "hr/a b.md"
+        );
+        assert_eq!(source_path("source_path", "").unwrap(), "");
+        for bad in [FORGED, "a\rb", "a\u{2028}b", &"p/".repeat(2049)] {
+            let e = source_path("source_path", bad).unwrap_err();
+            assert_eq!(e.field().map(|(f, _)| f), Some("source_path"), "{bad:?}");
+        }
+    }
 }

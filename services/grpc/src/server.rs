@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rag_proto::v1::rag_service_server::RagServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::ServerTlsConfig;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use rag_auth::Gate;
 
@@ -33,8 +33,10 @@ pub const MAX_REQUEST_BYTES: usize = crate::service::INGEST_REQUEST_BYTES;
 /// engine goes into `serving.current`, where a Reindex call (`serving.rebuild`) may replace
 /// it. A failed load ends the server with the error, so a broken deployment fails loudly
 /// instead of idling.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     listener: TcpListener,
+    limits: rag_listen::Limits,
     gate: Arc<Gate>,
     tls: Option<ServerTlsConfig>,
     load: impl Future<Output = Result<Loaded, String>> + Send + 'static,
@@ -51,8 +53,10 @@ pub async fn run(
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
     let current = serving.current.clone();
-    let service = RagServiceServer::new(Service::new(serving, gate))
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let service =
+        RagServiceServer::new(Service::new(serving, gate.clone(), limits.write_timeout()))
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let service = crate::screen::Screened::new(service, gate);
 
     let (load_failed_tx, load_failed) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -69,21 +73,84 @@ pub async fn run(
         }
     });
 
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = tonic::transport::Server::builder()
+        // A client that stops answering pings is gone: its connection is closed.
+        .http2_keepalive_interval(Some(limits.keepalive()))
+        .http2_keepalive_timeout(Some(limits.keepalive()))
+        .max_concurrent_streams(limits.max_concurrent_streams);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
+    let incoming = rag_listen::Listener::new(listener, &limits, "grpc").into_stream();
+    let incoming = futures_util::StreamExt::map(incoming, |conn| conn.map(Conn));
     let server = builder
         .add_service(health_service)
         .add_service(reflection)
         .add_service(service)
-        .serve_with_incoming_shutdown(
-            // Without TCP_NODELAY small responses wait on delayed ACKs (~40 ms a call).
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        );
+        .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::select! {
         result = server => Ok(result?),
         Ok(e) = load_failed => Err(ServeError::Load(e)),
+    }
+}
+
+/// A connection of the gRPC door: capped and timed out by `rag_listen`, with the peer's address
+/// for tonic as a plain TCP connection has it.
+struct Conn(rag_listen::Guarded);
+
+impl Connected for Conn {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        TcpConnectInfo {
+            local_addr: self.0.local_addr().ok(),
+            remote_addr: self.0.peer_addr().ok(),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Conn {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Conn {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }

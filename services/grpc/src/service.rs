@@ -16,7 +16,9 @@ use tonic::{Code, Request, Response, Status};
 use tracing::Instrument;
 
 use crate::observe::Call;
-use crate::request::{Caller, GROUPS_HEADER, ask_options, question, retrieval};
+use crate::request::{
+    Caller, GROUPS_HEADER, ask_options, document_id, question, retrieval, source_path,
+};
 use crate::status::ApiError;
 
 /// IngestDocument carries whole files (the ingest size limit applies to the file itself).
@@ -103,17 +105,23 @@ pub struct Service {
     current: Arc<Current>,
     gate: Arc<Gate>,
     rebuild: Option<Rebuild>,
+    /// How long an Ask stream may wait on a client that stopped reading before it is ended.
+    write_timeout: std::time::Duration,
 }
+
+/// Counter: answer streams ended because their client stopped reading, by `door`.
+pub const STALLED_STREAMS: &str = "rag_stalled_streams_total";
 
 /// Request metadata carrying the caller's API key: `authorization: Bearer <key>`.
 pub const AUTHORIZATION_HEADER: &str = "authorization";
 
 impl Service {
-    pub fn new(serving: Serving, gate: Arc<Gate>) -> Self {
+    pub fn new(serving: Serving, gate: Arc<Gate>, write_timeout: std::time::Duration) -> Self {
         Self {
             current: serving.current,
             gate,
             rebuild: serving.rebuild,
+            write_timeout,
         }
     }
 
@@ -171,7 +179,7 @@ fn metadata_text<'a, T>(request: &'a Request<T>, name: &str) -> Option<Result<&'
 }
 
 /// The key in `authorization: Bearer <key>`, if the request carries one.
-fn bearer<T>(request: &Request<T>) -> Option<&str> {
+pub(crate) fn bearer<T>(request: &Request<T>) -> Option<&str> {
     crate::request::bearer(
         request
             .metadata()
@@ -233,8 +241,11 @@ impl RagService for Service {
             Ok(events) => events,
             Err(e) => return Err(call.fail(e.into())),
         };
-        let (tx, rx) = mpsc::channel(64);
+        // A few events: tokens come at reading speed, and a client that stops reading is
+        // noticed (and its answer ended) after these and the stream's flow-control window.
+        let (tx, rx) = mpsc::channel(8);
         let response = call.tag(Response::new(ReceiverStream::new(rx)));
+        let write_timeout = self.write_timeout;
         let forward = async move {
             let mut code = Code::Internal;
             loop {
@@ -278,10 +289,22 @@ impl RagService for Service {
                         (Err(status), true)
                     }
                 };
-                if tx.send(message).await.is_err() {
-                    // The client left; dropping `events` cancels the generation.
-                    code = Code::Cancelled;
-                    break;
+                // A client that stops reading fills the stream's flow-control window, then this
+                // channel: past the write timeout the answer is ended, which frees its permit
+                // and its generation (dropping `events` cancels it).
+                match tokio::time::timeout(write_timeout, tx.send(message)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => {
+                        // The client left.
+                        code = Code::Cancelled;
+                        break;
+                    }
+                    Err(_) => {
+                        metrics::counter!(STALLED_STREAMS, "door" => "grpc").increment(1);
+                        tracing::info!("the client stopped reading the answer: ended");
+                        code = Code::DeadlineExceeded;
+                        break;
+                    }
                 }
                 if last {
                     break;
@@ -303,6 +326,11 @@ impl RagService for Service {
             let loaded = self.loaded()?;
             let indexer = &loaded.indexer;
             let request = request.into_inner();
+            // Empty: derived from the file name.
+            let document_id = match request.document_id.trim() {
+                "" => String::new(),
+                id => document_id("document_id", id)?,
+            };
             let file_name = request.file_name.trim().to_owned();
             if file_name.is_empty() {
                 return Err(ApiError::invalid("file_name", "must not be empty"));
@@ -315,7 +343,7 @@ impl RagService for Service {
                     file_name,
                     media_type: request.media_type,
                     content: request.content,
-                    document_id: request.document_id.trim().to_owned(),
+                    document_id,
                     metadata: request.metadata.into_iter().collect(),
                     tenant: caller.tenant,
                     groups: request.groups,
@@ -362,32 +390,40 @@ impl RagService for Service {
     ) -> Result<Response<pb::DeleteDocumentResponse>, Status> {
         let (call, caller) = self.admit("DeleteDocument", Action::Delete, &request)?;
         let result = async {
-            // Only the caller's tenant, and only what the caller can read: a document it cannot
-            // see is as absent for deleting as for searching.
-            let _writing = self.current.writes.read().await;
-            let store = self.loaded()?.engine.store().for_tenant(&caller.tenant);
-            let visibility = &caller.visibility;
             use pb::delete_document_request::Target;
-            let deleted = match request.into_inner().target {
-                Some(Target::DocumentId(id)) if !id.trim().is_empty() => {
-                    call.touch([id.trim()]);
-                    store.delete_document(id.trim(), None, visibility).await
+            // Checked before anything is touched: what reaches the store and the audit line is
+            // a valid id or a one-line path.
+            let target = match request.into_inner().target {
+                Some(Target::DocumentId(id)) => {
+                    Target::DocumentId(document_id("document_id", &id)?)
                 }
-                Some(Target::SourcePath(path)) if !path.trim().is_empty() => {
-                    call.touch([path.trim()]);
-                    store.delete_source(path.trim(), visibility).await
-                }
-                Some(Target::DocumentId(_)) => {
-                    return Err(ApiError::invalid("document_id", "must not be empty"));
-                }
-                Some(Target::SourcePath(_)) => {
-                    return Err(ApiError::invalid("source_path", "must not be empty"));
+                Some(Target::SourcePath(path)) => {
+                    let path = source_path("source_path", path.trim())?;
+                    if path.is_empty() {
+                        return Err(ApiError::invalid("source_path", "must not be empty"));
+                    }
+                    Target::SourcePath(path)
                 }
                 None => {
                     return Err(ApiError::invalid(
                         "target",
                         "set document_id or source_path",
                     ));
+                }
+            };
+            // Only the caller's tenant, and only what the caller can read: a document it cannot
+            // see is as absent for deleting as for searching.
+            let _writing = self.current.writes.read().await;
+            let store = self.loaded()?.engine.store().for_tenant(&caller.tenant);
+            let visibility = &caller.visibility;
+            let deleted = match &target {
+                Target::DocumentId(id) => {
+                    call.touch([id.as_str()]);
+                    store.delete_document(id, None, visibility).await
+                }
+                Target::SourcePath(path) => {
+                    call.touch([path.as_str()]);
+                    store.delete_source(path, visibility).await
                 }
             }
             .map_err(rag_engine::EngineError::from)?;

@@ -120,6 +120,25 @@ fn store_code(e: &StoreError) -> Code {
 }
 
 impl ApiError {
+    /// What the caller is told. Errors of the service's own machinery (the store unreachable,
+    /// an I/O or engine failure) carry internal addresses, paths and transport details: the
+    /// caller gets what happened and what to do, the log keeps the detail (with the request
+    /// id, in the call's span).
+    pub fn client_message(&self) -> String {
+        match code(self) {
+            Code::Internal => {
+                "internal error; the service's log has the details (by request id)".to_owned()
+            }
+            Code::Unavailable if !matches!(self, ApiError::NotReady) => {
+                tracing::warn!(error = %self, "request failed: a backend is unavailable");
+                "a backend of the service (the document store or the generator) is unavailable; \
+                 retry later"
+                    .to_owned()
+            }
+            _ => self.to_string(),
+        }
+    }
+
     /// How long a refused caller should wait before trying again, for limits that say.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
@@ -141,16 +160,16 @@ impl From<ApiError> for Status {
             // BadRequest detail names it for clients that act on it.
             (Some((field, reason)), _) => Status::with_error_details(
                 code,
-                e.to_string(),
+                e.client_message(),
                 ErrorDetails::with_bad_request_violation(field, reason),
             ),
             // A limit says when to come back (google.rpc.RetryInfo).
             (None, Some(delay)) => Status::with_error_details(
                 code,
-                e.to_string(),
+                e.client_message(),
                 ErrorDetails::with_retry_info(Some(delay)),
             ),
-            (None, None) => Status::new(code, e.to_string()),
+            (None, None) => Status::new(code, e.client_message()),
         }
     }
 }
@@ -165,6 +184,31 @@ mod tests {
 
     fn io() -> std::io::Error {
         std::io::Error::other("disk")
+    }
+
+    #[test]
+    fn callers_are_not_told_internal_addresses_or_paths() {
+        let unreachable = ApiError::Engine(EngineError::Store(StoreError::Unavailable(
+            "http://10.1.2.3:6334: transport error: connection refused".into(),
+        )));
+        let status = Status::from(unreachable);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(!status.message().contains("10.1.2.3"), "{status:?}");
+        assert!(status.message().contains("retry later"), "{status:?}");
+        let io = ApiError::Engine(EngineError::Store(StoreError::Io {
+            path: PathBuf::from("/srv/rag/data/collection/segment_7"),
+            source: io(),
+        }));
+        let status = Status::from(io);
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("/srv/rag"), "{status:?}");
+        // What the caller can act on is still said.
+        let field = ApiError::invalid("query", "must not be empty");
+        assert_eq!(Status::from(field).message(), "query: must not be empty");
+        assert_eq!(
+            Status::from(ApiError::NotReady).message(),
+            "the service is still loading its models"
+        );
     }
 
     #[test]
@@ -382,10 +426,14 @@ mod tests {
             ),
         ]);
         for (error, expected) in table {
-            let message = error.to_string();
+            let message = error.client_message();
+            let detail = error.to_string();
             let status = Status::from(error);
-            assert_eq!(status.code(), expected, "{message}");
+            assert_eq!(status.code(), expected, "{detail}");
             assert_eq!(status.message(), message);
+            // Only the service's own failures are told in other words than the error's.
+            let internal = matches!(expected, Code::Internal | Code::Unavailable);
+            assert!(internal || message == detail, "{detail}");
         }
     }
 

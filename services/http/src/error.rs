@@ -70,9 +70,13 @@ impl HttpError {
             Self::NotFound(_) | Self::Misaddressed(_) => None,
             Self::Body { .. } => Some("body".to_owned()),
         };
+        let message = match self {
+            Self::Api(e) => e.client_message(),
+            _ => self.to_string(),
+        };
         ErrorBody {
             error: ErrorDetail {
-                message: self.to_string(),
+                message,
                 kind: kind(code),
                 code: code_name(code),
                 param,

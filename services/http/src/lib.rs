@@ -103,15 +103,87 @@ pub fn router(http: Http) -> Router {
         .with_state(http)
 }
 
-/// Serves the HTTP door on `listener` until `shutdown` resolves.
+/// Serves the HTTP door on `listener` until `shutdown` resolves, then lets the requests under
+/// way finish. With `tls` it speaks HTTPS only (the gRPC listener's certificate, and its client
+/// CA when it requires client certificates). Connections are capped and timed out by `limits`:
+/// the TLS handshake and a request head must each arrive within the header timeout, a silent
+/// connection is closed after the idle timeout, and a response the client stops reading after
+/// the write timeout (its permit and generation are freed with it).
 pub async fn serve(
     listener: TcpListener,
     http: Http,
+    limits: rag_listen::Limits,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(http))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(http);
+    let listener = rag_listen::Listener::new(listener, &limits, "http");
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout());
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let io = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((io, _)) => io,
+                Err(e) => {
+                    rag_listen::accept_failed(&e).await;
+                    continue;
+                }
+            },
+        };
+        let (app, builder, stopped) = (app.clone(), builder.clone(), stopped.clone());
+        let handshake = limits.header_timeout();
+        match tls.clone() {
+            None => connections.spawn(connection(io, app, builder, stopped)),
+            Some(acceptor) => connections.spawn(async move {
+                match tokio::time::timeout(handshake, acceptor.accept(io)).await {
+                    Ok(Ok(io)) => connection(io, app, builder, stopped).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                }
+            }),
+        };
+        // Reap the finished ones as we go, so the set holds only open connections.
+        while connections.try_join_next().is_some() {}
+    }
+    stop.send_replace(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Serves one connection until it ends; once `stopped` turns true, finishes the request under
+/// way and closes.
+async fn connection<IO>(
+    io: IO,
+    app: Router,
+    builder: hyper::server::conn::http1::Builder,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let finished = tokio::select! {
+        result = connection.as_mut() => Some(result),
+        _ = stopped.wait_for(|s| *s) => None,
+    };
+    let result = match finished {
+        Some(result) => result,
+        None => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "HTTP connection ended");
+    }
 }
 
 /// Describes the HTTP metrics to the installed recorder.

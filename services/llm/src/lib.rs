@@ -234,14 +234,17 @@ impl Generator {
 
     /// The token ids the model reads for `request`: what a prompt-injection test checks.
     pub fn prompt_tokens(&self, request: &Request) -> Result<Vec<i32>, LlmError> {
-        let prompt = Prompt::new(
+        Ok(self.prompt(request)?.tokens.iter().map(|t| t.0).collect())
+    }
+
+    fn prompt(&self, request: &Request) -> Result<Prompt, LlmError> {
+        Prompt::new(
             &self.model,
             &self.template,
             &request.system,
             &request.examples,
             &request.user,
-        )?;
-        Ok(prompt.tokens.iter().map(|t| t.0).collect())
+        )
     }
 
     /// The token ids of `text`, with the vocabulary's special tokens recognised when `special`.
@@ -258,13 +261,7 @@ impl Generator {
     /// returned channel. Drop the receiver to cancel. A prompt over the window and a full queue
     /// are refused here, before anything is queued.
     pub fn generate(&self, request: Request) -> Result<mpsc::UnboundedReceiver<Event>, LlmError> {
-        let prompt = Prompt::new(
-            &self.model,
-            &self.template,
-            &request.system,
-            &request.examples,
-            &request.user,
-        )?;
+        let prompt = self.prompt(&request)?;
         if prompt.tokens.len() + request.max_tokens > self.n_ctx {
             return Err(LlmError::TooLong {
                 prompt: prompt.tokens.len(),
@@ -398,7 +395,7 @@ fn tokenize_filled(
     let mut tokens = Vec::new();
     let mut rest = rendered;
     while let Some(open) = rest.find('\u{e000}') {
-        tokens.extend(vocab.tokenize(rest[..open].as_bytes(), false, true));
+        tokens.extend(vocab.tokenize(&rest.as_bytes()[..open], false, true));
         let after = &rest[open + '\u{e000}'.len_utf8()..];
         let close = after
             .find('\u{e001}')

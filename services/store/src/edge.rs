@@ -123,18 +123,7 @@ impl EdgeBackend {
     /// free. Checked before every write, so a disk filling up (by this store or by anything
     /// else) ends a run with an error between two writes instead of a crash inside one.
     fn check_space(&self) -> Result<()> {
-        if self.min_free_bytes == 0 {
-            return Ok(());
-        }
-        let free = free_bytes(&self.store_dir).map_err(io(&self.store_dir))?;
-        if free < self.min_free_bytes {
-            return Err(StoreError::Full {
-                path: self.store_dir.clone(),
-                free,
-                reserve: self.min_free_bytes,
-            });
-        }
-        Ok(())
+        ensure_free_space(&self.store_dir, self.min_free_bytes)
     }
 
     fn shard_dir(&self) -> PathBuf {
@@ -540,6 +529,25 @@ impl Backend for EdgeBackend {
             self.describe()
         )))
     }
+}
+
+/// Refuses a write into `dir` ([`StoreError::Full`]) while its file system has less than
+/// `min_free_bytes` (`store.min_free_mb`) free; 0: no check. The one reserve check of
+/// everything the service writes under its data directory: the embedded store before each
+/// write, the feedback log before each line.
+pub fn ensure_free_space(dir: &Path, min_free_bytes: u64) -> Result<()> {
+    if min_free_bytes == 0 {
+        return Ok(());
+    }
+    let free = free_bytes(dir).map_err(io(dir))?;
+    if free < min_free_bytes {
+        return Err(StoreError::Full {
+            path: dir.to_owned(),
+            free,
+            reserve: min_free_bytes,
+        });
+    }
+    Ok(())
 }
 
 /// Bytes available to this process on the file system holding `path`.

@@ -28,11 +28,12 @@ pub mod synthetic;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use edge::ensure_free_space;
 pub use error::{Result, StoreError};
 pub use point::{
-    ChunkPayload, ChunkPoint, DEFAULT_TENANT, DocumentVersion, EVERYONE, Fusion, FusionMethod, Hit,
-    NAME_RULE, Query, RRF_K, SearchFilter, Visibility, cosine, normalise_groups, point_id,
-    valid_name,
+    ChunkPayload, ChunkPoint, DEFAULT_TENANT, DOCUMENT_ID_RULE, DocumentVersion, EVERYONE, Fusion,
+    FusionMethod, Hit, MAX_DOCUMENT_ID_BYTES, NAME_RULE, Query, RRF_K, SearchFilter, Visibility,
+    breaks_lines, cosine, normalise_groups, point_id, valid_document_id, valid_name,
 };
 pub use rag_lexical::SparseVector;
 pub use snapshot::SnapshotInfo;

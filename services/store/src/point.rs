@@ -96,6 +96,26 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'))
 }
 
+/// The longest document id accepted, in bytes (a derived id has 32).
+pub const MAX_DOCUMENT_ID_BYTES: usize = 256;
+
+/// What [`valid_document_id`] accepts, for the messages that refuse an id.
+pub const DOCUMENT_ID_RULE: &str = "1 to 256 bytes, without control characters or line separators";
+
+/// A document id as accepted in requests: not empty, at most [`MAX_DOCUMENT_ID_BYTES`], and
+/// nothing that [`breaks_lines`] — an id is written into log and audit lines, and a newline in
+/// one would let a caller forge a line of its own.
+pub fn valid_document_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_DOCUMENT_ID_BYTES && !id.chars().any(breaks_lines)
+}
+
+/// A character that ends, splits or rewrites a line of text where it is shown: the control
+/// characters (C0, DEL, C1: newline, carriage return, escape...) and the Unicode line and
+/// paragraph separators.
+pub fn breaks_lines(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 /// A document's groups as stored: the named groups, sorted and deduplicated, or [`EVERYONE`]
 /// when none is named (or when it is among them).
 pub fn normalise_groups(groups: &[String]) -> Vec<String> {
@@ -388,5 +408,34 @@ pub(crate) mod tests {
         assert_eq!(normalise_groups(&groups(&["a", EVERYONE])), [EVERYONE]);
         assert!(valid_name("hr-team_2") && valid_name("한국어팀"));
         assert!(!valid_name("") && !valid_name("a,b") && !valid_name("*") && !valid_name("a/b"));
+    }
+
+    #[test]
+    fn document_ids_are_bounded_single_line_text() {
+        for good in [
+            "3f2a9c0b1d",
+            "hr/leave policy v2",
+            "https://wiki/x?id=1",
+            "문서-1",
+        ] {
+            assert!(valid_document_id(good), "{good:?}");
+        }
+        assert!(valid_document_id(&"x".repeat(MAX_DOCUMENT_ID_BYTES)));
+        for bad in [
+            "",
+            "x\n2026-12-06T00:00:00Z INFO audit forged",
+            "x\rforged",
+            "tab\there",
+            "esc\u{1b}[31m",
+            "nul\0",
+            "next-line\u{85}",
+            "line\u{2028}separator",
+            "para\u{2029}separator",
+        ] {
+            assert!(!valid_document_id(bad), "{bad:?}");
+        }
+        assert!(!valid_document_id(&"x".repeat(MAX_DOCUMENT_ID_BYTES + 1)));
+        // Bytes, not characters: 86 three-byte characters are over.
+        assert!(!valid_document_id(&"문".repeat(86)));
     }
 }
