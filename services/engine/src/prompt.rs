@@ -18,6 +18,8 @@ pub struct Wording {
     pub instruction: &'static str,
     /// What a refused or withheld answer shows.
     pub not_found: &'static str,
+    /// Said after an answer that was streamed and then withheld by the support check.
+    pub withheld: &'static str,
 }
 
 pub const ENGLISH: Wording = Wording {
@@ -30,6 +32,7 @@ pub const ENGLISH: Wording = Wording {
     instruction: "Answer in one sentence using the sources above, and cite the source number in \
                   brackets, like [1].",
     not_found: crate::NOT_FOUND_ANSWER,
+    withheld: "Withheld: no sentence of this answer is supported by the documents.",
 };
 
 pub const KOREAN: Wording = Wording {
@@ -41,6 +44,7 @@ pub const KOREAN: Wording = Wording {
     instruction: "Answer in one sentence using the sources above, and cite the source number in \
                   brackets, like [1]. Write the answer in Korean (한국어로 답하세요).",
     not_found: "색인된 문서에는 이 질문의 답이 없습니다.",
+    withheld: "보류됨: 이 답변의 어떤 문장도 문서로 뒷받침되지 않습니다.",
 };
 
 impl Wording {

@@ -14,7 +14,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use rag_engine::{AskEvent, NOT_FOUND_ANSWER};
+use rag_engine::AskEvent;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -25,10 +25,6 @@ use crate::{HttpError, St, audited};
 
 /// The one model this endpoint serves: retrieval-augmented answers from the indexed documents.
 pub const MODEL_ID: &str = "rag";
-
-/// Said after a streamed answer that the check withheld: the text already shown is not
-/// supported by the documents.
-const WITHHELD: &str = "\n\n(Withheld: no sentence of this answer is supported by the documents.";
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChatRequest {
@@ -414,7 +410,9 @@ pub async fn completions(
                 let content = if !streamed_tokens {
                     Some(answer.text.clone())
                 } else if answer.status == "unsupported" {
-                    Some(format!("{WITHHELD} {NOT_FOUND_ANSWER})"))
+                    // In the asker's language: the answer's text is the not-found text in it.
+                    let wording = rag_engine::Wording::of(&answer.text);
+                    Some(format!("\n\n({} {})", wording.withheld, answer.text))
                 } else {
                     None
                 };
