@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # The long fault and abuse runs (RELIABILITY.md); the fast ones are in tests/ (a Qdrant server
 # killed and restarted under load: tests/e2e/server_backend.rs; an ingest killed at any moment:
-# tests/e2e/ingest.rs). Usage: scripts/fault-suite.sh [abuse] [disk-full] (default: both).
+# tests/e2e/ingest.rs). Usage: scripts/fault-suite.sh [abuse] [hostile] [disk-full] [unwritable]
+# (default: all).
 #   abuse:     64 clients for SECONDS (60) — 57 Search, 6 Ask, 1 IngestDocument — with API keys
 #              and per-key limits on; every call must end OK or RESOURCE_EXHAUSTED (a limit),
 #              and the service's RSS is sampled every 5 s.
+#   hostile:   what a hostile client can hold (issue 26): 900 connections sending half a request
+#              head to the HTTP port and 100 silent ones to the gRPC port, under the default
+#              limits, while a real client searches once a second: every one must be closed
+#              within the header/idle timeout and every real search answered. Then the e2e
+#              probes, with their figures: eight 60 MB Search calls with and without a key (peak
+#              RSS), a stalled Ask reader (when its permit comes back), half-sent requests.
 #   disk-full: an ingest into a small tmpfs that something else fills mid-run: the run must
 #              stop with a clear error, the store must open and read, and the next run (space
 #              freed) must end with exactly the points of a clean run. Needs root (mount).
@@ -19,7 +26,7 @@ if [ -z "$rag" ]; then
   cargo build --release --locked --bin rag
   rag="${CARGO_TARGET_DIR:-$root/target}/release/rag"
 fi
-parts="${*:-abuse disk-full unwritable}"
+parts="${*:-abuse hostile disk-full unwritable}"
 seconds="${SECONDS_PER_RUN:-60}"
 work="$(mktemp -d)"
 cleanup() {
@@ -76,6 +83,87 @@ print(f"unexpected errors: {unexpected or 0}")
 sys.exit(1 if unexpected else 0)
 PY
   unset RAG_DATA_DIR
+fi
+
+if [[ " $parts " == *" hostile "* ]]; then
+  echo "## hostile: half-sent and silent connections under the default limits"
+  export RAG_DATA_DIR="$work/hostile"
+  "$rag" ingest examples/docs >/dev/null
+  # Keys off (loopback): what is probed is the connections, before any key is looked at.
+  RAG_AUTH__ENABLED=false "$rag" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+    >"$work/hostile.log" 2>&1 &
+  server=$!
+  http=""; grpc=""
+  for _ in $(seq 600); do
+    http="$(grep -o 'http listening on [0-9.:]*' "$work/hostile.log" | head -1 | cut -d' ' -f4 || true)"
+    grpc="$(grep -o '^rag: listening on [0-9.:]*' "$work/hostile.log" | head -1 | cut -d' ' -f4 || true)"
+    [ -n "$http" ] && [ -n "$grpc" ] && curl -fsS -o /dev/null -X POST -H 'content-type: application/json' \
+      -d '{"query":"hotel"}' "http://$http/v1/search" 2>/dev/null && break
+    sleep 0.2
+  done
+  python3 - "$http" "$grpc" "$server" <<'PY' || failed=1
+import json, socket, sys, threading, time, urllib.request
+http, grpc, pid = sys.argv[1], sys.argv[2], sys.argv[3]
+def addr(a):
+    host, port = a.rsplit(":", 1)
+    return host, int(port)
+def rss():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+idle_rss = rss()
+started = time.monotonic()
+half = []
+for _ in range(900):
+    s = socket.create_connection(addr(http))
+    s.sendall(b"POST /v1/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-")
+    half.append(s)
+silent = [socket.create_connection(addr(grpc)) for _ in range(100)]
+latencies, failures, stop = [], [], False
+def real_client():
+    while not stop:
+        t = time.monotonic()
+        try:
+            req = urllib.request.Request(f"http://{http}/v1/search", method="POST",
+                data=json.dumps({"query": "hotel limit per night"}).encode(),
+                headers={"content-type": "application/json"})
+            urllib.request.urlopen(req, timeout=30).read()
+            latencies.append((time.monotonic() - t) * 1000)
+        except Exception as e:
+            failures.append(str(e))
+        time.sleep(1)
+client = threading.Thread(target=real_client); client.start()
+def closed(s, deadline):
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        s.settimeout(left)
+        try:
+            if not s.recv(4096):
+                return time.monotonic() - started
+        except socket.timeout:
+            return None
+        except OSError:
+            return time.monotonic() - started
+deadline = started + 180
+half_closed = [closed(s, deadline) for s in half]
+silent_closed = [closed(s, deadline) for s in silent]
+peak_rss = rss()
+stop = True; client.join()
+ok = all(t is not None for t in half_closed + silent_closed) and not failures and latencies
+lat = sorted(latencies)
+print(f"900 half-sent HTTP requests: {sum(t is not None for t in half_closed)} closed, the last after {max(t or 0 for t in half_closed):.1f} s (header timeout 10 s)")
+print(f"100 silent gRPC connections: {sum(t is not None for t in silent_closed)} closed, the last after {max(t or 0 for t in silent_closed):.1f} s (idle timeout 120 s)")
+print(f"real searches meanwhile: {len(lat)} answered, p50 {lat[len(lat)//2]:.0f} ms, max {lat[-1]:.0f} ms, failures {len(failures)}")
+print(f"service RSS: {idle_rss} MB before, {peak_rss} MB after")
+sys.exit(0 if ok else 1)
+PY
+  kill "$server"; wait "$server" 2>/dev/null || true
+  unset RAG_DATA_DIR
+  echo "## hostile: the e2e probes"
+  cargo test --locked -p rag --test e2e connections -- --nocapture --test-threads=1 2>/dev/null \
+    | grep -oE '(flood: |half-sent: |the stalled ).*|test result: .*' || failed=1
 fi
 
 if [[ " $parts " == *" disk-full "* ]]; then
