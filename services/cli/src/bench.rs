@@ -49,34 +49,8 @@ pub struct BenchArgs {
     decode_tokens: usize,
 }
 
-const SAMPLE_QUESTIONS: &[&str] = &[
-    "How many days of paid annual leave do employees get?",
-    "What is the hotel limit per night on business trips?",
-    "What does VPN error NWC-412 mean?",
-    "How long must a password be?",
-    "When does the new office in Busan open?",
-    "Who approves expenses above 1,000 euros?",
-    "How many days per week can I work remotely?",
-    "Until when can I use carried-over leave days?",
-];
-
-/// Questions from a file (one per line), or the sample folder's.
-pub fn questions(file: Option<&std::path::Path>) -> anyhow::Result<Arc<Vec<String>>> {
-    let questions: Vec<String> = match file {
-        Some(path) => fs_err::read_to_string(path)?
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        None => SAMPLE_QUESTIONS.iter().map(|q| q.to_string()).collect(),
-    };
-    anyhow::ensure!(!questions.is_empty(), "no questions");
-    Ok(Arc::new(questions))
-}
-
 pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
-    let questions = questions(args.questions.as_deref())?;
+    let questions = crate::workload::questions(args.questions.as_deref())?;
     let scratch = tempfile::tempdir()?;
     let mut config = config;
     config.data_dir = scratch.path().join("data");
@@ -647,9 +621,10 @@ async fn timed_ask(
     max_tokens: u32,
 ) -> anyhow::Result<Timed> {
     let started = Instant::now();
-    let (first, tokens, last) = crate::load::streamed_ask(client, question, max_tokens, started)
-        .await
-        .map_err(|code| anyhow::anyhow!("ask: {code:?}"))?;
+    let (first, tokens, last) =
+        crate::workload::streamed_ask(client, question, max_tokens, started)
+            .await
+            .map_err(|code| anyhow::anyhow!("ask: {code:?}"))?;
     Ok(Timed {
         ttft_ms: first.as_secs_f64() * 1e3,
         tps: rate(tokens as usize, last.saturating_sub(first)),

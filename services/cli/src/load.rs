@@ -13,7 +13,7 @@ use clap::Args;
 use rag_proto::v1 as pb;
 use tokio::sync::Mutex;
 
-use crate::client::{ApiKey, Client};
+use crate::client::ApiKey;
 use crate::config::Config;
 
 #[derive(Debug, Args)]
@@ -58,7 +58,7 @@ struct Tally {
 }
 
 pub async fn run(config: &Config, args: LoadArgs) -> anyhow::Result<()> {
-    let questions = crate::bench::questions(args.questions.as_deref())?;
+    let questions = crate::workload::questions(args.questions.as_deref())?;
     let addr = args.addr.clone().unwrap_or(config.client.addr.clone());
     // One connection per client: HTTP/2 multiplexing on one would measure the connection.
     let key = ApiKey::from_config(config)?;
@@ -112,7 +112,8 @@ pub async fn run(config: &Config, args: LoadArgs) -> anyhow::Result<()> {
                     break;
                 }
                 let started = Instant::now();
-                let outcome = streamed_ask(&mut client, q, max_tokens, started).await;
+                let outcome =
+                    crate::workload::streamed_ask(&mut client, q, max_tokens, started).await;
                 let mut tally = tally.lock().await;
                 match outcome {
                     Ok((first, tokens, last)) => {
@@ -230,40 +231,6 @@ impl Tally {
         }
         summary
     }
-}
-
-/// One greedy Ask, streamed to its end: (time to the first token, answer tokens, time to the
-/// last token), each from `started`; or the code it failed with.
-pub(crate) async fn streamed_ask(
-    client: &mut Client,
-    question: &str,
-    max_tokens: u32,
-    started: Instant,
-) -> Result<(Duration, u32, Duration), tonic::Code> {
-    let mut stream = client
-        .ask(pb::AskRequest {
-            question: question.to_owned(),
-            max_tokens,
-            temperature: Some(0.0),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.code())?
-        .into_inner();
-    let (mut first, mut last, mut tokens) = (None, started.elapsed(), 0);
-    while let Some(message) = stream.message().await.map_err(|e| e.code())? {
-        match message.event {
-            Some(pb::ask_response::Event::Token(_)) => {
-                first.get_or_insert(started.elapsed());
-                last = started.elapsed();
-            }
-            Some(pb::ask_response::Event::Answer(a)) => {
-                tokens = a.usage.map_or(0, |u| u.completion_tokens);
-            }
-            _ => {}
-        }
-    }
-    Ok((first.unwrap_or(last), tokens, last))
 }
 
 /// The folder's files (name relative to it, bytes), in name order.

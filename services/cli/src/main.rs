@@ -18,6 +18,7 @@ mod snapshot;
 mod telemetry;
 mod tls;
 mod watch;
+mod workload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
