@@ -23,6 +23,8 @@ fn written(asked: &crate::client::Asked) -> String {
 async fn answers_generated_together_are_the_answers_given_alone() {
     let ws = Workspace::new();
     ws.index_samples();
+    // Each question is asked twice: both answers must be generated, not the second reused.
+    ws.append_config("answer_cache = 0");
     let server = ws.start_serving(&[]);
     server.wait_serving().await;
 

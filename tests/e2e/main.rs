@@ -6,6 +6,7 @@ mod answers;
 mod auth;
 mod backup;
 mod browser;
+mod cache;
 mod client;
 mod concurrency;
 mod connections;

@@ -56,6 +56,9 @@ pub struct QueryConfig {
     /// Show the model one worked example (made-up sources, a question, an answer citing `[1]`)
     /// before the question: for models that answer without citing.
     pub prompt_example: bool,
+    /// Checked answers kept for repeated questions (same question, retrieval and documents,
+    /// greedy, no conversation); 0 keeps none. Only over a store this process alone writes.
+    pub answer_cache: usize,
 }
 
 impl Default for QueryConfig {
@@ -84,6 +87,7 @@ impl Default for QueryConfig {
             query_batch: 32,
             query_batch_wait_ms: 0.0,
             prompt_example: false,
+            answer_cache: 1024,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! (sources) -> [`prompt`] -> generation ([`Engine::ask`]) -> [`citations`] and [`support`]
 //! (the check).
 
+pub mod answers;
 mod ask;
 mod citations;
 mod config;
@@ -83,13 +84,16 @@ pub struct CheckedAnswer {
 pub struct Engine {
     retriever: Retriever,
     generator: Arc<Generator>,
+    answers: Arc<answers::Answers>,
 }
 
 impl Engine {
     pub fn new(retriever: Retriever, generator: Arc<Generator>) -> Self {
+        let answers = Arc::new(answers::Answers::new(retriever.config().answer_cache));
         Self {
             retriever,
             generator,
+            answers,
         }
     }
 

@@ -57,6 +57,10 @@ pub fn describe() {
         "First answer token to last"
     );
     describe_counter!(GENERATED_TOKENS, "Answer tokens generated");
+    describe_counter!(
+        crate::answers::HITS,
+        "Answers to repeated questions returned from the cache, without generating"
+    );
     describe_counter!(PROMPT_TOKENS, "Prompt tokens read by the model");
     describe_counter!(ANSWERS, "Answers by verdict");
     describe_counter!(

@@ -151,6 +151,10 @@ pub trait Backend: Send + Sync {
     /// Where the data lives, for messages and `rag status`.
     fn describe(&self) -> String;
 
+    /// Whether this process is the only writer (the embedded store, locked to one process): then
+    /// the store's write counts ([`crate::Store::write_epoch`]) see every write.
+    fn exclusive(&self) -> bool;
+
     /// Inserts or overwrites points by id, in order, in one request.
     async fn upsert(&self, points: Vec<NewPoint>) -> Result<()>;
 

@@ -215,6 +215,10 @@ pub(crate) fn lock_exclusively(data_dir: &Path) -> Result<fs_err::File> {
 
 #[async_trait::async_trait]
 impl Backend for EdgeBackend {
+    fn exclusive(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         format!("embedded store {}", self.store_dir.display())
     }

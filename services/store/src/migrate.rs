@@ -86,6 +86,10 @@ mod tests {
 
     #[async_trait::async_trait]
     impl Backend for Fake {
+        fn exclusive(&self) -> bool {
+            true
+        }
+
         fn describe(&self) -> String {
             "fake".into()
         }

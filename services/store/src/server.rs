@@ -410,6 +410,11 @@ impl ServerBackend {
 
 #[async_trait::async_trait]
 impl Backend for ServerBackend {
+    /// Other processes (`rag ingest`, other services) write to the same collection.
+    fn exclusive(&self) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         match &self.alias {
             Some(alias) => format!(

@@ -34,6 +34,8 @@ pub struct Store {
     dense: String,
     lexical: Option<String>,
     tenant: String,
+    /// Writes made through this process, per tenant: shared by every tenant's handle.
+    writes: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
 }
 
 /// What `rag status` reports about an index.
@@ -62,6 +64,7 @@ impl Store {
             dense: migrations::dense_vector_name()?,
             lexical: migrations::lexical_vector_name()?,
             tenant: DEFAULT_TENANT.to_owned(),
+            writes: Default::default(),
         })
     }
 
@@ -72,7 +75,26 @@ impl Store {
             dense: self.dense.clone(),
             lexical: self.lexical.clone(),
             tenant: tenant.to_owned(),
+            writes: self.writes.clone(),
         })
+    }
+
+    /// How many writes (upserts, deletes) this tenant's documents have had through this process,
+    /// when this process is the store's only writer; `None` when others may write too (a Qdrant
+    /// server). What was read at one count is still true while the count is the same.
+    pub fn write_epoch(&self) -> Option<u64> {
+        if !self.backend.exclusive() {
+            return None;
+        }
+        let writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        Some(writes.get(&self.tenant).copied().unwrap_or(0))
+    }
+
+    /// Counts a write to this tenant's documents, before and after it is made: a reader that
+    /// saw the count before the write cannot keep what it read past it.
+    fn wrote(&self) {
+        let mut writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        *writes.entry(self.tenant.clone()).or_insert(0) += 1;
     }
 
     pub fn tenant(&self) -> &str {
@@ -89,13 +111,16 @@ impl Store {
         let mut points = points.into_iter().peekable();
         // One batch after another, each applied before the next is sent, so a later point
         // overwrites an earlier one with the same id.
+        self.wrote();
         while points.peek().is_some() {
             let batch = points
                 .by_ref()
                 .take(UPSERT_BATCH)
                 .map(|p| self.new_point(p))
                 .collect();
-            self.backend.upsert(batch).await?;
+            let written = self.backend.upsert(batch).await;
+            self.wrote();
+            written?;
         }
         Ok(())
     }
@@ -479,7 +504,10 @@ impl Store {
         let filter = self.scoped(filter);
         let n = self.backend.count(&filter).await?;
         if n > 0 {
-            self.backend.delete(&filter).await?;
+            self.wrote();
+            let deleted = self.backend.delete(&filter).await;
+            self.wrote();
+            deleted?;
         }
         Ok(n)
     }
