@@ -280,10 +280,10 @@ impl Engine {
     }
 }
 
-/// A cached answer as the events of a fresh one: its sources, its text as one token, the
-/// checked answer (with this call's time; the counts of the generation that made it).
+/// A cached answer as the events of a fresh one: its sources, its text in word pieces (as
+/// streaming clients expect tokens), the checked answer (with this call's time; the counts of
+/// the generation that made it).
 fn replay(cached: crate::answers::Cached, started: Instant) -> AskStream {
-    let (tx, rx) = mpsc::channel(3);
     let mut answer = cached.answer;
     let text = if answer.checked.status == Verdict::Answered {
         answer.checked.text.clone()
@@ -294,9 +294,11 @@ fn replay(cached: crate::answers::Cached, started: Instant) -> AskStream {
         total: started.elapsed(),
         ..Default::default()
     };
+    let pieces: Vec<&str> = text.split_inclusive(' ').collect();
+    let (tx, rx) = mpsc::channel(pieces.len() + 2);
     let _ = tx.try_send(Ok(AskEvent::Sources(cached.sources)));
-    if !text.is_empty() {
-        let _ = tx.try_send(Ok(AskEvent::Token(text)));
+    for piece in pieces {
+        let _ = tx.try_send(Ok(AskEvent::Token(piece.to_owned())));
     }
     let _ = tx.try_send(Ok(AskEvent::Answer(Box::new(answer))));
     ReceiverStream::new(rx)
