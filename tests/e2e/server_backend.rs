@@ -321,11 +321,12 @@ async fn a_three_peer_cluster_loses_a_peer_without_losing_answers_or_points() {
     let reference_server = reference.serve().await;
     let mut reference_client = reference_server.client();
 
-    // Three peers; every shard on two of them.
+    // Three peers; every shard on two of them. `store.url` lists them all, the first in use.
     let mut peers = Qdrant::cluster(3);
     let ws = Workspace::new();
+    let urls: Vec<String> = peers.iter().map(Qdrant::url).collect();
     ws.use_qdrant_with(
-        &peers[0].url(),
+        &urls.join(","),
         "chunks",
         10,
         "shards = 3\nreplication_factor = 2\nwrite_consistency = 1",
@@ -360,8 +361,9 @@ async fn a_three_peer_cluster_loses_a_peer_without_losing_answers_or_points() {
     let points = chunks_stored(&mut reference_client).await;
     assert_eq!(chunks_stored(&mut client).await, points);
 
-    // A peer dies: every question still gets its answer, from the replicas.
-    peers[2].kill();
+    // The peer the service talks to dies: every question still gets its answer, from the
+    // replicas on the other peers.
+    peers[0].kill();
     for (q, want) in questions.iter().zip(&expected) {
         assert_eq!(
             &ranked(&mut client, q).await.unwrap(),
@@ -369,6 +371,14 @@ async fn a_three_peer_cluster_loses_a_peer_without_losing_answers_or_points() {
             "{q} with a peer down"
         );
     }
+    // The service says it moved to another peer.
+    let (_, metrics) = server.admin_get("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("rag_store_failovers_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
     // And Ask answers to the end, from the hotel question's document.
     let mut stream = client
         .ask(pb::AskRequest {
@@ -425,7 +435,7 @@ async fn a_three_peer_cluster_loses_a_peer_without_losing_answers_or_points() {
     assert_eq!(code, 0, "{summary}");
 
     // The peer comes back and catches up; then nothing is lost or doubled.
-    peers[2].restart();
+    peers[0].restart();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !peers.iter().all(|p| all_replicas_active(p, "chunks")) {
         assert!(Instant::now() < deadline, "replicas not active after 120 s");

@@ -70,7 +70,9 @@ pub enum Backend {
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSection {
     pub backend: Backend,
-    /// gRPC address of the Qdrant server (backend = "qdrant").
+    /// gRPC address of the Qdrant server (backend = "qdrant"), or the addresses of several
+    /// peers of one cluster separated by commas: when the peer in use cannot be reached, the
+    /// store moves on to the next.
     pub url: String,
     pub collection: String,
     pub api_key: Option<String>,
@@ -202,7 +204,14 @@ impl Config {
                 min_free_bytes: self.store.min_free_mb * 1_000_000,
             },
             Backend::Qdrant => StoreConfig::Server {
-                url: self.store.url.clone(),
+                urls: self
+                    .store
+                    .url
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
                 collection: self.store.collection.clone(),
                 api_key: self.store.api_key.clone(),
                 timeout: std::time::Duration::from_secs(self.store.timeout_secs.max(1)),
@@ -246,11 +255,15 @@ fn redact(value: &mut toml::Value, secret: bool) {
     match value {
         toml::Value::String(s) if secret && !s.is_empty() => *s = REDACTED.to_owned(),
         toml::Value::String(_) if secret => {}
-        toml::Value::String(s) => {
-            if let Some(hidden) = without_url_credentials(s) {
-                *s = hidden;
-            }
+        // `store.url` may list several addresses.
+        toml::Value::String(s) if s.split(',').any(|u| without_url_credentials(u).is_some()) => {
+            *s = s
+                .split(',')
+                .map(|u| without_url_credentials(u).unwrap_or_else(|| u.to_owned()))
+                .collect::<Vec<_>>()
+                .join(",");
         }
+        toml::Value::String(_) => {}
         toml::Value::Array(items) => items.iter_mut().for_each(|v| redact(v, secret)),
         toml::Value::Table(table) => {
             for (key, v) in table.iter_mut() {
@@ -368,12 +381,17 @@ mod tests {
                 "RAG_AUTH__KEYS",
                 "[{id = \"ops\", sha256 = \"digest-secret-3\", role = \"admin\"}]",
             );
-            jail.set_env("RAG_STORE__URL", "https://user:url-secret-4@qdrant:6334/x");
+            jail.set_env(
+                "RAG_STORE__URL",
+                "https://user:url-secret-4@qdrant:6334/x, https://peer:url-secret-5@qdrant-2:6334",
+            );
             let config = Config::load(None, &[]).unwrap();
             assert_eq!(config.store.api_key.as_deref(), Some("qdrant-secret-1"));
             assert_eq!(config.auth.keys[0].sha256, "digest-secret-3");
             let printed = config.to_redacted_toml().unwrap();
-            for secret in ["secret-1", "secret-2", "secret-3", "secret-4", "user:"] {
+            for secret in [
+                "secret-1", "secret-2", "secret-3", "secret-4", "secret-5", "user:", "peer:",
+            ] {
                 assert!(!printed.contains(secret), "{secret} in:\n{printed}");
             }
             assert!(
@@ -384,7 +402,9 @@ mod tests {
                 printed.contains(&format!("sha256 = \"{REDACTED}\"")),
                 "{printed}"
             );
-            assert!(printed.contains(&format!("url = \"https://{REDACTED}@qdrant:6334/x\"")));
+            assert!(printed.contains(&format!(
+                "url = \"https://{REDACTED}@qdrant:6334/x, https://{REDACTED}@qdrant-2:6334\""
+            )));
             // Everything else as it was, in its order.
             let back: Config = toml::from_str(&printed).unwrap();
             assert_eq!(back.auth.keys[0].id, "ops");

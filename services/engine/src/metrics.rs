@@ -62,6 +62,10 @@ pub fn describe() {
         "Answers to repeated questions returned from the cache, without generating"
     );
     describe_counter!(PROMPT_TOKENS, "Prompt tokens read by the model");
+    describe_counter!(
+        rag_store::FAILOVERS,
+        "Store calls answered by another Qdrant peer after the one in use failed"
+    );
     describe_counter!(ANSWERS, "Answers by verdict");
     describe_counter!(
         TRANSLATIONS,

@@ -364,13 +364,13 @@ fn remove_folder(data_dir: &Path, dir: &Path) -> Result<()> {
 async fn connect_exact(config: &StoreConfig, collection: &str) -> Result<ServerBackend> {
     match config {
         StoreConfig::Server {
-            url,
+            urls,
             api_key,
             timeout,
             layout,
             ..
         } => {
-            ServerBackend::connect_exact(url, collection, api_key.as_deref(), *timeout, *layout)
+            ServerBackend::connect_exact(urls, collection, api_key.as_deref(), *timeout, *layout)
                 .await
         }
         StoreConfig::Embedded { .. } => Err(StoreError::Operation(

@@ -39,6 +39,10 @@ pub use rag_lexical::SparseVector;
 pub use snapshot::SnapshotInfo;
 pub use store::{IndexStats, Store};
 
+/// Calls that found the Qdrant peer in use unreachable and were answered by another peer of
+/// `store.url` (a Prometheus counter).
+pub const FAILOVERS: &str = "rag_store_failovers_total";
+
 /// Which backend to open, and where.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreConfig {
@@ -48,9 +52,10 @@ pub enum StoreConfig {
         data_dir: PathBuf,
         min_free_bytes: u64,
     },
-    /// Qdrant server at `url` (gRPC, e.g. `http://127.0.0.1:6334`), collection `collection`.
+    /// Qdrant server at `urls` (gRPC, e.g. `http://127.0.0.1:6334`; several peers of one
+    /// cluster to fail over between), collection `collection`.
     Server {
-        url: String,
+        urls: Vec<String>,
         collection: String,
         api_key: Option<String>,
         /// How long one request to the server may take before it fails as unavailable.
@@ -109,13 +114,13 @@ async fn connect(config: &StoreConfig) -> Result<Box<dyn backend::Backend>> {
             min_free_bytes,
         } => Box::new(edge::EdgeBackend::open(data_dir.clone(), *min_free_bytes).await?),
         StoreConfig::Server {
-            url,
+            urls,
             collection,
             api_key,
             timeout,
             layout,
         } => Box::new(
-            server::ServerBackend::connect(url, collection, api_key.as_deref(), *timeout, *layout)
+            server::ServerBackend::connect(urls, collection, api_key.as_deref(), *timeout, *layout)
                 .await?,
         ),
     })

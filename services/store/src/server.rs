@@ -9,9 +9,14 @@
 //!
 //! Every write waits until the server has applied it, so a search right after an ingest sees
 //! it, as with the embedded engine, and there is nothing left for `flush` to do.
+//!
+//! `store.url` may name several peers of one cluster. Every peer serves every collection, so
+//! when the peer in use cannot be reached, each call moves on to the next one ([`Peers::call`]).
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use qdrant_client::qdrant::r#match::MatchValue;
@@ -48,7 +53,7 @@ const META_MODEL: &str = "rag_embedding_model";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) struct ServerBackend {
-    client: Qdrant,
+    peers: Peers,
     /// The collection this process reads and writes. A configured name that is an alias is
     /// resolved once, when connecting: a running process keeps the collection (and so the
     /// embedding model) it started with when `rag reindex` points the alias elsewhere.
@@ -121,18 +126,109 @@ fn from_metadata(
     }))
 }
 
+/// The peers this process may talk to, and the one it talks to now.
+struct Peers {
+    clients: Vec<Qdrant>,
+    current: AtomicUsize,
+}
+
+impl Peers {
+    /// A client for each of `urls`; the first that answers a health check becomes the current
+    /// peer, so that a process started while a peer is down starts at all.
+    async fn connect(urls: &[String], api_key: Option<&str>, timeout: Duration) -> Result<Self> {
+        if urls.is_empty() {
+            return Err(StoreError::Operation(
+                "no Qdrant server address: set store.url".into(),
+            ));
+        }
+        let mut clients = Vec::with_capacity(urls.len());
+        for url in urls {
+            // The compatibility check blocks the calling thread on a private runtime and
+            // prints to stdout; the health check below answers the question that matters here.
+            clients.push(
+                Qdrant::from_url(url)
+                    .api_key(api_key)
+                    .timeout(timeout)
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .skip_compatibility_check()
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(format!("Qdrant server {url}: {e}")))?,
+            );
+        }
+        let mut failures = Vec::new();
+        for (index, client) in clients.iter().enumerate() {
+            match client.health_check().await {
+                Ok(health) => {
+                    tracing::debug!(url = %urls[index], version = %health.version, "connected to Qdrant server");
+                    return Ok(Self {
+                        clients,
+                        current: AtomicUsize::new(index),
+                    });
+                }
+                Err(e) => failures.push(format!("Qdrant server {}: {}", urls[index], detail(&e))),
+            }
+        }
+        Err(StoreError::Unavailable(failures.join("; ")))
+    }
+
+    /// The address of the peer in use.
+    fn uri(&self) -> &str {
+        &self.clients[self.current.load(Ordering::Relaxed)]
+            .config
+            .uri
+    }
+
+    /// Runs `op` against the current peer and, when that peer cannot be reached or breaks off
+    /// the call, against each other peer in turn; the first that answers becomes the current
+    /// one. Safe because every operation of this backend may run twice: writes are upserts and
+    /// deletes by point id or filter, and the admin steps check what exists first. An error the
+    /// server answered (not transport trouble) is returned at once: another peer would say
+    /// the same.
+    async fn call<T, F, Fut>(&self, op: F) -> std::result::Result<T, QdrantError>
+    where
+        F: Fn(Qdrant) -> Fut,
+        Fut: Future<Output = std::result::Result<T, QdrantError>>,
+    {
+        let first = self.current.load(Ordering::Relaxed);
+        let mut step = 0;
+        loop {
+            let index = (first + step) % self.clients.len();
+            match op(self.clients[index].clone()).await {
+                Ok(value) => {
+                    if step > 0 {
+                        self.current.store(index, Ordering::Relaxed);
+                        metrics::counter!(crate::FAILOVERS).increment(1);
+                        tracing::warn!(
+                            from = %self.clients[first].config.uri,
+                            to = %self.clients[index].config.uri,
+                            "the Qdrant peer in use could not be reached; moved to the next peer"
+                        );
+                    }
+                    return Ok(value);
+                }
+                Err(e) if is_transient(&e) && step + 1 < self.clients.len() => {
+                    tracing::debug!(peer = %self.clients[index].config.uri, error = %detail(&e), "Qdrant peer failed; trying the next");
+                    step += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 impl ServerBackend {
-    /// Connects to the server at `url`, for the store named `name` (which need not exist
-    /// yet): the collection its alias points to, or the collection of that name; a new store
-    /// is the collection `{name}-0` under the alias `name`.
+    /// Connects to the server at `urls` (peers of one cluster, or one server), for the store
+    /// named `name` (which need not exist yet): the collection its alias points to, or the
+    /// collection of that name; a new store is the collection `{name}-0` under the alias
+    /// `name`.
     pub(crate) async fn connect(
-        url: &str,
+        urls: &[String],
         name: &str,
         api_key: Option<&str>,
         timeout: Duration,
         layout: Layout,
     ) -> Result<Self> {
-        let probe = Self::connect_exact(url, name, api_key, timeout, layout).await?;
+        let probe = Self::connect_exact(urls, name, api_key, timeout, layout).await?;
         let (collection, alias) = match probe.named(name).await? {
             Named::Alias(collection) => (collection, Some(name.to_owned())),
             Named::Collection => (name.to_owned(), None),
@@ -145,58 +241,47 @@ impl ServerBackend {
         })
     }
 
-    /// Connects to the server at `url`, for exactly the collection `collection` (a generation
+    /// Connects to the server at `urls`, for exactly the collection `collection` (a generation
     /// being built by `rag reindex`, which no alias names yet).
     pub(crate) async fn connect_exact(
-        url: &str,
+        urls: &[String],
         collection: &str,
         api_key: Option<&str>,
         timeout: Duration,
         layout: Layout,
     ) -> Result<Self> {
         Ok(Self {
-            client: Self::client(url, api_key, timeout).await?,
+            peers: Peers::connect(urls, api_key, timeout).await?,
             collection: collection.to_owned(),
             alias: None,
             layout,
         })
     }
 
-    async fn client(url: &str, api_key: Option<&str>, timeout: Duration) -> Result<Qdrant> {
-        // The compatibility check blocks the calling thread on a private runtime and prints to
-        // stdout; the health check below answers the question that matters here.
-        let client = Qdrant::from_url(url)
-            .api_key(api_key)
-            .timeout(timeout)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .skip_compatibility_check()
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("Qdrant server {url}: {e}")))?;
-        let health = client
-            .health_check()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("Qdrant server {url}: {}", detail(&e))))?;
-        tracing::debug!(url, version = %health.version, "connected to Qdrant server");
-        Ok(client)
+    /// [`Peers::call`], with a failure mapped as [`Self::error`] maps it.
+    async fn call<T, F, Fut>(&self, what: impl Display, op: F) -> Result<T>
+    where
+        F: Fn(Qdrant) -> Fut,
+        Fut: Future<Output = std::result::Result<T, QdrantError>>,
+    {
+        self.peers.call(op).await.map_err(|e| self.error(what, e))
     }
 
     /// What `name` is on the server now.
     pub(crate) async fn named(&self, name: &str) -> Result<Named> {
         let aliases = self
-            .client
-            .list_aliases()
-            .await
-            .map_err(|e| self.error("list aliases", e))?
+            .call("list aliases", |c| async move { c.list_aliases().await })
+            .await?
             .aliases;
         if let Some(alias) = aliases.into_iter().find(|a| a.alias_name == name) {
             return Ok(Named::Alias(alias.collection_name));
         }
         // Asked after the aliases: the server answers `true` for an alias too.
         let exists = self
-            .client
-            .collection_exists(name)
-            .await
-            .map_err(|e| self.error("collection exists", e))?;
+            .call("collection exists", |c| async move {
+                c.collection_exists(name).await
+            })
+            .await?;
         Ok(if exists {
             Named::Collection
         } else {
@@ -207,29 +292,32 @@ impl ServerBackend {
     /// Points alias `name` at this backend's collection, in one request: the server applies
     /// it atomically, replacing the alias if it pointed elsewhere.
     pub(crate) async fn point_alias(&self, name: &str) -> Result<()> {
-        self.client
-            .create_alias(CreateAliasBuilder::new(self.collection.as_str(), name))
-            .await
-            .map_err(|e| self.error(format!("point alias {name}"), e))?;
+        let collection = self.collection.as_str();
+        self.call(format!("point alias {name}"), |c| async move {
+            c.create_alias(CreateAliasBuilder::new(collection, name))
+                .await
+        })
+        .await?;
         Ok(())
     }
 
     /// Deletes collection `name` (not through an alias: the server ignores that).
     pub(crate) async fn delete_collection(&self, name: &str) -> Result<()> {
-        self.client
-            .delete_collection(name)
-            .await
-            .map_err(|e| self.error(format!("delete collection {name}"), e))?;
+        self.call(format!("delete collection {name}"), |c| async move {
+            c.delete_collection(name).await
+        })
+        .await?;
         Ok(())
     }
 
     /// Collections whose names start with `prefix`.
     pub(crate) async fn collections_named(&self, prefix: &str) -> Result<Vec<String>> {
         Ok(self
-            .client
-            .list_collections()
-            .await
-            .map_err(|e| self.error("list collections", e))?
+            .call(
+                "list collections",
+                |c| async move { c.list_collections().await },
+            )
+            .await?
             .collections
             .into_iter()
             .map(|c| c.name)
@@ -238,10 +326,11 @@ impl ServerBackend {
     }
 
     async fn exists(&self) -> Result<bool> {
-        self.client
-            .collection_exists(self.collection.as_str())
-            .await
-            .map_err(|e| self.error("collection exists", e))
+        let collection = self.collection.as_str();
+        self.call("collection exists", |c| async move {
+            c.collection_exists(collection).await
+        })
+        .await
     }
 
     /// The schema record of the collection; `None` when the collection does not exist.
@@ -264,18 +353,19 @@ impl ServerBackend {
     }
 
     async fn collection_config(&self) -> Result<CollectionConfig> {
-        self.client
-            .collection_info(self.collection.as_str())
-            .await
-            .map_err(|e| self.error("collection info", e))?
-            .result
-            .and_then(|info| info.config)
-            .ok_or_else(|| {
-                StoreError::Operation(format!(
-                    "{}: collection info without a config",
-                    self.describe()
-                ))
-            })
+        let collection = self.collection.as_str();
+        self.call("collection info", |c| async move {
+            c.collection_info(collection).await
+        })
+        .await?
+        .result
+        .and_then(|info| info.config)
+        .ok_or_else(|| {
+            StoreError::Operation(format!(
+                "{}: collection info without a config",
+                self.describe()
+            ))
+        })
     }
 
     /// Creates the collection with a schema record at version 0, so that a crash before the
@@ -322,7 +412,14 @@ impl ServerBackend {
         let mut request = builder.build();
         request.metadata = to_metadata(&SchemaRecord::new(0, target));
 
-        if let Err(e) = self.client.create_collection(request).await {
+        let created = self
+            .peers
+            .call(|c| {
+                let request = request.clone();
+                async move { c.create_collection(request).await }
+            })
+            .await;
+        if let Err(e) = created {
             // Another process may have created it since we looked: fine if it is ours and fits.
             return match self.read_schema().await? {
                 Some(r) => r.check(target, &self.describe()),
@@ -353,9 +450,10 @@ impl ServerBackend {
         name: &str,
         modifier: SparseModifier,
     ) -> std::result::Result<(), QdrantError> {
+        let collection = self.collection.as_str();
         let config = self
-            .client
-            .collection_info(self.collection.as_str())
+            .peers
+            .call(|c| async move { c.collection_info(collection).await })
             .await?;
         let present = config
             .result
@@ -370,15 +468,18 @@ impl ServerBackend {
             SparseModifier::None => Modifier::None,
             SparseModifier::Idf => Modifier::Idf,
         };
-        self.client
-            .create_vector_name(
-                CreateVectorNameRequestBuilder::new(
-                    self.collection.as_str(),
-                    name,
-                    SparseVectorCreationConfigBuilder::new().modifier(modifier as i32),
-                )
-                .wait(true),
-            )
+        let request = CreateVectorNameRequestBuilder::new(
+            collection,
+            name,
+            SparseVectorCreationConfigBuilder::new().modifier(modifier as i32),
+        )
+        .wait(true)
+        .build();
+        self.peers
+            .call(|c| {
+                let request = request.clone();
+                async move { c.create_vector_name(request).await }
+            })
             .await?;
         Ok(())
     }
@@ -419,11 +520,13 @@ impl Backend for ServerBackend {
         match &self.alias {
             Some(alias) => format!(
                 "collection {} (alias {alias}) on Qdrant server {}",
-                self.collection, self.client.config.uri
+                self.collection,
+                self.peers.uri()
             ),
             None => format!(
                 "collection {} on Qdrant server {}",
-                self.collection, self.client.config.uri
+                self.collection,
+                self.peers.uri()
             ),
         }
     }
@@ -444,10 +547,14 @@ impl Backend for ServerBackend {
                 PointStruct::new(p.id.to_string(), vectors, to_payload(p.payload))
             })
             .collect();
-        self.client
-            .upsert_points(UpsertPointsBuilder::new(self.collection.as_str(), points).wait(true))
-            .await
-            .map_err(|e| self.error("upsert", e))?;
+        let request = UpsertPointsBuilder::new(self.collection.as_str(), points)
+            .wait(true)
+            .build();
+        self.call("upsert", |c| {
+            let request = request.clone();
+            async move { c.upsert_points(request).await }
+        })
+        .await?;
         Ok(())
     }
 
@@ -466,11 +573,13 @@ impl Backend for ServerBackend {
         if let Some(filter) = filter {
             query = query.filter(filter);
         }
+        let query = query.build();
         let points = self
-            .client
-            .query(query)
-            .await
-            .map_err(|e| self.error("search", e))?
+            .call("search", |c| {
+                let query = query.clone();
+                async move { c.query(query).await }
+            })
+            .await?
             .result;
         let name = request.with_vector;
         points
@@ -493,15 +602,16 @@ impl Backend for ServerBackend {
             return Ok(Vec::new());
         }
         let ids: Vec<PointId> = ids.into_iter().map(to_point_id).collect();
+        let request = GetPointsBuilder::new(self.collection.as_str(), ids)
+            .with_payload(true)
+            .with_vectors(false)
+            .build();
         let points = self
-            .client
-            .get_points(
-                GetPointsBuilder::new(self.collection.as_str(), ids)
-                    .with_payload(true)
-                    .with_vectors(false),
-            )
-            .await
-            .map_err(|e| self.error("read payloads", e))?
+            .call("read payloads", |c| {
+                let request = request.clone();
+                async move { c.get_points(request).await }
+            })
+            .await?
             .result;
         points
             .into_iter()
@@ -532,11 +642,13 @@ impl Backend for ServerBackend {
         if let Some(offset) = request.offset {
             scroll = scroll.offset(to_point_id(offset));
         }
+        let scroll = scroll.build();
         let page = self
-            .client
-            .scroll(scroll)
-            .await
-            .map_err(|e| self.error("scroll", e))?;
+            .call("scroll", |c| {
+                let scroll = scroll.clone();
+                async move { c.scroll(scroll).await }
+            })
+            .await?;
         let next = page
             .next_page_offset
             .map(|id| self.point_key(id))
@@ -560,27 +672,30 @@ impl Backend for ServerBackend {
         if let Some(filter) = to_filter(filter) {
             request = request.filter(filter);
         }
-        self.client
-            .count(request)
-            .await
-            .map_err(|e| self.error("count", e))?
-            .result
-            .map(|r| r.count)
-            .ok_or_else(|| {
-                StoreError::Operation(format!("{}: count without a result", self.describe()))
-            })
+        let request = request.build();
+        self.call("count", |c| {
+            let request = request.clone();
+            async move { c.count(request).await }
+        })
+        .await?
+        .result
+        .map(|r| r.count)
+        .ok_or_else(|| {
+            StoreError::Operation(format!("{}: count without a result", self.describe()))
+        })
     }
 
     async fn delete(&self, filter: &Filter) -> Result<()> {
         let filter = to_filter(filter).unwrap_or_default();
-        self.client
-            .delete_points(
-                DeletePointsBuilder::new(self.collection.as_str())
-                    .points(filter)
-                    .wait(true),
-            )
-            .await
-            .map_err(|e| self.error("delete", e))?;
+        let request = DeletePointsBuilder::new(self.collection.as_str())
+            .points(filter)
+            .wait(true)
+            .build();
+        self.call("delete", |c| {
+            let request = request.clone();
+            async move { c.delete_points(request).await }
+        })
+        .await?;
         Ok(())
     }
 
@@ -591,10 +706,11 @@ impl Backend for ServerBackend {
     async fn set_schema(&self, record: &SchemaRecord) -> Result<()> {
         let mut request = UpdateCollectionBuilder::new(self.collection.as_str()).build();
         request.metadata = to_metadata(record);
-        self.client
-            .update_collection(request)
-            .await
-            .map_err(|e| self.error("record schema version", e))?;
+        self.call("record schema version", |c| {
+            let request = request.clone();
+            async move { c.update_collection(request).await }
+        })
+        .await?;
         Ok(())
     }
 
@@ -630,10 +746,12 @@ impl Backend for ServerBackend {
                     request = request
                         .field_index_params(KeywordIndexParamsBuilder::default().is_tenant(true));
                 }
-                self.client
-                    .create_field_index(request)
-                    .await
-                    .map_err(|e| self.error(format!("{migration}: index {field}"), e))?;
+                let request = request.build();
+                self.call(format!("{migration}: index {field}"), |c| {
+                    let request = request.clone();
+                    async move { c.create_field_index(request).await }
+                })
+                .await?;
                 Ok(())
             }
             Step::FillMissing { field, value } => {
@@ -645,14 +763,15 @@ impl Backend for ServerBackend {
                     field: field.clone(),
                 }))
                 .expect("a filter with a condition");
-                self.client
-                    .set_payload(
-                        SetPayloadPointsBuilder::new(self.collection.as_str(), payload)
-                            .points_selector(missing)
-                            .wait(true),
-                    )
-                    .await
-                    .map_err(|e| self.error(format!("{migration}: fill {field}"), e))?;
+                let request = SetPayloadPointsBuilder::new(self.collection.as_str(), payload)
+                    .points_selector(missing)
+                    .wait(true)
+                    .build();
+                self.call(format!("{migration}: fill {field}"), |c| {
+                    let request = request.clone();
+                    async move { c.set_payload(request).await }
+                })
+                .await?;
                 Ok(())
             }
             Step::CreateSparseVector { name, modifier } => {
@@ -685,11 +804,12 @@ impl Backend for ServerBackend {
         // the next write; nothing to wait for.
         let mut waited = false;
         loop {
+            let collection = self.collection.as_str();
             let status = self
-                .client
-                .collection_info(self.collection.as_str())
-                .await
-                .map_err(|e| self.error("collection info", e))?
+                .call("collection info", |c| async move {
+                    c.collection_info(collection).await
+                })
+                .await?
                 .result
                 .map(|info| info.status())
                 .unwrap_or(CollectionStatus::Green);
@@ -717,11 +837,13 @@ impl Backend for ServerBackend {
         if let Some(offset) = offset {
             scroll = scroll.offset(to_point_id(offset));
         }
+        let scroll = scroll.build();
         let page = self
-            .client
-            .scroll(scroll)
-            .await
-            .map_err(|e| self.error("export", e))?;
+            .call("export", |c| {
+                let scroll = scroll.clone();
+                async move { c.scroll(scroll).await }
+            })
+            .await?;
         let next = page
             .next_page_offset
             .map(|id| self.point_key(id))
@@ -770,10 +892,11 @@ impl Backend for ServerBackend {
     }
 
     async fn drop_collection(&self) -> Result<()> {
-        self.client
-            .delete_collection(self.collection.as_str())
-            .await
-            .map_err(|e| self.error("delete collection", e))?;
+        let collection = self.collection.as_str();
+        self.call("delete collection", |c| async move {
+            c.delete_collection(collection).await
+        })
+        .await?;
         Ok(())
     }
 }

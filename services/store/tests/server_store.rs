@@ -10,7 +10,7 @@ fn server(name: &str) -> StoreConfig {
     let url = std::env::var("QDRANT_URL")
         .expect("QDRANT_URL must name the Qdrant server this ignored test runs against");
     StoreConfig::Server {
-        url,
+        urls: vec![url],
         collection: format!("rag_test_{}_{name}", std::process::id()),
         api_key: std::env::var("QDRANT_API_KEY").ok(),
         timeout: std::time::Duration::from_secs(30),
