@@ -52,18 +52,26 @@ async fn answers_generated_together_are_the_answers_given_alone() {
     assert!(server.stop().success());
 }
 
+/// A question whose answer takes longer than the deadlines below.
+const LONG: &str = "Summarise every policy: leave, travel, remote work, passwords, VPN.";
+
 /// `grpc-timeout` reaches the generation: tonic's own deadline covers only the response head,
 /// and an Ask streams its body afterwards. The service ends the stream with DEADLINE_EXCEEDED
-/// and frees the sequence.
+/// and frees the sequence. The HTTP door's `x-rag-timeout` does the same.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deadline_ends_the_answer_with_deadline_exceeded() {
     let ws = Workspace::new();
     ws.index_samples();
-    let server = ws.start_serving(&["--admin-listen", "127.0.0.1:0"]);
+    let server = ws.start_serving(&[
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ]);
     server.wait_serving().await;
 
     let mut request = tonic::Request::new(pb::AskRequest {
-        question: "Summarise every policy: leave, travel, remote work, passwords, VPN.".into(),
+        question: LONG.into(),
         max_tokens: 400,
         retrieval: Some(pb::RetrievalOptions {
             top_k: 8,
@@ -89,6 +97,21 @@ async fn a_deadline_ends_the_answer_with_deadline_exceeded() {
         &[("rpc", "Ask"), ("code", "DEADLINE_EXCEEDED")],
     );
     assert_eq!(deadlines, 1.0, "{metrics}");
+
+    // Over HTTP: the stream ends with an `error` event, DEADLINE_EXCEEDED, and no answer (or,
+    // had the deadline passed before the stream started, 504).
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/ask", server.http.as_deref().unwrap()))
+        .header("x-rag-timeout", "0.8")
+        .json(&serde_json::json!({"question": LONG, "max_tokens": 400, "top_k": 8}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    assert!(matches!(status, 200 | 504), "{status}: {body}");
+    assert!(body.contains("DEADLINE_EXCEEDED"), "{body}");
+    assert!(!body.contains("event: answer"), "{body}");
     // The sequence is free: the next question is answered.
     let asked = ask(&server, QUESTIONS[0]).await;
     assert!(asked.answer.usage.is_some());

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use rag_grpc::Loaded;
+use rag_api::Loaded;
 use rag_ingest::{Chunker, Indexer, Padding, PdfExtractor, batch, extract, walk};
 use rag_proto::v1 as pb;
 

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Args;
+use rag_api::{Current, Loaded};
 use rag_embed::Embedder;
-use rag_grpc::{Current, Loaded};
 use rag_ingest::{API_ROOT, Event, IngestConfig, Selection, StoredDocument};
 use rag_proto::v1 as pb;
 use rag_store::generation::{self, Generation};

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use rag_grpc::{Current, Loaded, Rebuild, Serving};
+use rag_api::{Current, Loaded};
+use rag_grpc::{Rebuild, Serving};
 
 use crate::config::Config;
 

@@ -1,13 +1,14 @@
-//! The gRPC front door of the query service: [`service`] validates requests and maps them onto
-//! the engine, [`status`] maps every error onto a gRPC status in one table, [`server`] runs
-//! tonic with health and reflection.
+//! The gRPC door of the query service: [`service`] admits calls, maps each message onto its
+//! `rag-api` request ([`wire`]) and makes the call through `rag_api::calls`, [`status`] maps
+//! every kind of error onto a gRPC status in one table, [`server`] runs tonic with health and
+//! reflection. What a call does and how it fails is `rag-api`'s, shared with the HTTP door.
 
 mod observe;
-pub mod request;
 mod screen;
 pub mod server;
 mod service;
 pub mod status;
+mod wire;
 
-pub use observe::{AUDIT_TARGET, REQUEST_ID_HEADER, code_name, describe as describe_metrics};
-pub use service::{AUTHORIZATION_HEADER, Current, Loaded, Rebuild, Serving};
+pub use observe::{REQUEST_ID_HEADER, code_name, describe as describe_metrics};
+pub use service::{AUTHORIZATION_HEADER, Rebuild, Serving};

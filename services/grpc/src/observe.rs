@@ -18,11 +18,6 @@ pub const REQUESTS: &str = "rag_grpc_requests_total";
 /// `code`.
 pub const REQUEST_SECONDS: &str = "rag_grpc_request_duration_seconds";
 
-/// The tracing target of the audit log: one line per call (request id, key id — never the key —,
-/// RPC, status, latency, documents touched), to be filtered and shipped on its own
-/// (`RUST_LOG=audit=info`, `--log-json`).
-pub const AUDIT_TARGET: &str = "audit";
-
 /// The gRPC deadline a client sends, as a timeout from now.
 const TIMEOUT_HEADER: &str = "grpc-timeout";
 
@@ -160,7 +155,7 @@ impl Call {
         histogram!(REQUEST_SECONDS, &labels).record(elapsed);
         let documents = self.documents.lock().unwrap_or_else(|e| e.into_inner());
         tracing::info!(
-            target: AUDIT_TARGET,
+            target: rag_api::AUDIT_TARGET,
             request_id = %self.id,
             key = self.key.get().map_or("-", String::as_str),
             tenant = self.tenant.get().map_or("-", String::as_str),

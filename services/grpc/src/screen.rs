@@ -18,9 +18,11 @@ use tonic::codegen::{Bytes, http};
 use tonic::metadata::MetadataMap;
 use tonic::server::NamedService;
 
+use rag_api::ApiError;
+
 use crate::observe::Call;
 use crate::service::{Service, request_limit};
-use crate::status::ApiError;
+use crate::status::status;
 
 /// The rag service behind the screen.
 #[derive(Clone)]
@@ -88,7 +90,7 @@ impl tonic::codegen::Service<http::Request<Body>> for Screened {
                 {
                     call.set_key(key_id.to_owned());
                 }
-                Ok(call.fail(error.into()).into_http())
+                Ok(call.fail(status(error)).into_http())
             };
             if let Err(e) = gate.screen(crate::service::bearer(&probe), action) {
                 return refuse(ApiError::Auth(e));

@@ -10,7 +10,9 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use rag_auth::Gate;
 
-use crate::service::{Loaded, Service, Serving};
+use rag_api::Loaded;
+
+use crate::service::{Service, Serving};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

@@ -1,9 +1,8 @@
-//! The JSON shapes of the HTTP API, and how they are made from the engine's types. Requests
-//! become the gRPC request messages so that they go through the same validation.
+//! The API on HTTP's wire: the JSON shapes, each request onto its `rag-api` request and each
+//! result from its `rag-api` type, field for field.
 
-use rag_engine::{Answer, Rewrite, Verdict};
-use rag_proto::v1 as pb;
-use rag_store::Hit;
+use rag_api::Verdict;
+use rag_api::reply as api;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -65,38 +64,44 @@ pub struct AskRequest {
     pub seed: Option<u32>,
 }
 
-pub fn retrieval_options(
-    top_k: Option<u32>,
-    score_threshold: Option<f32>,
-    filter: Option<Filter>,
-) -> pb::RetrievalOptions {
-    let filter = filter.unwrap_or_default();
-    pb::RetrievalOptions {
-        top_k: top_k.unwrap_or(0),
-        score_threshold,
-        filter: Some(pb::Filter {
+impl From<Filter> for rag_api::Filter {
+    fn from(filter: Filter) -> Self {
+        Self {
             path_prefix: filter.path_prefix,
             document_ids: filter.document_ids,
-        }),
+        }
     }
 }
 
-impl AskRequest {
-    pub fn into_proto(self) -> pb::AskRequest {
-        pb::AskRequest {
-            question: self.question,
-            retrieval: Some(retrieval_options(
-                self.top_k,
-                self.score_threshold,
-                self.filter,
-            )),
-            max_tokens: self.max_tokens.unwrap_or(0),
-            temperature: self.temperature,
-            seed: self.seed,
-            history: self
+impl From<SearchRequest> for rag_api::SearchRequest {
+    fn from(r: SearchRequest) -> Self {
+        Self {
+            query: r.query,
+            retrieval: rag_api::RetrievalOptions {
+                top_k: r.top_k,
+                score_threshold: r.score_threshold,
+                filter: r.filter.unwrap_or_default().into(),
+            },
+        }
+    }
+}
+
+impl From<AskRequest> for rag_api::AskRequest {
+    fn from(r: AskRequest) -> Self {
+        Self {
+            question: r.question,
+            retrieval: rag_api::RetrievalOptions {
+                top_k: r.top_k,
+                score_threshold: r.score_threshold,
+                filter: r.filter.unwrap_or_default().into(),
+            },
+            max_tokens: r.max_tokens,
+            temperature: r.temperature,
+            seed: r.seed,
+            history: r
                 .history
                 .into_iter()
-                .map(|t| pb::Turn {
+                .map(|t| rag_api::Turn {
                     question: t.question,
                     answer: t.answer,
                 })
@@ -127,21 +132,21 @@ pub struct Chunk {
     pub rank_score: f32,
 }
 
-impl From<&Hit> for Chunk {
-    fn from(hit: &Hit) -> Self {
-        let p = &hit.payload;
+impl From<api::Chunk> for Chunk {
+    fn from(c: api::Chunk) -> Self {
         Self {
-            document_id: p.doc_id.clone(),
-            document_version: p.doc_hash.clone(),
-            source_path: p.source.clone(),
-            page: p.page,
-            chunk_index: p.chunk_index,
-            chunk_count: p.chunk_count,
-            title: p.title.clone(),
-            heading: p.heading.clone(),
-            text: p.text.clone(),
-            score: hit.similarity,
-            rank_score: hit.score,
+            document_id: c.document_id,
+            document_version: c.document_version,
+            source_path: c.source_path,
+            page: c.page,
+            chunk_index: c.chunk_index,
+            chunk_count: c.chunk_count,
+            title: c.title,
+            heading: c.heading,
+            text: c.text,
+            // The wire's `score` is the similarity.
+            score: c.similarity,
+            rank_score: c.rank_score,
         }
     }
 }
@@ -159,12 +164,12 @@ pub struct Source {
     pub chunk: Chunk,
 }
 
-pub fn sources(hits: &[Hit]) -> Vec<Source> {
-    hits.iter()
-        .enumerate()
-        .map(|(i, hit)| Source {
-            number: i as u32 + 1,
-            chunk: hit.into(),
+pub fn sources(sources: Vec<api::Source>) -> Vec<Source> {
+    sources
+        .into_iter()
+        .map(|s| Source {
+            number: s.number,
+            chunk: s.chunk.into(),
         })
         .collect()
 }
@@ -178,11 +183,11 @@ pub struct RewriteEvent {
     pub by: String,
 }
 
-impl From<Rewrite> for RewriteEvent {
-    fn from(r: Rewrite) -> Self {
+impl From<api::Rewrite> for RewriteEvent {
+    fn from(r: api::Rewrite) -> Self {
         Self {
             question: r.question,
-            by: r.by.as_str().to_owned(),
+            by: r.by.to_owned(),
         }
     }
 }
@@ -260,30 +265,36 @@ pub fn status_name(status: Verdict) -> &'static str {
     }
 }
 
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+impl From<api::Timings> for Timings {
+    fn from(t: api::Timings) -> Self {
+        Self {
+            rewrite_ms: t.rewrite_ms,
+            retrieval_ms: t.retrieval_ms,
+            first_token_ms: t.first_token_ms,
+            total_ms: t.total_ms,
+            tokens_per_second: t.tokens_per_second,
+        }
+    }
 }
 
-impl From<Answer> for AnswerEvent {
-    fn from(answer: Answer) -> Self {
-        let checked = answer.checked;
-        let t = answer.timings;
+impl From<api::Answer> for AnswerEvent {
+    fn from(answer: api::Answer) -> Self {
         Self {
-            status: status_name(checked.status).to_owned(),
-            text: checked.text,
-            draft: checked.draft,
+            status: status_name(answer.status).to_owned(),
+            text: answer.text,
+            draft: answer.draft,
             citations: answer
                 .citations
                 .into_iter()
                 .map(|c| Citation {
                     number: c.number,
-                    document_id: c.doc_id,
-                    source_path: c.source,
+                    document_id: c.document_id,
+                    source_path: c.source_path,
                     page: c.page,
                 })
                 .collect(),
-            invalid_citations: checked.invalid_citations,
-            sentences: checked
+            invalid_citations: answer.invalid_citations,
+            sentences: answer
                 .sentences
                 .into_iter()
                 .map(|s| Sentence {
@@ -295,18 +306,35 @@ impl From<Answer> for AnswerEvent {
                     similarity: s.similarity,
                 })
                 .collect(),
-            usage: (answer.prompt_tokens > 0).then_some(Usage {
-                prompt_tokens: answer.prompt_tokens as u32,
-                completion_tokens: answer.completion_tokens as u32,
+            usage: answer.usage.map(|u| Usage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
             }),
-            timings: Timings {
-                rewrite_ms: ms(t.rewrite),
-                retrieval_ms: ms(t.retrieval),
-                first_token_ms: ms(t.first_token),
-                total_ms: ms(t.total),
-                tokens_per_second: t.tokens_per_second,
-            },
-            finish_reason: answer.finish.as_str().to_owned(),
+            timings: answer.timings.into(),
+            finish_reason: answer.finish_reason.to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_score_is_the_similarity_and_rank_score_the_ranking() {
+        let c = Chunk::from(api::Chunk {
+            document_id: "d".into(),
+            document_version: "v".into(),
+            source_path: "a.md".into(),
+            page: 0,
+            chunk_index: 1,
+            chunk_count: 2,
+            title: String::new(),
+            heading: String::new(),
+            text: "t".into(),
+            similarity: 0.8,
+            rank_score: 0.03,
+        });
+        assert_eq!((c.score, c.rank_score), (0.8, 0.03));
     }
 }

@@ -2,14 +2,15 @@
 //! `sources`, `token`s, then `answer` (or `error`).
 
 use std::convert::Infallible;
+use std::time::Instant;
 
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
+use rag_api::reply::{Answering, AskEvent};
+use rag_api::{Admission, ApiError};
 use rag_auth::Action;
-use rag_engine::{AskEvent, AskStream, EngineError};
-use rag_grpc::request::{Admission, ask_options, question};
 
 use crate::api::{AnswerEvent, AskRequest, RewriteEvent, SourcesEvent, TokenEvent, sources};
 use crate::error::Body;
@@ -17,8 +18,11 @@ use crate::{HttpError, St, audited};
 
 /// A grounded answer, streamed as Server-Sent Events: `rewrite` (a follow-up's standalone
 /// question), `sources`, `token` (each piece of text as generated), then `answer` (the checked
-/// answer) — or `error`. Closing the connection stops the generation.
+/// answer) — or `error`. Closing the connection stops the generation; so does the deadline an
+/// `x-rag-timeout` header sets (an `error` event DEADLINE_EXCEEDED, or 504 before the stream).
 #[utoipa::path(post, path = "/v1/ask", request_body = AskRequest,
+    params(("x-rag-timeout" = Option<f64>, Header, description = "Seconds the client waits \
+        for the answer, more than 0 and at most 86400 (\"2.5\"); unset: no deadline")),
     responses(
         (status = 200, description = "text/event-stream of events `rewrite` (RewriteEvent), \
             `sources` (SourcesEvent), `token` (TokenEvent), `answer` (AnswerEvent), `error` \
@@ -31,8 +35,9 @@ pub async fn ask(
     headers: HeaderMap,
     Body(body): Body<AskRequest>,
 ) -> Result<Response, HttpError> {
+    let arrived = Instant::now();
     let admission = http.admit(&headers, Action::Ask)?;
-    let events = start(&http, &admission, body?).await?;
+    let events = start(&http, &headers, arrived, &admission, body?).await?;
     let response = Sse::new(sse_events(events))
         .keep_alive(KeepAlive::default())
         .into_response();
@@ -41,18 +46,18 @@ pub async fn ask(
     Ok(hold(response, admission))
 }
 
-/// Validates and starts an answer for a caller let in: what `/v1/ask` and `/v1/chat/completions` share.
+/// Starts an answer for a caller let in, until the deadline its `x-rag-timeout` sets from
+/// `arrived`: what `/v1/ask` and `/v1/chat/completions` share.
 pub async fn start(
     http: &crate::Http,
+    headers: &HeaderMap,
+    arrived: Instant,
     admission: &Admission,
     request: AskRequest,
-) -> Result<AskStream, HttpError> {
-    let loaded = http.loaded()?;
-    let engine = &loaded.engine;
-    let request = request.into_proto();
-    let text = question(engine, "question", &request.question)?;
-    let options = ask_options(engine, &admission.caller, &request)?;
-    Ok(engine.ask(&text, options).await?)
+) -> Result<Answering, HttpError> {
+    let deadline = crate::deadline::deadline(headers, arrived)?;
+    let request = request.into();
+    Ok(rag_api::calls::start_ask(&http.current, &admission.caller, request, deadline).await?)
 }
 
 /// Keeps the admission (its in-flight permit) alive as long as the response body.
@@ -66,14 +71,14 @@ pub fn hold(response: Response, admission: Admission) -> Response {
     Response::from_parts(parts, axum::body::Body::from_stream(stream))
 }
 
-fn sse_events(events: AskStream) -> impl Stream<Item = Result<Event, Infallible>> {
+fn sse_events(events: Answering) -> impl Stream<Item = Result<Event, Infallible>> {
     events.map(|event| {
         Ok(match event {
-            Ok(AskEvent::Rewritten(r)) => json_event("rewrite", &RewriteEvent::from(r)),
-            Ok(AskEvent::Sources(hits)) => json_event(
+            Ok(AskEvent::Rewrite(r)) => json_event("rewrite", &RewriteEvent::from(r)),
+            Ok(AskEvent::Sources(s)) => json_event(
                 "sources",
                 &SourcesEvent {
-                    sources: sources(&hits),
+                    sources: sources(s),
                 },
             ),
             Ok(AskEvent::Token(text)) => json_event("token", &TokenEvent { text }),
@@ -90,6 +95,6 @@ fn json_event(name: &str, data: &impl serde::Serialize) -> Event {
         .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()))
 }
 
-fn error_event(e: EngineError) -> Event {
+fn error_event(e: ApiError) -> Event {
     json_event("error", &HttpError::from(e).body())
 }

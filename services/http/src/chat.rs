@@ -7,14 +7,14 @@
 //! per-sentence verdicts) travels in an extra `rag` field that OpenAI clients ignore.
 
 use std::convert::Infallible;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use rag_engine::AskEvent;
+use rag_api::reply::{Answering, AskEvent};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -141,7 +141,7 @@ fn conversation(
     history.retain(|t| !t.question.trim().is_empty());
     let skip = history
         .len()
-        .saturating_sub(rag_grpc::request::MAX_HISTORY_TURNS);
+        .saturating_sub(rag_api::request::MAX_HISTORY_TURNS);
     let history = history
         .into_iter()
         .skip(skip)
@@ -290,6 +290,8 @@ fn now() -> u64 {
 /// A grounded answer in OpenAI's chat completion format, streamed (`"stream": true`, Server-Sent
 /// Events of `chat.completion.chunk`, then `[DONE]`) or not.
 #[utoipa::path(post, path = "/v1/chat/completions", request_body = ChatRequest,
+    params(("x-rag-timeout" = Option<f64>, Header, description = "Seconds the client waits \
+        for the answer, as for /v1/ask; unset: no deadline")),
     responses(
         (status = 200, body = ChatCompletion, description = "a chat.completion, or with \
             \"stream\": true a text/event-stream of ChatChunk objects ended by `[DONE]`"),
@@ -302,48 +304,16 @@ pub async fn completions(
     headers: HeaderMap,
     Body(body): Body<ChatRequest>,
 ) -> Result<Response, HttpError> {
+    let arrived = Instant::now();
     // The caller is let in before its body is judged.
     let admission = http.admit(&headers, rag_auth::Action::Ask)?;
-    let question_chars = http.loaded()?.engine.config().max_question_chars;
+    let question_chars = http.current.loaded()?.engine.config().max_question_chars;
     let (ask, stream) = body?.into_ask(question_chars)?;
-    let mut events = start(&http, &admission, ask).await?;
+    let events = start(&http, &headers, arrived, &admission, ask).await?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now();
     if !stream {
-        let mut extra = RagExtra::default();
-        let mut answer = None;
-        while let Some(event) = events.next().await {
-            match event? {
-                AskEvent::Rewritten(r) => extra.rewrite = Some(r.into()),
-                AskEvent::Sources(hits) => extra.sources = Some(sources(&hits)),
-                AskEvent::Token(_) => {}
-                AskEvent::Answer(a) => answer = Some(AnswerEvent::from(*a)),
-            }
-        }
-        let answer = answer.ok_or_else(|| {
-            HttpError::from(rag_engine::EngineError::Internal(
-                "the answer ended without a result".into(),
-            ))
-        })?;
-        let body = ChatCompletion {
-            id,
-            object: "chat.completion".into(),
-            created,
-            model: MODEL_ID.into(),
-            choices: vec![Choice {
-                index: 0,
-                message: AssistantMessage {
-                    role: "assistant".into(),
-                    content: answer.text.clone(),
-                },
-                finish_reason: finish_reason(&answer),
-            }],
-            usage: usage(&answer),
-            rag: RagExtra {
-                answer: Some(answer),
-                ..extra
-            },
-        };
+        let body = whole(events, id, created).await?;
         return Ok(audited(Json(body).into_response(), &admission, Vec::new()));
     }
 
@@ -373,7 +343,7 @@ pub async fn completions(
     let mut streamed_tokens = false;
     let body = events.map(move |event| -> Result<Event, Infallible> {
         Ok(match event {
-            Ok(AskEvent::Rewritten(r)) => data(&chunk(
+            Ok(AskEvent::Rewrite(r)) => data(&chunk(
                 Delta::default(),
                 None,
                 Some(RagExtra {
@@ -382,11 +352,11 @@ pub async fn completions(
                 }),
                 None,
             )),
-            Ok(AskEvent::Sources(hits)) => data(&chunk(
+            Ok(AskEvent::Sources(s)) => data(&chunk(
                 Delta::default(),
                 None,
                 Some(RagExtra {
-                    sources: Some(sources(&hits)),
+                    sources: Some(sources(s)),
                     ..Default::default()
                 }),
                 None,
@@ -443,6 +413,48 @@ pub async fn completions(
         .into_response();
     let response = audited(response, &admission, Vec::new());
     Ok(hold(response, admission))
+}
+
+/// The answer as one `chat.completion`, once it is done.
+async fn whole(
+    mut events: Answering,
+    id: String,
+    created: u64,
+) -> Result<ChatCompletion, HttpError> {
+    let mut extra = RagExtra::default();
+    let mut answer = None;
+    while let Some(event) = events.next().await {
+        match event? {
+            AskEvent::Rewrite(r) => extra.rewrite = Some(r.into()),
+            AskEvent::Sources(s) => extra.sources = Some(sources(s)),
+            AskEvent::Token(_) => {}
+            AskEvent::Answer(a) => answer = Some(AnswerEvent::from(*a)),
+        }
+    }
+    let answer = answer.ok_or_else(|| {
+        HttpError::from(rag_engine::EngineError::Internal(
+            "the answer ended without a result".into(),
+        ))
+    })?;
+    Ok(ChatCompletion {
+        id,
+        object: "chat.completion".into(),
+        created,
+        model: MODEL_ID.into(),
+        choices: vec![Choice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant".into(),
+                content: answer.text.clone(),
+            },
+            finish_reason: finish_reason(&answer),
+        }],
+        usage: usage(&answer),
+        rag: RagExtra {
+            answer: Some(answer),
+            ..extra
+        },
+    })
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

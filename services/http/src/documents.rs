@@ -65,7 +65,7 @@ pub async fn chunk_in_context(
     Query(query): Query<ContextQuery>,
 ) -> Result<Response, HttpError> {
     let admission = http.admit(&headers, Action::Search)?;
-    let document_id = rag_grpc::request::document_id("document_id", &document_id)?;
+    let document_id = rag_api::check::document_id("document_id", &document_id)?;
     let around = query.around.unwrap_or(AROUND);
     if around > MAX_AROUND {
         return Err(HttpError::invalid(
@@ -74,6 +74,7 @@ pub async fn chunk_in_context(
         ));
     }
     let store = http
+        .current
         .loaded()?
         .engine
         .store()

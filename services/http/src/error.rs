@@ -1,16 +1,15 @@
-//! Every error an HTTP request can end in, as a status and a JSON body. The status comes from
-//! the gRPC table (`rag_grpc::status::code`) through the standard gRPC → HTTP mapping, so the two
-//! doors never disagree about what an error is. The body is OpenAI's error shape, which the
-//! OpenAI SDKs read; our own clients read the same.
+//! Every error an HTTP request can end in, as a status and a JSON body: the HTTP door's status
+//! table. What kind of failure an error is comes from `rag-api` ([`ErrorKind`]), as for gRPC,
+//! so the two doors never disagree about what an error is; this table maps the kind onto the
+//! standard HTTP status for it (as grpc-gateway and Google APIs do). The body is OpenAI's error
+//! shape, which the OpenAI SDKs read; our own clients read the same.
 
 use axum::Json;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rag_grpc::code_name;
-use rag_grpc::status::{ApiError, code};
+use rag_api::{ApiError, ErrorKind};
 use serde::Serialize;
-use tonic::Code;
 use utoipa::ToSchema;
 
 /// A failed request: `{"error": {...}}`.
@@ -54,17 +53,17 @@ impl HttpError {
         Self::Api(ApiError::invalid(field, reason))
     }
 
-    fn code(&self) -> Code {
+    fn kind(&self) -> ErrorKind {
         match self {
-            Self::Api(e) => code(e),
-            Self::NotFound(_) => Code::NotFound,
-            Self::Misaddressed(_) => Code::PermissionDenied,
-            Self::Body { .. } => Code::InvalidArgument,
+            Self::Api(e) => e.kind(),
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Misaddressed(_) => ErrorKind::PermissionDenied,
+            Self::Body { .. } => ErrorKind::InvalidArgument,
         }
     }
 
     pub fn body(&self) -> ErrorBody {
-        let code = self.code();
+        let kind = self.kind();
         let param = match self {
             Self::Api(e) => e.field().map(|(field, _)| field.to_owned()),
             Self::NotFound(_) | Self::Misaddressed(_) => None,
@@ -77,8 +76,8 @@ impl HttpError {
         ErrorBody {
             error: ErrorDetail {
                 message,
-                kind: kind(code),
-                code: code_name(code),
+                kind: openai_type(kind),
+                code: kind.name(),
                 param,
             },
         }
@@ -115,43 +114,42 @@ where
     }
 }
 
-/// The standard mapping of gRPC codes onto HTTP statuses (as grpc-gateway and Google APIs use).
-pub fn http_status(code: Code) -> StatusCode {
-    match code {
-        Code::Ok => StatusCode::OK,
-        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+/// The table: which HTTP status each kind of error is.
+pub fn http_status(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidArgument | ErrorKind::OutOfRange | ErrorKind::FailedPrecondition => {
             StatusCode::BAD_REQUEST
         }
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        Code::NotFound => StatusCode::NOT_FOUND,
-        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
-        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::Cancelled => StatusCode::from_u16(499).expect("499 is a valid status"),
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-        Code::Internal | Code::Unknown | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-fn kind(code: Code) -> &'static str {
-    match code {
-        Code::Unauthenticated => "authentication_error",
-        Code::PermissionDenied => "permission_error",
-        Code::NotFound => "not_found_error",
-        Code::ResourceExhausted => "rate_limit_error",
-        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+/// OpenAI's error family for each kind.
+fn openai_type(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Unauthenticated => "authentication_error",
+        ErrorKind::PermissionDenied => "permission_error",
+        ErrorKind::NotFound => "not_found_error",
+        ErrorKind::ResourceExhausted => "rate_limit_error",
+        ErrorKind::InvalidArgument | ErrorKind::OutOfRange | ErrorKind::FailedPrecondition => {
             "invalid_request_error"
         }
-        _ => "server_error",
+        ErrorKind::DeadlineExceeded | ErrorKind::Unavailable | ErrorKind::Internal => {
+            "server_error"
+        }
     }
 }
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let code = self.code();
-        if code == Code::Internal {
+        let kind = self.kind();
+        if kind == ErrorKind::Internal {
             tracing::error!(error = %self, "request failed");
         }
         let retry = match &self {
@@ -160,7 +158,7 @@ impl IntoResponse for HttpError {
         };
         let status = match &self {
             Self::Body { status, .. } => *status,
-            _ => http_status(code),
+            _ => http_status(kind),
         };
         let mut response = (status, Json(self.body())).into_response();
         if let Some(delay) = retry {
@@ -181,14 +179,14 @@ mod tests {
     #[test]
     fn errors_keep_their_meaning_over_http() {
         let e = HttpError::invalid("question", "must not be empty");
-        assert_eq!(http_status(e.code()), StatusCode::BAD_REQUEST);
+        assert_eq!(http_status(e.kind()), StatusCode::BAD_REQUEST);
         let body = e.body();
         assert_eq!(body.error.code, "INVALID_ARGUMENT");
         assert_eq!(body.error.param.as_deref(), Some("question"));
         let e = HttpError::Api(ApiError::Auth(rag_auth::AuthError::Missing));
-        assert_eq!(http_status(e.code()), StatusCode::UNAUTHORIZED);
+        assert_eq!(http_status(e.kind()), StatusCode::UNAUTHORIZED);
         assert_eq!(e.body().error.kind, "authentication_error");
         let e = HttpError::Api(ApiError::NotReady);
-        assert_eq!(http_status(e.code()), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(http_status(e.kind()), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -166,8 +166,8 @@ fn check(feedback: &FeedbackRequest) -> Result<(), HttpError> {
     }
     for source in &feedback.sources {
         // As the answer named them: ids and paths the API accepts in a request.
-        rag_grpc::request::document_id("sources.document_id", &source.document_id)?;
-        rag_grpc::request::source_path("sources.source_path", &source.source_path)?;
+        rag_api::check::document_id("sources.document_id", &source.document_id)?;
+        rag_api::check::source_path("sources.source_path", &source.source_path)?;
     }
     Ok(())
 }

@@ -2,12 +2,14 @@
 //! Server-Sent Events, an OpenAI-compatible chat endpoint, the chat page with its source
 //! viewer and feedback, and the OpenAPI document of all of it.
 //!
-//! Every request goes through the gRPC door's admission and validation
-//! (`rag_grpc::request`): the same keys, tenants, groups, limits and errors.
+//! Every request goes through `rag-api`'s admission, validation and calls, as gRPC's do: the
+//! same keys, tenants, groups, limits and errors. This crate maps JSON onto the API's requests
+//! and its results back ([`api`]), and each kind of error onto an HTTP status ([`error`]).
 
 mod api;
 mod ask;
 mod chat;
+mod deadline;
 mod documents;
 mod error;
 pub mod feedback;
@@ -26,9 +28,8 @@ use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use rag_api::{Admission, Current, GROUPS_HEADER};
 use rag_auth::{Action, Gate};
-use rag_grpc::request::{Admission, GROUPS_HEADER};
-use rag_grpc::{Current, Loaded};
 use tokio::net::TcpListener;
 
 pub use error::{ErrorBody, HttpError};
@@ -60,22 +61,16 @@ impl Http {
         }
     }
 
-    fn loaded(&self) -> Result<Arc<Loaded>, HttpError> {
-        self.current
-            .get()
-            .ok_or(HttpError::Api(rag_grpc::status::ApiError::NotReady))
-    }
-
     /// Lets the request in as gRPC would: `Authorization: Bearer <key>`, `x-rag-groups`.
     fn admit(&self, headers: &HeaderMap, action: Action) -> Result<Admission, HttpError> {
         let key = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(rag_grpc::request::bearer);
+            .and_then(rag_api::bearer);
         let groups = headers
             .get(GROUPS_HEADER)
             .map(|v| v.to_str().map_err(|_| ()));
-        Ok(rag_grpc::request::admit(&self.gate, key, groups, action)?)
+        Ok(rag_api::admit(&self.gate, key, groups, action)?)
     }
 }
 
@@ -222,7 +217,7 @@ async fn observe(request: Request, next: Next) -> Response {
     if route.starts_with("/v1/") {
         let who = response.extensions().get::<Audited>();
         tracing::info!(
-            target: rag_grpc::AUDIT_TARGET,
+            target: rag_api::AUDIT_TARGET,
             http = %method,
             route,
             status,

@@ -12,7 +12,8 @@ use utoipa::{Modify, OpenApi};
         documents: search, grounded answers with checked citations (Server-Sent Events), an \
         OpenAI-compatible chat endpoint, the source viewer and feedback. Keys as for gRPC: \
         `Authorization: Bearer <key>`; a trusted front end names its user's groups in \
-        `x-rag-groups`."),
+        `x-rag-groups`. An answer's client may bound its wait with `x-rag-timeout: <seconds>` \
+        (gRPC's `grpc-timeout`): past it the answer ends with DEADLINE_EXCEEDED."),
     paths(
         crate::search::search,
         crate::ask::ask,

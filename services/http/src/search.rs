@@ -1,14 +1,11 @@
 //! `POST /v1/search`: ranked chunks, no generation.
 
-use std::time::Instant;
-
 use axum::Json;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use rag_auth::Action;
-use rag_grpc::request::{question, retrieval};
 
-use crate::api::{Chunk, SearchRequest, SearchResponse, Timings, retrieval_options};
+use crate::api::{SearchRequest, SearchResponse};
 use crate::error::Body;
 use crate::{HttpError, St, audited};
 
@@ -25,20 +22,11 @@ pub async fn search(
     Body(body): Body<SearchRequest>,
 ) -> Result<Response, HttpError> {
     let admission = http.admit(&headers, Action::Search)?;
-    let request = body?;
-    let loaded = http.loaded()?;
-    let engine = &loaded.engine;
-    let query = question(engine, "query", &request.query)?;
-    let options = retrieval_options(request.top_k, request.score_threshold, request.filter);
-    let retrieval = retrieval(engine, &admission.caller, Some(options))?;
-    let started = Instant::now();
-    let hits = engine.retrieve(&query, &retrieval).await?;
+    let request = body?.into();
+    let found = rag_api::calls::search(&http.current, &admission.caller, request).await?;
     let body = SearchResponse {
-        chunks: hits.iter().map(Chunk::from).collect(),
-        timings: Timings {
-            retrieval_ms: started.elapsed().as_secs_f64() * 1000.0,
-            ..Default::default()
-        },
+        chunks: found.chunks.into_iter().map(Into::into).collect(),
+        timings: found.timings.into(),
     };
     let documents = body.chunks.iter().map(|c| c.document_id.clone()).collect();
     Ok(audited(Json(body).into_response(), &admission, documents))
