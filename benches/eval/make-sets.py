@@ -28,6 +28,13 @@ question sets (JSON lines, the format `rag eval` reads) into benches/eval/:
                      headings kept). English over English (corpus libreoffice-en/), Korean over
                      Korean where the Korean page is translated (libreoffice-ko/), Korean over
                      the aligned English page (libreoffice-en/).
+  zsh-faq.jsonl      English, the Z-Shell FAQ (zsh-doc; FAQ01.html ... FAQ06.html, one chapter
+                     each): every numbered section (`3.13: How do I ...?`) is a question, its
+                     number stripped, the section the answer, one file each. Corpus: zsh-faq/.
+  perl-faq.jsonl     English, perlfaq1-9 (perl-doc; POD sources): every =head2 is a question,
+                     its body the answer, one file each; 200 of the 306 questions, evenly
+                     spaced (the other answers stay, with their question as a heading). Set
+                     aside (issue 24): not used to tune retrieval. Corpus: perl-faq/.
   out-of-corpus-en.jsonl, out-of-corpus-ko.jsonl
                      Questions none of these corpora answer (written by hand, below), with
                      `"sources": []`, for refusal: append them to a set when running eval.
@@ -44,6 +51,8 @@ Rules (all deterministic):
     same title heads more than two candidate sections of a corpus (`Activating the Filter`,
     `도구 옵션`: no one section answers it); the heading of a dropped question stays in the text.
     A title that heads two sections (`What is Python?` in two FAQ pages) keeps both as sources.
+    zsh-faq and perl-faq also drop a title that names its subject only by a pronoun (it, this,
+    that, they, them) with fewer than two other words outside FUNCTION_WORDS (`What is it?`).
   * GIMP: a page is used when its Korean and English versions have the same headings (same count,
     same section numbers), it is a content page (DocBook sect1, sect2, chapter, appendix, preface
     or refentry; not a book, part or reference table of contents, glossary, index or
@@ -58,7 +67,8 @@ Rules (all deterministic):
     out. A Korean question needs a Korean title; Korean over Korean also needs the page
     translated (at least 50 % of its words contain Hangul).
   * Limits: at most MAX_PAGES GIMP pages (first by file name), MAX_PAGES_LIBREOFFICE LibreOffice
-    pages (evenly spaced in path order) and MAX_QUESTIONS questions per set (evenly spaced).
+    pages (evenly spaced in path order) and MAX_QUESTIONS questions per set (evenly spaced;
+    MAX_QUESTIONS_NEW for perl-faq).
 
 Usage: benches/eval/make-sets.py [--out /tmp/rag-eval-corpora] [--debs DIR] [--sets-dir DIR]
 Needs: Python 3 (standard library), apt-get (with Debian bookworm sources), dpkg-deb.
@@ -90,6 +100,10 @@ PACKAGES = [
      "8faa840285734d6cfe1ed25537b48f07e74bd6412e3917bf8e5f8a653f7b3712"),
     ("libreoffice-help-ko", "4:7.4.7-1+deb12u14",
      "7ef2d854e9ed58e6bf861cfa9fa2579555233f9df874baf327fcb07ccd190669"),
+    ("perl-doc", "5.36.0-7+deb12u4",
+     "f4269cff4576d6f02a6756df842988e58451c7e945b08517dd235531b24e48f8"),
+    ("zsh-doc", "5.9-4",
+     "79bd75df4bf03d1021e993fd773f82b8a4c8d76649e420cd32eca940cf418ff4"),
 ]
 # The sets each group of --only makes, by the packages it needs.
 GROUPS = {
@@ -97,6 +111,8 @@ GROUPS = {
     "git-faq": ["git-doc"],
     "gimp": ["gimp-help-en", "gimp-help-ko"],
     "libreoffice": ["libreoffice-help-en-us", "libreoffice-help-ko"],
+    "perl-faq": ["perl-doc"],
+    "zsh-faq": ["zsh-doc"],
 }
 # Held out for the team's own checks (issue 13): never downloaded, indexed or evaluated here.
 HELD_OUT = re.compile(r"^debian-faq")
@@ -104,6 +120,7 @@ HELD_OUT = re.compile(r"^debian-faq")
 MAX_PAGES = 200
 MAX_PAGES_LIBREOFFICE = 400
 MAX_QUESTIONS = 400
+MAX_QUESTIONS_NEW = 200  # perl-faq (issue 24): 200 of its 306 questions
 
 OUT_OF_CORPUS_EN = [
     "How long should I boil an egg for a soft yolk?",
@@ -159,6 +176,16 @@ GENERIC = {
     "다른", "방법", "옵션", "개요", "소개", "예제", "예", "설명", "활성화", "사용법", "사용하기",
     "참고", "일반", "기타", "필터", "도구", "대화", "창", "설정", "매개변수", "팁",
 }
+# perl-faq and zsh-faq only (issue 24): a title that names its subject only by a pronoun
+# ("What is it?", "Where do I get it?": "it" is the FAQ's program) is too vague to ask alone.
+FUNCTION_WORDS = {
+    "what", "which", "who", "where", "when", "why", "how", "is", "are", "was", "were", "be",
+    "do", "does", "did", "can", "could", "should", "would", "will", "may", "must", "i", "me",
+    "my", "you", "your", "we", "it", "its", "this", "that", "they", "them", "there", "a", "an",
+    "the", "of", "to", "in", "on", "at", "for", "with", "from", "by", "about", "and", "or",
+    "not", "s", "t",
+}
+PRONOUNS = {"it", "this", "that", "they", "them"}
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 WORD = re.compile(r"\w+")
 
@@ -226,16 +253,27 @@ def hangul_share(text):
 class Questions:
     """Questions of one set, with the generic-title rules applied when written."""
 
-    def __init__(self):
+    def __init__(self, vague_pronouns=False):
         self.by_title = collections.OrderedDict()
+        self.vague_pronouns = vague_pronouns
 
     def add(self, title, source):
         self.by_title.setdefault(title, []).append(source)
 
     def usable(self, title):
         ws = [w.lower() for w in words(title)]
+        if self.vague_pronouns and set(ws) & PRONOUNS and \
+                sum(1 for w in ws if w not in FUNCTION_WORDS) < 2:
+            return False
         return (len(ws) >= 2 and len(self.by_title.get(title, [])) <= 2
                 and not all(w in GENERIC for w in ws))
+
+    def selected(self, limit):
+        """The usable titles, at most `limit` of them, evenly spaced."""
+        rows = [t for t in self.by_title if self.usable(t)]
+        if len(rows) > limit:
+            rows = [rows[i * len(rows) // limit] for i in range(limit)]
+        return set(rows)
 
     def write(self, path):
         rows = [(t, s) for t, s in self.by_title.items() if self.usable(t)]
@@ -413,6 +451,249 @@ def git_faq(root, corpus, questions):
         files += 1
     if files < 10:
         die(f"only {files} gitfaq entries parsed from {source}")
+    return files
+
+
+# --- perlfaq (POD) ---------------------------------------------------------------------------
+
+POD_ENTITIES = {"lt": "<", "gt": ">", "verbar": "|", "sol": "/", "quot": '"', "amp": "&",
+                "apos": "'"}
+
+
+def pod_inline(text, page, plain=False):
+    """POD formatting codes (C<>, I<>, L<>, E<>, C<< >> ...) as Markdown-ish text; `plain`
+    leaves code unquoted (for titles). A link to a section of a perlfaq page (another question,
+    word for word) keeps only the page's name."""
+    out, i = [], 0
+    while i < len(text):
+        m = re.match(r"([A-Z])(<(?:<+\s)?)", text[i:])
+        if not m:
+            out.append(text[i])
+            i += 1
+            continue
+        code, n = m.group(1), m.group(2).count("<")
+        start = i + len(m.group(0))
+        if n == 1:  # single brackets nest: count them
+            depth, j = 1, start
+            while j < len(text) and depth:
+                if re.match(r"[A-Z]<", text[j:j + 2]) and not re.match(r"[A-Z]<<", text[j:j + 3]):
+                    depth, j = depth + 1, j + 2
+                    continue
+                if text[j] == ">":
+                    depth -= 1
+                j += 1
+            inner, i = text[start:j - 1], j
+        else:  # C<< ... >>: up to whitespace and the same number of brackets
+            close = re.compile(r"\s" + ">" * n)
+            c = close.search(text, start)
+            if not c:
+                out.append(text[i])
+                i += 1
+                continue
+            inner, i = text[start:c.start()], c.end()
+        if code == "E":
+            out.append(POD_ENTITIES.get(inner, chr(int(inner)) if inner.isdigit() else ""))
+        elif code in ("X", "Z"):
+            pass
+        elif code == "L":
+            out.append(pod_link(inner, page))
+        elif code == "C":
+            t = pod_inline(inner, page, True)
+            out.append(t if plain else "`" + t + "`")
+        else:  # I, B, F, S
+            out.append(pod_inline(inner, page, plain))
+    return "".join(out)
+
+
+def pod_link(inner, page):
+    if "|" in inner and not inner.startswith("|"):
+        return pod_inline(inner.split("|", 1)[0], page, True)
+    if re.match(r"\w+:", inner):  # a URL
+        return inner
+    name, _, section = inner.partition("/")
+    name = name.strip() or page
+    section = section.strip().strip('"')
+    if not section or name.startswith("perlfaq"):
+        return name
+    return f'"{pod_inline(section, page, True)}" in {name}'
+
+
+def pod_body(lines, page):
+    """A POD fragment (no =head) as Markdown: paragraphs, verbatim paragraphs as code blocks,
+    =item lists as "- " items."""
+    paras, cur = [], []
+    for line in lines + [""]:
+        if line.strip():
+            cur.append(line.rstrip())
+        elif cur:
+            paras.append(cur)
+            cur = []
+    out, code = [], []
+    item = None
+
+    def flush_code():
+        if code:
+            while code and not code[-1].strip():
+                code.pop()
+            indent = min(len(l) - len(l.lstrip()) for l in code if l.strip())
+            out.append("```\n" + "\n".join(l[indent:] for l in code) + "\n```")
+            code.clear()
+
+    skip = False
+    for p in paras:
+        first = p[0]
+        if first[0].isspace():
+            if not skip:
+                if code:
+                    code.append("")
+                code.extend(p)
+            continue
+        flush_code()
+        if first.startswith("="):
+            cmd, _, arg = first.partition(" ")
+            arg = " ".join([arg] + p[1:]).strip()
+            if cmd == "=begin":
+                skip = True
+            elif cmd == "=end":
+                skip = False
+            elif cmd == "=item":
+                arg = arg.lstrip("*").strip()
+                item = "- "
+                if arg and not arg.isdigit():
+                    out.append("- " + pod_inline(arg, page))
+                    item = None
+            continue  # =over, =back, =for, =cut, =pod, =encoding
+        if skip:
+            continue
+        text = pod_inline(" ".join(l.strip() for l in p), page)
+        out.append((item or "") + text)
+        item = None
+    flush_code()
+    return "\n\n".join(out)
+
+
+def perl_faq(root, corpus, questions):
+    """perlfaq1-9 (perl-doc): every =head2 is a question, its body the answer, one file each
+    under the page's NAME and its =head1 category (perlfaq4's `Data: Strings`). The index page
+    perlfaq.pod (every question listed) is not used."""
+    pod = root / "usr/share/perl/5.36.0/pod"
+    pages = sorted(pod.glob("perlfaq[1-9].pod"))
+    if len(pages) != 9:
+        die(f"expected perlfaq1-9.pod under {pod}, found {len(pages)}")
+    entries = []  # (page, title line, category, question, body lines)
+    for path in pages:
+        page = path.stem
+        lines = path.read_text(encoding="utf-8").split("\n")
+        title, category, current = page, None, None
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            m = re.match(r"^=head([12])\s+(.*)$", line)
+            if m:
+                current = None
+                if m.group(1) == "1":
+                    category = m.group(2).strip()
+                    if category == "NAME":
+                        title = lines[i + 2].strip() if i + 2 < len(lines) else page
+                elif category not in ("NAME", "VERSION", "AUTHOR AND COPYRIGHT"):
+                    current = [page, title, category, m.group(2).strip(), []]
+                    entries.append(current)
+            elif current is not None:
+                current[4].append(line)
+            i += 1
+    if len(entries) < 100:
+        die(f"only {len(entries)} perlfaq questions parsed under {pod}")
+    reset(corpus)
+    rows = []
+    for page, title, category, question, body in entries:
+        q = " ".join(pod_inline(question, page, True).split())
+        rows.append((page, title, category, q, pod_body(body, page)))
+        questions.add(q, None)
+    asked = questions.selected(MAX_QUESTIONS_NEW)
+    questions.by_title.clear()
+    counts = collections.Counter()
+    for page, title, category, q, text in rows:
+        counts[page] += 1
+        rel = f"{page}/{page}-{counts[page]:03d}.md"
+        heads = ["# " + title]
+        if category and category != "DESCRIPTION":
+            heads.append("## " + category)
+        if q not in asked:  # not asked: its heading stays
+            heads.append("#" * (len(heads) + 1) + " " + q)
+        (corpus / page).mkdir(exist_ok=True)
+        (corpus / rel).write_text("\n\n".join(heads + [text]) + "\n", encoding="utf-8")
+        if q in asked:
+            questions.add(q, rel)
+    return len(rows)
+
+
+# --- zsh FAQ (HTML) --------------------------------------------------------------------------
+
+ZSH_NAV = {"Table of Contents", "Previous Chapter", "Next Chapter"}
+
+
+def zsh_block(block):
+    """A <pre> block (text with a newline) without its indentation and blank edge lines."""
+    if block[0] != "p" or "\n" not in block[1]:
+        return block
+    lines = [l.rstrip() for l in block[1].split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    indent = min((len(l) - len(l.lstrip()) for l in lines if l), default=0)
+    return ("pre", "\n".join(l[indent:] for l in lines), block[2])
+
+
+def zsh_markdown(blocks):
+    """A section's blocks (no headings) as Markdown, <pre> blocks as code blocks."""
+    return "\n\n".join("```\n" + b[1] + "\n```" if b[0] == "pre" else b[2] + b[1]
+                       for b in blocks) + "\n"
+
+
+def zsh_faq(root, corpus, questions):
+    """The Z-Shell FAQ (zsh-doc: FAQ01.html ... FAQ06.html, one chapter each): every numbered
+    h2 (`3.1: Why does $var ...?`) is a question, its section the answer, one file each under
+    the FAQ's title and the chapter's. Unnumbered h2s (Acknowledgments, Copyright) are not."""
+    html_dir = root / "usr/share/doc/zsh-common/html"
+    pages = sorted(html_dir.glob("FAQ0[0-9].html"))
+    if len(pages) < 5:
+        die(f"expected FAQ01.html ... under {html_dir}, found {len(pages)}")
+    entries = []  # (page name, chapter, question, answer text)
+    for path in pages:
+        _, blocks = parse_page(path, LibreOfficePage)
+        blocks = [zsh_block(b) for b in blocks if not (b[0] == "p" and b[1] in ZSH_NAV)]
+        chapter = None
+        secs = sections_of(blocks)
+        for k, (i, level, title, own) in enumerate(secs):
+            if level == 1:
+                chapter = re.sub(r"^Chapter \d+:\s*", "", title)
+                continue
+            m = re.match(r"^\d+\.\d+:\s*(.+)$", title)
+            if not m or chapter is None:
+                continue
+            end = secs[k + 1][0] if k + 1 < len(secs) else len(blocks)
+            text = zsh_markdown(blocks[i + 1:end]) if end > i + 1 else ""
+            if len(words(text)) >= 5:
+                entries.append((path.stem.lower(), chapter, " ".join(m.group(1).split()), text))
+    probe = Questions(vague_pronouns=True)
+    for _, _, q, _ in entries:
+        probe.add(q, "")
+    reset(corpus)
+    counts = collections.Counter()
+    files = 0
+    for name, chapter, q, text in entries:
+        counts[name] += 1
+        rel = f"{name}/{name}-{counts[name]:03d}.md"
+        heads = ["# Z-Shell Frequently-Asked Questions", "## " + chapter]
+        if not probe.usable(q):  # not asked: its heading stays
+            heads.append("### " + q)
+        (corpus / name).mkdir(exist_ok=True)
+        (corpus / rel).write_text("\n\n".join(heads) + "\n\n" + text, encoding="utf-8")
+        questions.add(q, rel)
+        files += 1
+    if files < 40:
+        die(f"only {files} zsh FAQ entries parsed under {html_dir}")
     return files
 
 
@@ -745,11 +1026,20 @@ def main():
         counts["libreoffice-en"] = (n_lo, lo_en.write(sets / "libreoffice-en.jsonl"))
         counts["libreoffice-ko"] = (n_lo, lo_ko.write(sets / "libreoffice-ko.jsonl"))
         counts["libreoffice-ko-en"] = (n_lo, lo_ko_en.write(sets / "libreoffice-ko-en.jsonl"))
+    if "perl-faq" in groups:
+        perl = Questions(vague_pronouns=True)
+        n_perl = perl_faq(root, out / "perl-faq", perl)
+        counts["perl-faq"] = (n_perl, perl.write(sets / "perl-faq.jsonl"))
+    if "zsh-faq" in groups:
+        zsh = Questions(vague_pronouns=True)
+        n_zsh = zsh_faq(root, out / "zsh-faq", zsh)
+        counts["zsh-faq"] = (n_zsh, zsh.write(sets / "zsh-faq.jsonl"))
     write_plain(sets / "out-of-corpus-en.jsonl", OUT_OF_CORPUS_EN)
     write_plain(sets / "out-of-corpus-ko.jsonl", OUT_OF_CORPUS_KO)
     corpus = {"python-faq": "python-faq", "git-faq": "git-faq", "gimp-ko": "gimp-ko",
               "gimp-ko-en": "gimp-en", "libreoffice-en": "libreoffice-en",
-              "libreoffice-ko": "libreoffice-ko", "libreoffice-ko-en": "libreoffice-en"}
+              "libreoffice-ko": "libreoffice-ko", "libreoffice-ko-en": "libreoffice-en", "perl-faq": "perl-faq",
+              "zsh-faq": "zsh-faq"}
     for name, (files, questions) in counts.items():
         print(f"{name}: {questions} questions over {files} files in {out / corpus[name]}")
     print(f"out-of-corpus-en: {len(OUT_OF_CORPUS_EN)}, out-of-corpus-ko: {len(OUT_OF_CORPUS_KO)}")
