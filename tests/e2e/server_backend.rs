@@ -317,6 +317,9 @@ async fn a_three_peer_cluster_loses_a_peer_without_losing_answers_or_points() {
     let single = Qdrant::start();
     let reference = Workspace::new();
     reference.use_qdrant(&single.url(), "chunks", 10);
+    // Rankings are compared as sets below (shards weigh lexical terms apart); a cap per document
+    // would make the set depend on that order too.
+    reference.append_config("per_document = 0");
     reference.index_samples();
     let reference_server = reference.serve().await;
     let mut reference_client = reference_server.client();
@@ -331,6 +334,7 @@ async fn a_three_peer_cluster_loses_a_peer_without_losing_answers_or_points() {
         10,
         "shards = 3\nreplication_factor = 2\nwrite_consistency = 1",
     );
+    ws.append_config("per_document = 0");
     ws.index_samples();
     let (_, body) = peers[0].http_get("/collections/chunks");
     let config: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -343,7 +347,8 @@ async fn a_three_peer_cluster_loses_a_peer_without_losing_answers_or_points() {
         (Some(3), Some(2)),
         "{body}"
     );
-    let server = ws.serve().await;
+    let server = ws.start_serving(&["--admin-listen", "127.0.0.1:0"]);
+    server.wait_serving().await;
     let mut client = server.client();
     // The same chunks as on one server. Their order may differ: Qdrant 1.18 weighs lexical terms
     // by each shard's own document frequencies, so a 15-chunk corpus over 3 shards can rank the

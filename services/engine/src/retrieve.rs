@@ -114,10 +114,17 @@ impl Retriever {
             identifiers: Some(identifiers.clone()).filter(|i| !i.is_empty()),
             fusion: self.config.fusion,
         };
+        let per_document = self.config.per_document;
+        // A cap per document needs candidates beyond `top_k` to fill the places it frees.
+        let wanted = if per_document > 0 {
+            retrieval.top_k * PER_DOCUMENT_CANDIDATES
+        } else {
+            retrieval.top_k
+        };
         let limit = match (&self.reranker, &rescoring) {
-            (Some(r), _) => retrieval.top_k.max(r.candidates()),
-            (None, Some(_)) => retrieval.top_k.max(self.config.rescore.candidates),
-            (None, None) => retrieval.top_k,
+            (Some(r), _) => wanted.max(r.candidates()),
+            (None, Some(_)) => wanted.max(self.config.rescore.candidates),
+            (None, None) => wanted,
         };
         let hits = self
             .store
@@ -131,16 +138,18 @@ impl Retriever {
                 exact || (foreign.is_none() && h.similarity >= retrieval.score_threshold)
             })
             .collect();
+        let ranked = hits.len();
         let hits = match (&self.reranker, rescoring) {
-            (Some(r), _) => rerank(r, query, hits, retrieval.top_k).await?,
+            (Some(r), _) => rerank(r, query, hits, ranked).await?,
             (None, Some(vector)) => {
                 let config = &self.config.rescore;
-                rescore::rescore(&self.embedder, config, &vector, hits, retrieval.top_k).await?
+                rescore::rescore(&self.embedder, config, &vector, hits, ranked).await?
             }
             (None, None) => hits,
         };
+        let hits = at_most_per_document(newest_versions_only(hits), per_document, retrieval.top_k);
         metrics::retrieved(started.elapsed());
-        Ok(newest_versions_only(hits))
+        Ok(hits)
     }
 
     async fn embed_query(&self, query: &str) -> Result<Vec<f32>, EngineError> {
@@ -167,6 +176,23 @@ async fn rerank(
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));
     hits.truncate(keep);
     Ok(hits)
+}
+
+/// Candidates fetched per place in the top `k` when a cap per document is set.
+const PER_DOCUMENT_CANDIDATES: usize = 4;
+
+/// The first `keep` of `hits` (best first) with at most `per_document` from any one document
+/// (0: no cap).
+fn at_most_per_document(hits: Vec<Hit>, per_document: usize, keep: usize) -> Vec<Hit> {
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    hits.into_iter()
+        .filter(|h| {
+            let n = taken.entry(h.payload.doc_id.clone()).or_default();
+            *n += 1;
+            per_document == 0 || *n <= per_document
+        })
+        .take(keep)
+        .collect()
 }
 
 fn holds_identifier(text: &str, identifiers: &SparseVector) -> bool {
@@ -203,6 +229,25 @@ mod tests {
         hit.payload.doc_hash = hash.into();
         hit.payload.indexed_at_ms = at;
         hit
+    }
+
+    #[test]
+    fn a_cap_per_document_lets_the_next_documents_in() {
+        let hits = ["a", "a", "a", "b", "a", "c", "d"]
+            .map(|d| hit(d, "h", 1))
+            .to_vec();
+        let docs = |hits: Vec<Hit>| -> Vec<String> {
+            hits.into_iter().map(|h| h.payload.doc_id).collect()
+        };
+        assert_eq!(
+            docs(at_most_per_document(hits.clone(), 2, 4)),
+            ["a", "a", "b", "c"]
+        );
+        assert_eq!(
+            docs(at_most_per_document(hits.clone(), 1, 3)),
+            ["a", "b", "c"]
+        );
+        assert_eq!(docs(at_most_per_document(hits, 0, 4)), ["a", "a", "a", "b"]);
     }
 
     #[test]
