@@ -45,17 +45,15 @@ impl Default for RescoreConfig {
 /// words matches a question by its topic alone.
 const MIN_SENTENCE_CHARS: usize = 40;
 
-/// The best `keep` of `hits` by fused score blended with each hit's best sentence similarity
-/// to `query_vector` (the question's embedding, query prefix included).
+/// `hits` ordered by fused score blended with each hit's best sentence similarity to
+/// `query_vector` (the question's embedding, query prefix included).
 pub async fn rescore(
     embedder: &Arc<Embedder>,
     config: &RescoreConfig,
     query_vector: &[f32],
     mut hits: Vec<Hit>,
-    keep: usize,
 ) -> Result<Vec<Hit>, EngineError> {
     if hits.len() <= 1 || config.weight <= 0.0 {
-        hits.truncate(keep);
         return Ok(hits);
     }
     let mut owners = Vec::new();
@@ -82,7 +80,6 @@ pub async fn rescore(
     }
     // Stable: equal scores keep the store's deterministic order.
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-    hits.truncate(keep);
     Ok(hits)
 }
 

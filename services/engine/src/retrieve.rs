@@ -138,12 +138,12 @@ impl Retriever {
                 exact || (foreign.is_none() && h.similarity >= retrieval.score_threshold)
             })
             .collect();
-        let ranked = hits.len();
+        // Reordered whole: the cap per document below decides which `top_k` are kept.
         let hits = match (&self.reranker, rescoring) {
-            (Some(r), _) => rerank(r, query, hits, ranked).await?,
+            (Some(r), _) => rerank(r, query, hits).await?,
             (None, Some(vector)) => {
                 let config = &self.config.rescore;
-                rescore::rescore(&self.embedder, config, &vector, hits, ranked).await?
+                rescore::rescore(&self.embedder, config, &vector, hits).await?
             }
             (None, None) => hits,
         };
@@ -157,12 +157,11 @@ impl Retriever {
     }
 }
 
-/// The best `keep` of `hits` by the cross-encoder's score for (query, chunk text).
+/// `hits` ordered by the cross-encoder's score for (query, chunk text).
 async fn rerank(
     reranker: &Arc<Reranker>,
     query: &str,
     mut hits: Vec<Hit>,
-    keep: usize,
 ) -> Result<Vec<Hit>, EngineError> {
     let texts: Vec<String> = hits.iter().map(|h| h.payload.text.clone()).collect();
     let reranker = reranker.clone();
@@ -174,7 +173,6 @@ async fn rerank(
         hit.score = score;
     }
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-    hits.truncate(keep);
     Ok(hits)
 }
 
@@ -183,13 +181,17 @@ const PER_DOCUMENT_CANDIDATES: usize = 4;
 
 /// The first `keep` of `hits` (best first) with at most `per_document` from any one document
 /// (0: no cap).
-fn at_most_per_document(hits: Vec<Hit>, per_document: usize, keep: usize) -> Vec<Hit> {
+fn at_most_per_document(mut hits: Vec<Hit>, per_document: usize, keep: usize) -> Vec<Hit> {
+    if per_document == 0 {
+        hits.truncate(keep);
+        return hits;
+    }
     let mut taken: HashMap<String, usize> = HashMap::new();
     hits.into_iter()
         .filter(|h| {
             let n = taken.entry(h.payload.doc_id.clone()).or_default();
             *n += 1;
-            per_document == 0 || *n <= per_document
+            *n <= per_document
         })
         .take(keep)
         .collect()
