@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Answers end to end (issue 24): `rag eval --generate --details` on the shipped question sets,
-# English with the default configuration and Korean with examples/multilingual.toml; one JSON
-# summary and one details file per set in OUT, and a table of correct / wrong / missed.
+# Answers end to end (issue 24): `rag eval --generate --details` on the shipped question sets;
+# one JSON summary and one details file per set in OUT, and a table of correct / wrong / missed.
 #
 #   benches/answers/run.sh OUT [RAG_BINARY] [SETS...]
 #
-# SETS (default: all but the last): sample paraphrases git-faq python-faq-sub sample-ko paraphrases-ko
-# libreoffice-ko-sub. The natural-question corpora come from benches/eval/make-sets.py
-# (RAG_EVAL_CORPORA, default ~/.cache/rag/eval-corpora); each corpus is indexed once into
-# ~/.cache/rag/eval-index and reused. Extra settings reach rag as RAG_* environment variables.
+# SETS (default: the first six): sample paraphrases git-faq python-faq-sub sample-ko
+# paraphrases-ko sample-ko-ml paraphrases-ko-ml libreoffice-ko-sub. The English sets, sample-ko
+# and paraphrases-ko run with the default configuration (Korean questions searched in English by
+# translation); the -ml sets and libreoffice-ko-sub with examples/multilingual.toml. The
+# natural-question corpora come from benches/eval/make-sets.py (RAG_EVAL_CORPORA, default
+# ~/.cache/rag/eval-corpora); each corpus is indexed once into ~/.cache/rag/eval-index and
+# reused. Extra settings reach rag as RAG_* environment variables.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="${1:?usage: run.sh OUT [RAG_BINARY] [SETS...]}"
@@ -33,8 +35,12 @@ for set in "${sets[@]}"; do
       # Every fourth question of the 175 (44), and half the out-of-corpus ones.
       { awk 'NR % 4 == 1' benches/eval/python-faq.jsonl; head -n 10 benches/eval/out-of-corpus-en.jsonl; } >"$scratch"
       args=(--questions "$scratch" --corpus "$corpora/python-faq" --index "$index/python-faq-en") ;;
-    sample-ko) args=("${ml[@]}" --questions benches/eval/sample-ko.jsonl --corpus examples/docs --index "$index/sample-ml") ;;
-    paraphrases-ko) args=("${ml[@]}" --questions benches/eval/sample-paraphrases-ko.jsonl --corpus examples/docs --index "$index/sample-ml") ;;
+    # Korean questions with the default configuration (searched in English by translation) ...
+    sample-ko) args=(--questions benches/eval/sample-ko.jsonl --corpus examples/docs --index "$index/sample-en") ;;
+    paraphrases-ko) args=(--questions benches/eval/sample-paraphrases-ko.jsonl --corpus examples/docs --index "$index/sample-en") ;;
+    # ... and with examples/multilingual.toml.
+    sample-ko-ml) args=("${ml[@]}" --questions benches/eval/sample-ko.jsonl --corpus examples/docs --index "$index/sample-ml") ;;
+    paraphrases-ko-ml) args=("${ml[@]}" --questions benches/eval/sample-paraphrases-ko.jsonl --corpus examples/docs --index "$index/sample-ml") ;;
     libreoffice-ko-sub)
       { awk 'NR % 7 == 1' benches/eval/libreoffice-ko.jsonl; head -n 10 benches/eval/out-of-corpus-ko.jsonl; } >"$scratch"
       args=("${ml[@]}" --questions "$scratch" --corpus "$corpora/libreoffice-ko" --index "$index/libreoffice-ko-ml") ;;

@@ -127,11 +127,18 @@ const KOREAN_OVER_ENGLISH: [(&str, &str); 3] = [
     ),
 ];
 
-/// With the multilingual configuration, Korean questions find Korean and English documents and
-/// the answer's sources lead with the right one; English keeps working.
+/// The workspace with `query.translation` off (it is on by default): what the embedding model
+/// finds by itself, as the recorded baselines measured it.
+fn embedding_alone(ws: Workspace) -> Workspace {
+    ws.append_config("[query.translation]\nenabled = false");
+    ws
+}
+
+/// With the multilingual model alone (no translation), Korean questions find Korean and English
+/// documents and the answer's sources lead with the right one; English keeps working.
 #[tokio::test(flavor = "multi_thread")]
 async fn korean_questions_over_korean_and_english_documents() {
-    let ws = Workspace::multilingual();
+    let ws = embedding_alone(Workspace::multilingual());
     ws.index_samples();
     let server = ws.serve().await;
 
@@ -251,7 +258,45 @@ async fn korean_questions_over_korean_and_english_documents() {
     assert!(server.stop().success());
 }
 
-/// With `query.translation` (on in `examples/multilingual.toml`), a Korean question whose own
+/// Each of [`KOREAN_OVER_ENGLISH`], and a question the Korean benefits page answers, ranks the
+/// page that answers it first at `threshold`.
+async fn each_korean_question_finds_its_page_first(server: &Server, threshold: f32) {
+    let korean_page = (
+        "자기계발비는 연간 얼마까지 지원되나요?",
+        "handbook/복지-안내.md",
+    );
+    for (question, source) in KOREAN_OVER_ENGLISH.into_iter().chain([korean_page]) {
+        let top = ranked(server, question, threshold).await;
+        assert_eq!(
+            top.first().map(String::as_str),
+            Some(source),
+            "{question}: {top:?}"
+        );
+    }
+}
+
+/// With the default configuration (an English-only embedding model, translation on) a Korean
+/// question is searched in English, translated by the chat model, and the Korean page is found
+/// by the question's own words: each question finds the page that answers it first.
+#[tokio::test(flavor = "multi_thread")]
+async fn korean_questions_are_searched_in_english_with_the_default_model() {
+    let ws = Workspace::new();
+    ws.with_default_chat_model();
+    ws.index_samples();
+    let server = ws.serve().await;
+    each_korean_question_finds_its_page_first(&server, 0.25).await;
+    // Nothing in the folder is near it, in English or in Korean: refused without an answer.
+    let asked = crate::client::ask(&server, "사워도우 빵은 어떻게 굽나요?").await;
+    assert_eq!(
+        asked.answer.status,
+        pb::AnswerStatus::NotFound as i32,
+        "{:?}",
+        asked.answer
+    );
+    assert!(server.stop().success());
+}
+
+/// With `query.translation` (on by default) and the multilingual model, a Korean question whose own
 /// hits are mostly English is searched in English too, translated by the chat model: the right
 /// English document comes first even with a Korean page on a nearby topic in the index (without
 /// it, that page often ranks first: the test above). A Korean question about the Korean page
@@ -260,22 +305,10 @@ async fn korean_questions_over_korean_and_english_documents() {
 async fn korean_questions_over_english_documents_are_searched_in_english_too() {
     let ws = Workspace::multilingual();
     ws.with_default_chat_model();
-    ws.append_config("[query.translation]\nenabled = true");
     ws.index_samples();
     let server = ws.start_serving(&["--admin-listen", "127.0.0.1:0"]);
     server.wait_serving().await;
-    let korean_page = (
-        "자기계발비는 연간 얼마까지 지원되나요?",
-        "handbook/복지-안내.md",
-    );
-    for (question, source) in KOREAN_OVER_ENGLISH.into_iter().chain([korean_page]) {
-        let top = ranked(&server, question, 0.814).await;
-        assert_eq!(
-            top.first().map(String::as_str),
-            Some(source),
-            "{question}: {top:?}"
-        );
-    }
+    each_korean_question_finds_its_page_first(&server, 0.814).await;
     let (_, metrics) = server.admin_get("/metrics");
     let translated = crate::client::sample(
         &metrics,
@@ -413,7 +446,7 @@ async fn retrieval_quality_on_the_shipped_sets_does_not_regress() {
     assert_eq!(results["unanswerable"], 8, "{results}");
     // Korean questions, mostly answered by English documents, with the multilingual model.
     let results = eval_against_baseline(
-        &Workspace::multilingual(),
+        &embedding_alone(Workspace::multilingual()),
         "benches/eval/sample-ko.jsonl",
         "benches/eval/sample-ko-baseline.json",
     );
@@ -441,11 +474,11 @@ async fn retrieval_on_the_natural_question_sets_does_not_regress() {
         ("libreoffice-ko", "libreoffice-ko", true),
         ("libreoffice-ko-en", "libreoffice-en", true),
     ] {
-        let ws = if multilingual {
+        let ws = embedding_alone(if multilingual {
             Workspace::multilingual()
         } else {
             Workspace::new()
-        };
+        });
         let results = eval_against(
             &ws,
             &format!("benches/eval/{set}.jsonl"),
@@ -460,14 +493,14 @@ async fn retrieval_on_the_natural_question_sets_does_not_regress() {
     }
 }
 
-/// With the default, English-only embedding model a Korean question is not answered from
-/// whatever happens to score above the threshold: Search and Ask refuse it with
-/// FAILED_PRECONDITION and say which configuration reads Korean. English questions that quote a
-/// Korean word still work.
+/// With the default, English-only embedding model and translation turned off, a Korean question
+/// that no Korean page answers in its words is not answered from whatever happens to score
+/// above the threshold: Search and Ask refuse it with FAILED_PRECONDITION and say which
+/// configuration reads Korean. English questions that quote a Korean word still work.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_english_only_model_refuses_korean_questions_and_names_the_configuration_that_reads_them()
+async fn without_translation_an_english_only_model_refuses_korean_questions_and_names_the_configuration_that_reads_them()
  {
-    let ws = Workspace::new();
+    let ws = embedding_alone(Workspace::new());
     ws.index_samples();
     let server = ws.serve().await;
     let question = "원격 근무는 주 며칠까지 가능한가요?";

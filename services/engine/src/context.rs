@@ -84,20 +84,36 @@ fn merge(run: Vec<(usize, Hit)>) -> (usize, Source) {
 }
 
 /// The sources that answer the question as closely as the best one: those whose similarity to
-/// the question is within `margin` of the closest source's, and always the first-ranked one
-/// (fusion may rank a source first for its exact terms or identifiers). A distant source beside
-/// a close one is the model's favourite wrong page to cite: it shares the question's words but
-/// not its subject.
+/// the question is within `margin` of the closest source's in the same script, and always the
+/// first-ranked one (fusion may rank a source first for its exact terms or identifiers). A
+/// distant source beside a close one is the model's favourite wrong page to cite: it shares the
+/// question's words but not its subject. Similarities are compared within one script only: a
+/// question's similarity to pages in its own language and to pages in another (found by its
+/// translation) are on different scales, with a multilingual model as with an English-only one.
 pub fn relevant(sources: Vec<Source>, margin: f32) -> Vec<Source> {
-    let best = sources
+    let script = |s: &Source| rag_lexical::non_latin_script(&s.hit.payload.text);
+    let mut best: Vec<(Option<&'static str>, f32)> = Vec::new();
+    for source in &sources {
+        let key = script(source);
+        match best.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, b)) => *b = b.max(source.hit.similarity),
+            None => best.push((key, source.hit.similarity)),
+        }
+    }
+    let best_of = |key: Option<&'static str>| {
+        best.iter()
+            .find(|(k, _)| *k == key)
+            .map_or(f32::MIN, |(_, b)| *b)
+    };
+    let keep: Vec<bool> = sources
         .iter()
-        .map(|s| s.hit.similarity)
-        .fold(f32::MIN, f32::max);
+        .enumerate()
+        .map(|(i, s)| i == 0 || s.hit.similarity >= best_of(script(s)) - margin)
+        .collect();
     sources
         .into_iter()
-        .enumerate()
-        .filter(|(i, s)| *i == 0 || s.hit.similarity >= best - margin)
-        .map(|(_, s)| s)
+        .zip(keep)
+        .filter_map(|(s, keep)| keep.then_some(s))
         .collect()
 }
 
@@ -151,6 +167,30 @@ mod tests {
             "a wide margin keeps all"
         );
         assert!(relevant(Vec::new(), 0.1).is_empty());
+    }
+
+    #[test]
+    fn similarities_are_compared_within_one_script() {
+        // A Korean question: the Korean page found by its own words scores on another scale
+        // than the English pages found by its translation; each is held to the best of its kind.
+        let mut hits = vec![
+            chunk(
+                "en-first.md",
+                0,
+                "Employees receive 25 vacation days per year.",
+            ),
+            chunk("ko.md", 0, "직원은 연간 휴가를 받습니다."),
+            chunk("en-near.md", 0, "Unused vacation days carry over."),
+            chunk("en-far.md", 0, "The office opens at nine."),
+        ];
+        for (hit, similarity) in hits.iter_mut().zip([0.5, 0.9, 0.45, 0.3]) {
+            hit.similarity = similarity;
+        }
+        let kept: Vec<String> = relevant(assemble(hits), 0.1)
+            .into_iter()
+            .map(|s| s.hit.payload.source)
+            .collect();
+        assert_eq!(kept, ["en-first.md", "ko.md", "en-near.md"]);
     }
 
     #[test]

@@ -19,9 +19,11 @@ pub enum EngineError {
     /// return unrelated passages with confident scores, so nothing is retrieved.
     #[error(
         "the question is written in {script}, but the embedding model {model} reads English only, \
-         so the passages it finds would be unrelated: ask in English, or run the service with \
-         the multilingual configuration (examples/multilingual.toml; for another model that \
-         reads this language, set embedding.multilingual = true)"
+         so the passages it finds would be unrelated, and no page in that script holds its \
+         words: ask in English, turn on query.translation (the chat model then searches the \
+         question in English), or run the service with the multilingual configuration \
+         (examples/multilingual.toml; for another model that reads this language, set \
+         embedding.multilingual = true)"
     )]
     UnsupportedLanguage { script: &'static str, model: String },
     #[error("internal: {0}")]

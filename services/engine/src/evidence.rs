@@ -161,6 +161,22 @@ const COUNTER_UNITS: &[(char, &str)] = &[
     ('유', "euro"),
 ];
 
+/// Month names; a word of three letters or more that begins one ("feb", "sept") names it too.
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
 /// How many words after a number its unit may come ("20 working days", "5 unused days").
 const UNIT_REACH: usize = 2;
 
@@ -187,6 +203,13 @@ impl Said {
                 .map(|(_, n)| n.parse::<u32>().expect("a number"))
         };
         for word in text.split(|c: char| !c.is_alphabetic() && c != '-') {
+            // A month named is its number: "2월" is February. Not "may", which is mostly the
+            // verb: a page saying "you may" must not state a 5.
+            if let Some(month) = MONTHS.iter().position(|m| {
+                word != "may" && (word == *m || (word.len() >= 3 && m.starts_with(word)))
+            }) {
+                numbers.insert((month + 1).to_string());
+            }
             // "twenty-five" is 25, not 20 and 5.
             let parts: Vec<Option<u32>> = word.split('-').map(value).collect();
             match parts.as_slice() {
@@ -367,17 +390,34 @@ pub(crate) fn korean_stem(word: &str) -> &str {
 /// Digit runs directly followed by a CJK character, with that character.
 fn counted(text: &str) -> HashSet<String> {
     let chars: Vec<char> = text.chars().collect();
-    let mut out = HashSet::new();
+    // (where the number starts, where its counter is, the counter) in order.
+    let mut found: Vec<(usize, usize, char)> = Vec::new();
     for (i, c) in chars.iter().enumerate() {
         if is_cjk(*c) && i > 0 && chars[i - 1].is_ascii_digit() {
             let start = chars[..i]
                 .iter()
                 .rposition(|c| !c.is_ascii_digit())
                 .map_or(0, |p| p + 1);
-            out.insert(chars[start..=i].iter().collect());
+            found.push((start, i, *c));
         }
     }
-    out
+    // "2027년 2월 15일" is a date, not a count of years and days: an English page writes it
+    // "15 February 2027", with no unit to find. A year or a day next to a month is a date part.
+    let adjacent = |a: &(usize, usize, char), b: &(usize, usize, char)| {
+        chars[a.1 + 1..b.0].iter().all(|c| c.is_whitespace())
+    };
+    let date_part = |k: usize| {
+        let (_, _, counter) = found[k];
+        let month_after = found
+            .get(k + 1)
+            .is_some_and(|next| next.2 == '월' && adjacent(&found[k], next));
+        let month_before = k > 0 && found[k - 1].2 == '월' && adjacent(&found[k - 1], &found[k]);
+        (counter == '년' && month_after) || (counter == '일' && month_before)
+    };
+    (0..found.len())
+        .filter(|&k| !date_part(k))
+        .map(|k| chars[found[k].0..=found[k].1].iter().collect())
+        .collect()
 }
 
 /// Maximal digit runs, thousands separators removed, leading zeros dropped.
@@ -457,6 +497,16 @@ mod tests {
         assert!(!said.has_numbers(&Claims::of("주 1일까지 가능합니다.")));
         assert!(said.has_numbers(&Claims::of("검진은 연 1회입니다.")));
         assert_eq!(counted("주 1일, 100만 원, 3 days"), set(&["1일", "100만"]));
+    }
+
+    #[test]
+    fn a_korean_date_is_no_count_of_days() {
+        let said = Said::of("The Busan office opens on 15 February 2027.");
+        let claims = Claims::of("부산 사무소는 2027년 2월 15일 문을 엽니다.");
+        assert!(said.has_numbers(&claims), "{claims:?}");
+        // A count of days is still held to its unit.
+        let claims = Claims::of("부산 사무소는 15일 동안 문을 엽니다.");
+        assert!(!said.has_numbers(&claims), "{claims:?}");
     }
 
     #[test]

@@ -214,6 +214,13 @@ impl Engine {
             .map(|s| evidence::Said::of(&s.hit.payload.text))
             .collect();
         let degenerate = support::degenerate(&sentences, &said);
+        let mut support = self.config().support.clone();
+        if !self.retriever.embedder().multilingual() {
+            // An English-only model's similarity between a Korean sentence and an English page
+            // is noise: across languages the sentence's anchor in the page (its numbers with
+            // their units, its Latin-script terms) is all the check can hold it to.
+            support.min_cross_similarity = f32::MIN;
+        }
         let mut sentences = support::check(
             question,
             &sentences,
@@ -221,7 +228,7 @@ impl Engine {
             &embeddings,
             sources,
             &said,
-            &self.config().support,
+            &support,
         );
         let (cited_text, valid) = cite_supporting_sources(&text, &mut sentences, sources.len());
         // A model that opens by saying the sources do not answer has declined: a refusal, not

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rag_embed::{Embedder, QueryBatcher, Reranker};
-use rag_store::{DEFAULT_TENANT, Hit, Query, SearchFilter, SparseVector, Store, Visibility};
+use rag_store::{
+    DEFAULT_TENANT, Fusion, Hit, Query, SearchFilter, SparseVector, Store, Visibility,
+};
 
 use crate::{EngineError, QueryConfig, Retrieval, metrics, rescore};
 
@@ -86,8 +88,10 @@ impl Retriever {
     ) -> Result<Vec<Hit>, EngineError> {
         let started = std::time::Instant::now();
         // An English-only model places a question in another script near unrelated passages,
-        // with confident scores. Only exact identifiers (codes, paths) still find their
-        // passages; without one the question is refused, naming the configuration to use.
+        // with confident scores: its similarity means nothing there. Only the question's own
+        // words still find passages, as exact identifiers (codes, paths) or as words of pages
+        // written in its script; with neither, the question is refused, naming the
+        // configuration to use (the engine searches its translation instead, when it can).
         let foreign = if self.embedder.multilingual() {
             None
         } else {
@@ -98,21 +102,24 @@ impl Retriever {
         } else {
             Default::default()
         };
-        if let Some(script) = foreign
-            && identifiers.is_empty()
-        {
-            return Err(EngineError::UnsupportedLanguage {
-                script,
-                model: self.embedder.model_name().to_owned(),
-            });
-        }
+        let worded = foreign.map(|_| Worded::of(query));
         let vector = self.embed_query(query).await?;
         let rescoring = self.config.rescore.enabled.then(|| vector.clone());
         let search = Query {
             dense: vector,
-            lexical: retrieval.hybrid.then(|| rag_lexical::query_vector(query)),
+            lexical: (retrieval.hybrid || foreign.is_some())
+                .then(|| rag_lexical::query_vector(query)),
             identifiers: Some(identifiers.clone()).filter(|i| !i.is_empty()),
-            fusion: self.config.fusion,
+            // The model cannot read the question: its similarity would only blur the ranking
+            // the question's words make.
+            fusion: match foreign {
+                Some(_) => Fusion {
+                    dense_weight: 0.0,
+                    lexical_weight: 1.0,
+                    ..self.config.fusion
+                },
+                None => self.config.fusion,
+            },
         };
         let per_document = self.config.per_document;
         // A cap per document needs candidates beyond `top_k` to fill the places it frees.
@@ -135,9 +142,21 @@ impl Retriever {
             .into_iter()
             .filter(|h| {
                 let exact = holds_identifier(&h.payload.text, &identifiers);
-                exact || (foreign.is_none() && h.similarity >= retrieval.score_threshold)
+                exact
+                    || match (&worded, foreign) {
+                        (Some(worded), Some(script)) => worded.found_in(&h.payload.text, script),
+                        _ => h.similarity >= retrieval.score_threshold,
+                    }
             })
             .collect();
+        if let Some(script) = foreign
+            && hits.is_empty()
+        {
+            return Err(EngineError::UnsupportedLanguage {
+                script,
+                model: self.embedder.model_name().to_owned(),
+            });
+        }
         // Reordered whole: the cap per document below decides which `top_k` are kept.
         let hits = match (&self.reranker, rescoring) {
             (Some(r), _) => rerank(r, query, hits).await?,
@@ -204,6 +223,39 @@ fn holds_identifier(text: &str, identifiers: &SparseVector) -> bool {
             .any(|t| identifiers.indices.contains(&rag_lexical::term_id(t)))
 }
 
+/// The words of a question in a script the embedding model cannot read, for finding the
+/// passages written in that script by their words alone.
+struct Worded {
+    terms: std::collections::HashSet<String>,
+}
+
+/// Share of the question's distinct terms a passage in its script must hold to be kept when
+/// the embedding model cannot read either. Korean terms are character bigrams, and the common
+/// ones ("인가", "나요") are in every page: one shared bigram is no evidence. Measured on the
+/// Korean sets (BENCHMARKS.md, twelfth session): the page a natural question was written from
+/// holds 0.33-0.54 of its terms, the best wrong page and out-of-corpus questions' best up to
+/// 0.30; LibreOffice ko titles keep 0.94 of their pages at this share.
+const MIN_WORDED_SHARE: f32 = 1.0 / 3.0;
+
+impl Worded {
+    fn of(question: &str) -> Self {
+        Self {
+            terms: rag_lexical::terms(question).into_iter().collect(),
+        }
+    }
+
+    /// Whether `text` is written in `script` and holds enough of the question's terms.
+    fn found_in(&self, text: &str, script: &str) -> bool {
+        if self.terms.is_empty() || rag_lexical::non_latin_script(text) != Some(script) {
+            return false;
+        }
+        let held: std::collections::HashSet<String> =
+            rag_lexical::terms(text).into_iter().collect();
+        let shared = self.terms.iter().filter(|t| held.contains(*t)).count();
+        shared as f32 >= MIN_WORDED_SHARE * self.terms.len() as f32
+    }
+}
+
 /// Drops hits from a document's older version while a re-index is swapping versions (the new
 /// one is written before the old one is deleted), so no answer cites a document twice.
 fn newest_versions_only(hits: Vec<Hit>) -> Vec<Hit> {
@@ -231,6 +283,17 @@ mod tests {
         hit.payload.doc_hash = hash.into();
         hit.payload.indexed_at_ms = at;
         hit
+    }
+
+    #[test]
+    fn a_page_in_the_question_script_is_found_by_enough_of_its_words() {
+        let worded = Worded::of("연차 휴가는 며칠인가요?");
+        let script = "Korean (Hangul)";
+        assert!(worded.found_in("연차 휴가는 1년에 25일입니다.", script));
+        // Common bigrams alone ("인가", "가요") are in every Korean page.
+        assert!(!worded.found_in("사무실은 어디인가요? 본관 3층입니다.", script));
+        // An English page is the translation's to find, whatever it shares.
+        assert!(!worded.found_in("연차 휴가 Vacation: 25 days per year.", script));
     }
 
     #[test]

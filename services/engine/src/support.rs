@@ -147,8 +147,9 @@ pub fn check(
             let added_checkable =
                 !added.numbers.is_empty() || added.len() + added.counted.len() >= MIN_TERMS;
             // "1.", "Yes [1]." and the like say too little to be checked, so they support
-            // nothing: an answer made only of them is refused.
-            let checkable = claims.len() >= MIN_TERMS;
+            // nothing: an answer made only of them is refused. A number counts as a word: a
+            // short Korean answer ("연차는 25일입니다") is one word and the number it states.
+            let checkable = claims.len() + claims.numbers.len() >= MIN_TERMS;
             // Mostly Korean (CJK) words: against a page in another script, no word is shared.
             let cjk_sentence = claims.words.len() > claims.terms.len();
             let measure = |n: u32| {
@@ -596,6 +597,45 @@ mod tests {
         );
         assert_eq!(checked[0].supported_by, Some(2), "{checked:?}");
         assert_eq!(degenerate(&right, &known(&sources)), None);
+    }
+
+    #[test]
+    fn a_short_korean_answer_is_checked_by_the_number_it_states() {
+        let source = "Full-time employees receive 25 days of paid vacation per calendar year.";
+        let check_one = |question: &str, sentence: &str| {
+            let sentences = vec![sentence.to_owned()];
+            let sources = vec![self::source(source, vec![1.0, 0.0, 0.0])];
+            let said = vec![Said::of(source)];
+            let config = SupportConfig {
+                min_cross_similarity: f32::MIN,
+                ..SupportConfig::default()
+            };
+            check(
+                question,
+                &sentences,
+                &[vec![1]],
+                &[vec![0.0; 3]],
+                &sources,
+                &said,
+                &config,
+            )
+            .remove(0)
+            .supported_by
+        };
+        assert_eq!(
+            check_one("연차는 며칠 받나요?", "연차는 25일입니다. [1]"),
+            Some(1)
+        );
+        assert_eq!(
+            check_one("1년에 휴가가 며칠이에요?", "1년에 휴가는 25일입니다. [1]"),
+            Some(1)
+        );
+        assert_eq!(
+            check_one("연차는 며칠 받나요?", "연차는 20일입니다. [1]"),
+            None
+        );
+        // A number alone says too little.
+        assert_eq!(check_one("연차는 며칠 받나요?", "25. [1]"), None);
     }
 
     #[test]

@@ -29,7 +29,11 @@ pub struct TranslationConfig {
 impl Default for TranslationConfig {
     fn default() -> Self {
         Self {
-            enabled: false,
+            // On: with the default English-only model a Korean question is otherwise refused,
+            // and with a multilingual one it finds the English page that answers it more often
+            // (BENCHMARKS.md, eighth and twelfth sessions). It costs one short generation, for
+            // questions in a non-Latin script only.
+            enabled: true,
             weight: 1.5,
         }
     }
@@ -38,12 +42,22 @@ impl Default for TranslationConfig {
 /// A translated question is about as long as the question; longer is the model answering.
 const TRANSLATION_TOKENS: usize = 64;
 
-const INSTRUCTION: &str = "Translate this text into English. Reply with the translation only.";
+/// The instruction and one worked example. Told only "translate this text", the default model
+/// answered every third Korean question instead ("호주의 수도는 어디인가요?" became "The capital
+/// of the Kingdom of Saudi Arabia is Riyadh.") and turned words into others ("경비 청구" into a
+/// police report); shown a question translated as a question, it keeps to the task
+/// (BENCHMARKS.md, twelfth session).
+const INSTRUCTION: &str = "Translate the question into English. Do not answer it: reply with the \
+                           English question only.\n\n\
+                           Question: 연차 휴가는 며칠 받을 수 있나요?\n\
+                           English: How many days of annual leave can I take?\n\n\
+                           Question: ";
 
 impl Engine {
-    /// The best chunks for `query` and, when it is written in a non-Latin script, translation
-    /// is on and most of its own hits are not in its script, for its English translation too,
-    /// fused by rank.
+    /// The best chunks for `query` and, when it is written in a non-Latin script and
+    /// translation is on, for its English translation too, fused by rank: always with an
+    /// English-only embedding model (which cannot read the question), and with a multilingual
+    /// one when most of the question's own hits are not in its script.
     pub(crate) async fn retrieve_translated(
         &self,
         query: &str,
@@ -54,16 +68,35 @@ impl Engine {
         let Some(script) = rag_lexical::non_latin_script(query).filter(|_| config.enabled) else {
             return self.retriever.retrieve(query, retrieval).await;
         };
-        // Judged on the nearest chunks whatever their similarity: at the threshold a Korean
-        // question over English documents often keeps only the Korean page it wrongly prefers.
-        let nearest = Retrieval {
-            score_threshold: f32::MIN,
-            ..retrieval.clone()
+        let own = if self.retriever.embedder().multilingual() {
+            // Judged on the nearest chunks whatever their similarity: at the threshold a Korean
+            // question over English documents often keeps only the Korean page it wrongly
+            // prefers.
+            let nearest = Retrieval {
+                score_threshold: f32::MIN,
+                ..retrieval.clone()
+            };
+            if answered_in(&self.retriever.retrieve(query, &nearest).await?, script) {
+                return self.retriever.retrieve(query, retrieval).await;
+            }
+            Ok(self.retriever.retrieve(query, retrieval).await?)
+        } else {
+            // The English-only model finds only the pages in the question's script that hold
+            // its words, and the passages holding its exact codes; the English pages are the
+            // translation's to find. When such pages fill half the places, the documents answer
+            // in the question's language, as above; a question naming a code is answered by
+            // the passages that hold it ("KRX-9051 오류는 무엇인가요?").
+            let names_a_code = !rag_lexical::identifier_vector(query).is_empty();
+            match self.retriever.retrieve(query, retrieval).await {
+                Ok(own)
+                    if 2 * own.len() >= retrieval.top_k || (names_a_code && !own.is_empty()) =>
+                {
+                    return Ok(own);
+                }
+                Err(unread @ EngineError::UnsupportedLanguage { .. }) => Err(unread),
+                own => Ok(own?),
+            }
         };
-        if answered_in(&self.retriever.retrieve(query, &nearest).await?, script) {
-            return self.retriever.retrieve(query, retrieval).await;
-        }
-        let own = self.retriever.retrieve(query, retrieval).await?;
         let started = std::time::Instant::now();
         // A full queue or a failed generation costs the question its translation, not its
         // search: it is searched as written.
@@ -77,11 +110,16 @@ impl Engine {
         };
         crate::metrics::translated(outcome, started.elapsed());
         let Some(english) = translation else {
-            return Ok(own);
+            return own;
         };
         tracing::debug!(%english, "searching the translated question too");
         let translated = self.retriever.retrieve(&english, retrieval).await?;
-        Ok(fuse(own, translated, config.weight, retrieval.top_k))
+        Ok(fuse(
+            own.unwrap_or_default(),
+            translated,
+            config.weight,
+            retrieval.top_k,
+        ))
     }
 
     /// The question in English, or `None` when the model's reply is not one.
@@ -90,7 +128,7 @@ impl Engine {
         question: &str,
         deadline: Option<std::time::Instant>,
     ) -> Result<Option<String>, EngineError> {
-        let user = format!("{INSTRUCTION}\n\n{question}");
+        let user = format!("{INSTRUCTION}{question}\nEnglish:");
         let text = self.reply(user, TRANSLATION_TOKENS, deadline).await?;
         let english = check(&text, question);
         if english.is_none() {
