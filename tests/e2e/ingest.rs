@@ -99,8 +99,9 @@ async fn formats_encodings_and_operator_options() {
         !hits[0].text.contains("Home | HR"),
         "navigation is not content"
     );
-    // The default model reads English only (Korean questions are refused, see retrieval.rs):
-    // read the EUC-KR file's stored text through a filter on its path instead.
+    // The default model reads English only (a Korean question is searched by its words and its
+    // translation, see retrieval.rs): read the EUC-KR file's stored text through a filter on
+    // its path instead.
     let hits = server
         .client()
         .search(pb::SearchRequest {

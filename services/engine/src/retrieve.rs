@@ -225,7 +225,7 @@ fn holds_identifier(text: &str, identifiers: &SparseVector) -> bool {
 
 /// The words of a question in a script the embedding model cannot read, for finding the
 /// passages written in that script by their words alone.
-struct Worded {
+pub(crate) struct Worded {
     terms: std::collections::HashSet<String>,
 }
 
@@ -238,14 +238,14 @@ struct Worded {
 const MIN_WORDED_SHARE: f32 = 1.0 / 3.0;
 
 impl Worded {
-    fn of(question: &str) -> Self {
+    pub(crate) fn of(question: &str) -> Self {
         Self {
             terms: rag_lexical::terms(question).into_iter().collect(),
         }
     }
 
     /// Whether `text` is written in `script` and holds enough of the question's terms.
-    fn found_in(&self, text: &str, script: &str) -> bool {
+    pub(crate) fn found_in(&self, text: &str, script: &str) -> bool {
         if self.terms.is_empty() || rag_lexical::non_latin_script(text) != Some(script) {
             return false;
         }

@@ -114,12 +114,22 @@ impl Engine {
         };
         tracing::debug!(%english, "searching the translated question too");
         let translated = self.retriever.retrieve(&english, retrieval).await?;
-        Ok(fuse(
-            own.unwrap_or_default(),
-            translated,
-            config.weight,
-            retrieval.top_k,
-        ))
+        // A page in the question's own language that holds its words answers it as asked: it
+        // leads, whatever the translation finds (with one such page in a folder, the fusion
+        // put the translation's English pages above it, and the model cited them).
+        let worded = crate::retrieve::Worded::of(query);
+        let (leading, rest): (Vec<Hit>, Vec<Hit>) = own
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|h| worded.found_in(&h.payload.text, script));
+        let mut hits = leading;
+        for hit in fuse(rest, translated, config.weight, retrieval.top_k) {
+            if !hits.iter().any(|h| same_chunk(h, &hit)) {
+                hits.push(hit);
+            }
+        }
+        hits.truncate(retrieval.top_k);
+        Ok(hits)
     }
 
     /// The question in English, or `None` when the model's reply is not one.
@@ -166,6 +176,12 @@ fn answered_in(own: &[Hit], script: &str) -> bool {
         .filter(|h| rag_lexical::non_latin_script(&h.payload.text) == Some(script))
         .count();
     !own.is_empty() && 2 * same >= own.len()
+}
+
+fn same_chunk(a: &Hit, b: &Hit) -> bool {
+    a.payload.doc_id == b.payload.doc_id
+        && a.payload.doc_hash == b.payload.doc_hash
+        && a.payload.chunk_index == b.payload.chunk_index
 }
 
 /// Reciprocal rank fusion of the question's own hits and the translation's (weighted), the
