@@ -124,7 +124,7 @@ impl Engine {
             .partition(|h| worded.found_in(&h.payload.text, script));
         let mut hits = leading;
         for hit in fuse(rest, translated, config.weight, retrieval.top_k) {
-            if !hits.iter().any(|h| same_chunk(h, &hit)) {
+            if !hits.iter().any(|h| chunk_key(h) == chunk_key(&hit)) {
                 hits.push(hit);
             }
         }
@@ -178,10 +178,13 @@ fn answered_in(own: &[Hit], script: &str) -> bool {
     !own.is_empty() && 2 * same >= own.len()
 }
 
-fn same_chunk(a: &Hit, b: &Hit) -> bool {
-    a.payload.doc_id == b.payload.doc_id
-        && a.payload.doc_hash == b.payload.doc_hash
-        && a.payload.chunk_index == b.payload.chunk_index
+/// Which chunk of which document version a hit is: the same in both searches' lists.
+fn chunk_key(hit: &Hit) -> (String, String, u32) {
+    (
+        hit.payload.doc_id.clone(),
+        hit.payload.doc_hash.clone(),
+        hit.payload.chunk_index,
+    )
 }
 
 /// Reciprocal rank fusion of the question's own hits and the translation's (weighted), the
@@ -194,11 +197,7 @@ fn fuse(own: Vec<Hit>, translated: Vec<Hit>, weight: f32, keep: usize) -> Vec<Hi
         for (rank, mut hit) in list.into_iter().enumerate() {
             // The store's constant for its own rankings; ranks here count from 1.
             let score = weight / (rag_store::RRF_K as f32 + rank as f32 + 1.0);
-            let key = (
-                hit.payload.doc_id.clone(),
-                hit.payload.doc_hash.clone(),
-                hit.payload.chunk_index,
-            );
+            let key = chunk_key(&hit);
             match at.get(&key) {
                 Some(&i) => {
                     fused[i].score += score;
