@@ -300,7 +300,7 @@ async fn korean_questions_are_searched_in_english_with_the_default_model() {
 /// hits are mostly English is searched in English too, translated by the chat model: the right
 /// English document comes first even with a Korean page on a nearby topic in the index (without
 /// it, that page often ranks first: the test above). A Korean question about the Korean page
-/// still finds it first.
+/// still finds it first; each question costs one store search, and its translation one more.
 #[tokio::test(flavor = "multi_thread")]
 async fn korean_questions_over_english_documents_are_searched_in_english_too() {
     let ws = Workspace::multilingual();
@@ -316,6 +316,12 @@ async fn korean_questions_over_english_documents_are_searched_in_english_too() {
         &[("outcome", "translated")],
     );
     assert!(translated >= 3.0, "{metrics}");
+    // Each question is searched once, whether it is then translated or not (the search's
+    // candidates are ranked twice: at any similarity to decide, at the threshold to answer),
+    // and each translation once more.
+    let questions = KOREAN_OVER_ENGLISH.len() as f64 + 1.0;
+    let searches = crate::client::sample(&metrics, "rag_store_searches_total", &[]);
+    assert_eq!(searches, questions + translated, "{metrics}");
     assert!(server.stop().success());
 }
 

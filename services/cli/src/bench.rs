@@ -65,7 +65,78 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     );
     println!();
 
-    // --- ingest vs raw embedding -------------------------------------------------------------
+    let (embedder, store, indexer, chunks) = ingest(&config, &args, scratch.path()).await?;
+    if args.ingest_only {
+        return Ok(());
+    }
+
+    // --- serve in-process on loopback --------------------------------------------------------
+    let engine = crate::engine::load(&config, embedder, store).await?;
+    let generator = engine.generator().clone();
+    let retrieval = engine.default_retrieval();
+    // Prompts for the raw comparison, built exactly as Ask builds them.
+    let mut retrieval_prompts = Vec::new();
+    for q in questions.iter() {
+        let hits = engine.retrieve(q, &retrieval).await?;
+        retrieval_prompts.push(engine.prompt(q, hits, args.max_tokens as usize));
+    }
+    let raw_prompts: Vec<_> = retrieval_prompts
+        .iter()
+        .cycle()
+        .take(args.asks)
+        .cloned()
+        .collect();
+    let loaded = Loaded {
+        engine,
+        indexer: Arc::new(indexer),
+    };
+    let (mut client, stop, server) = serve_in_process(loaded, &questions[0]).await?;
+
+    // --- search latency ----------------------------------------------------------------------
+    search_latency(
+        &mut client,
+        &questions,
+        &args,
+        chunks,
+        config.query.engine.top_k,
+    )
+    .await?;
+
+    // --- ask vs raw decoding -----------------------------------------------------------------
+    ask_vs_raw(
+        &mut client,
+        &generator,
+        &questions,
+        raw_prompts,
+        &args,
+        &config,
+    )
+    .await?;
+
+    if !args.concurrency.is_empty() {
+        concurrent_asks(&config, &client, &questions, &retrieval_prompts, &args).await?;
+        decoding_together(&config, &generator, &retrieval_prompts, &args).await?;
+        shared_prefix(&config, &retrieval_prompts).await?;
+    }
+    println!("peak RSS of this process: {:.0} MB", peak_rss_mb());
+
+    let _ = stop.send(());
+    let _ = server.await;
+    Ok(())
+}
+
+/// `rag ingest` over the corpus against embedding its chunks raw, printed as a table; the
+/// embedder, store and indexer it leaves, and the chunks it wrote.
+async fn ingest(
+    config: &Config,
+    args: &BenchArgs,
+    scratch: &std::path::Path,
+) -> anyhow::Result<(
+    Arc<rag_embed::Embedder>,
+    Arc<rag_store::Store>,
+    Indexer,
+    u64,
+)> {
     let embed_config = config.embedding.clone();
     let started = Instant::now();
     let embedder = Arc::new(
@@ -101,36 +172,9 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let n_chunks = texts.len();
     let batch = config.ingest.embed_batch.max(1);
     let lengths: Vec<u32> = texts.iter().map(|c| c.tokens).collect();
-    let padding_of = |by_length: bool| {
-        let mut total = Padding::default();
-        for b in batch::plan(&lengths, batch, by_length) {
-            total.add(batch::padding(&lengths, &b));
-        }
-        total
-    };
-    let (doc_order_padding, sorted_padding) = (padding_of(false), padding_of(true));
-    let raw_embedder = embedder.clone();
-    let raw_batches = |by_length: bool| -> Vec<Vec<String>> {
-        batch::plan(&lengths, batch, by_length)
-            .into_iter()
-            .map(|b| b.into_iter().map(|i| texts[i].text.clone()).collect())
-            .collect()
-    };
-    let (in_order, sorted) = (raw_batches(false), raw_batches(true));
-    let (raw, raw_sorted) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        // Warm ONNX Runtime up first, as the pipeline run below benefits from a warm session too.
-        raw_embedder.embed(in_order[0].clone())?;
-        let mut timed = Vec::new();
-        for batches in [in_order, sorted] {
-            let started = Instant::now();
-            for b in batches {
-                raw_embedder.embed(b)?;
-            }
-            timed.push(started.elapsed());
-        }
-        Ok((timed[0], timed[1]))
-    })
-    .await??;
+    let strings: Vec<String> = texts.iter().map(|c| c.text.clone()).collect();
+    let [(raw, doc_order_padding), (raw_sorted, sorted_padding)] =
+        raw_embedding(embedder.clone(), &lengths, &strings, batch).await?;
 
     let store =
         rag_store::open(&config.store(), embedder.dimension(), embedder.model_name()).await?;
@@ -141,7 +185,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         pdf,
         config.ingest.clone(),
     )
-    .with_manifest_dir(scratch.path().join("manifests"));
+    .with_manifest_dir(scratch.join("manifests"));
     let summary = indexer
         .index_folder(&args.corpus, &Default::default(), &|_| {})
         .await?;
@@ -150,7 +194,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         .index_folder(&args.corpus, &Default::default(), &|_| {})
         .await?;
     // The same files under another folder: every chunk is already stored.
-    let moved = scratch.path().join("moved-corpus");
+    let moved = scratch.join("moved-corpus");
     copy_tree(&args.corpus, &moved)?;
     let moved_run = indexer
         .index_folder(&moved, &Default::default(), &|_| {})
@@ -212,30 +256,60 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     println!("| failed files | {} |", summary.failed.len());
     println!("| peak RSS after the first run | {rss_after_ingest:.0} MB |");
     println!();
-    if args.ingest_only {
-        return Ok(());
-    }
+    Ok((embedder, store, indexer, summary.chunks_written))
+}
 
-    // --- serve in-process on loopback --------------------------------------------------------
-    let engine = crate::engine::load(&config, embedder, store).await?;
-    let generator = engine.generator().clone();
-    let retrieval = engine.default_retrieval();
-    // Prompts for the raw comparison, built exactly as Ask builds them.
-    let mut retrieval_prompts = Vec::new();
-    for q in questions.iter() {
-        let hits = engine.retrieve(q, &retrieval).await?;
-        retrieval_prompts.push(engine.prompt(q, hits, args.max_tokens as usize));
-    }
-    let raw_prompts: Vec<_> = retrieval_prompts
-        .iter()
-        .cycle()
-        .take(args.asks)
-        .cloned()
-        .collect();
-    let loaded = Loaded {
-        engine,
-        indexer: Arc::new(indexer),
+/// The chunk texts embedded with nothing else, in batches of `batch`: in document order, then
+/// sorted by length as the pipeline batches them; each plan's time and padding.
+async fn raw_embedding(
+    embedder: Arc<rag_embed::Embedder>,
+    lengths: &[u32],
+    texts: &[String],
+    batch: usize,
+) -> anyhow::Result<[(Duration, Padding); 2]> {
+    let padding_of = |by_length: bool| {
+        let mut total = Padding::default();
+        for b in batch::plan(lengths, batch, by_length) {
+            total.add(batch::padding(lengths, &b));
+        }
+        total
     };
+    let paddings = [padding_of(false), padding_of(true)];
+    let raw_batches = |by_length: bool| -> Vec<Vec<String>> {
+        batch::plan(lengths, batch, by_length)
+            .into_iter()
+            .map(|b| b.into_iter().map(|i| texts[i].clone()).collect())
+            .collect()
+    };
+    let (in_order, sorted) = (raw_batches(false), raw_batches(true));
+    let (raw, raw_sorted) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        // Warm ONNX Runtime up first, as the pipeline run below benefits from a warm session too.
+        embedder.embed(in_order[0].clone())?;
+        let mut timed = Vec::new();
+        for batches in [in_order, sorted] {
+            let started = Instant::now();
+            for b in batches {
+                embedder.embed(b)?;
+            }
+            timed.push(started.elapsed());
+        }
+        Ok((timed[0], timed[1]))
+    })
+    .await??;
+    let [in_order, sorted] = paddings;
+    Ok([(raw, in_order), (raw_sorted, sorted)])
+}
+
+/// The service on a loopback port of this process, serving `loaded`, and a client that has
+/// seen it answer; the sender stops it.
+async fn serve_in_process(
+    loaded: Loaded,
+    first_question: &str,
+) -> anyhow::Result<(
+    crate::client::Client,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), rag_grpc::server::ServeError>>,
+)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -259,7 +333,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     // Wait for the engine to be installed.
     let deadline = Instant::now() + Duration::from_secs(30);
     while client
-        .search(search_request(&questions[0]))
+        .search(search_request(first_question))
         .await
         .is_err_and(|e| e.code() == tonic::Code::Unavailable)
     {
@@ -267,7 +341,17 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // --- search latency ----------------------------------------------------------------------
+    Ok((client, stop, server))
+}
+
+/// Timed gRPC Search calls, printed as percentiles.
+async fn search_latency(
+    client: &mut crate::client::Client,
+    questions: &[String],
+    args: &BenchArgs,
+    chunks: u64,
+    top_k: usize,
+) -> anyhow::Result<()> {
     let mut latencies = Vec::with_capacity(args.searches);
     for q in questions.iter().cycle().take(args.searches) {
         let started = Instant::now();
@@ -277,7 +361,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     latencies.sort();
     println!(
         "## Search over gRPC ({} calls, {} points, top_k {})",
-        args.searches, summary.chunks_written, config.query.top_k
+        args.searches, chunks, top_k
     );
     println!();
     println!("| p50 | p90 | p99 | max |");
@@ -291,11 +375,22 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     );
     println!();
 
-    // --- ask vs raw decoding -----------------------------------------------------------------
+    Ok(())
+}
+
+/// Ask over gRPC against raw llama.cpp decoding of the same prompts, one row per question.
+async fn ask_vs_raw(
+    client: &mut crate::client::Client,
+    generator: &rag_llm::Generator,
+    questions: &[String],
+    raw_prompts: Vec<rag_engine::Prompt>,
+    args: &BenchArgs,
+    config: &Config,
+) -> anyhow::Result<()> {
     println!(
         "## Ask over gRPC vs raw llama.cpp decoding of the same prompt (greedy, max {} tokens, {} threads)",
         args.max_tokens,
-        threads(&config)
+        threads(config)
     );
     println!();
     println!(
@@ -305,8 +400,8 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let mut sums = [0.0f64; 4];
     let mut counted = 0;
     for (q, prompt) in questions.iter().cycle().zip(raw_prompts) {
-        let ask = timed_ask(&mut client, q, args.max_tokens).await?;
-        let raw = timed_raw(&generator, &prompt, args.max_tokens as usize).await?;
+        let ask = timed_ask(client, q, args.max_tokens).await?;
+        let raw = timed_raw(generator, &prompt, args.max_tokens as usize).await?;
         println!(
             "| {} | {} | {} | {:.0} ms | {:.0} ms | {:.1} | {:.1} |",
             q, raw.prompt_tokens, ask.tokens, ask.ttft_ms, raw.ttft_ms, ask.tps, raw.tps
@@ -327,15 +422,6 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     );
     println!();
 
-    if !args.concurrency.is_empty() {
-        concurrent_asks(&config, &client, &questions, &retrieval_prompts, &args).await?;
-        decoding_together(&config, &generator, &retrieval_prompts, &args).await?;
-        shared_prefix(&config, &retrieval_prompts).await?;
-    }
-    println!("peak RSS of this process: {:.0} MB", peak_rss_mb());
-
-    let _ = stop.send(());
-    let _ = server.await;
     Ok(())
 }
 

@@ -28,7 +28,8 @@ pub struct Config {
     pub rerank: RerankConfig,
     pub llm: LlmConfig,
     pub ingest: IngestConfig,
-    pub query: QueryConfig,
+    /// Where the service listens, and how it answers: one `[query]` table, two owners.
+    pub query: QuerySection,
     pub client: ClientSection,
     /// API keys and roles (on unless switched off for local use).
     pub auth: AuthConfig,
@@ -48,12 +49,72 @@ impl Default for Config {
             rerank: RerankConfig::default(),
             llm: LlmConfig::default(),
             ingest: IngestConfig::default(),
-            query: QueryConfig::default(),
+            query: QuerySection::default(),
             client: ClientSection::default(),
             auth: AuthConfig::default(),
             tls: TlsSection::default(),
             connections: rag_listen::Limits::default(),
         }
+    }
+}
+
+/// The `[query]` table: the listeners are the service's (`rag serve`), the rest the engine's
+/// ([`QueryConfig`], which has no transport). Read and written as one table, as it always
+/// was, with unknown keys refused as in every other section.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QuerySection {
+    pub listeners: Listeners,
+    pub engine: QueryConfig,
+}
+
+/// The addresses `rag serve` listens on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listeners {
+    /// gRPC; port 0 picks a free port.
+    pub listen: std::net::SocketAddr,
+    /// Admin HTTP for Prometheus `/metrics`, `/healthz` and `/readyz`; unset: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// HTTP for the JSON API, the OpenAI-compatible chat endpoint and the chat page; unset:
+    /// off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<std::net::SocketAddr>,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 50051)),
+            admin_listen: None,
+            http_listen: None,
+        }
+    }
+}
+
+const LISTENER_KEYS: [&str; 3] = ["listen", "admin_listen", "http_listen"];
+
+impl Serialize for QuerySection {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let mut table = toml::Table::try_from(&self.listeners).map_err(S::Error::custom)?;
+        table.extend(toml::Table::try_from(&self.engine).map_err(S::Error::custom)?);
+        table.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for QuerySection {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut engine = toml::Table::deserialize(deserializer)?;
+        let listeners: toml::Table = LISTENER_KEYS
+            .iter()
+            .filter_map(|&key| engine.remove(key).map(|value| (key.to_owned(), value)))
+            .collect();
+        Ok(Self {
+            listeners: listeners.try_into().map_err(D::Error::custom)?,
+            engine: engine.try_into().map_err(D::Error::custom)?,
+        })
     }
 }
 
@@ -311,7 +372,7 @@ mod tests {
             assert_eq!(config.embedding.name, "multilingual-e5-small");
             assert_eq!(config.embedding.query_prefix, "query: ");
             assert_eq!(config.embedding.passage_prefix, "passage: ");
-            assert_eq!(config.query.score_threshold, 0.76);
+            assert_eq!(config.query.engine.score_threshold, 0.76);
             assert_ne!(config.data_dir, Config::default().data_dir);
             Ok(())
         });
@@ -450,11 +511,38 @@ mod tests {
     }
 
     #[test]
+    fn the_query_table_holds_the_listeners_and_the_engine_settings() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[query]\nlisten = \"127.0.0.1:7000\"\nhttp_listen = \"127.0.0.1:7001\"\ntop_k = 3\n",
+            )?;
+            jail.set_env("RAG_QUERY__ADMIN_LISTEN", "127.0.0.1:7002");
+            jail.set_env("RAG_QUERY__SCORE_THRESHOLD", "0.5");
+            let config = Config::load(Some(Path::new("c.toml")), &[]).unwrap();
+            let listeners = &config.query.listeners;
+            assert_eq!(listeners.listen.port(), 7000);
+            assert_eq!(listeners.http_listen.map(|a| a.port()), Some(7001));
+            assert_eq!(listeners.admin_listen.map(|a| a.port()), Some(7002));
+            assert_eq!(config.query.engine.top_k, 3);
+            assert_eq!(config.query.engine.score_threshold, 0.5);
+            // Printed and read back as one table.
+            let printed: Config = toml::from_str(&config.to_redacted_toml().unwrap()).unwrap();
+            assert_eq!(printed.query, config.query);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.toml", "[llm]\nmodel = \"x\"\n")?;
             let err = Config::load(Some(Path::new("c.toml")), &[]).unwrap_err();
             assert!(format!("{err:#}").contains("model"), "{err:#}");
+            // `[query]` is read in two parts (listeners, engine); a typo is still refused.
+            jail.create_file("q.toml", "[query]\ntop_kk = 3\n")?;
+            let err = Config::load(Some(Path::new("q.toml")), &[]).unwrap_err();
+            assert!(format!("{err:#}").contains("top_kk"), "{err:#}");
             Ok(())
         });
     }

@@ -28,7 +28,7 @@ pub async fn retriever(
         embedder,
         load_reranker(config).await?,
         store,
-        config.query.clone(),
+        config.query.engine.clone(),
     ))
 }
 

@@ -171,7 +171,7 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
             .await?;
     let defaults = retriever.default_retrieval();
     // Translating questions for search needs the chat model, as generating answers does.
-    let engine = if args.generate || config.query.translation.enabled {
+    let engine = if args.generate || config.query.engine.translation.enabled {
         Some(crate::engine::with_generator(&config, retriever.clone()).await?)
     } else {
         None
@@ -202,7 +202,7 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
         // reaches the threshold (see `Engine::retrieve`).
         let top = hits
             .iter()
-            .take(config.query.top_k)
+            .take(config.query.engine.top_k)
             .map(|h| h.similarity)
             .fold(f32::MIN, f32::max);
         best_scores.push((top, !q.sources.is_empty()));
@@ -214,7 +214,7 @@ pub async fn run(config: Config, args: EvalArgs) -> anyhow::Result<()> {
     let mut results = score(
         &ranks,
         &best_scores,
-        config.query.score_threshold,
+        config.query.engine.score_threshold,
         &mut latencies,
     );
     results.retrieval = if retrieval.hybrid { "hybrid" } else { "dense" };
@@ -378,6 +378,71 @@ struct Detail<'a> {
     total_ms: f64,
 }
 
+impl<'a> Detail<'a> {
+    /// A question refused for its language.
+    fn unread(q: &'a Question, outcome: Outcome) -> Self {
+        Detail {
+            question: &q.question,
+            expected: &q.sources,
+            outcome,
+            status: "unsupported_language",
+            answer: String::new(),
+            draft: String::new(),
+            in_question_language: false,
+            sources: Vec::new(),
+            cited: Vec::new(),
+            sentences: Vec::new(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            retrieval_ms: 0.0,
+            first_token_ms: 0.0,
+            generation_ms: 0.0,
+            total_ms: 0.0,
+        }
+    }
+
+    /// A question answered, refused or withheld, with the sources it was given.
+    fn of(
+        q: &'a Question,
+        outcome: Outcome,
+        answer: &'a rag_engine::Answer,
+        sources: &'a [rag_store::Hit],
+        in_language: bool,
+    ) -> Self {
+        let checked = &answer.checked;
+        let t = &answer.timings;
+        let source = |n: u32| sources[n as usize - 1].payload.source.as_str();
+        Detail {
+            question: &q.question,
+            expected: &q.sources,
+            outcome,
+            status: status_name(checked.status),
+            answer: checked.text.clone(),
+            draft: checked.draft.clone(),
+            in_question_language: in_language,
+            sources: sources.iter().map(|h| h.payload.source.as_str()).collect(),
+            cited: checked.citations.iter().map(|&n| source(n)).collect(),
+            sentences: checked
+                .sentences
+                .iter()
+                .map(|s| SentenceDetail {
+                    text: &s.text,
+                    cited: s.cited.iter().map(|&n| source(n)).collect(),
+                    supported_by: s.supported_by.map(source),
+                    lexical_overlap: s.lexical_overlap,
+                    similarity: s.similarity,
+                })
+                .collect(),
+            prompt_tokens: answer.prompt_tokens,
+            completion_tokens: answer.completion_tokens,
+            retrieval_ms: ms(t.retrieval),
+            first_token_ms: ms(t.first_token),
+            generation_ms: ms(t.generation),
+            total_ms: ms(t.total),
+        }
+    }
+}
+
 #[derive(Debug, serde::Serialize)]
 struct SentenceDetail<'a> {
     text: &'a str,
@@ -441,24 +506,7 @@ async fn generate(
                 let outcome = Outcome::of(q, false, &[]);
                 missed += usize::from(outcome == Outcome::Missed);
                 if let Some(out) = details.as_mut() {
-                    let line = Detail {
-                        question: &q.question,
-                        expected: &q.sources,
-                        outcome,
-                        status: "unsupported_language",
-                        answer: String::new(),
-                        draft: String::new(),
-                        in_question_language: false,
-                        sources: Vec::new(),
-                        cited: Vec::new(),
-                        sentences: Vec::new(),
-                        prompt_tokens: 0,
-                        completion_tokens: 0,
-                        retrieval_ms: 0.0,
-                        first_token_ms: 0.0,
-                        generation_ms: 0.0,
-                        total_ms: 0.0,
-                    };
+                    let line = Detail::unread(q, outcome);
                     writeln!(out, "{}", serde_json::to_string(&line)?)?;
                 }
                 continue;
@@ -526,34 +574,7 @@ async fn generate(
         }
         outcomes.count(expected, answered);
         if let Some(out) = details.as_mut() {
-            let line = Detail {
-                question: &q.question,
-                expected: &q.sources,
-                outcome,
-                status: status_name(checked.status),
-                answer: checked.text.clone(),
-                draft: checked.draft.clone(),
-                in_question_language: in_language,
-                sources: sources.iter().map(|h| h.payload.source.as_str()).collect(),
-                cited: checked.citations.iter().map(|&n| source(n)).collect(),
-                sentences: checked
-                    .sentences
-                    .iter()
-                    .map(|s| SentenceDetail {
-                        text: &s.text,
-                        cited: s.cited.iter().map(|&n| source(n)).collect(),
-                        supported_by: s.supported_by.map(source),
-                        lexical_overlap: s.lexical_overlap,
-                        similarity: s.similarity,
-                    })
-                    .collect(),
-                prompt_tokens: answer.prompt_tokens,
-                completion_tokens: answer.completion_tokens,
-                retrieval_ms: ms(t.retrieval),
-                first_token_ms: ms(t.first_token),
-                generation_ms: ms(t.generation),
-                total_ms: ms(t.total),
-            };
+            let line = Detail::of(q, outcome, &answer, &sources, in_language);
             writeln!(out, "{}", serde_json::to_string(&line)?)?;
         }
     }

@@ -27,7 +27,7 @@ pub struct ServeArgs {
 pub type Reload = Arc<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
 
 pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Result<()> {
-    let addr = args.listen.unwrap_or(config.query.listen);
+    let addr = args.listen.unwrap_or(config.query.listeners.listen);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -51,7 +51,7 @@ pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Res
         }
     };
 
-    let admin = match args.admin_listen.or(config.query.admin_listen) {
+    let admin = match args.admin_listen.or(config.query.listeners.admin_listen) {
         Some(addr) => {
             let metrics = rag_admin::install_recorder()?;
             rag_grpc::describe_metrics();
@@ -77,7 +77,7 @@ pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Res
         None => None,
     };
     let current = Arc::new(Current::default());
-    let http = match args.http_listen.or(config.query.http_listen) {
+    let http = match args.http_listen.or(config.query.listeners.http_listen) {
         Some(addr) => {
             let http_listener = tokio::net::TcpListener::bind(addr)
                 .await

@@ -216,41 +216,9 @@ impl Engine {
                         if tx.is_closed() {
                             return; // nobody is left to read the checked answer
                         }
-                        timings.queued = stats.queued;
-                        timings.prompt_eval = stats.prompt_eval;
-                        timings.generation = stats.generation;
-                        let generation = stats.generation.as_secs_f64();
-                        if stats.completion_tokens > 1 && generation > 0.0 {
-                            timings.tokens_per_second =
-                                (stats.completion_tokens - 1) as f64 / generation;
-                        }
-                        let checked = engine.check_answer(&question_asked, &text, &sources).await;
-                        metrics::answered(checked.status);
-                        let citations = checked
-                            .citations
-                            .iter()
-                            .map(|&n| {
-                                let p = &sources[n as usize - 1].hit.payload;
-                                Citation {
-                                    number: n,
-                                    doc_id: p.doc_id.clone(),
-                                    source: p.source.clone(),
-                                    page: p.page,
-                                }
-                            })
-                            .collect();
-                        timings.total = started.elapsed();
-                        let answer = Answer {
-                            checked,
-                            citations,
-                            prompt_tokens: stats.prompt_tokens,
-                            completion_tokens: stats.completion_tokens,
-                            finish: match stats.finish {
-                                rag_llm::Finish::Stop => Finish::Stop,
-                                rag_llm::Finish::Length => Finish::Length,
-                            },
-                            timings,
-                        };
+                        let answer = engine
+                            .finished(&question_asked, &text, &sources, &stats, timings, started)
+                            .await;
                         if let Some(key) = cache_key {
                             engine.answers.put(
                                 key,
@@ -277,6 +245,53 @@ impl Engine {
         };
         tokio::spawn(generation.instrument(tracing::info_span!("generate")));
         Ok(ReceiverStream::new(rx))
+    }
+
+    /// The checked answer of a finished generation: the support check's verdict, the citations
+    /// it kept as the sources they name, the counts and the timings.
+    async fn finished(
+        &self,
+        question: &str,
+        text: &str,
+        sources: &[crate::context::Source],
+        stats: &rag_llm::Stats,
+        mut timings: Timings,
+        started: Instant,
+    ) -> Answer {
+        timings.queued = stats.queued;
+        timings.prompt_eval = stats.prompt_eval;
+        timings.generation = stats.generation;
+        let generation = stats.generation.as_secs_f64();
+        if stats.completion_tokens > 1 && generation > 0.0 {
+            timings.tokens_per_second = (stats.completion_tokens - 1) as f64 / generation;
+        }
+        let checked = self.check_answer(question, text, sources).await;
+        metrics::answered(checked.status);
+        let citations = checked
+            .citations
+            .iter()
+            .map(|&n| {
+                let p = &sources[n as usize - 1].hit.payload;
+                Citation {
+                    number: n,
+                    doc_id: p.doc_id.clone(),
+                    source: p.source.clone(),
+                    page: p.page,
+                }
+            })
+            .collect();
+        timings.total = started.elapsed();
+        Answer {
+            checked,
+            citations,
+            prompt_tokens: stats.prompt_tokens,
+            completion_tokens: stats.completion_tokens,
+            finish: match stats.finish {
+                rag_llm::Finish::Stop => Finish::Stop,
+                rag_llm::Finish::Length => Finish::Length,
+            },
+            timings,
+        }
     }
 }
 

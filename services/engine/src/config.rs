@@ -1,5 +1,3 @@
-use std::net::SocketAddr;
-
 use serde::{Deserialize, Serialize};
 
 use crate::rescore::RescoreConfig;
@@ -9,15 +7,6 @@ use crate::translate::TranslationConfig;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueryConfig {
-    /// Address the gRPC server listens on; port 0 picks a free port.
-    pub listen: SocketAddr,
-    /// Admin HTTP listener for Prometheus `/metrics`, `/healthz` and `/readyz`; unset: off.
-    /// Keep it on a port clients cannot reach.
-    pub admin_listen: Option<SocketAddr>,
-    /// HTTP listener for the JSON API, the OpenAI-compatible chat endpoint and the chat page
-    /// (`/`); unset: off. Same keys as gRPC. No TLS of its own: put a TLS proxy in front of it
-    /// beyond loopback.
-    pub http_listen: Option<SocketAddr>,
     /// Chunks retrieved when a request does not say.
     pub top_k: usize,
     /// The retrieval floor: retrieved chunks below this cosine similarity are dropped (unless
@@ -68,9 +57,6 @@ pub struct QueryConfig {
 impl Default for QueryConfig {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            admin_listen: None,
-            http_listen: None,
             top_k: 5,
             // The retrieval floor for the default embedding model: below the best similarity
             // of every answerable question on the shipped sets (lowest 0.272), so that only

@@ -16,6 +16,7 @@ mod error;
 mod evidence;
 pub mod metrics;
 mod prompt;
+mod rank;
 pub mod rescore;
 mod retrieve;
 pub mod support;

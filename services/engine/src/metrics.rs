@@ -66,6 +66,10 @@ pub fn describe() {
         rag_store::FAILOVERS,
         "Store calls answered by another Qdrant peer after the one in use failed"
     );
+    describe_counter!(
+        rag_store::SEARCHES,
+        "Store searches (each fuses its dense, lexical and identifier rankings)"
+    );
     describe_counter!(ANSWERS, "Answers by verdict");
     describe_counter!(
         TRANSLATIONS,

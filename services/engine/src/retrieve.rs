@@ -1,6 +1,5 @@
-//! question -> vectors -> hits.
+//! question -> vector and terms -> one store search -> fused candidates (ranked by `rank.rs`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rag_embed::{Embedder, QueryBatcher, Reranker};
@@ -8,7 +7,7 @@ use rag_store::{
     DEFAULT_TENANT, Fusion, Hit, Query, SearchFilter, SparseVector, Store, Visibility,
 };
 
-use crate::{EngineError, QueryConfig, Retrieval, metrics, rescore};
+use crate::{EngineError, QueryConfig, Retrieval};
 
 /// The embedding model, the optional reranker and the store: everything Search needs, and
 /// `rag eval` without generation (no chat model is loaded for it).
@@ -70,22 +69,30 @@ impl Retriever {
         }
     }
 
-    /// The best chunks for `query`, best first.
-    ///
-    /// Hybrid by default: the dense, the lexical and the identifier rankings fused as
-    /// `query.fusion` says. The fused score ranks but says nothing about absolute relevance, so what is kept is
-    /// decided by the cosine similarity: a chunk below `score_threshold` is dropped unless it
-    /// holds one of the question's identifiers (an error code, a flag) verbatim. When nothing is
-    /// left, the documents do not answer the question.
-    ///
-    /// With a reranker, more fused candidates are fetched and the cross-encoder's order decides
-    /// which `top_k` are kept (their `score` becomes the reranker's).
+    /// The best chunks for `query`, best first: its candidates ([`Retriever::candidates`]),
+    /// ranked as `retrieval` says ([`crate::rank`]).
     #[tracing::instrument(name = "retrieve", skip_all, fields(top_k = retrieval.top_k))]
     pub async fn retrieve(
         &self,
         query: &str,
         retrieval: &Retrieval,
     ) -> Result<Vec<Hit>, EngineError> {
+        let candidates = self.candidates(query, retrieval).await?;
+        crate::rank::rank(self, &candidates, retrieval).await
+    }
+
+    /// The one store search a question makes: the chunks its fused rankings put first, deep
+    /// enough for every ranking step after it (the threshold, the reranker or the rescoring,
+    /// the cap per document), which [`crate::rank::rank`] then applies, as often as a caller
+    /// needs without searching again.
+    ///
+    /// Hybrid by default: the dense, the lexical and the identifier rankings fused as
+    /// `query.fusion` says.
+    pub(crate) async fn candidates(
+        &self,
+        query: &str,
+        retrieval: &Retrieval,
+    ) -> Result<Candidates, EngineError> {
         let started = std::time::Instant::now();
         // An English-only model places a question in another script near unrelated passages,
         // with confident scores: its similarity means nothing there. Only the question's own
@@ -102,7 +109,6 @@ impl Retriever {
         } else {
             Default::default()
         };
-        let worded = foreign.map(|_| Worded::of(query));
         let vector = self.embed_query(query).await?;
         let rescoring = self.config.rescore.enabled.then(|| vector.clone());
         let search = Query {
@@ -138,37 +144,18 @@ impl Retriever {
             .for_tenant(&retrieval.tenant)
             .search(search, limit, &retrieval.filter)
             .await?;
-        let hits: Vec<Hit> = hits
-            .into_iter()
-            .filter(|h| {
-                let exact = holds_identifier(&h.payload.text, &identifiers);
-                exact
-                    || match (&worded, foreign) {
-                        (Some(worded), Some(script)) => worded.found_in(&h.payload.text, script),
-                        _ => h.similarity >= retrieval.score_threshold,
-                    }
-            })
-            .collect();
-        if let Some(script) = foreign
-            && hits.is_empty()
-        {
-            return Err(EngineError::UnsupportedLanguage {
-                script,
-                model: self.embedder.model_name().to_owned(),
-            });
-        }
-        // Reordered whole: the cap per document below decides which `top_k` are kept.
-        let hits = match (&self.reranker, rescoring) {
-            (Some(r), _) => rerank(r, query, hits).await?,
-            (None, Some(vector)) => {
-                let config = &self.config.rescore;
-                rescore::rescore(&self.embedder, config, &vector, hits).await?
-            }
-            (None, None) => hits,
-        };
-        let hits = at_most_per_document(newest_versions_only(hits), per_document, retrieval.top_k);
-        metrics::retrieved(started.elapsed());
-        Ok(hits)
+        Ok(Candidates {
+            query: query.to_owned(),
+            hits,
+            identifiers,
+            foreign: foreign.map(|script| (script, Worded::of(query))),
+            rescoring,
+            started,
+        })
+    }
+
+    pub(crate) fn reranker(&self) -> Option<&Arc<Reranker>> {
+        self.reranker.as_ref()
     }
 
     async fn embed_query(&self, query: &str) -> Result<Vec<f32>, EngineError> {
@@ -176,52 +163,23 @@ impl Retriever {
     }
 }
 
-/// `hits` ordered by the cross-encoder's score for (query, chunk text).
-async fn rerank(
-    reranker: &Arc<Reranker>,
-    query: &str,
-    mut hits: Vec<Hit>,
-) -> Result<Vec<Hit>, EngineError> {
-    let texts: Vec<String> = hits.iter().map(|h| h.payload.text.clone()).collect();
-    let reranker = reranker.clone();
-    let query = query.to_owned();
-    let scores = tokio::task::spawn_blocking(move || reranker.score(&query, &texts))
-        .await
-        .map_err(|e| EngineError::Internal(format!("reranking task: {e}")))??;
-    for (hit, score) in hits.iter_mut().zip(scores) {
-        hit.score = score;
-    }
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-    Ok(hits)
+/// A question's fused candidates, as one store search found them, and what ranking them
+/// needs to know about the question.
+pub(crate) struct Candidates {
+    pub(crate) query: String,
+    /// Best first, as fused by the store.
+    pub(crate) hits: Vec<Hit>,
+    /// The question's identifiers: a chunk holding one verbatim is kept at any similarity.
+    pub(crate) identifiers: SparseVector,
+    /// The question's script and words, when the embedding model cannot read it.
+    pub(crate) foreign: Option<(&'static str, Worded)>,
+    /// The question's vector, when the candidates are rescored sentence by sentence.
+    pub(crate) rescoring: Option<Vec<f32>>,
+    pub(crate) started: std::time::Instant,
 }
 
 /// Candidates fetched per place in the top `k` when a cap per document is set.
 const PER_DOCUMENT_CANDIDATES: usize = 4;
-
-/// The first `keep` of `hits` (best first) with at most `per_document` from any one document
-/// (0: no cap).
-fn at_most_per_document(mut hits: Vec<Hit>, per_document: usize, keep: usize) -> Vec<Hit> {
-    if per_document == 0 {
-        hits.truncate(keep);
-        return hits;
-    }
-    let mut taken: HashMap<String, usize> = HashMap::new();
-    hits.into_iter()
-        .filter(|h| {
-            let n = taken.entry(h.payload.doc_id.clone()).or_default();
-            *n += 1;
-            *n <= per_document
-        })
-        .take(keep)
-        .collect()
-}
-
-fn holds_identifier(text: &str, identifiers: &SparseVector) -> bool {
-    !identifiers.is_empty()
-        && rag_lexical::terms(text)
-            .iter()
-            .any(|t| identifiers.indices.contains(&rag_lexical::term_id(t)))
-}
 
 /// The words of a question in a script the embedding model cannot read, for finding the
 /// passages written in that script by their words alone.
@@ -256,34 +214,9 @@ impl Worded {
     }
 }
 
-/// Drops hits from a document's older version while a re-index is swapping versions (the new
-/// one is written before the old one is deleted), so no answer cites a document twice.
-fn newest_versions_only(hits: Vec<Hit>) -> Vec<Hit> {
-    let mut newest: HashMap<&str, u64> = HashMap::new();
-    for hit in &hits {
-        let at = newest.entry(hit.payload.doc_id.as_str()).or_default();
-        *at = (*at).max(hit.payload.indexed_at_ms);
-    }
-    let keep: Vec<bool> = hits
-        .iter()
-        .map(|h| newest[h.payload.doc_id.as_str()] == h.payload.indexed_at_ms)
-        .collect();
-    hits.into_iter()
-        .zip(keep)
-        .filter_map(|(hit, keep)| keep.then_some(hit))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hit(doc: &str, hash: &str, at: u64) -> Hit {
-        let mut hit = crate::prompt::tests::hit(doc, 0, "text");
-        hit.payload.doc_hash = hash.into();
-        hit.payload.indexed_at_ms = at;
-        hit
-    }
 
     #[test]
     fn a_page_in_the_question_script_is_found_by_enough_of_its_words() {
@@ -294,42 +227,5 @@ mod tests {
         assert!(!worded.found_in("사무실은 어디인가요? 본관 3층입니다.", script));
         // An English page is the translation's to find, whatever it shares.
         assert!(!worded.found_in("연차 휴가 Vacation: 25 days per year.", script));
-    }
-
-    #[test]
-    fn a_cap_per_document_lets_the_next_documents_in() {
-        let hits = ["a", "a", "a", "b", "a", "c", "d"]
-            .map(|d| hit(d, "h", 1))
-            .to_vec();
-        let docs = |hits: Vec<Hit>| -> Vec<String> {
-            hits.into_iter().map(|h| h.payload.doc_id).collect()
-        };
-        assert_eq!(
-            docs(at_most_per_document(hits.clone(), 2, 4)),
-            ["a", "a", "b", "c"]
-        );
-        assert_eq!(
-            docs(at_most_per_document(hits.clone(), 1, 3)),
-            ["a", "b", "c"]
-        );
-        assert_eq!(docs(at_most_per_document(hits, 0, 4)), ["a", "a", "a", "b"]);
-    }
-
-    #[test]
-    fn a_document_mid_swap_is_seen_once_in_its_new_version() {
-        let hits = vec![
-            hit("a", "old", 100),
-            hit("b", "only", 50),
-            hit("a", "new", 200),
-            hit("a", "new", 200),
-        ];
-        let kept: Vec<(String, String)> = newest_versions_only(hits)
-            .into_iter()
-            .map(|h| (h.payload.doc_id, h.payload.doc_hash))
-            .collect();
-        assert_eq!(
-            kept,
-            [("b", "only"), ("a", "new"), ("a", "new")].map(|(d, h)| (d.to_owned(), h.to_owned()))
-        );
     }
 }

@@ -7,8 +7,6 @@
 //! the question and its translation are then searched and their rankings fused, so Korean
 //! documents are still found by the Korean question and English ones by the English question.
 
-use std::collections::HashMap;
-
 use rag_store::Hit;
 use serde::{Deserialize, Serialize};
 
@@ -71,15 +69,21 @@ impl Engine {
         let own = if self.retriever.embedder().multilingual() {
             // Judged on the nearest chunks whatever their similarity: at the threshold a Korean
             // question over English documents often keeps only the Korean page it wrongly
-            // prefers.
+            // prefers. Both rankings are of the one search.
+            let candidates = self.retriever.candidates(query, retrieval).await?;
             let nearest = Retrieval {
                 score_threshold: f32::MIN,
                 ..retrieval.clone()
             };
-            if answered_in(&self.retriever.retrieve(query, &nearest).await?, script) {
-                return self.retriever.retrieve(query, retrieval).await;
+            let answered = answered_in(
+                &crate::rank::rank(&self.retriever, &candidates, &nearest).await?,
+                script,
+            );
+            let own = crate::rank::rank(&self.retriever, &candidates, retrieval).await?;
+            if answered {
+                return Ok(own);
             }
-            Ok(self.retriever.retrieve(query, retrieval).await?)
+            Ok(own)
         } else {
             // The English-only model finds only the pages in the question's script that hold
             // its words, and the passages holding its exact codes; the English pages are the
@@ -114,22 +118,14 @@ impl Engine {
         };
         tracing::debug!(%english, "searching the translated question too");
         let translated = self.retriever.retrieve(&english, retrieval).await?;
-        // A page in the question's own language that holds its words answers it as asked: it
-        // leads, whatever the translation finds (with one such page in a folder, the fusion
-        // put the translation's English pages above it, and the model cited them).
-        let worded = crate::retrieve::Worded::of(query);
-        let (leading, rest): (Vec<Hit>, Vec<Hit>) = own
-            .unwrap_or_default()
-            .into_iter()
-            .partition(|h| worded.found_in(&h.payload.text, script));
-        let mut hits = leading;
-        for hit in fuse(rest, translated, config.weight, retrieval.top_k) {
-            if !hits.iter().any(|h| chunk_key(h) == chunk_key(&hit)) {
-                hits.push(hit);
-            }
-        }
-        hits.truncate(retrieval.top_k);
-        Ok(hits)
+        Ok(crate::rank::merge_translated(
+            own.unwrap_or_default(),
+            translated,
+            &crate::retrieve::Worded::of(query),
+            script,
+            config.weight,
+            retrieval.top_k,
+        ))
     }
 
     /// The question in English, or `None` when the model's reply is not one.
@@ -178,45 +174,6 @@ fn answered_in(own: &[Hit], script: &str) -> bool {
     !own.is_empty() && 2 * same >= own.len()
 }
 
-/// Which chunk of which document version a hit is: the same in both searches' lists.
-fn chunk_key(hit: &Hit) -> (String, String, u32) {
-    (
-        hit.payload.doc_id.clone(),
-        hit.payload.doc_hash.clone(),
-        hit.payload.chunk_index,
-    )
-}
-
-/// Reciprocal rank fusion of the question's own hits and the translation's (weighted), the
-/// best `keep`. A chunk in both lists keeps the higher of its two similarities: it passed the
-/// threshold for at least one of the questions.
-fn fuse(own: Vec<Hit>, translated: Vec<Hit>, weight: f32, keep: usize) -> Vec<Hit> {
-    let mut fused: Vec<Hit> = Vec::new();
-    let mut at: HashMap<(String, String, u32), usize> = HashMap::new();
-    for (list, weight) in [(own, 1.0), (translated, weight)] {
-        for (rank, mut hit) in list.into_iter().enumerate() {
-            // The store's constant for its own rankings; ranks here count from 1.
-            let score = weight / (rag_store::RRF_K as f32 + rank as f32 + 1.0);
-            let key = chunk_key(&hit);
-            match at.get(&key) {
-                Some(&i) => {
-                    fused[i].score += score;
-                    fused[i].similarity = fused[i].similarity.max(hit.similarity);
-                }
-                None => {
-                    hit.score = score;
-                    at.insert(key, fused.len());
-                    fused.push(hit);
-                }
-            }
-        }
-    }
-    // Stable: equal scores keep the question's own order first.
-    fused.sort_by(|a, b| b.score.total_cmp(&a.score));
-    fused.truncate(keep);
-    fused
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,16 +194,6 @@ mod tests {
         assert_eq!(check("  \n", "질문"), None);
         let rambling = "Sure! ".repeat(40);
         assert_eq!(check(&rambling, "짧은 질문"), None);
-    }
-
-    #[test]
-    fn a_chunk_both_questions_find_leads() {
-        let own = vec![hit("ko", 0.8), hit("both", 0.7)];
-        let translated = vec![hit("en", 0.9), hit("both", 0.75)];
-        let fused = fuse(own, translated, 1.0, 2);
-        let docs: Vec<&str> = fused.iter().map(|h| h.payload.doc_id.as_str()).collect();
-        assert_eq!(docs, ["both", "ko"]);
-        assert_eq!(fused[0].similarity, 0.75);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod backend;
 mod edge;
 mod error;
 mod fields;
+mod fusion;
 pub mod generation;
 mod migrate;
 pub mod migrations;
@@ -30,10 +31,11 @@ use std::sync::Arc;
 
 pub use edge::ensure_free_space;
 pub use error::{Result, StoreError};
+pub use fusion::{Fusion, FusionMethod, RRF_K, chunk_key, fuse_hits};
 pub use point::{
-    ChunkPayload, ChunkPoint, DEFAULT_TENANT, DOCUMENT_ID_RULE, DocumentVersion, EVERYONE, Fusion,
-    FusionMethod, Hit, MAX_DOCUMENT_ID_BYTES, NAME_RULE, Query, RRF_K, SearchFilter, Visibility,
-    breaks_lines, cosine, normalise_groups, point_id, valid_document_id, valid_name,
+    ChunkPayload, ChunkPoint, DEFAULT_TENANT, DOCUMENT_ID_RULE, DocumentVersion, EVERYONE, Hit,
+    MAX_DOCUMENT_ID_BYTES, NAME_RULE, Query, SearchFilter, Visibility, breaks_lines, cosine,
+    normalise_groups, point_id, valid_document_id, valid_name,
 };
 pub use rag_lexical::SparseVector;
 pub use snapshot::SnapshotInfo;
@@ -42,6 +44,10 @@ pub use store::{IndexStats, Store};
 /// Calls that found the Qdrant peer in use unreachable and were answered by another peer of
 /// `store.url` (a Prometheus counter).
 pub const FAILOVERS: &str = "rag_store_failovers_total";
+
+/// Store searches made ([`Store::search`], a Prometheus counter): one per question, one more
+/// for its translation when it is searched in English too.
+pub const SEARCHES: &str = "rag_store_searches_total";
 
 /// Which backend to open, and where.
 #[derive(Debug, Clone, PartialEq)]

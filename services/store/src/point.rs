@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use crate::Fusion;
 use rag_lexical::SparseVector;
 use serde::{Deserialize, Serialize};
 
@@ -148,55 +149,6 @@ pub struct Query {
     pub identifiers: Option<SparseVector>,
     /// How the rankings of a hybrid search are combined.
     pub fusion: Fusion,
-}
-
-/// How a hybrid search combines its rankings (dense, lexical, identifiers).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FusionMethod {
-    /// Weighted reciprocal rank: a hit's score is the sum over the rankings of
-    /// `weight / (RRF_K + rank)` (rank 0-based).
-    Rrf,
-    /// Weighted normalised scores: the dense cosine similarity (known for every candidate) and
-    /// the lexical scores, each min-max normalised over the candidates, summed by weight.
-    Score,
-}
-
-/// The fusion method and the weight of each ranking.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Fusion {
-    pub method: FusionMethod,
-    pub dense_weight: f32,
-    pub lexical_weight: f32,
-    pub identifier_weight: f32,
-}
-
-impl Default for Fusion {
-    /// Dense leads; the lexical and the identifier scores, each normalised to 0..1, add 0.3 of
-    /// a point each. Chosen on ten question sets (BENCHMARKS.md, "Retrieval on natural
-    /// questions (issue 13): after"): at or above dense retrieval and equal-weight RRF on every
-    /// one; 0.5 gains 3.6 points on the Debian Policy headings but falls below dense on
-    /// Korean questions over English pages, 1.0 below dense on Korean over Korean.
-    fn default() -> Self {
-        Self {
-            method: FusionMethod::Score,
-            dense_weight: 1.0,
-            lexical_weight: 0.3,
-            identifier_weight: 0.3,
-        }
-    }
-}
-
-/// Reciprocal rank fusion's constant: a hit's fused score is the sum over the dense and the
-/// lexical ranking of 1 / (RRF_K + rank). 60 is the value from the original paper; it keeps one
-/// side's first place from drowning the other side's evidence.
-pub const RRF_K: usize = 60;
-
-/// Candidates each side contributes before fusion: enough that a chunk ranked well by one side
-/// only still reaches the fused list.
-pub(crate) fn prefetch_limit(limit: usize) -> usize {
-    (limit * 4).max(32)
 }
 
 /// Cosine similarity; the fused score says nothing about absolute relevance, so every hit

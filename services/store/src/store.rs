@@ -7,14 +7,14 @@ use crate::backend::{
     Backend, Condition, Filter, NamedVector, NewPoint, Payload, PointKey, QueryRequest, Record,
     ScrollRequest, VectorData,
 };
+use crate::fusion::{List, Standing, prefetch_limit, search_scores};
 use crate::migrations::{self, Target};
 use crate::point::{
-    DEFAULT_TENANT, EVERYONE, RRF_K, cosine, in_tenant, parse_payload, prefetch_limit, prefix_keys,
-    stored_payload,
+    DEFAULT_TENANT, EVERYONE, cosine, in_tenant, parse_payload, prefix_keys, stored_payload,
 };
 use crate::{
-    ChunkPoint, DocumentVersion, Fusion, FusionMethod, Hit, Query, Result, SearchFilter,
-    StoreError, Visibility, fields, migrate,
+    ChunkPoint, DocumentVersion, Hit, Query, Result, SearchFilter, StoreError, Visibility, fields,
+    migrate,
 };
 
 /// Points per upsert request: keeps each request a few MiB (far below a server's message
@@ -159,6 +159,7 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        metrics::counter!(crate::SEARCHES).increment(1);
         let filter = self.scoped(search_filter(filter));
         let mut lists = vec![(
             List::Dense,
@@ -215,16 +216,19 @@ impl Store {
                     let vector = scored.vector.unwrap_or_default();
                     candidates.push(Candidate {
                         id: scored.id,
-                        similarity: cosine(&query.dense, &vector),
+                        standing: Standing {
+                            similarity: cosine(&query.dense, &vector),
+                            places: vec![None; kinds.len()],
+                        },
                         vector,
-                        lists: vec![None; kinds.len()],
                     });
                     candidates.len() - 1
                 });
-                candidates[at].lists[i] = Some((rank, scored.score));
+                candidates[at].standing.places[i] = Some((rank, scored.score));
             }
         }
-        let scores = fused_scores(&candidates, &kinds, &query.fusion);
+        let standings: Vec<&Standing> = candidates.iter().map(|c| &c.standing).collect();
+        let scores = search_scores(&query.fusion, &kinds, &standings);
         let mut ranked: Vec<(f32, Candidate)> = scores.into_iter().zip(candidates).collect();
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
         self.best_hits(ranked, limit).await
@@ -257,7 +261,7 @@ impl Store {
                 if let Some(payload) = payloads.remove(&candidate.id) {
                     hits.push(Hit {
                         score,
-                        similarity: candidate.similarity,
+                        similarity: candidate.standing.similarity,
                         vector: candidate.vector,
                         payload: parse_payload(payload)?,
                     });
@@ -536,82 +540,12 @@ impl Store {
     }
 }
 
-/// One of the rankings a search fuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum List {
-    Dense,
-    Lexical,
-    Identifiers,
-}
-
-/// A chunk found by at least one ranking, with its (0-based rank, engine score) in each.
+/// A chunk found by at least one ranking, with where it stands in each.
 #[derive(Debug, Clone)]
 struct Candidate {
     id: PointKey,
-    /// Cosine similarity of its dense vector to the question's.
-    similarity: f32,
     vector: Vec<f32>,
-    lists: Vec<Option<(usize, f32)>>,
-}
-
-/// Each candidate's score as `fusion` says (a dense-only search keeps the cosine similarity).
-/// Scores need no payload: the fusion sees every candidate, while payloads are read only for
-/// the few that make the cut.
-fn fused_scores(candidates: &[Candidate], kinds: &[List], fusion: &Fusion) -> Vec<f32> {
-    let weight = |kind: List| match kind {
-        List::Dense => fusion.dense_weight,
-        List::Lexical => fusion.lexical_weight,
-        List::Identifiers => fusion.identifier_weight,
-    };
-    let hybrid = kinds.len() > 1;
-    // Score fusion: each ranking's scores over the candidates, min-max normalised; the dense
-    // similarity is known for every candidate (its vector comes back), a lexical score only for
-    // the candidates that ranking found (0 for the others: below its cut).
-    let (low, high) = candidates
-        .iter()
-        .map(|c| c.similarity)
-        .fold((f32::MAX, f32::MIN), |(l, h), s| (l.min(s), h.max(s)));
-    let top: Vec<f32> = (0..kinds.len())
-        .map(|i| {
-            candidates
-                .iter()
-                .filter_map(|c| c.lists[i].map(|(_, s)| s))
-                .fold(0.0f32, f32::max)
-        })
-        .collect();
-    candidates
-        .iter()
-        .map(|c| {
-            if !hybrid {
-                return c.similarity;
-            }
-            match fusion.method {
-                FusionMethod::Rrf => kinds
-                    .iter()
-                    .zip(&c.lists)
-                    .filter_map(|(&kind, found)| {
-                        found.map(|(rank, _)| weight(kind) / (RRF_K + rank) as f32)
-                    })
-                    .sum(),
-                FusionMethod::Score => kinds
-                    .iter()
-                    .zip(&c.lists)
-                    .zip(&top)
-                    .map(|((&kind, found), &top)| {
-                        let normalised = match kind {
-                            List::Dense if high > low => (c.similarity - low) / (high - low),
-                            List::Dense => 1.0,
-                            _ => match found {
-                                Some((_, s)) if top > 0.0 => s / top,
-                                _ => 0.0,
-                            },
-                        };
-                        weight(kind) * normalised
-                    })
-                    .sum(),
-            }
-        })
-        .collect()
+    standing: Standing,
 }
 
 /// Best first; equal scores by document id, then chunk index, then version, never by the
@@ -677,6 +611,7 @@ fn text(record: &Record, field: &str) -> String {
 mod tests {
     use super::*;
     use crate::ChunkPayload;
+    use crate::fusion::{Fusion, FusionMethod};
 
     /// A candidate with the payload a search would read for it.
     fn candidate(
@@ -690,27 +625,29 @@ mod tests {
         payload.chunk_index = chunk;
         let candidate = Candidate {
             id: PointKey::Uuid(crate::point::point_id(doc, chunk, &payload.doc_hash)),
-            similarity,
             vector: Vec::new(),
-            // Engine scores that fall with the rank, as every ranking's do.
-            lists: lists
-                .iter()
-                .map(|r| r.map(|r| (r, 10.0 - r as f32)))
-                .collect(),
+            standing: Standing {
+                similarity,
+                // Engine scores that fall with the rank, as every ranking's do.
+                places: lists
+                    .iter()
+                    .map(|r| r.map(|r| (r, 10.0 - r as f32)))
+                    .collect(),
+            },
         };
         (candidate, payload)
     }
 
     /// What a search returns for these candidates, all of them.
     fn fuse(found: Vec<(Candidate, ChunkPayload)>, kinds: &[List], fusion: &Fusion) -> Vec<Hit> {
-        let candidates: Vec<Candidate> = found.iter().map(|(c, _)| c.clone()).collect();
-        let scores = fused_scores(&candidates, kinds, fusion);
+        let standings: Vec<&Standing> = found.iter().map(|(c, _)| &c.standing).collect();
+        let scores = search_scores(fusion, kinds, &standings);
         let mut hits: Vec<Hit> = found
             .into_iter()
             .zip(scores)
             .map(|((c, payload), score)| Hit {
                 score,
-                similarity: c.similarity,
+                similarity: c.standing.similarity,
                 vector: c.vector,
                 payload,
             })
