@@ -61,15 +61,9 @@ pub async fn run(config: Config, args: BenchStoreArgs) -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|");
     for &points in &args.points {
         // The configured backend, with a store of its own for each size.
-        let mut store_config = config.store();
-        match &mut store_config {
-            StoreConfig::Embedded { data_dir, .. } => {
-                *data_dir = scratch.path().join(format!("store-{points}"));
-            }
-            StoreConfig::Server { collection, .. } => {
-                *collection = format!("{collection}-bench-{points}");
-            }
-        }
+        let store_config = config
+            .store()
+            .beside(scratch.path(), &format!("bench-{points}"));
         let row = measure(&store_config, points, &args).await?;
         println!("{row}");
     }
@@ -133,17 +127,17 @@ async fn measure(
         .sum::<usize>() as f64
         / exact.iter().map(Vec::len).sum::<usize>().max(1) as f64;
 
-    let (backend, disk) = match config {
-        StoreConfig::Embedded { data_dir, .. } => ("embedded", dir_size(data_dir)),
-        StoreConfig::Server { .. } => ("Qdrant server", 0),
+    let (backend, disk) = match config.data_dir() {
+        Some(data_dir) => ("embedded", dir_size(data_dir)),
+        None => ("Qdrant server", 0),
     };
     let rss = proc_status_mb("VmRSS:");
-    if matches!(config, StoreConfig::Server { .. }) {
-        store.drop_collection().await?;
-    }
-    drop(store);
-    if let StoreConfig::Embedded { data_dir, .. } = config {
-        fs_err::remove_dir_all(data_dir)?;
+    match config.data_dir() {
+        Some(data_dir) => {
+            drop(store);
+            fs_err::remove_dir_all(data_dir)?;
+        }
+        None => store.drop_collection().await?,
     }
     Ok(format!(
         "| {backend} | {points} | {upsert_rate:.0} | {:.1} / {:.1} ms | {:.1} s | {:.1} / {:.1} ms | {:.3} | {} | {rss:.0} MB |",

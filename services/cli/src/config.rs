@@ -22,7 +22,7 @@ pub const DEFAULT_FILE: &str = "rag.toml";
 pub struct Config {
     /// Where the embedded store keeps its data.
     pub data_dir: PathBuf,
-    pub store: StoreSection,
+    pub store: rag_store::StoreSettings,
     pub embedding: EmbedConfig,
     /// Optional cross-encoder reranking of the fused candidates.
     pub rerank: RerankConfig,
@@ -44,7 +44,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: "data".into(),
-            store: StoreSection::default(),
+            store: rag_store::StoreSettings::default(),
             embedding: EmbedConfig::default(),
             rerank: RerankConfig::default(),
             llm: LlmConfig::default(),
@@ -115,57 +115,6 @@ impl<'de> Deserialize<'de> for QuerySection {
             listeners: listeners.try_into().map_err(D::Error::custom)?,
             engine: engine.try_into().map_err(D::Error::custom)?,
         })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Backend {
-    /// Qdrant's engine in-process, data in `data_dir`.
-    Embedded,
-    /// A Qdrant server or cluster at `store.url`.
-    Qdrant,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreSection {
-    pub backend: Backend,
-    /// gRPC address of the Qdrant server (backend = "qdrant"), or the addresses of several
-    /// peers of one cluster separated by commas: when the peer in use cannot be reached, the
-    /// store moves on to the next.
-    pub url: String,
-    pub collection: String,
-    pub api_key: Option<String>,
-    /// How long one request to the Qdrant server may take; past it the call fails as
-    /// UNAVAILABLE instead of hanging on a stalled server. Migrations of a large collection
-    /// (payload fills) may need more.
-    pub timeout_secs: u64,
-    /// Qdrant cluster: shards of a new collection (none: one per peer), copies of each shard on
-    /// distinct peers (2 survives the loss of a peer), and copies that must confirm a write.
-    /// Applied when the collection is created; an existing one keeps its layout.
-    pub shards: Option<u32>,
-    pub replication_factor: Option<u32>,
-    pub write_consistency: Option<u32>,
-    /// Embedded store: writes stop (cleanly, with an error) while the data directory's file
-    /// system has less than this many MB free. The engine writes through memory maps, where a
-    /// full disk would crash the process mid-write. 0: no check.
-    pub min_free_mb: u64,
-}
-
-impl Default for StoreSection {
-    fn default() -> Self {
-        Self {
-            backend: Backend::Embedded,
-            url: "http://127.0.0.1:6334".into(),
-            collection: "rag_chunks".into(),
-            api_key: None,
-            timeout_secs: 30,
-            shards: None,
-            replication_factor: None,
-            write_consistency: None,
-            min_free_mb: 128,
-        }
     }
 }
 
@@ -259,30 +208,7 @@ impl Config {
     }
 
     pub fn store(&self) -> StoreConfig {
-        match self.store.backend {
-            Backend::Embedded => StoreConfig::Embedded {
-                data_dir: self.data_dir.clone(),
-                min_free_bytes: self.store.min_free_mb * 1_000_000,
-            },
-            Backend::Qdrant => StoreConfig::Server {
-                urls: self
-                    .store
-                    .url
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|u| !u.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                collection: self.store.collection.clone(),
-                api_key: self.store.api_key.clone(),
-                timeout: std::time::Duration::from_secs(self.store.timeout_secs.max(1)),
-                layout: rag_store::Layout {
-                    shards: self.store.shards,
-                    replication_factor: self.store.replication_factor,
-                    write_consistency: self.store.write_consistency,
-                },
-            },
-        }
+        self.store.config(&self.data_dir)
     }
 }
 

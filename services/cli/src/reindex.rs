@@ -86,17 +86,18 @@ pub async fn run(config: &Config, args: ReindexArgs) -> anyhow::Result<()> {
         catch_up(config, &built, &old, &say).await?;
         drop(old);
     }
-    say(match store_config {
-        StoreConfig::Server { .. } => format!(
+    say(if store_config.shared() {
+        format!(
             "switched: the store now is {}. Services started from now on use it; a running \
              service keeps the generation it started with until it is restarted (with this \
              configuration)",
             built.next
-        ),
-        StoreConfig::Embedded { .. } => format!(
+        )
+    } else {
+        format!(
             "switched: the store now is {}; `rag serve` opens it from now on",
             built.next
-        ),
+        )
     });
     finish(&store_config, &built, &options, &say).await
 }
@@ -215,8 +216,7 @@ async fn build(
     let contents = generation::contents(old, API_ROOT).await?;
     let chunks: usize = contents.documents.iter().map(|(_, c)| c.len()).sum();
     let embedder = load_embedder(config).await?;
-    let plain = matches!((&store_config, &current),
-        (StoreConfig::Server { collection, .. }, Generation::Collection(c)) if c == collection);
+    let plain = generation::is_the_name(&store_config, &current);
 
     say(format!(
         "current: {current}: {} documents, {} chunks, embedding model {} ({} dimensions)",

@@ -117,8 +117,8 @@ pub async fn run(config: Config, args: ServeArgs, reload: Reload) -> anyhow::Res
 
     // The embedded store is this process's alone, so it is rebuilt here when asked (Reindex);
     // a Qdrant server's is rebuilt by `rag reindex` beside the running services.
-    let rebuild = matches!(config.store(), rag_store::StoreConfig::Embedded { .. })
-        .then(|| rebuild(reload, config.store(), current.clone()));
+    let rebuild =
+        (!config.store().shared()).then(|| rebuild(reload, config.store(), current.clone()));
     tokio::spawn(build_indexes(current.clone()));
     let limits = config.connections.clone();
     let load = async move { load(config).await.map_err(|e| format!("{e:#}")) };

@@ -17,19 +17,15 @@
 //! unfinished one beside it, which [`others`] lists and [`remove`] deletes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::edge::{self, CURRENT_FILE, EdgeBackend};
+use crate::backend::Backend;
 use crate::point::parse_payload;
-use crate::server::{Named, ServerBackend};
 use crate::{ChunkPayload, Result, Store, StoreConfig, StoreError, fields, migrations};
 
 /// Points read per page by [`contents`].
 const PAGE: usize = 512;
-
-/// Where the embedded store's generations go, under the data directory.
-const GENERATIONS_DIR: &str = "generations";
 
 /// One generation of a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,29 +49,30 @@ impl std::fmt::Display for Generation {
     }
 }
 
+/// What differs between the backends in keeping generations: each backend implements it
+/// (`edge/generations.rs`, `server/generations.rs`), and [`crate::generations`] picks one.
+#[async_trait::async_trait]
+pub(crate) trait Generations: Send + Sync {
+    /// The generation the store's name points to now; `None` when there is no store yet.
+    async fn current(&self) -> Result<Option<Generation>>;
+    /// Creates the empty generation `stamp` and opens it; nothing points to it yet.
+    async fn create(&self, stamp: &str) -> Result<(Generation, Box<dyn Backend>)>;
+    /// Points the store's name at `next` (see [`switch`]).
+    async fn switch(&self, next: &Generation, replace_collection: bool) -> Result<()>;
+    /// The generations of this store there are (the current one may be among them).
+    async fn all(&self) -> Result<Vec<Generation>>;
+    /// Deletes `old`, which the caller has checked is not the current generation.
+    async fn remove(&self, old: &Generation) -> Result<()>;
+    /// Whether `generation` is the store's configured name itself rather than a generation
+    /// behind it (a server collection made before stores were aliases).
+    fn is_the_name(&self, _generation: &Generation) -> bool {
+        false
+    }
+}
+
 /// The generation `config`'s name points to now; `None` when there is no store yet.
 pub async fn current(config: &StoreConfig) -> Result<Option<Generation>> {
-    match config {
-        StoreConfig::Embedded { data_dir, .. } => {
-            let dir = edge::store_dir(data_dir)?;
-            if !dir.join(edge::SCHEMA_FILE).exists() {
-                return Ok(None);
-            }
-            Ok(Some(if &dir == data_dir {
-                Generation::Top(dir)
-            } else {
-                Generation::Folder(dir)
-            }))
-        }
-        StoreConfig::Server { collection, .. } => {
-            let server = connect_exact(config, collection).await?;
-            Ok(match server.named(collection).await? {
-                Named::Alias(target) => Some(Generation::Collection(target)),
-                Named::Collection => Some(Generation::Collection(collection.clone())),
-                Named::Nothing => None,
-            })
-        }
-    }
+    crate::generations(config).current().await
 }
 
 /// Creates the generation `stamp` (unique per run, e.g. seconds since the epoch) beside the
@@ -91,32 +88,7 @@ pub async fn create(
         vector_size,
         embedding_model: embedding_model.to_owned(),
     };
-    let (generation, backend): (Generation, Box<dyn crate::backend::Backend>) = match config {
-        StoreConfig::Embedded {
-            data_dir,
-            min_free_bytes,
-        } => {
-            let dir = data_dir.join(GENERATIONS_DIR).join(stamp);
-            if dir.exists() {
-                return Err(StoreError::Operation(format!(
-                    "{} exists already",
-                    dir.display()
-                )));
-            }
-            let backend = EdgeBackend::open(dir.clone(), *min_free_bytes).await?;
-            (Generation::Folder(dir), Box::new(backend))
-        }
-        StoreConfig::Server { collection, .. } => {
-            let name = format!("{collection}-{stamp}");
-            let backend = connect_exact(config, &name).await?;
-            if !matches!(backend.named(&name).await?, Named::Nothing) {
-                return Err(StoreError::Operation(format!(
-                    "collection or alias {name} exists already"
-                )));
-            }
-            (Generation::Collection(name), Box::new(backend))
-        }
-    };
+    let (generation, backend) = crate::generations(config).create(stamp).await?;
     Ok((generation, Arc::new(Store::open(backend, &target).await?)))
 }
 
@@ -130,80 +102,17 @@ pub async fn switch(
     next: &Generation,
     replace_collection: bool,
 ) -> Result<()> {
-    match (config, next) {
-        (StoreConfig::Embedded { data_dir, .. }, Generation::Folder(dir)) => {
-            let relative = dir.strip_prefix(data_dir).map_err(|_| {
-                StoreError::Operation(format!(
-                    "{} is not under the data directory {}",
-                    dir.display(),
-                    data_dir.display()
-                ))
-            })?;
-            let relative = relative.to_string_lossy().into_owned();
-            let data_dir = data_dir.clone();
-            tokio::task::spawn_blocking(move || write_current(&data_dir, &relative))
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("switch task: {e}")))?
-        }
-        (StoreConfig::Server { collection, .. }, Generation::Collection(next)) => {
-            let server = connect_exact(config, next).await?;
-            if let Named::Collection = server.named(collection).await? {
-                if !replace_collection {
-                    return Err(StoreError::Operation(format!(
-                        "{collection} is a collection (made before stores were aliases), so it \
-                         cannot be switched while services use it: stop them and switch with \
-                         the old collection deleted (rag reindex --drop-old), or keep \
-                         store.collection = {next:?} for the new services"
-                    )));
-                }
-                server.delete_collection(collection).await?;
-            }
-            server.point_alias(collection).await
-        }
-        _ => Err(StoreError::Operation(format!(
-            "{next} is not a generation of this store"
-        ))),
-    }
+    crate::generations(config)
+        .switch(next, replace_collection)
+        .await
 }
 
 /// Generations of `config`'s store that its name does not point to: old ones kept after a
 /// switch, and builds that never finished.
 pub async fn others(config: &StoreConfig) -> Result<Vec<Generation>> {
-    let current = current(config).await?;
-    let mut found = Vec::new();
-    match config {
-        StoreConfig::Embedded { data_dir, .. } => {
-            if data_dir.join(edge::SCHEMA_FILE).exists() {
-                found.push(Generation::Top(data_dir.clone()));
-            }
-            let dir = data_dir.join(GENERATIONS_DIR);
-            if dir.exists() {
-                let mut entries: Vec<PathBuf> = fs_err::read_dir(&dir)
-                    .map_err(io(&dir))?
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.is_dir())
-                    .collect();
-                entries.sort();
-                found.extend(entries.into_iter().map(Generation::Folder));
-            }
-        }
-        StoreConfig::Server { collection, .. } => {
-            let server = connect_exact(config, collection).await?;
-            // Only `{name}-{digits}`: another store's collection may share the prefix.
-            let prefix = format!("{collection}-");
-            let mut names: Vec<String> = server
-                .collections_named(&prefix)
-                .await?
-                .into_iter()
-                .filter(|n| {
-                    let stamp = &n[prefix.len()..];
-                    !stamp.is_empty() && stamp.bytes().all(|b| b.is_ascii_digit())
-                })
-                .collect();
-            names.sort();
-            found.extend(names.into_iter().map(Generation::Collection));
-        }
-    }
+    let generations = crate::generations(config);
+    let current = generations.current().await?;
+    let mut found = generations.all().await?;
     found.retain(|g| Some(g) != current.as_ref());
     Ok(found)
 }
@@ -211,32 +120,24 @@ pub async fn others(config: &StoreConfig) -> Result<Vec<Generation>> {
 /// Deletes `old`, a generation of `config`'s store that its name no longer points to. Open
 /// handles on it must be dropped first (embedded: the folder is locked while open).
 pub async fn remove(config: &StoreConfig, old: &Generation) -> Result<()> {
-    if current(config).await?.as_ref() == Some(old) {
+    let generations = crate::generations(config);
+    if generations.current().await?.as_ref() == Some(old) {
         return Err(StoreError::Operation(format!(
             "{old} is the current generation: it is never removed"
         )));
     }
-    match (config, old) {
-        (
-            StoreConfig::Embedded { data_dir, .. },
-            Generation::Folder(dir) | Generation::Top(dir),
-        ) => {
-            let data_dir = data_dir.clone();
-            let dir = dir.clone();
-            tokio::task::spawn_blocking(move || remove_folder(&data_dir, &dir))
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("remove task: {e}")))?
-        }
-        (StoreConfig::Server { .. }, Generation::Collection(name)) => {
-            connect_exact(config, name)
-                .await?
-                .delete_collection(name)
-                .await
-        }
-        _ => Err(StoreError::Operation(format!(
-            "{old} is not a generation of this store"
-        ))),
-    }
+    generations.remove(old).await
+}
+
+/// Whether `generation` is `config`'s store name itself, not a generation behind the name: a
+/// server collection made before stores were aliases, which a switch must replace.
+pub fn is_the_name(config: &StoreConfig, generation: &Generation) -> bool {
+    crate::generations(config).is_the_name(generation)
+}
+
+/// `generation` is not one of this store's: refused.
+pub(crate) fn foreign(generation: &Generation) -> StoreError {
+    StoreError::Operation(format!("{generation} is not a generation of this store"))
 }
 
 /// What a store holds that a rebuild starts from.
@@ -315,77 +216,12 @@ pub async fn contents(store: &Store, root: &str) -> Result<Contents> {
     Ok(contents)
 }
 
-/// Writes `CURRENT` beside it and renames it over the old one: a crash leaves one or the other.
-fn write_current(data_dir: &Path, relative: &str) -> Result<()> {
-    let path = data_dir.join(CURRENT_FILE);
-    let tmp = data_dir.join(format!("{CURRENT_FILE}.tmp"));
-    fs_err::write(&tmp, format!("{relative}\n")).map_err(io(&tmp))?;
-    fs_err::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io(&tmp))?;
-    fs_err::rename(&tmp, &path).map_err(io(&path))?;
-    // The rename is durable once the directory is.
-    fs_err::File::open(data_dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(data_dir))
-}
-
-/// An old embedded generation: a folder under `generations/`, or the store files at the top of
-/// the data directory (a store made before generations), never anything else there.
-fn remove_folder(data_dir: &Path, dir: &Path) -> Result<()> {
-    // Never from under a process that has it open.
-    let _lock = edge::lock_exclusively(dir)?;
-    if dir == data_dir {
-        for name in [edge::SHARD_DIR, edge::SCHEMA_FILE] {
-            let path = data_dir.join(name);
-            let removed = if path.is_dir() {
-                fs_err::remove_dir_all(&path)
-            } else {
-                fs_err::remove_file(&path)
-            };
-            match removed {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(&path)(e)),
-            }
-        }
-        return Ok(());
-    }
-    if dir.parent() != Some(&data_dir.join(GENERATIONS_DIR)) {
-        return Err(StoreError::Operation(format!(
-            "{} is not a generation folder of {}",
-            dir.display(),
-            data_dir.display()
-        )));
-    }
-    fs_err::remove_dir_all(dir).map_err(io(dir))
-}
-
-async fn connect_exact(config: &StoreConfig, collection: &str) -> Result<ServerBackend> {
-    match config {
-        StoreConfig::Server {
-            urls,
-            api_key,
-            timeout,
-            layout,
-            ..
-        } => {
-            ServerBackend::connect_exact(urls, collection, api_key.as_deref(), *timeout, *layout)
-                .await
-        }
-        StoreConfig::Embedded { .. } => Err(StoreError::Operation(
-            "an embedded store has no collections".into(),
-        )),
-    }
-}
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
-    move |e| StoreError::Operation(format!("{}: {e}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::edge::{self, CURRENT_FILE};
 
     fn embedded(dir: &Path) -> StoreConfig {
         StoreConfig::Embedded {

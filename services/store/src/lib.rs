@@ -29,6 +29,8 @@ pub mod synthetic;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 pub use edge::ensure_free_space;
 pub use error::{Result, StoreError};
 pub use fusion::{Fusion, FusionMethod, RRF_K, chunk_key, fuse_hits};
@@ -71,6 +73,33 @@ pub enum StoreConfig {
     },
 }
 
+impl StoreConfig {
+    /// Whether other processes may use the store while this one has it open (a server), or
+    /// it is one process's at a time (embedded: its data directory is locked).
+    pub fn shared(&self) -> bool {
+        matches!(self, StoreConfig::Server { .. })
+    }
+
+    /// The data directory of an embedded store.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            StoreConfig::Embedded { data_dir, .. } => Some(data_dir),
+            StoreConfig::Server { .. } => None,
+        }
+    }
+
+    /// Another store on the same backend, named by `label`: the folder `label` under
+    /// `scratch` (embedded) or the collection `{collection}-{label}` (server).
+    pub fn beside(&self, scratch: &std::path::Path, label: &str) -> StoreConfig {
+        let mut other = self.clone();
+        match &mut other {
+            StoreConfig::Embedded { data_dir, .. } => *data_dir = scratch.join(label),
+            StoreConfig::Server { collection, .. } => *collection = format!("{collection}-{label}"),
+        }
+        other
+    }
+}
+
 /// How a collection is spread over a Qdrant cluster, applied when the first migration creates
 /// it (an existing collection keeps its own). `None`: the server's default (one shard per peer,
 /// no replica: losing a peer loses its shards).
@@ -81,6 +110,87 @@ pub struct Layout {
     pub replication_factor: Option<u32>,
     /// Copies that must confirm a write before it counts.
     pub write_consistency: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    /// Qdrant's engine in-process, data in `data_dir`.
+    Embedded,
+    /// A Qdrant server or cluster at `store.url`.
+    Qdrant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+/// The `[store]` table of the configuration.
+pub struct StoreSettings {
+    pub backend: StoreBackend,
+    /// gRPC address of the Qdrant server (backend = "qdrant"), or the addresses of several
+    /// peers of one cluster separated by commas: when the peer in use cannot be reached, the
+    /// store moves on to the next.
+    pub url: String,
+    pub collection: String,
+    pub api_key: Option<String>,
+    /// How long one request to the Qdrant server may take; past it the call fails as
+    /// UNAVAILABLE instead of hanging on a stalled server. Migrations of a large collection
+    /// (payload fills) may need more.
+    pub timeout_secs: u64,
+    /// Qdrant cluster: shards of a new collection (none: one per peer), copies of each shard on
+    /// distinct peers (2 survives the loss of a peer), and copies that must confirm a write.
+    /// Applied when the collection is created; an existing one keeps its layout.
+    pub shards: Option<u32>,
+    pub replication_factor: Option<u32>,
+    pub write_consistency: Option<u32>,
+    /// Embedded store: writes stop (cleanly, with an error) while the data directory's file
+    /// system has less than this many MB free. The engine writes through memory maps, where a
+    /// full disk would crash the process mid-write. 0: no check.
+    pub min_free_mb: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            backend: StoreBackend::Embedded,
+            url: "http://127.0.0.1:6334".into(),
+            collection: "rag_chunks".into(),
+            api_key: None,
+            timeout_secs: 30,
+            shards: None,
+            replication_factor: None,
+            write_consistency: None,
+            min_free_mb: 128,
+        }
+    }
+}
+
+impl StoreSettings {
+    /// The store these settings name; an embedded one keeps its data in `data_dir`.
+    pub fn config(&self, data_dir: &std::path::Path) -> StoreConfig {
+        match self.backend {
+            StoreBackend::Embedded => StoreConfig::Embedded {
+                data_dir: data_dir.to_owned(),
+                min_free_bytes: self.min_free_mb * 1_000_000,
+            },
+            StoreBackend::Qdrant => StoreConfig::Server {
+                urls: self
+                    .url
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                collection: self.collection.clone(),
+                api_key: self.api_key.clone(),
+                timeout: std::time::Duration::from_secs(self.timeout_secs.max(1)),
+                layout: Layout {
+                    shards: self.shards,
+                    replication_factor: self.replication_factor,
+                    write_consistency: self.write_consistency,
+                },
+            },
+        }
+    }
 }
 
 /// Opens the configured backend and brings its schema up to date for vectors of `vector_size`
@@ -111,6 +221,32 @@ pub async fn open_existing(config: &StoreConfig) -> Result<Arc<Store>> {
         embedding_model: record.embedding_model,
     };
     Ok(Arc::new(Store::open(backend, &target).await?))
+}
+
+/// The backend's way of keeping generations of `config`'s store.
+fn generations(config: &StoreConfig) -> Box<dyn generation::Generations> {
+    match config {
+        StoreConfig::Embedded {
+            data_dir,
+            min_free_bytes,
+        } => Box::new(edge::generations::Generations {
+            data_dir: data_dir.clone(),
+            min_free_bytes: *min_free_bytes,
+        }),
+        StoreConfig::Server {
+            urls,
+            collection,
+            api_key,
+            timeout,
+            layout,
+        } => Box::new(server::generations::Generations {
+            urls: urls.clone(),
+            collection: collection.clone(),
+            api_key: api_key.clone(),
+            timeout: *timeout,
+            layout: *layout,
+        }),
+    }
 }
 
 async fn connect(config: &StoreConfig) -> Result<Box<dyn backend::Backend>> {

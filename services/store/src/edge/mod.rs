@@ -7,6 +7,8 @@
 //! lock on the store folder (as the shard's WAL does on its own folder), so a second opener is
 //! told [`StoreError::Locked`] before it touches anything.
 
+pub(crate) mod generations;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
