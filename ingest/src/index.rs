@@ -53,6 +53,21 @@ pub struct Indexer {
 }
 
 impl Indexer {
+    /// An indexer with the chunking `config` describes (chunks sized by the tokenizer at
+    /// `tokenizer_file`) and PDFs read by this executable's extraction worker.
+    pub fn configured(
+        embedder: Arc<Embedder>,
+        store: Arc<Store>,
+        tokenizer_file: &Path,
+        config: IngestConfig,
+    ) -> Result<Self, crate::ChunkerError> {
+        let chunker = Chunker::new(tokenizer_file, config.chunk_tokens, config.overlap_tokens)?;
+        let pdf = crate::PdfExtractor::with_current_exe(std::time::Duration::from_secs(
+            config.pdf_timeout_secs,
+        ));
+        Ok(Self::new(embedder, store, chunker, pdf, config))
+    }
+
     pub fn new(
         embedder: Arc<Embedder>,
         store: Arc<Store>,

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rag_ingest::{
-    Chunker, Event, Indexer, Outcome, PdfExtractor, Plan, Selection, SkipKind, Skipped, Summary,
-};
+use rag_ingest::{Event, Indexer, Outcome, Plan, Selection, SkipKind, Skipped, Summary};
 
 use crate::config::Config;
 
@@ -139,7 +137,9 @@ impl Progress {
     pub(crate) fn on_event(&self, event: Event<'_>) {
         match event {
             Event::Walked { files } => {
+                // A rebuild walks one folder after another through the same bar.
                 if let Some(bar) = &self.bar {
+                    bar.reset();
                     bar.set_length(files as u64);
                 }
             }
@@ -382,18 +382,12 @@ pub fn indexer_over(
     store: Arc<rag_store::Store>,
     ingest: rag_ingest::IngestConfig,
 ) -> anyhow::Result<Indexer> {
-    let chunker = Chunker::new(
-        &config.embedding.tokenizer_file(),
-        ingest.chunk_tokens,
-        ingest.overlap_tokens,
-    )?;
-    Ok(Indexer::new(
+    Ok(Indexer::configured(
         embedder,
         store,
-        chunker,
-        PdfExtractor::with_current_exe(Duration::from_secs(ingest.pdf_timeout_secs)),
+        &config.embedding.tokenizer_file(),
         ingest,
-    ))
+    )?)
 }
 
 /// Adds the likely cause to errors operators hit first.
