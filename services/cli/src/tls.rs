@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use anyhow::Context;
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+// The client's side only: the listener's TLS is made by `rag-grpc` from the PEM read here.
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::config::{ClientSection, TlsSection};
 
@@ -16,26 +17,23 @@ fn is_set(path: &Path) -> bool {
     !path.as_os_str().is_empty()
 }
 
-/// A certificate and its key, from the two settings named `cert` and `key` (`section.name`):
-/// both set, or neither (`None`).
+/// The PEM of a certificate and of its key, from the two settings named `cert` and `key`
+/// (`section.name`): both set, or neither (`None`).
 fn identity(
     (cert, cert_file): (&str, &Path),
     (key, key_file): (&str, &Path),
-) -> anyhow::Result<Option<Identity>> {
+) -> anyhow::Result<Option<(Vec<u8>, Vec<u8>)>> {
     match (is_set(cert_file), is_set(key_file)) {
         (false, false) => Ok(None),
-        (true, true) => Ok(Some(Identity::from_pem(
-            read(cert, cert_file)?,
-            read(key, key_file)?,
-        ))),
+        (true, true) => Ok(Some((read(cert, cert_file)?, read(key, key_file)?))),
         _ => anyhow::bail!("{cert} and {key} go together"),
     }
 }
 
-/// A CA certificate from the setting `what`, when it is set.
-fn certificate(what: &str, path: &Path) -> anyhow::Result<Option<Certificate>> {
+/// The PEM of a CA certificate from the setting `what`, when it is set.
+fn certificate(what: &str, path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     Ok(if is_set(path) {
-        Some(Certificate::from_pem(read(what, path)?))
+        Some(read(what, path)?)
     } else {
         None
     })
@@ -43,8 +41,8 @@ fn certificate(what: &str, path: &Path) -> anyhow::Result<Option<Certificate>> {
 
 /// The listener's TLS, or `None` when no certificate is configured. A client CA makes client
 /// certificates mandatory (mTLS).
-pub fn server(tls: &TlsSection) -> anyhow::Result<Option<ServerTlsConfig>> {
-    let Some(identity) = identity(
+pub fn server(tls: &TlsSection) -> anyhow::Result<Option<rag_grpc::server::Tls>> {
+    let Some((cert, key)) = identity(
         ("tls.cert_file", &tls.cert_file),
         ("tls.key_file", &tls.key_file),
     )?
@@ -55,11 +53,11 @@ pub fn server(tls: &TlsSection) -> anyhow::Result<Option<ServerTlsConfig>> {
         );
         return Ok(None);
     };
-    let mut config = ServerTlsConfig::new().identity(identity);
-    if let Some(ca) = certificate("tls.client_ca_file", &tls.client_ca_file)? {
-        config = config.client_ca_root(ca);
-    }
-    Ok(Some(config))
+    Ok(Some(rag_grpc::server::Tls {
+        cert,
+        key,
+        client_ca: certificate("tls.client_ca_file", &tls.client_ca_file)?,
+    }))
 }
 
 /// The HTTP door's TLS: the gRPC listener's certificate and key, and its client CA (client
@@ -114,14 +112,14 @@ pub fn client(client: &ClientSection, addr: &str) -> anyhow::Result<Option<Clien
         return Ok(None);
     }
     let mut config = match certificate("client.tls_ca_file", &client.tls_ca_file)? {
-        Some(ca) => ClientTlsConfig::new().ca_certificate(ca),
+        Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)),
         None => ClientTlsConfig::new().with_native_roots(),
     };
-    if let Some(identity) = identity(
+    if let Some((cert, key)) = identity(
         ("client.tls_cert_file", &client.tls_cert_file),
         ("client.tls_key_file", &client.tls_key_file),
     )? {
-        config = config.identity(identity);
+        config = config.identity(Identity::from_pem(cert, key));
     }
     Ok(Some(config))
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use rag_proto::v1::rag_service_server::RagServiceServer;
 use tokio::net::TcpListener;
-use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use rag_auth::Gate;
 
@@ -22,6 +22,24 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection: {0}")]
     Reflection(String),
+}
+
+/// The listener's certificate and key, and the CA that client certificates must be signed by
+/// (mTLS) when one is given; all PEM.
+pub struct Tls {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    pub client_ca: Option<Vec<u8>>,
+}
+
+impl Tls {
+    fn config(self) -> ServerTlsConfig {
+        let config = ServerTlsConfig::new().identity(Identity::from_pem(self.cert, self.key));
+        match self.client_ca {
+            Some(ca) => config.client_ca_root(Certificate::from_pem(ca)),
+            None => config,
+        }
+    }
 }
 
 /// Largest request the transport decodes: IngestDocument's limit, the largest of
@@ -40,7 +58,7 @@ pub async fn run(
     listener: TcpListener,
     limits: rag_listen::Limits,
     gate: Arc<Gate>,
-    tls: Option<ServerTlsConfig>,
+    tls: Option<Tls>,
     load: impl Future<Output = Result<Loaded, String>> + Send + 'static,
     serving: Serving,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -81,7 +99,7 @@ pub async fn run(
         .http2_keepalive_timeout(Some(limits.keepalive()))
         .max_concurrent_streams(limits.max_concurrent_streams);
     if let Some(tls) = tls {
-        builder = builder.tls_config(tls)?;
+        builder = builder.tls_config(tls.config())?;
     }
     let incoming = rag_listen::Listener::new(listener, &limits, "grpc").into_stream();
     let incoming = futures_util::StreamExt::map(incoming, |conn| conn.map(Conn));
