@@ -25,7 +25,9 @@ docker-compose -f compose.yaml --profile gpu config -q
 cargo test --workspace --locked
 # The server backend's tests are #[ignore]d: they need a Qdrant server. QDRANT_URL names a
 # running one; otherwise a Qdrant binary (QDRANT_BIN, or `qdrant` on PATH) is started here on
-# free loopback ports with a scratch storage directory, and stopped afterwards.
+# free loopback ports with a scratch storage directory, and stopped afterwards. Every cargo call
+# names --workspace: the features of the build above, so nothing is compiled again (with -p, a
+# package's own feature set rebuilt qdrant-edge and the crates above it).
 qdrant_bin="${QDRANT_BIN:-$(command -v qdrant || true)}"
 if [ -z "${QDRANT_URL:-}" ] && [ -n "$qdrant_bin" ]; then
   scratch="$(mktemp -d)"
@@ -48,16 +50,16 @@ print(*[x.getsockname()[1] for x in s])')
   echo "test.sh: Qdrant $("$qdrant_bin" --version 2>/dev/null | cut -d' ' -f2) started at $QDRANT_URL for the server backend tests"
 fi
 if [ -n "${QDRANT_URL:-}" ]; then
-  cargo test --locked -p rag-store --test server_store -- --include-ignored
+  cargo test --workspace --locked --test server_store -- --include-ignored
   # The whole end-to-end suite again, every workspace in a collection of its own on the server.
-  RAG_E2E_QDRANT_URL="$QDRANT_URL" cargo test --locked -p rag --test e2e
+  RAG_E2E_QDRANT_URL="$QDRANT_URL" cargo test --workspace --locked --test e2e
 else
   echo "test.sh: Qdrant server backend tests SKIPPED (set QDRANT_URL=http://host:6334, or QDRANT_BIN to a Qdrant binary, to run them)"
 fi
 # Tests that start Qdrant processes themselves: one killed and restarted under load, two query
 # services and a worker on one server, a three-peer cluster losing a peer.
 if [ -n "$qdrant_bin" ]; then
-  QDRANT_BIN="$qdrant_bin" cargo test --locked -p rag --test e2e server_backend -- --include-ignored
+  QDRANT_BIN="$qdrant_bin" cargo test --workspace --locked --test e2e server_backend -- --include-ignored
 else
   echo "test.sh: Qdrant restart test SKIPPED (needs QDRANT_BIN or qdrant on PATH)"
 fi

@@ -1,5 +1,7 @@
 //! Repeated questions (issue 25 item 4): the same question over the same documents gets the
-//! checked answer again without generating; any write to the tenant's documents ends that.
+//! checked answer again without generating; any write to the tenant's documents ends that. Over
+//! a Qdrant server (RAG_E2E_QDRANT_URL), which other processes write to unseen, nothing is
+//! reused.
 
 use rag_proto::v1 as pb;
 
@@ -32,6 +34,19 @@ async fn a_repeated_question_is_answered_from_the_cache_until_the_documents_chan
         first.answer.usage.unwrap().completion_tokens > 0,
         "generated"
     );
+    // Over a Qdrant server other processes write too, unseen by this one: no answer is reused
+    // there, and a repeated question is answered anew.
+    if std::env::var_os("RAG_E2E_QDRANT_URL").is_some() {
+        let again = ask(
+            &server,
+            "What is the hotel limit per night on business trips?",
+        )
+        .await;
+        assert_eq!(cache_hits(&server), 0);
+        assert!(again.answer.usage.unwrap().completion_tokens > 0);
+        assert!(server.stop().success());
+        return;
+    }
 
     // The same question, spelled with other spaces and case: the same checked answer, from the
     // same sources, without the model.

@@ -75,13 +75,10 @@ impl Engine {
                 score_threshold: f32::MIN,
                 ..retrieval.clone()
             };
-            let answered = answered_in(
-                &crate::rank::rank(&self.retriever, &candidates, &nearest).await?,
-                script,
-            );
+            let nearest = crate::rank::rank(&self.retriever, &candidates, &nearest).await?;
             let own = crate::rank::rank(&self.retriever, &candidates, retrieval).await?;
-            if answered {
-                return Ok(own);
+            if answered_in(&nearest, script) {
+                return Ok(own); // the documents answer in its language: no translation
             }
             Ok(own)
         } else {
