@@ -76,7 +76,7 @@ def right_for(events, expected):
     return events["answer"]["status"] == "not_found"
 
 
-rewrites, right, alone, by = [], 0, 0, {}
+rewrites, firsts, right, alone, by = [], [], 0, 0, {}
 for first, follow, expected in PAIRS:
     answer = ask(first, [])["answer"]
     events = ask(follow, [{"question": first, "answer": answer["text"]}])
@@ -87,9 +87,12 @@ for first, follow, expected in PAIRS:
     # The same follow-up without its conversation: what the rewrite is for.
     alone += right_for(ask(follow, []), expected)
     rewrites.append(a["timings"]["rewrite_ms"])
+    if a["timings"]["first_token_ms"] > 0:  # 0: no token (refused before the model)
+        firsts.append(a["timings"]["first_token_ms"])
     by[r.get("by")] = by.get(r.get("by"), 0) + 1
     print(f'{a["timings"]["rewrite_ms"]:.0f} ms  {a["timings"]["first_token_ms"]:.0f} ms  '
           f'{a["status"]:<10} {top}  {"ok" if ok else "WRONG"}  {follow!r} -> {r.get("question")!r} ({r.get("by")})')
 print(json.dumps({"follow_ups": len(PAIRS), "right": right, "right_without_history": alone,
                   "rewrite_p50_ms":
-                  round(statistics.median(rewrites)), "by": by}))
+                  round(statistics.median(rewrites)),
+                  "first_token_p50_ms": round(statistics.median(firsts)), "by": by}))

@@ -55,6 +55,7 @@ print(
         {
             "answers": len(totals),
             "first_token_p50_ms": ms(statistics.median(first_tokens)) if first_tokens else None,
+            "first_token_p95_ms": ms(pct(first_tokens, 95)) if first_tokens else None,
             "first_token_p99_ms": ms(pct(first_tokens, 99)) if first_tokens else None,
             "sources_p50_ms": ms(statistics.median(sources)) if sources else None,
             "total_p50_ms": ms(statistics.median(totals)),

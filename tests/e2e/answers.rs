@@ -31,6 +31,52 @@ const PARAPHRASES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// On a CPU the first token waits for the model to read its sources: a long page is shown to
+/// it as the sentences that answer, and the client is sent exactly what the model read.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_model_reads_the_sentences_that_answer_not_the_whole_page() {
+    let ws = Workspace::new();
+    ws.with_default_chat_model();
+    ws.index_samples();
+    let server = ws.serve().await;
+    let page = std::fs::read_to_string(ws.docs().join("handbook/leave-policy.md")).unwrap();
+
+    let asked = ask(&server, "Until when must carried-over leave days be taken?").await;
+    let shown = &asked.sources[0].chunk.as_ref().unwrap();
+    assert_eq!(shown.source_path, "handbook/leave-policy.md");
+    assert!(shown.text.contains("31 March"), "{:?}", shown.text);
+    let pieces: Vec<&str> = shown.text.split(" … ").collect();
+    for piece in &pieces {
+        assert!(page.contains(piece), "not the page's own words: {piece:?}");
+    }
+    assert!(
+        !shown.text.contains("Sick leave") && !shown.text.contains("Parental leave"),
+        "the sections about something else are left out: {:?}",
+        shown.text
+    );
+    // The whole passage retrieval found is longer than what the model read.
+    let found = server
+        .client()
+        .search(pb::SearchRequest {
+            query: "Until when must carried-over leave days be taken?".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.chunks[0].source_path, "handbook/leave-policy.md");
+    assert!(
+        found.chunks[0].text.len() > shown.text.len(),
+        "{:?}",
+        found.chunks[0].text
+    );
+
+    let a = &asked.answer;
+    assert_eq!(a.status, pb::AnswerStatus::Answered as i32, "{a:?}");
+    assert!(a.text.contains("31 March"), "{a:?}");
+    assert_eq!(a.citations[0].source_path, "handbook/leave-policy.md");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn paraphrased_questions_are_answered_from_the_right_page_over_grpc_and_http() {
     let ws = Workspace::new();

@@ -456,7 +456,13 @@ async fn follow_up_questions_are_rewritten_and_answered_from_the_documents() {
     let ws = Workspace::new();
     ws.with_default_chat_model();
     ws.index_samples();
-    let server = ws.serve_http().await;
+    let server = ws.start_serving(&[
+        "--http-listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    server.wait_serving().await;
 
     // Without keys the service answers only requests addressed to a loopback name, so a web
     // page cannot reach it by pointing a name of its own at 127.0.0.1.
@@ -499,6 +505,7 @@ async fn follow_up_questions_are_rewritten_and_answered_from_the_documents() {
     )
     .await;
     assert_eq!(events[0].event, "rewrite", "{events:?}");
+    assert_eq!(events[0].data["by"], "model", "{events:?}");
     let rewrite = events[0].data["question"].as_str().unwrap().to_lowercase();
     assert!(
         rewrite.contains("leave") && rewrite.contains("carr"),
@@ -515,15 +522,15 @@ async fn follow_up_questions_are_rewritten_and_answered_from_the_documents() {
     assert_eq!(cited_sources(answer), ["handbook/leave-policy.md"]);
     assert!(answer["timings"]["rewrite_ms"].as_f64().unwrap() > 0.0);
 
-    // Drifting out of the documents: still "the documents don't say".
-    let events = follow_up(
-        &server,
-        "And what is the boiling point of mercury in kelvin?",
-        &[(first, &said)],
-    )
-    .await;
+    // Drifting out of the documents: still "the documents don't say". The question names its
+    // own subject, so it is searched as asked, without a rewrite.
+    let drifting = "And what is the boiling point of mercury in kelvin?";
+    let events = follow_up(&server, drifting, &[(first, &said)]).await;
     assert_eq!(events[0].event, "rewrite");
+    assert_eq!(events[0].data["by"], "as_asked", "{events:?}");
+    assert_eq!(events[0].data["question"], drifting);
     assert_eq!(answer_of(&events)["status"], "not_found");
+    assert_eq!(rewrites_reused(&server), 0);
 
     // The same conversation over gRPC: the Rewrite comes first, then a grounded answer.
     let stream = server
@@ -558,6 +565,17 @@ async fn follow_up_questions_are_rewritten_and_answered_from_the_documents() {
         "{answer:?}"
     );
     assert!(answer.timings.unwrap().rewrite_ms > 0.0);
+    // That conversation turn was rewritten once, over HTTP: gRPC got the same rewrite again.
+    assert_eq!(rewrites_reused(&server), 1);
+}
+
+fn rewrites_reused(server: &Server) -> u64 {
+    let (status, metrics) = server.admin_get("/metrics");
+    assert_eq!(status, 200);
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rag_rewrites_reused_total "))
+        .map_or(0, |v| v.trim().parse().unwrap())
 }
 
 #[tokio::test]

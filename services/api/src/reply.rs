@@ -99,8 +99,7 @@ pub struct Found {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rewrite {
     pub question: String,
-    /// "model" (the chat model's rewrite) or "joined" (the previous question and the
-    /// follow-up, when the model's rewrite lost the follow-up's terms).
+    /// How it was made: `rag_engine::RewriteBy::as_str` ("model", "joined", "as_asked").
     pub by: &'static str,
 }
 

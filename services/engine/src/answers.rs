@@ -8,13 +8,11 @@
 //! documents since (the store's write count; a store other processes write to, a Qdrant server,
 //! has none, and nothing is reused there). A reindex makes a new engine, with an empty cache.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-
 use rag_store::Hit;
 
 use crate::AskOptions;
 use crate::ask::Answer;
+use crate::recent::Recent;
 
 /// Counter: answers returned from the cache.
 pub const HITS: &str = "rag_answer_cache_hits_total";
@@ -28,15 +26,13 @@ pub struct Cached {
 
 /// The most recent `capacity` answers; 0 keeps none.
 pub struct Answers {
-    capacity: usize,
-    entries: Mutex<(HashMap<String, Cached>, VecDeque<String>)>,
+    recent: Recent<Cached>,
 }
 
 impl Answers {
     pub fn new(capacity: usize) -> Self {
         Self {
-            capacity,
-            entries: Mutex::default(),
+            recent: Recent::new(capacity),
         }
     }
 
@@ -44,7 +40,7 @@ impl Answers {
     /// write count), or `None` when such an answer must not be reused.
     pub fn key(&self, question: &str, options: &AskOptions, epoch: Option<u64>) -> Option<String> {
         let epoch = epoch?;
-        if self.capacity == 0 || !options.history.is_empty() || options.temperature > 0.0 {
+        if self.recent.capacity() == 0 || !options.history.is_empty() || options.temperature > 0.0 {
             return None;
         }
         let question = question
@@ -59,24 +55,11 @@ impl Answers {
     }
 
     pub fn get(&self, key: &str) -> Option<Cached> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.0.get(key).cloned()
+        self.recent.get(key)
     }
 
     pub fn put(&self, key: String, cached: Cached) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let (map, order) = &mut *entries;
-        if map.insert(key.clone(), cached).is_none() {
-            order.push_back(key);
-        }
-        while map.len() > self.capacity {
-            match order.pop_front() {
-                Some(oldest) => {
-                    map.remove(&oldest);
-                }
-                None => break,
-            }
-        }
+        self.recent.put(key, cached);
     }
 }
 

@@ -179,7 +179,7 @@ impl Engine {
             return Ok(ReceiverStream::new(rx));
         }
 
-        let prompt = self.prompt(&question, hits, options.max_tokens);
+        let prompt = self.prompt(&question, hits, options.max_tokens).await;
         let mut request = prompt.request(options.max_tokens, options.temperature, options.seed);
         request.deadline = options.deadline;
         let mut events = self.generator.generate(request)?;

@@ -19,6 +19,10 @@ pub struct QueryConfig {
     /// of the closest source's (and always the first-ranked one): distant sources are what a
     /// small model cites by mistake. 2 or more keeps every source.
     pub source_margin: f32,
+    /// Most tokens of one source the model reads: a longer source is cut to its sentences
+    /// closest to the question (each with a neighbour), which shortens the prompt the first
+    /// token waits for. 0 shows every source whole.
+    pub source_tokens: usize,
     /// Most chunks of one document among the `top_k` hits (0: no limit). Small chunks of one
     /// long page can fill the top five and push out the other pages a question may be about;
     /// more candidates are fetched so that the top `top_k` still fill up.
@@ -66,6 +70,7 @@ impl Default for QueryConfig {
             // Measured on the sample, paraphrase, Git and Python FAQ sets (BENCHMARKS.md,
             // ninth session).
             source_margin: 0.1,
+            source_tokens: 96,
             // Recall@5 up on every set measured, none down (BENCHMARKS.md, eleventh session).
             per_document: 1,
             hybrid: true,

@@ -14,9 +14,11 @@ pub mod context;
 pub mod conversation;
 mod error;
 mod evidence;
+mod excerpt;
 pub mod metrics;
 mod prompt;
 mod rank;
+mod recent;
 pub mod rescore;
 mod retrieve;
 pub mod support;
@@ -86,6 +88,8 @@ pub struct Engine {
     retriever: Retriever,
     generator: Arc<Generator>,
     answers: Arc<answers::Answers>,
+    /// Follow-up rewrites already made: a conversation turn is rewritten once.
+    rewrites: Arc<recent::Recent<Rewrite>>,
 }
 
 impl Engine {
@@ -95,6 +99,7 @@ impl Engine {
             retriever,
             generator,
             answers,
+            rewrites: Arc::new(recent::Recent::new(conversation::REWRITES_KEPT)),
         }
     }
 
@@ -121,19 +126,23 @@ impl Engine {
     }
 
     /// A short greedy reply of the chat model to `user` (a follow-up's rewrite, a question's
-    /// translation), on the answers' queue. The answer prompt's system turn and examples go
-    /// first: the scheduler keeps one shared prefix, so a side request must not evict the one
-    /// every answer restores.
+    /// translation), on the answers' queue, after the side task's own `system` turn and worked
+    /// `examples`: those are the same for every request of the task, so the scheduler reads them
+    /// once and restores them, as it does the answers' prefix.
     pub(crate) async fn reply(
         &self,
+        system: &str,
+        examples: &[(&str, &str)],
         user: String,
         max_tokens: usize,
         deadline: Option<std::time::Instant>,
     ) -> Result<String, EngineError> {
-        let (system, examples) = crate::prompt::prefix(self.config().prompt_example);
         let request = rag_llm::Request {
-            system,
-            examples,
+            system: system.to_owned(),
+            examples: examples
+                .iter()
+                .map(|(q, a)| ((*q).to_owned(), (*a).to_owned()))
+                .collect(),
             user,
             max_tokens,
             temperature: 0.0,
@@ -172,9 +181,10 @@ impl Engine {
     }
 
     /// The grounded prompt for `question`, leaving `max_tokens` of the window for the answer:
-    /// the hits assembled into sources (duplicates dropped, neighbours merged), as many as fit.
+    /// the hits assembled into sources (duplicates dropped, neighbours merged), the distant ones
+    /// dropped, each cut to its sentences closest to the question, as many as fit.
     #[tracing::instrument(name = "prompt", skip_all, fields(hits = hits.len()))]
-    pub fn prompt(&self, question: &str, hits: Vec<Hit>, max_tokens: usize) -> Prompt {
+    pub async fn prompt(&self, question: &str, hits: Vec<Hit>, max_tokens: usize) -> Prompt {
         // Room for the chat template's own tokens around the two messages.
         const TEMPLATE_OVERHEAD: usize = 16;
         let budget = self
@@ -182,14 +192,18 @@ impl Engine {
             .context_size()
             .saturating_sub(max_tokens + TEMPLATE_OVERHEAD);
         let generator = self.generator.clone();
-        let example = self.config().prompt_example;
-        prompt::build(
+        let count = move |s: &str| generator.count_tokens(s);
+        let config = self.config();
+        let sources = context::relevant(context::assemble(hits), config.source_margin);
+        let sources = excerpt::excerpts(
+            self.retriever.embedder(),
             question,
-            context::relevant(context::assemble(hits), self.config().source_margin),
-            budget,
-            example,
-            &move |s| generator.count_tokens(s),
+            sources,
+            config.source_tokens,
+            &count,
         )
+        .await;
+        prompt::build(question, sources, budget, config.prompt_example, &count)
     }
 
     /// Checks a generated answer against the sources it was given: citations of sources that

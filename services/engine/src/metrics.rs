@@ -22,6 +22,8 @@ pub const ANSWERS: &str = "rag_answers_total";
 /// Follow-ups rewritten into standalone questions, by how: model (the model's rewrite kept) or
 /// joined (it lost the follow-up; the two questions were joined).
 pub const REWRITES: &str = "rag_rewrites_total";
+/// Counter: follow-up rewrites taken from those already made for the same conversation turn.
+pub const REWRITES_REUSED: &str = "rag_rewrites_reused_total";
 /// Seconds spent rewriting a follow-up (one generation on the model's queue).
 pub const REWRITE_SECONDS: &str = "rag_rewrite_seconds";
 
@@ -80,7 +82,14 @@ pub fn describe() {
         Unit::Seconds,
         "Translating a question into English for search"
     );
-    describe_counter!(REWRITES, "Follow-ups rewritten, by how (model, joined)");
+    describe_counter!(
+        REWRITES,
+        "Follow-ups made standalone, by how (model, joined, as_asked: no rewrite needed)"
+    );
+    describe_counter!(
+        REWRITES_REUSED,
+        "Follow-up rewrites reused for a conversation turn asked again"
+    );
     describe_histogram!(
         REWRITE_SECONDS,
         Unit::Seconds,

@@ -132,7 +132,14 @@ impl Engine {
         deadline: Option<std::time::Instant>,
     ) -> Result<Option<String>, EngineError> {
         let user = format!("{INSTRUCTION}{question}\nEnglish:");
-        let text = self.reply(user, TRANSLATION_TOKENS, deadline).await?;
+        let (system, examples) = crate::prompt::prefix(self.config().prompt_example);
+        let examples: Vec<(&str, &str)> = examples
+            .iter()
+            .map(|(q, a)| (q.as_str(), a.as_str()))
+            .collect();
+        let text = self
+            .reply(&system, &examples, user, TRANSLATION_TOKENS, deadline)
+            .await?;
         let english = check(&text, question);
         if english.is_none() {
             tracing::debug!(reply = %text, "the translation was not used");

@@ -292,9 +292,12 @@ async function ask(question) {
       try { ev = JSON.parse(data.join('\n')); } catch (e) { fail(e.message); reader.cancel(); return; }
       if (event === 'rewrite') {
         state.rewrite = ev.question;
-        const r = $('.rewrite', turn);
-        r.textContent = t('rewrite') + ev.question;
-        r.hidden = false;
+        // A follow-up searched as asked needs no "Searched for:" line repeating it.
+        if (ev.by !== 'as_asked') {
+          const r = $('.rewrite', turn);
+          r.textContent = t('rewrite') + ev.question;
+          r.hidden = false;
+        }
       } else if (event === 'sources') {
         state.sources = ev.sources;
         renderSources(turn, ev.sources);

@@ -178,8 +178,9 @@ pub fn sources(sources: Vec<api::Source>) -> Vec<Source> {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RewriteEvent {
     pub question: String,
-    /// "model" (the chat model's rewrite) or "joined" (the previous question and the
-    /// follow-up, when the model's rewrite lost the follow-up's terms).
+    /// "model" (the chat model's rewrite), "joined" (the previous question and the follow-up,
+    /// when the model's rewrite lost the follow-up's terms) or "as_asked" (the follow-up names
+    /// its subject and points nowhere back: searched as asked, no rewrite made).
     pub by: String,
 }
 

@@ -14,11 +14,13 @@
 //! pieces, a greedy answer is the same token for token batched or alone. Batch entries are
 //! ordered by sequence id because llama.cpp puts consecutive sequences into one micro-batch.
 //!
-//! The shared prefix (the system turn, and worked examples if any) is read once, as a piece of
+//! A shared prefix (the system turn, and worked examples if any) is read once, as a piece of
 //! its own, by the first answer that starts with it; its KV cells are then saved (a few hundred
-//! KB) and restored into every later answer with the same prefix instead of being evaluated
-//! again. Every answer reads its prefix as a piece of its own, restored or not, so the pieces
-//! after it are the same either way.
+//! KB to a few MB) and restored into every later answer with the same prefix instead of being
+//! evaluated again. The last few prefixes are kept, so that side requests with instructions and
+//! examples of their own (a follow-up's rewrite, a question's translation) do not evict the
+//! answers' prefix, nor it theirs. Every answer reads its prefix as a piece of its own, restored
+//! or not, so the pieces after it are the same either way.
 
 use std::time::{Duration, Instant};
 
@@ -83,11 +85,15 @@ struct Scheduler<'m> {
     share_prefix: bool,
     free: Vec<i32>,
     running: Vec<Sequence>,
-    prefix: Option<Prefix>,
+    /// The prefixes read most recently, the latest last.
+    prefixes: Vec<Prefix>,
     batch: LlamaBatch<'static>,
 }
 
-/// The last prefix read, ready to be restored into a new answer.
+/// Prefixes kept: the answers', the rewrites' and the translations', with room to spare.
+const PREFIXES_KEPT: usize = 4;
+
+/// A prefix read, ready to be restored into a new answer.
 struct Prefix {
     tokens: Vec<LlamaToken>,
     state: SeqState,
@@ -152,7 +158,7 @@ impl<'m> Scheduler<'m> {
             share_prefix: settings.share_prefix,
             free: (0..settings.parallel as i32).collect(),
             running: Vec::new(),
-            prefix: None,
+            prefixes: Vec::new(),
             batch: LlamaBatch::new(settings.step_tokens + settings.parallel, 1),
         }
     }
@@ -200,37 +206,43 @@ impl<'m> Scheduler<'m> {
         });
     }
 
-    /// Restores the saved prefix into `seq` if it starts with it and has read nothing yet.
+    /// Restores a saved prefix into `seq` if it starts with one and has read nothing yet.
     fn restore_prefix(&mut self, ctx: &mut LlamaContext<'_>, index: usize) {
         let seq = &mut self.running[index];
-        let Some(prefix) = &self.prefix else { return };
-        if seq.prefilled > 0
-            || seq.prefix_len == 0
-            || seq.job.prompt.tokens[..seq.prefix_len] != prefix.tokens[..]
-        {
+        if seq.prefilled > 0 || seq.prefix_len == 0 {
             return;
         }
-        if ctx.state_seq_set(&prefix.state, seq.id).is_ok() {
+        let wanted = &seq.job.prompt.tokens[..seq.prefix_len];
+        let Some(at) = self.prefixes.iter().position(|p| p.tokens[..] == *wanted) else {
+            return;
+        };
+        if ctx.state_seq_set(&self.prefixes[at].state, seq.id).is_ok() {
             seq.prefilled = seq.prefix_len;
             seq.shared = seq.prefix_len;
+            // Used again: the last to be evicted.
+            let prefix = self.prefixes.remove(at);
+            self.prefixes.push(prefix);
         } else {
             // Read it instead; whatever was half-restored goes first.
             let _ = ctx.clear_kv_cache_seq(Some(seq.id as u32), None, None);
         }
     }
 
-    /// Saves `seq`'s cells as the prefix once it has read exactly its prefix.
+    /// Saves `seq`'s cells as a prefix once it has read exactly its prefix.
     fn save_prefix(&mut self, ctx: &LlamaContext<'_>, index: usize) {
         let seq = &self.running[index];
         if seq.prefix_len == 0 || seq.prefilled != seq.prefix_len || seq.shared > 0 {
             return;
         }
         let tokens = &seq.job.prompt.tokens[..seq.prefix_len];
-        if self.prefix.as_ref().is_some_and(|p| p.tokens == tokens) {
+        if self.prefixes.iter().any(|p| p.tokens == tokens) {
             return;
         }
         if let Ok(state) = ctx.state_seq_get(seq.id, LlamaStateSeqFlags::default()) {
-            self.prefix = Some(Prefix {
+            if self.prefixes.len() == PREFIXES_KEPT {
+                self.prefixes.remove(0);
+            }
+            self.prefixes.push(Prefix {
                 tokens: tokens.to_vec(),
                 state,
             });
