@@ -48,6 +48,8 @@ impl RewriteBy {
 /// Only the latest turns matter for what a follow-up refers to, and each costs prompt time.
 const TURNS_SHOWN: usize = 3;
 /// An answer is shown to the rewriter cut to this many characters: its subject is at the start.
+/// (160 instead: no faster on the follow-up sets, whose answers are short, and one rewrite more
+/// failed its check; BENCHMARKS.md, fourteenth session.)
 const ANSWER_CHARS: usize = 300;
 /// A standalone question is one line; a longer rewrite is the model answering instead.
 const REWRITE_TOKENS: usize = 64;

@@ -44,12 +44,12 @@ const TRANSLATION_TOKENS: usize = 64;
 /// answered every third Korean question instead ("호주의 수도는 어디인가요?" became "The capital
 /// of the Kingdom of Saudi Arabia is Riyadh.") and turned words into others ("경비 청구" into a
 /// police report); shown a question translated as a question, it keeps to the task
-/// (BENCHMARKS.md, twelfth session).
+/// (BENCHMARKS.md, twelfth session). They go in the system turn, the same for every
+/// translation, so the scheduler reads them once.
 const INSTRUCTION: &str = "Translate the question into English. Do not answer it: reply with the \
                            English question only.\n\n\
                            Question: 연차 휴가는 며칠 받을 수 있나요?\n\
-                           English: How many days of annual leave can I take?\n\n\
-                           Question: ";
+                           English: How many days of annual leave can I take?";
 
 impl Engine {
     /// The best chunks for `query` and, when it is written in a non-Latin script and
@@ -131,14 +131,10 @@ impl Engine {
         question: &str,
         deadline: Option<std::time::Instant>,
     ) -> Result<Option<String>, EngineError> {
-        let user = format!("{INSTRUCTION}{question}\nEnglish:");
-        let (system, examples) = crate::prompt::prefix(self.config().prompt_example);
-        let examples: Vec<(&str, &str)> = examples
-            .iter()
-            .map(|(q, a)| (q.as_str(), a.as_str()))
-            .collect();
+        let user = format!("Question: {question}\nEnglish:");
+        let system = format!("{}\n\n{INSTRUCTION}", crate::prompt::SYSTEM);
         let text = self
-            .reply(&system, &examples, user, TRANSLATION_TOKENS, deadline)
+            .reply(&system, &[], user, TRANSLATION_TOKENS, deadline)
             .await?;
         let english = check(&text, question);
         if english.is_none() {
