@@ -9,12 +9,7 @@ use crate::client::ask;
 use crate::harness::{Server, Workspace};
 
 fn cache_hits(server: &Server) -> u64 {
-    let (status, metrics) = server.admin_get("/metrics");
-    assert_eq!(status, 200);
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("rag_answer_cache_hits_total "))
-        .map_or(0, |v| v.trim().parse().unwrap())
+    server.counter("rag_answer_cache_hits_total")
 }
 
 #[tokio::test(flavor = "multi_thread")]

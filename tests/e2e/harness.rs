@@ -305,6 +305,16 @@ impl Server {
         )
     }
 
+    /// A counter without labels from the admin listener's /metrics (0 before its first count).
+    pub fn counter(&self, name: &str) -> u64 {
+        let (status, metrics) = self.admin_get("/metrics");
+        assert_eq!(status, 200);
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    }
+
     /// Polls the standard health service until the rag service reports SERVING.
     pub async fn wait_serving(&self) {
         let mut health = HealthClient::new(self.channel.clone());

@@ -78,7 +78,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     let mut retrieval_prompts = Vec::new();
     for q in questions.iter() {
         let hits = engine.retrieve(q, &retrieval).await?;
-        retrieval_prompts.push(engine.prompt(q, hits, args.max_tokens as usize).await);
+        retrieval_prompts.push(engine.prompt(q, hits, args.max_tokens as usize, None).await);
     }
     let raw_prompts: Vec<_> = retrieval_prompts
         .iter()

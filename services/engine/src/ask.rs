@@ -179,7 +179,9 @@ impl Engine {
             return Ok(ReceiverStream::new(rx));
         }
 
-        let prompt = self.prompt(&question, hits, options.max_tokens).await;
+        let prompt = self
+            .prompt(&question, hits, options.max_tokens, options.deadline)
+            .await;
         let mut request = prompt.request(options.max_tokens, options.temperature, options.seed);
         request.deadline = options.deadline;
         let mut events = self.generator.generate(request)?;

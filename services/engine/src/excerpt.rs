@@ -24,17 +24,23 @@ const MIN_UNIT_CHARS: usize = 40;
 const TERM_WEIGHT: f32 = 0.25;
 /// What stands where sentences were left out.
 const GAP: &str = " … ";
+/// Sentences read per source (its first ones): bounds the embedding work of one question, as
+/// the rescoring step's `max_sentences` does. A chunk holds about ten.
+const MAX_UNITS: usize = 16;
 
 /// Each source cut to at most about `cap` tokens (as `count` counts them) of its sentences
 /// closest to `question`. Sources the question's embedding cannot be compared with (another
 /// script than the question's, with an English-only model) are kept whole, as are sources
-/// already within the cap. If embedding fails, every source is kept whole.
+/// already within the cap. If embedding fails, or takes more than half the time left before
+/// `deadline` (the answer needs the rest, and the client its stream before it), every source is
+/// kept whole.
 pub async fn excerpts(
     embedder: &Arc<Embedder>,
     question: &str,
     mut sources: Vec<Source>,
     cap: usize,
     count: &(dyn Fn(&str) -> usize + Sync),
+    deadline: Option<std::time::Instant>,
 ) -> Vec<Source> {
     if cap == 0 {
         return sources;
@@ -51,7 +57,8 @@ pub async fn excerpts(
         if !comparable(text) || count(text) <= cap {
             continue;
         }
-        let units = units(text);
+        let mut units = units(text);
+        units.truncate(MAX_UNITS);
         if units.len() < 2 {
             continue;
         }
@@ -63,11 +70,23 @@ pub async fn excerpts(
     }
     let embedder = embedder.clone();
     let asked = question.to_owned();
-    let embedded = tokio::task::spawn_blocking(move || {
+    let embedding = tokio::task::spawn_blocking(move || {
         let question = embedder.embed_queries(vec![asked])?;
         Ok::<_, rag_embed::EmbedError>((question, embedder.embed(texts)?))
-    })
-    .await;
+    });
+    let embedded = match deadline {
+        Some(deadline) => {
+            let half = deadline.saturating_duration_since(std::time::Instant::now()) / 2;
+            match tokio::time::timeout(half, embedding).await {
+                Ok(embedded) => embedded,
+                Err(_) => {
+                    tracing::info!("no time left to excerpt the sources; shown whole");
+                    return sources;
+                }
+            }
+        }
+        None => embedding.await,
+    };
     let (question_vector, vectors) = match embedded {
         Ok(Ok((q, v))) if q.len() == 1 => (q.into_iter().next().unwrap_or_default(), v),
         Ok(Ok(_)) => return sources,

@@ -184,7 +184,13 @@ impl Engine {
     /// the hits assembled into sources (duplicates dropped, neighbours merged), the distant ones
     /// dropped, each cut to its sentences closest to the question, as many as fit.
     #[tracing::instrument(name = "prompt", skip_all, fields(hits = hits.len()))]
-    pub async fn prompt(&self, question: &str, hits: Vec<Hit>, max_tokens: usize) -> Prompt {
+    pub async fn prompt(
+        &self,
+        question: &str,
+        hits: Vec<Hit>,
+        max_tokens: usize,
+        deadline: Option<std::time::Instant>,
+    ) -> Prompt {
         // Room for the chat template's own tokens around the two messages.
         const TEMPLATE_OVERHEAD: usize = 16;
         let budget = self
@@ -201,6 +207,7 @@ impl Engine {
             sources,
             config.source_tokens,
             &count,
+            deadline,
         )
         .await;
         prompt::build(question, sources, budget, config.prompt_example, &count)
