@@ -62,6 +62,10 @@ const FILLER: &[&str] = &[
     "us", "we",
 ];
 
+fn filler_terms() -> HashSet<String> {
+    FILLER.iter().flat_map(|w| rag_lexical::terms(w)).collect()
+}
+
 /// Rewrites kept for conversation turns asked again (a retry, a regenerated answer).
 pub(crate) const REWRITES_KEPT: usize = 1024;
 /// Terms naming a subject that a follow-up needs to stand alone: "How many days?" does not.
@@ -129,9 +133,8 @@ impl Engine {
             crate::metrics::rewritten(rewrite.by, started.elapsed());
             return Ok(rewrite);
         }
-        let system = format!("{}\n\n{EXAMPLES}", crate::prompt::SYSTEM);
         let text = self
-            .reply(&system, &[], user.clone(), REWRITE_TOKENS, deadline)
+            .reply(EXAMPLES, user.clone(), REWRITE_TOKENS, deadline)
             .await?;
         let previous = history.last().map_or("", |t| t.question.as_str());
         let rewrite = check(&text, question, previous);
@@ -151,7 +154,7 @@ fn stands_alone(question: &str) -> bool {
     if refers_back(question) || question.chars().any(rag_lexical::is_cjk) {
         return false;
     }
-    let filler: HashSet<String> = FILLER.iter().flat_map(|w| rag_lexical::terms(w)).collect();
+    let filler = filler_terms();
     let subject: HashSet<String> = rag_lexical::terms(question)
         .into_iter()
         .filter(|t| !filler.contains(t))
@@ -173,7 +176,7 @@ fn check(draft: &str, question: &str, previous: &str) -> Rewrite {
     let line_terms = rag_lexical::terms(line);
     let kept = {
         let have: HashSet<&String> = line_terms.iter().collect();
-        let filler: HashSet<String> = FILLER.iter().flat_map(|w| rag_lexical::terms(w)).collect();
+        let filler = filler_terms();
         let wanted: Vec<String> = rag_lexical::terms(&without_particles(question))
             .into_iter()
             .filter(|t| !filler.contains(t))

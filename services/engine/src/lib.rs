@@ -126,23 +126,19 @@ impl Engine {
     }
 
     /// A short greedy reply of the chat model to `user` (a follow-up's rewrite, a question's
-    /// translation), on the answers' queue, after the side task's own `system` turn and worked
-    /// `examples`: those are the same for every request of the task, so the scheduler reads them
-    /// once and restores them, as it does the answers' prefix.
+    /// translation), on the answers' queue. The system turn is the answers' own followed by the
+    /// side task's `instructions` (and worked examples): the same for every request of the task,
+    /// so the scheduler reads it once and restores it, as it does the answers' prefix.
     pub(crate) async fn reply(
         &self,
-        system: &str,
-        examples: &[(&str, &str)],
+        instructions: &str,
         user: String,
         max_tokens: usize,
         deadline: Option<std::time::Instant>,
     ) -> Result<String, EngineError> {
         let request = rag_llm::Request {
-            system: system.to_owned(),
-            examples: examples
-                .iter()
-                .map(|(q, a)| ((*q).to_owned(), (*a).to_owned()))
-                .collect(),
+            system: format!("{}\n\n{instructions}", prompt::SYSTEM),
+            examples: Vec::new(),
             user,
             max_tokens,
             temperature: 0.0,

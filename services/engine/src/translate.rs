@@ -132,9 +132,8 @@ impl Engine {
         deadline: Option<std::time::Instant>,
     ) -> Result<Option<String>, EngineError> {
         let user = format!("Question: {question}\nEnglish:");
-        let system = format!("{}\n\n{INSTRUCTION}", crate::prompt::SYSTEM);
         let text = self
-            .reply(&system, &[], user, TRANSLATION_TOKENS, deadline)
+            .reply(INSTRUCTION, user, TRANSLATION_TOKENS, deadline)
             .await?;
         let english = check(&text, question);
         if english.is_none() {
