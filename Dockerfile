@@ -5,6 +5,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends cmake libclang-
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# Portable: llama.cpp's AVX2 baseline, not scripts/cpu-flags.sh's kernels for the build host's CPU
+# (an image runs wherever it is pulled).
 RUN ./scripts/patch-qdrant-edge.sh && cargo build --release --locked --bin rag
 
 # The query service with llama.cpp's CUDA backend (compose profile `gpu`): the same script as by

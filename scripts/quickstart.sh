@@ -18,6 +18,7 @@ http_listen="127.0.0.1:0"
 [ "$keep" = 1 ] && http_listen="${RAG_QUICKSTART_HTTP:-127.0.0.1:8080}"
 ./scripts/setup.sh
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+. scripts/cpu-flags.sh
 # The test suite's build, not `cargo build --bin rag`: the tests unify the dependencies'
 # features differently, and a plain binary build would make ./scripts/test.sh compile
 # llama.cpp, Qdrant's engine and most of the tree a second time. This builds them once.

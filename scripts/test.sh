@@ -18,6 +18,7 @@ for set in "$sets"/*.jsonl; do
 done
 rm -rf "$sets"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+. scripts/cpu-flags.sh
 # compose.yaml as Compose reads it (Debian's docker-compose 1.29: the v1 file format without a
 # top-level `name`), both profiles.
 docker-compose -f compose.yaml config -q
