@@ -5,9 +5,10 @@
 #   benches/answers/run.sh OUT [RAG_BINARY] [SETS...]
 #
 # SETS (default: the first six): sample paraphrases git-faq python-faq-sub sample-ko
-# paraphrases-ko sample-ko-ml paraphrases-ko-ml libreoffice-ko-sub. The English sets, sample-ko
-# and paraphrases-ko run with the default configuration (Korean questions searched in English by
-# translation); the -ml sets and libreoffice-ko-sub with examples/multilingual.toml. The
+# paraphrases-ko libreoffice-en-sub libreoffice-ko-ko-sub libreoffice-ko-en-sub gimp-ko-ko
+# gimp-ko-en-sub sample-ko-ml paraphrases-ko-ml libreoffice-ko-sub. All but the last three run
+# with the default configuration (Korean questions searched in English by translation too); the
+# -ml sets and libreoffice-ko-sub with examples/multilingual.toml. The
 # natural-question corpora come from benches/eval/make-sets.py (RAG_EVAL_CORPORA, default
 # ~/.cache/rag/eval-corpora); each corpus is indexed once into ~/.cache/rag/eval-index and
 # reused. Extra settings reach rag as RAG_* environment variables.
@@ -38,6 +39,24 @@ for set in "${sets[@]}"; do
     # Korean questions with the default configuration (searched in English by translation) ...
     sample-ko) args=(--questions benches/eval/sample-ko.jsonl --corpus examples/docs --index "$index/sample-en") ;;
     paraphrases-ko) args=(--questions benches/eval/sample-paraphrases-ko.jsonl --corpus examples/docs --index "$index/sample-en") ;;
+    # The manuals, with the default configuration: English questions over English pages, and
+    # Korean questions over Korean pages (ko-ko) and over English pages (ko-en), every Nth
+    # question and the out-of-corpus ones of the questions' language.
+    libreoffice-en-sub)
+      { awk 'NR % 8 == 1' benches/eval/libreoffice-en.jsonl; head -n 10 benches/eval/out-of-corpus-en.jsonl; } >"$scratch"
+      args=(--questions "$scratch" --corpus "$corpora/libreoffice-en" --index "$index/libreoffice-en") ;;
+    libreoffice-ko-ko-sub)
+      { awk 'NR % 7 == 1' benches/eval/libreoffice-ko.jsonl; head -n 10 benches/eval/out-of-corpus-ko.jsonl; } >"$scratch"
+      args=(--questions "$scratch" --corpus "$corpora/libreoffice-ko" --index "$index/libreoffice-ko-en") ;;
+    libreoffice-ko-en-sub)
+      { awk 'NR % 8 == 1' benches/eval/libreoffice-ko-en.jsonl; head -n 10 benches/eval/out-of-corpus-ko.jsonl; } >"$scratch"
+      args=(--questions "$scratch" --corpus "$corpora/libreoffice-en" --index "$index/libreoffice-en") ;;
+    gimp-ko-ko)
+      { cat benches/eval/gimp-ko.jsonl; head -n 10 benches/eval/out-of-corpus-ko.jsonl; } >"$scratch"
+      args=(--questions "$scratch" --corpus "$corpora/gimp-ko" --index "$index/gimp-ko-en") ;;
+    gimp-ko-en-sub)
+      { awk 'NR % 4 == 1' benches/eval/gimp-ko-en.jsonl; head -n 10 benches/eval/out-of-corpus-ko.jsonl; } >"$scratch"
+      args=(--questions "$scratch" --corpus "$corpora/gimp-en" --index "$index/gimp-en-en") ;;
     # ... and with examples/multilingual.toml.
     sample-ko-ml) args=("${ml[@]}" --questions benches/eval/sample-ko.jsonl --corpus examples/docs --index "$index/sample-ml") ;;
     paraphrases-ko-ml) args=("${ml[@]}" --questions benches/eval/sample-paraphrases-ko.jsonl --corpus examples/docs --index "$index/sample-ml") ;;

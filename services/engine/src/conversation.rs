@@ -74,18 +74,23 @@ const STANDALONE_TERMS: usize = 2;
 /// Share of the follow-up's terms a rewrite must keep.
 const KEPT_SHARE: f32 = 0.6;
 
-const INSTRUCTION: &str = "Rewrite the follow-up question as one standalone question that can be \
-understood without the conversation: bring in what it refers to from the conversation, keep the \
-language of the follow-up question, and leave a question about something new as it is. Reply \
-with the question only.";
+/// Said last, right before the reply: the model follows best what it read last. The whole
+/// instruction is in the system turn, with the examples.
+const REMINDER: &str = "Reply with the standalone question only.";
 
-/// Worked rewrites shown before the conversation: small models copy a short follow-up unchanged
-/// unless shown what a rewrite adds (and that a new subject stays as it is). Made up, and in both
-/// languages the service is used in most. They go in the system turn, the same for every
-/// rewrite, so the scheduler reads them once; the instruction stays last, right before the
-/// reply (shown as worked chat turns instead, with the instruction first, the default model
-/// returned five of six follow-ups unchanged).
-const EXAMPLES: &str = "Examples:\n\
+/// The rewrite's system turn: the instruction, then worked rewrites. Small models copy a short
+/// follow-up unchanged unless shown what a rewrite adds (and that a new subject stays as it
+/// is). The examples are made up, and in both languages the service is used in most. The same
+/// for every rewrite, so the scheduler reads them once and restores them (shown as worked chat
+/// turns instead, with the instruction first, the default model returned five of six follow-ups
+/// unchanged). The instruction was last in the user turn until the fifteenth session: moved
+/// here, it is read once too (BENCHMARKS.md).
+const INSTRUCTIONS: &str = concat!(
+    "Rewrite the follow-up question as one standalone question that can be understood without \
+     the conversation: bring in what it refers to from the conversation, keep the language of \
+     the follow-up question, and leave a question about something new as it is. Reply with the \
+     question only.\n\n",
+    "Examples:\n\
 User: When does the cafeteria open?\n\
 Follow-up question: And on weekends?\n\
 Standalone question: When does the cafeteria open on weekends?\n\n\
@@ -94,7 +99,8 @@ Follow-up question: 방문객은요?\n\
 Standalone question: 방문객 주차 등록은 어떻게 하나요?\n\n\
 User: How do I reset my password?\n\
 Follow-up question: Who won the 1998 World Cup?\n\
-Standalone question: Who won the 1998 World Cup?";
+Standalone question: Who won the 1998 World Cup?"
+);
 
 impl Engine {
     /// The standalone form of `question` given the earlier `history` (oldest first). Called
@@ -124,7 +130,7 @@ impl Engine {
             }
         }
         let user = format!(
-            "Conversation so far:\n{conversation}\nFollow-up question: {question}\n\n{INSTRUCTION}"
+            "Conversation so far:\n{conversation}\nFollow-up question: {question}\n\n{REMINDER}"
         );
         // The rewrite is greedy and reads nothing but the prompt: the same prompt, the same
         // rewrite.
@@ -134,7 +140,7 @@ impl Engine {
             return Ok(rewrite);
         }
         let text = self
-            .reply(EXAMPLES, user.clone(), REWRITE_TOKENS, deadline)
+            .reply(INSTRUCTIONS, user.clone(), REWRITE_TOKENS, deadline)
             .await?;
         let previous = history.last().map_or("", |t| t.question.as_str());
         let rewrite = check(&text, question, previous);
