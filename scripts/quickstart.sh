@@ -7,7 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 keep=0
-question="What is the hotel limit per night on business trips?"
+question="What is the hotel limit per night in London?"
 for arg in "$@"; do
   case "$arg" in
     --serve) keep=1 ;;
