@@ -102,6 +102,16 @@ max_tokens = 48
         std::fs::write(self.config(), config).unwrap();
     }
 
+    /// Adds `line` to the config file's `[llm]` table.
+    pub fn llm_option(&self, line: &str) {
+        let config = std::fs::read_to_string(self.config()).unwrap().replacen(
+            "[llm]\n",
+            &format!("[llm]\n{line}\n"),
+            1,
+        );
+        std::fs::write(self.config(), config).unwrap();
+    }
+
     /// Appends `line` to the config file: a `[query]` option while that is the file's last table,
     /// or a new table.
     pub fn append_config(&self, line: &str) {

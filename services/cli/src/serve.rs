@@ -153,6 +153,8 @@ async fn load(config: Config) -> anyhow::Result<Loaded> {
     let indexer = crate::ingest::open_indexer(&config).await?;
     let engine =
         crate::engine::load(&config, indexer.embedder().clone(), indexer.store().clone()).await?;
+    // Before the service says it is ready: its first asker gets the speed of every later one.
+    engine.warm_up().await?;
     Ok(Loaded {
         engine,
         indexer: Arc::new(indexer),

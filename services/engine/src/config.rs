@@ -23,6 +23,12 @@ pub struct QueryConfig {
     /// closest to the question (each with a neighbour), which shortens the prompt the first
     /// token waits for. 0 shows every source whole.
     pub source_tokens: usize,
+    /// The same for the first-ranked source, which answers most often: it may carry the steps or
+    /// the list the question asks for, where the others need only show what they are about. 0
+    /// means `source_tokens`. 192 answered 5–11 points more FAQ and manual questions correctly
+    /// and cost 0.9 s of first token on 2 cores (BENCHMARKS.md, sixteenth session): off by
+    /// default until it is cheaper.
+    pub first_source_tokens: usize,
     /// Most chunks of one document among the `top_k` hits (0: no limit). Small chunks of one
     /// long page can fill the top five and push out the other pages a question may be about;
     /// more candidates are fetched so that the top `top_k` still fill up.
@@ -71,6 +77,7 @@ impl Default for QueryConfig {
             // ninth session).
             source_margin: 0.1,
             source_tokens: 96,
+            first_source_tokens: 0,
             // Recall@5 up on every set measured, none down (BENCHMARKS.md, eleventh session).
             per_document: 1,
             hybrid: true,

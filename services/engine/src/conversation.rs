@@ -85,7 +85,7 @@ const REMINDER: &str = "Reply with the standalone question only.";
 /// turns instead, with the instruction first, the default model returned five of six follow-ups
 /// unchanged). The instruction was last in the user turn until the fifteenth session: moved
 /// here, it is read once too (BENCHMARKS.md).
-const INSTRUCTIONS: &str = concat!(
+pub(crate) const INSTRUCTIONS: &str = concat!(
     "Rewrite the follow-up question as one standalone question that can be understood without \
      the conversation: bring in what it refers to from the conversation, keep the language of \
      the follow-up question, and leave a question about something new as it is. Reply with the \

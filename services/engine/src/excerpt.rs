@@ -28,7 +28,20 @@ const GAP: &str = " … ";
 /// the rescoring step's `max_sentences` does. A chunk holds about ten.
 const MAX_UNITS: usize = 16;
 
-/// Each source cut to at most about `cap` tokens (as `count` counts them) of its sentences
+/// Most tokens of each source: the first-ranked one's, the others'; 0 keeps sources whole.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub first: usize,
+    pub rest: usize,
+}
+
+impl Caps {
+    fn of(self, index: usize) -> usize {
+        if index == 0 { self.first } else { self.rest }
+    }
+}
+
+/// Each source cut to at most about `caps` tokens (as `count` counts them) of its sentences
 /// closest to `question`. Sources the question's embedding cannot be compared with (another
 /// script than the question's, with an English-only model) are kept whole, as are sources
 /// already within the cap. If embedding fails, or takes more than half the time left before
@@ -38,13 +51,10 @@ pub async fn excerpts(
     embedder: &Arc<Embedder>,
     question: &str,
     mut sources: Vec<Source>,
-    cap: usize,
+    caps: Caps,
     count: &(dyn Fn(&str) -> usize + Sync),
     deadline: Option<std::time::Instant>,
 ) -> Vec<Source> {
-    if cap == 0 {
-        return sources;
-    }
     let script = rag_lexical::non_latin_script(question);
     let comparable = |text: &str| {
         embedder.multilingual()
@@ -54,7 +64,8 @@ pub async fn excerpts(
     let mut texts = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         let text = &source.hit.payload.text;
-        if !comparable(text) || count(text) <= cap {
+        let cap = caps.of(i);
+        if cap == 0 || !comparable(text) || count(text) <= cap {
             continue;
         }
         let mut units = units(text);
@@ -114,7 +125,7 @@ pub async fn excerpts(
         if scores.len() != units.len() {
             break; // the embedder returned too few vectors: the rest stay whole
         }
-        let excerpt = select(text, &units, &scores, cap, count);
+        let excerpt = select(text, &units, &scores, caps.of(i), count);
         sources[i].hit.payload.text = excerpt;
     }
     sources
@@ -311,6 +322,18 @@ mod tests {
                 assert!(POLICY.contains(piece), "{piece:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_first_ranked_source_has_a_cap_of_its_own() {
+        let caps = Caps {
+            first: 192,
+            rest: 96,
+        };
+        assert_eq!(
+            (0..3).map(|i| caps.of(i)).collect::<Vec<_>>(),
+            [192, 96, 96]
+        );
     }
 
     #[test]

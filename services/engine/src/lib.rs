@@ -136,17 +136,9 @@ impl Engine {
         max_tokens: usize,
         deadline: Option<std::time::Instant>,
     ) -> Result<String, EngineError> {
-        let request = rag_llm::Request {
-            system: format!("{}\n\n{instructions}", prompt::SYSTEM),
-            examples: Vec::new(),
-            user,
-            max_tokens,
-            temperature: 0.0,
-            seed: 0,
-            deadline,
-            ignore_eos: false,
-        };
-        let mut events = self.generator.generate(request)?;
+        let mut events =
+            self.generator
+                .generate(side_request(instructions, user, max_tokens, deadline))?;
         let mut text = String::new();
         while let Some(event) = events.recv().await {
             match event {
@@ -156,6 +148,52 @@ impl Engine {
             }
         }
         Ok(text)
+    }
+
+    /// Makes the first question after a start as fast as the later ones: embeds one query (the
+    /// embedding runtime sizes its buffers on its first call) and reads the chat model's shared
+    /// prefixes (the answers' system turn in each wording, the rewrite's and the translation's).
+    /// Each prefix is read once and then restored into every prompt that starts with it; without
+    /// this, the first asker after a start waits for it (the rewrite's: 2 s on 2 cores,
+    /// BENCHMARKS.md, sixteenth session).
+    pub async fn warm_up(&self) -> Result<(), EngineError> {
+        let started = std::time::Instant::now();
+        let embedder = self.retriever.embedder().clone();
+        tokio::task::spawn_blocking(move || embedder.embed_queries(vec!["warm-up".into()]))
+            .await
+            .map_err(|e| EngineError::Internal(format!("warm-up embedding task: {e}")))??;
+        let with_example = self.config().prompt_example;
+        let mut requests: Vec<rag_llm::Request> = [prompt::ENGLISH, prompt::KOREAN]
+            .into_iter()
+            .map(|wording| {
+                let (system, examples) = prompt::prefix(wording, with_example);
+                rag_llm::Request {
+                    system,
+                    examples,
+                    ..side_request("", ".".into(), 1, None)
+                }
+            })
+            .collect();
+        requests.push(side_request(
+            conversation::INSTRUCTIONS,
+            ".".into(),
+            1,
+            None,
+        ));
+        if self.config().translation.enabled {
+            requests.push(side_request(translate::INSTRUCTION, ".".into(), 1, None));
+        }
+        // One after another: the prompts are read one at a time anyway.
+        for request in requests {
+            let mut events = self.generator.generate(request)?;
+            while let Some(event) = events.recv().await {
+                if let rag_llm::Event::Failed(e) = event {
+                    return Err(e.into());
+                }
+            }
+        }
+        tracing::info!(elapsed = ?started.elapsed(), "the chat model's shared prefixes are read");
+        Ok(())
     }
 
     /// Retrieval as configured, for requests that do not say otherwise.
@@ -201,7 +239,13 @@ impl Engine {
             self.retriever.embedder(),
             question,
             sources,
-            config.source_tokens,
+            excerpt::Caps {
+                first: match config.first_source_tokens {
+                    0 => config.source_tokens,
+                    n => n,
+                },
+                rest: config.source_tokens,
+            },
             &count,
             deadline,
         )
@@ -355,6 +399,26 @@ impl CheckedAnswer {
             invalid_citations: Vec::new(),
             sentences: Vec::new(),
         }
+    }
+}
+
+/// A short greedy reply's request: the answers' first words, then the side task's
+/// `instructions` (and worked examples), as the system turn shared by every request of the task.
+fn side_request(
+    instructions: &str,
+    user: String,
+    max_tokens: usize,
+    deadline: Option<std::time::Instant>,
+) -> rag_llm::Request {
+    rag_llm::Request {
+        system: format!("{}\n\n{instructions}", prompt::SYSTEM),
+        examples: Vec::new(),
+        user,
+        max_tokens,
+        temperature: 0.0,
+        seed: 0,
+        deadline,
+        ignore_eos: false,
     }
 }
 

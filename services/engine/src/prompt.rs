@@ -3,18 +3,25 @@
 
 use crate::context::Source;
 
-pub const SYSTEM: &str = "You are a careful assistant. You answer questions using only the \
-numbered sources you are given.";
+/// The system turn's first words, shared by the answers and the side tasks (rewrites,
+/// translations), which add their own instructions.
+macro_rules! system {
+    () => {
+        "You are a careful assistant. You answer questions using only the numbered sources you \
+         are given."
+    };
+}
+pub const SYSTEM: &str = system!();
 
-/// The words of the user turn, in the asker's language: small models answer in the language of
-/// the instruction they read last, and follow an instruction best when it comes right before
-/// they answer. The system turn stays one (English) text for every answer: it is the prefix the
-/// scheduler evaluates once and shares.
+/// The words of the prompt, in the asker's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wording {
+    /// The answers' system turn, the same for every answer in this wording: the scheduler reads
+    /// it once and restores it into each, so what it says costs no time per question.
+    pub system: &'static str,
     pub sources: &'static str,
     pub question: &'static str,
-    /// Asks for one cited sentence.
+    /// Said after the question, right before the answer (empty: nothing).
     pub instruction: &'static str,
     /// What a refused or withheld answer shows.
     pub not_found: &'static str,
@@ -23,19 +30,30 @@ pub struct Wording {
 }
 
 pub const ENGLISH: Wording = Wording {
+    // The instruction in the system turn, read once and restored, not with every question: the
+    // first token 0.15 s sooner (BENCHMARKS.md, fifteenth and sixteenth sessions). No refusal
+    // sentence is dictated: offered one, Qwen2.5-Coder-1.5B declined 11 of 19 answerable English
+    // sample questions (ninth session). Models decline in their own words when the sources are
+    // off topic; the check withholds what they do not support.
+    system: concat!(
+        system!(),
+        " Answer in one sentence using the sources, and cite the source number in brackets, \
+         like [1]."
+    ),
     sources: "Sources:",
     question: "Question:",
-    // No refusal sentence is dictated: offered one, Qwen2.5-Coder-1.5B declined 11 of 19
-    // answerable English sample questions (BENCHMARKS.md, ninth session). Models decline in
-    // their own words when the sources are off topic; the check withholds what they do not
-    // support.
-    instruction: "Answer in one sentence using the sources above, and cite the source number in \
-                  brackets, like [1].",
+    // A short reminder right before the answer: with none, the model wrote longer answers that
+    // cited nothing and lost three correct Python FAQ answers of 44 (BENCHMARKS.md, fifteenth
+    // session).
+    instruction: "Answer in one sentence and cite the source number, like [1].",
     not_found: crate::NOT_FOUND_ANSWER,
     withheld: "Withheld: no sentence of this answer is supported by the documents.",
 };
 
 pub const KOREAN: Wording = Wording {
+    // Not measured with the instruction in the system turn yet: the Korean prompts stay as they
+    // were measured (the whole instruction last).
+    system: SYSTEM,
     sources: "출처:",
     question: "질문:",
     // The English instruction the model follows best, and the language asked for by name: an
@@ -103,9 +121,7 @@ pub fn refuses(answer: &str) -> bool {
 pub const EXAMPLE: (&str, &str) = (
     "Sources:\n\n[1] The cafeteria on floor 2 opens at 8:00 and closes at 15:00 on weekdays.\n\n\
      [2] Visitors sign in at the front desk and wear a badge.\n\n\
-     Question: When does the cafeteria close?\n\n\
-     Answer in one sentence using the sources above, and cite the source number in brackets, \
-     like [1].",
+     Question: When does the cafeteria close?",
     "The cafeteria closes at 15:00 on weekdays [1].",
 );
 
@@ -140,13 +156,23 @@ impl Prompt {
 
 /// The turns before the user's: the system turn and the worked example if asked for. The same
 /// for every answer (the scheduler evaluates it once and restores it into each).
-pub fn prefix(with_example: bool) -> (String, Vec<(String, String)>) {
+pub fn prefix(wording: Wording, with_example: bool) -> (String, Vec<(String, String)>) {
     let examples = if with_example {
-        vec![(EXAMPLE.0.to_owned(), EXAMPLE.1.to_owned())]
+        let question = with_instruction(EXAMPLE.0.to_owned(), wording);
+        vec![(question, EXAMPLE.1.to_owned())]
     } else {
         Vec::new()
     };
-    (SYSTEM.to_owned(), examples)
+    (wording.system.to_owned(), examples)
+}
+
+/// `text`, then the wording's instruction if it has one.
+fn with_instruction(text: String, wording: Wording) -> String {
+    if wording.instruction.is_empty() {
+        text
+    } else {
+        format!("{text}\n\n{}", wording.instruction)
+    }
 }
 
 /// Builds the prompt from the best sources that fit in `budget` tokens, as counted by `count`.
@@ -159,10 +185,10 @@ pub fn build(
     count: &dyn Fn(&str) -> usize,
 ) -> Prompt {
     let wording = Wording::of(question);
-    let question_part = format!("{} {question}\n\n{}", wording.question, wording.instruction);
-    let (system, examples) = prefix(with_example);
+    let question_part = with_instruction(format!("{} {question}", wording.question), wording);
+    let (system, examples) = prefix(wording, with_example);
     let example_tokens: usize = examples.iter().map(|(q, a)| count(q) + count(a) + 8).sum();
-    let fixed = count(SYSTEM) + example_tokens + count(&question_part) + 8;
+    let fixed = count(&system) + example_tokens + count(&question_part) + 8;
     let mut remaining = budget.saturating_sub(fixed);
     let mut blocks = Vec::new();
     let mut sources = Vec::new();
@@ -310,7 +336,9 @@ pub(crate) mod tests {
         assert_eq!(p.sources.len(), 2);
         assert!(p.user.contains("[1] alpha beta\n\n[2] gamma"), "{}", p.user);
         assert!(p.user.contains("Question: what?"));
+        assert!(p.user.contains("Question: what?\n\n"), "{}", p.user);
         assert!(p.user.ends_with(ENGLISH.instruction));
+        assert_eq!(p.system, ENGLISH.system);
     }
 
     #[test]

@@ -46,7 +46,7 @@ const TRANSLATION_TOKENS: usize = 64;
 /// police report); shown a question translated as a question, it keeps to the task
 /// (BENCHMARKS.md, twelfth session). They go in the system turn, the same for every
 /// translation, so the scheduler reads them once.
-const INSTRUCTION: &str = "Translate the question into English. Do not answer it: reply with the \
+pub(crate) const INSTRUCTION: &str = "Translate the question into English. Do not answer it: reply with the \
                            English question only.\n\n\
                            Question: 연차 휴가는 며칠 받을 수 있나요?\n\
                            English: How many days of annual leave can I take?";

@@ -56,6 +56,11 @@ pub struct LlmConfig {
     pub cache_type_k: KvType,
     /// How it stores values; anything but `f16` needs `flash_attention` (llama.cpp's rule).
     pub cache_type_v: KvType,
+    /// Every generation runs to its `max_tokens` (end-of-generation tokens are sampled past), as
+    /// llama-server's `--ignore-eos`: for measuring decoding and load with answers of one length
+    /// whatever the model, and for tests of long answers. Never for users: the text after the
+    /// model's end is noise.
+    pub ignore_eos: bool,
 }
 
 /// Element type of the KV cache (llama.cpp's `--cache-type-k/-v`).
@@ -97,6 +102,7 @@ impl Default for LlmConfig {
             flash_attention: false,
             cache_type_k: KvType::Q8_0,
             cache_type_v: KvType::F16,
+            ignore_eos: false,
         }
     }
 }
@@ -138,8 +144,8 @@ pub struct Request {
     /// The answer ends with [`LlmError::DeadlineExceeded`] when this passes.
     pub deadline: Option<std::time::Instant>,
     /// Generate `max_tokens` tokens whatever the model says (end-of-generation tokens are
-    /// sampled past): for measuring decoding, as llama.cpp's `ignore_eos`. Never set by the
-    /// service.
+    /// sampled past): for measuring decoding, as llama.cpp's `ignore_eos`. The service sets it
+    /// only where [`LlmConfig::ignore_eos`] says so.
     pub ignore_eos: bool,
 }
 
@@ -184,6 +190,8 @@ pub struct Generator {
     model: Arc<LlamaModel>,
     template: LlamaChatTemplate,
     n_ctx: usize,
+    /// [`LlmConfig::ignore_eos`].
+    ignore_eos: bool,
     /// `None` only while dropping.
     jobs: Option<mpsc::Sender<scheduler::Job>>,
     /// The scheduler thread, which owns the context (the KV cache: GPU memory with `cuda`).
@@ -214,6 +222,7 @@ impl Generator {
             model: loaded.model,
             template: loaded.template,
             n_ctx: loaded.settings.n_ctx_seq,
+            ignore_eos: config.ignore_eos,
             jobs: Some(jobs),
             worker: Some(worker),
         })
@@ -280,7 +289,7 @@ impl Generator {
                 seed: request.seed,
             },
             deadline: request.deadline,
-            ignore_eos: request.ignore_eos,
+            ignore_eos: request.ignore_eos || self.ignore_eos,
             events,
             queued_at: std::time::Instant::now(),
         };

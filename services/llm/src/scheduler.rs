@@ -90,8 +90,9 @@ struct Scheduler<'m> {
     batch: LlamaBatch<'static>,
 }
 
-/// Prefixes kept: the answers', the rewrites' and the translations', with room to spare.
-const PREFIXES_KEPT: usize = 4;
+/// Prefixes kept: the answers' (one per wording: English, Korean), the rewrites' and the
+/// translations', with room to spare.
+const PREFIXES_KEPT: usize = 6;
 
 /// A prefix read, ready to be restored into a new answer.
 struct Prefix {
