@@ -136,9 +136,13 @@ impl Engine {
         max_tokens: usize,
         deadline: Option<std::time::Instant>,
     ) -> Result<String, EngineError> {
-        let mut events =
-            self.generator
-                .generate(side_request(instructions, user, max_tokens, deadline))?;
+        self.generate_text(side_request(instructions, user, max_tokens, deadline))
+            .await
+    }
+
+    /// The whole text the chat model generates for `request`.
+    async fn generate_text(&self, request: rag_llm::Request) -> Result<String, EngineError> {
+        let mut events = self.generator.generate(request)?;
         let mut text = String::new();
         while let Some(event) = events.recv().await {
             match event {
@@ -185,12 +189,7 @@ impl Engine {
         }
         // One after another: the prompts are read one at a time anyway.
         for request in requests {
-            let mut events = self.generator.generate(request)?;
-            while let Some(event) = events.recv().await {
-                if let rag_llm::Event::Failed(e) = event {
-                    return Err(e.into());
-                }
-            }
+            self.generate_text(request).await?;
         }
         tracing::info!(elapsed = ?started.elapsed(), "the chat model's shared prefixes are read");
         Ok(())
