@@ -5,7 +5,7 @@
 #   benches/answers/run.sh OUT [RAG_BINARY] [SETS...]
 #
 # SETS (default: the first six): sample paraphrases git-faq python-faq-sub sample-ko
-# paraphrases-ko libreoffice-en-sub libreoffice-ko-ko-sub libreoffice-ko-en-sub gimp-ko-ko
+# paraphrases-ko zsh-faq libreoffice-en-sub libreoffice-ko-ko-sub libreoffice-ko-en-sub gimp-ko-ko
 # gimp-ko-en-sub sample-ko-ml paraphrases-ko-ml libreoffice-ko-sub. All but the last three run
 # with the default configuration (Korean questions searched in English by translation too); the
 # -ml sets and libreoffice-ko-sub with examples/multilingual.toml. The
@@ -32,6 +32,10 @@ for set in "${sets[@]}"; do
     git-faq)
       cat benches/eval/git-faq.jsonl benches/eval/out-of-corpus-en.jsonl >"$scratch"
       args=(--questions "$scratch" --corpus "$corpora/git-faq" --index "$index/git-faq-en") ;;
+    zsh-faq)
+      # Added in the seventeenth session as a set no prompt or excerpt rule was tuned on before.
+      { cat benches/eval/zsh-faq.jsonl; head -n 10 benches/eval/out-of-corpus-en.jsonl; } >"$scratch"
+      args=(--questions "$scratch" --corpus "$corpora/zsh-faq" --index "$index/zsh-faq-en") ;;
     python-faq-sub)
       # Every fourth question of the 175 (44), and half the out-of-corpus ones.
       { awk 'NR % 4 == 1' benches/eval/python-faq.jsonl; head -n 10 benches/eval/out-of-corpus-en.jsonl; } >"$scratch"

@@ -1,7 +1,7 @@
 """Follow-up questions over /v1/ask: what the rewrite costs and whether retrieval still finds
 the right document. Each pair is asked as a first question, then as a follow-up with the first
 as history; prints one line per question (rewrite ms, first token ms, status, top source,
-the rewrite and how it was made) and a summary as JSON. Standard library only.
+the rewrite and how it was made, then the answer) and a summary as JSON. Standard library only.
 
 Usage: follow_ups.py BASE_URL [SET] [API_KEY]   (SET: a, the pairs the rewrite check was
 developed on; b, pairs written afterwards and never used to change it)
@@ -92,6 +92,8 @@ for first, follow, expected in PAIRS:
     by[r.get("by")] = by.get(r.get("by"), 0) + 1
     print(f'{a["timings"]["rewrite_ms"]:.0f} ms  {a["timings"]["first_token_ms"]:.0f} ms  '
           f'{a["status"]:<10} {top}  {"ok" if ok else "WRONG"}  {follow!r} -> {r.get("question")!r} ({r.get("by")})')
+    # What was said: whether it answers the follow-up, not the earlier question, is read here.
+    print(f'    answer: {a["text"][:200]!r}')
 print(json.dumps({"follow_ups": len(PAIRS), "right": right, "right_without_history": alone,
                   "rewrite_p50_ms":
                   round(statistics.median(rewrites)),

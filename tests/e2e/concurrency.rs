@@ -62,13 +62,7 @@ const LONG: &str = "Summarise every policy: leave, travel, remote work, password
 async fn a_deadline_ends_the_answer_with_deadline_exceeded() {
     let ws = Workspace::new();
     ws.index_samples();
-    let server = ws.start_serving(&[
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-    ]);
-    server.wait_serving().await;
+    let server = ws.serve_http_and_admin().await;
 
     let mut request = tonic::Request::new(pb::AskRequest {
         question: LONG.into(),

@@ -209,6 +209,19 @@ max_tokens = 48
         server
     }
 
+    /// `rag serve` with the HTTP API and the admin listener (metrics) on free loopback ports,
+    /// loaded.
+    pub async fn serve_http_and_admin(&self) -> Server {
+        let server = self.start_serving(&[
+            "--http-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ]);
+        server.wait_serving().await;
+        server
+    }
+
     /// `rag serve` with `extra` arguments, without waiting for it to load.
     pub fn start_serving(&self, extra: &[&str]) -> Server {
         self.spawn_serve(extra, Stdio::inherit(), &[])

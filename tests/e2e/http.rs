@@ -456,13 +456,7 @@ async fn follow_up_questions_are_rewritten_and_answered_from_the_documents() {
     let ws = Workspace::new();
     ws.with_default_chat_model();
     ws.index_samples();
-    let server = ws.start_serving(&[
-        "--http-listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ]);
-    server.wait_serving().await;
+    let server = ws.serve_http_and_admin().await;
 
     // Without keys the service answers only requests addressed to a loopback name, so a web
     // page cannot reach it by pointing a name of its own at 127.0.0.1.
@@ -567,6 +561,40 @@ async fn follow_up_questions_are_rewritten_and_answered_from_the_documents() {
     assert!(answer.timings.unwrap().rewrite_ms > 0.0);
     // That conversation turn was rewritten once, over HTTP: gRPC got the same rewrite again.
     assert_eq!(rewrites_reused(&server), 1);
+}
+
+/// `query.rewrite_follow_ups = false`: a follow-up costs no generation before retrieval. It is
+/// joined to the previous question, which finds the page, and nothing is rewritten (so nothing
+/// is kept to reuse when the turn is asked again, as a rewrite would be).
+#[tokio::test]
+async fn follow_ups_are_joined_without_a_rewrite_when_rewrites_are_off() {
+    let ws = Workspace::new();
+    // Every ask reaches the follow-up step: no answer is taken from the cache.
+    ws.append_config("answer_cache = 0\nrewrite_follow_ups = false");
+    ws.index_samples();
+    let server = ws.serve_http_and_admin().await;
+    let first = "How many days of paid annual leave does a full-time employee get?";
+    let follow = "And how many of them can be carried over into the next year?";
+    for _ in 0..2 {
+        let events = follow_up(&server, follow, &[(first, "25 days [1].")]).await;
+        assert_eq!(events[0].event, "rewrite", "{events:?}");
+        assert_eq!(events[0].data["by"], "joined", "{events:?}");
+        assert_eq!(events[0].data["question"], format!("{first} {follow}"));
+        assert_eq!(
+            events[1].data["sources"][0]["chunk"]["source_path"],
+            "handbook/leave-policy.md"
+        );
+        assert!(answer_of(&events)["status"].is_string());
+    }
+    assert_eq!(rewrites_reused(&server), 0);
+    // A follow-up that names its own subject is still searched as asked.
+    let events = follow_up(
+        &server,
+        "What is the boiling point of mercury?",
+        &[(first, "")],
+    )
+    .await;
+    assert_eq!(events[0].data["by"], "as_asked", "{events:?}");
 }
 
 fn rewrites_reused(server: &Server) -> u64 {

@@ -77,8 +77,13 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     // Prompts for the raw comparison, built exactly as Ask builds them.
     let mut retrieval_prompts = Vec::new();
     for q in questions.iter() {
+        // The questions are English: no translation to excerpt by.
         let hits = engine.retrieve(q, &retrieval).await?;
-        retrieval_prompts.push(engine.prompt(q, hits, args.max_tokens as usize, None).await);
+        retrieval_prompts.push(
+            engine
+                .prompt(q, None, hits, args.max_tokens as usize, None)
+                .await,
+        );
     }
     let raw_prompts: Vec<_> = retrieval_prompts
         .iter()

@@ -463,7 +463,7 @@ fn status_name(status: Verdict) -> &'static str {
 
 /// Whether `answer` is written in `question`'s script (both Latin, or both Korean, ...).
 fn same_script(question: &str, answer: &str) -> bool {
-    rag_lexical::non_latin_script(question) == rag_lexical::non_latin_script(answer)
+    rag_lexical::asker_script(question) == rag_lexical::asker_script(answer)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -726,6 +726,12 @@ mod tests {
         assert!(same_script("연차는 며칠인가요?", "연차는 25일입니다 [1]."));
         assert!(!same_script("연차는 며칠인가요?", "You get 25 days [1]."));
         assert!(same_script("How many days?", "25 days [1]."));
+        // Korean with an English product name in it: the answer must be Korean too.
+        assert!(!same_script("EXIF 데이터", "EXIF data is shown [1]."));
+        assert!(same_script(
+            "EXIF 데이터",
+            "EXIF 데이터는 이미지 정보입니다 [1]."
+        ));
         assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.5), 3.0);
         assert_eq!(quantile(&[], 0.95), 0.0);
     }

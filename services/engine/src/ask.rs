@@ -150,7 +150,7 @@ impl Engine {
         let question = rewrite
             .as_ref()
             .map_or_else(|| question.to_owned(), |r| r.question.clone());
-        let hits = self
+        let (hits, english) = self
             .retrieve_translated(&question, &options.retrieval, options.deadline)
             .await?;
         let mut timings = Timings {
@@ -180,7 +180,13 @@ impl Engine {
         }
 
         let prompt = self
-            .prompt(&question, hits, options.max_tokens, options.deadline)
+            .prompt(
+                &question,
+                english.as_deref(),
+                hits,
+                options.max_tokens,
+                options.deadline,
+            )
             .await;
         let mut request = prompt.request(options.max_tokens, options.temperature, options.seed);
         request.deadline = options.deadline;

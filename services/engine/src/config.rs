@@ -29,6 +29,12 @@ pub struct QueryConfig {
     /// and cost 0.9 s of first token on 2 cores (BENCHMARKS.md, sixteenth session): off by
     /// default until it is cheaper.
     pub first_source_tokens: usize,
+    /// A follow-up that does not stand alone is rewritten by the chat model into a standalone
+    /// question (a generation before retrieval). Off: it is joined to the previous question,
+    /// and the answer's model reads both: the first token ~1 s sooner on 2 cores, but where the
+    /// documents do not answer the follow-up the model tends to answer the earlier question
+    /// instead (BENCHMARKS.md, seventeenth session). On by default.
+    pub rewrite_follow_ups: bool,
     /// Most chunks of one document among the `top_k` hits (0: no limit). Small chunks of one
     /// long page can fill the top five and push out the other pages a question may be about;
     /// more candidates are fetched so that the top `top_k` still fill up.
@@ -78,6 +84,7 @@ impl Default for QueryConfig {
             source_margin: 0.1,
             source_tokens: 96,
             first_source_tokens: 0,
+            rewrite_follow_ups: true,
             // Recall@5 up on every set measured, none down (BENCHMARKS.md, eleventh session).
             per_document: 1,
             hybrid: true,

@@ -120,6 +120,12 @@ impl Engine {
             crate::metrics::rewritten(rewrite.by, started.elapsed());
             return Ok(rewrite);
         }
+        let previous = history.last().map_or("", |t| t.question.as_str());
+        if !self.config().rewrite_follow_ups {
+            let rewrite = joined(previous, question);
+            crate::metrics::rewritten(rewrite.by, started.elapsed());
+            return Ok(rewrite);
+        }
         let shown = &history[history.len().saturating_sub(TURNS_SHOWN)..];
         let mut conversation = String::new();
         for turn in shown {
@@ -142,7 +148,6 @@ impl Engine {
         let text = self
             .reply(INSTRUCTIONS, user.clone(), REWRITE_TOKENS, deadline)
             .await?;
-        let previous = history.last().map_or("", |t| t.question.as_str());
         let rewrite = check(&text, question, previous);
         self.rewrites.put(user, rewrite.clone());
         crate::metrics::rewritten(rewrite.by, started.elapsed());
@@ -210,6 +215,11 @@ fn check(draft: &str, question: &str, previous: &str) -> Rewrite {
         draft,
         "the model's rewrite failed the check; joining the follow-up to the last question"
     );
+    joined(previous, question)
+}
+
+/// The previous question and the follow-up as one: every term the user wrote.
+fn joined(previous: &str, question: &str) -> Rewrite {
     Rewrite {
         question: format!("{} {}", previous.trim(), question.trim())
             .trim()

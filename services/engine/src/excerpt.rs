@@ -42,48 +42,63 @@ impl Caps {
 }
 
 /// Each source cut to at most about `caps` tokens (as `count` counts them) of its sentences
-/// closest to `question`. Sources the question's embedding cannot be compared with (another
-/// script than the question's, with an English-only model) are kept whole, as are sources
-/// already within the cap. If embedding fails, or takes more than half the time left before
-/// `deadline` (the answer needs the rest, and the client its stream before it), every source is
-/// kept whole.
+/// closest to `question`. With an English-only model, a question in another script is compared
+/// with the English sources by its English translation (`english`, the one it was searched
+/// with), when there is one; sources neither can be compared with are kept whole, as are
+/// sources already within the cap. If embedding fails, or takes more than half the time left
+/// before `deadline` (the answer needs the rest, and the client its stream before it), every
+/// source is kept whole.
 pub async fn excerpts(
     embedder: &Arc<Embedder>,
     question: &str,
+    english: Option<&str>,
     mut sources: Vec<Source>,
     caps: Caps,
     count: &(dyn Fn(&str) -> usize + Sync),
     deadline: Option<std::time::Instant>,
 ) -> Vec<Source> {
+    // The questions a source may be compared with: the question itself, then its translation.
     let script = rag_lexical::non_latin_script(question);
-    let comparable = |text: &str| {
-        embedder.multilingual()
-            || (script.is_none() && rag_lexical::non_latin_script(text).is_none())
+    let askers: Vec<&str> = std::iter::once(question)
+        .chain(english.filter(|_| script.is_some() && !embedder.multilingual()))
+        .collect();
+    let compared_by = |text: &str| -> Option<usize> {
+        let latin = rag_lexical::non_latin_script(text).is_none();
+        if embedder.multilingual() || (script.is_none() && latin) {
+            Some(0)
+        } else if latin && askers.len() > 1 {
+            Some(1)
+        } else {
+            None
+        }
     };
-    let mut cut: Vec<(usize, Vec<Range<usize>>)> = Vec::new();
+    let mut cut: Vec<(usize, usize, Vec<Range<usize>>)> = Vec::new();
     let mut texts = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         let text = &source.hit.payload.text;
         let cap = caps.of(i);
-        if cap == 0 || !comparable(text) || count(text) <= cap {
+        if cap == 0 || count(text) <= cap {
             continue;
         }
+        let Some(asker) = compared_by(text) else {
+            continue;
+        };
         let mut units = units(text);
         units.truncate(MAX_UNITS);
         if units.len() < 2 {
             continue;
         }
         texts.extend(units.iter().map(|u| text[u.clone()].to_owned()));
-        cut.push((i, units));
+        cut.push((i, asker, units));
     }
     if cut.is_empty() {
         return sources;
     }
     let embedder = embedder.clone();
-    let asked = question.to_owned();
+    let asked: Vec<String> = askers.iter().map(|a| (*a).to_owned()).collect();
     let embedding = tokio::task::spawn_blocking(move || {
-        let question = embedder.embed_queries(vec![asked])?;
-        Ok::<_, rag_embed::EmbedError>((question, embedder.embed(texts)?))
+        let questions = embedder.embed_queries(asked)?;
+        Ok::<_, rag_embed::EmbedError>((questions, embedder.embed(texts)?))
     });
     let embedded = match deadline {
         Some(deadline) => {
@@ -98,8 +113,8 @@ pub async fn excerpts(
         }
         None => embedding.await,
     };
-    let (question_vector, vectors) = match embedded {
-        Ok(Ok((q, v))) if q.len() == 1 => (q.into_iter().next().unwrap_or_default(), v),
+    let (question_vectors, vectors) = match embedded {
+        Ok(Ok((q, v))) if q.len() == askers.len() => (q, v),
         Ok(Ok(_)) => return sources,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "embedding source sentences; sources shown whole");
@@ -110,16 +125,19 @@ pub async fn excerpts(
             return sources;
         }
     };
-    let wanted: BTreeSet<String> = rag_lexical::terms(question).into_iter().collect();
+    let wanted: Vec<BTreeSet<String>> = askers
+        .iter()
+        .map(|a| rag_lexical::terms(a).into_iter().collect())
+        .collect();
     let mut vectors = vectors.into_iter();
-    for (i, units) in cut {
+    for (i, asker, units) in cut {
         let text = &sources[i].hit.payload.text;
         let scores: Vec<f32> = units
             .iter()
             .zip(vectors.by_ref())
             .map(|(unit, vector)| {
-                let held = term_share(&text[unit.clone()], &wanted);
-                rag_store::cosine(&question_vector, &vector) + TERM_WEIGHT * held
+                let held = term_share(&text[unit.clone()], &wanted[asker]);
+                rag_store::cosine(&question_vectors[asker], &vector) + TERM_WEIGHT * held
             })
             .collect();
         if scores.len() != units.len() {

@@ -122,7 +122,7 @@ impl Engine {
         query: &str,
         retrieval: &Retrieval,
     ) -> Result<Vec<Hit>, EngineError> {
-        self.retrieve_translated(query, retrieval, None).await
+        Ok(self.retrieve_translated(query, retrieval, None).await?.0)
     }
 
     /// A short greedy reply of the chat model to `user` (a follow-up's rewrite, a question's
@@ -215,11 +215,13 @@ impl Engine {
 
     /// The grounded prompt for `question`, leaving `max_tokens` of the window for the answer:
     /// the hits assembled into sources (duplicates dropped, neighbours merged), the distant ones
-    /// dropped, each cut to its sentences closest to the question, as many as fit.
+    /// dropped, each cut to its sentences closest to the question (or to `english`, the
+    /// translation it was searched with, for the English ones), as many as fit.
     #[tracing::instrument(name = "prompt", skip_all, fields(hits = hits.len()))]
     pub async fn prompt(
         &self,
         question: &str,
+        english: Option<&str>,
         hits: Vec<Hit>,
         max_tokens: usize,
         deadline: Option<std::time::Instant>,
@@ -237,6 +239,7 @@ impl Engine {
         let sources = excerpt::excerpts(
             self.retriever.embedder(),
             question,
+            english,
             sources,
             excerpt::Caps {
                 first: match config.first_source_tokens {

@@ -66,9 +66,10 @@ pub const KOREAN: Wording = Wording {
 };
 
 impl Wording {
-    /// The wording for a question: Korean for a question mostly in Hangul, else English.
+    /// The wording for a question: Korean for a question written in Korean (English product
+    /// names in it or not), else English.
     pub fn of(question: &str) -> Self {
-        match rag_lexical::non_latin_script(question) {
+        match rag_lexical::asker_script(question) {
             Some("Korean (Hangul)") => KOREAN,
             _ => ENGLISH,
         }
@@ -350,6 +351,7 @@ pub(crate) mod tests {
         assert!(p.user.ends_with(KOREAN.instruction));
         assert_eq!(Wording::of("VPN 오류 NWC-412는 무슨 뜻인가요?"), KOREAN);
         assert_eq!(Wording::of("What does NWC-412 mean?"), ENGLISH);
+        assert_eq!(Wording::of("LibreOffice의 접근성 향상 도구"), KOREAN);
     }
 
     #[test]

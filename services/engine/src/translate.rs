@@ -55,16 +55,17 @@ impl Engine {
     /// The best chunks for `query` and, when it is written in a non-Latin script and
     /// translation is on, for its English translation too, fused by rank: always with an
     /// English-only embedding model (which cannot read the question), and with a multilingual
-    /// one when most of the question's own hits are not in its script.
+    /// one when most of the question's own hits are not in its script. Also the translation,
+    /// when one was searched: the English sources are excerpted by it.
     pub(crate) async fn retrieve_translated(
         &self,
         query: &str,
         retrieval: &Retrieval,
         deadline: Option<std::time::Instant>,
-    ) -> Result<Vec<Hit>, EngineError> {
+    ) -> Result<(Vec<Hit>, Option<String>), EngineError> {
         let config = &self.config().translation;
         let Some(script) = rag_lexical::non_latin_script(query).filter(|_| config.enabled) else {
-            return self.retriever.retrieve(query, retrieval).await;
+            return Ok((self.retriever.retrieve(query, retrieval).await?, None));
         };
         let own = if self.retriever.embedder().multilingual() {
             // Judged on the nearest chunks whatever their similarity: at the threshold a Korean
@@ -78,7 +79,7 @@ impl Engine {
             let nearest = crate::rank::rank(&self.retriever, &candidates, &nearest).await?;
             let own = crate::rank::rank(&self.retriever, &candidates, retrieval).await?;
             if answered_in(&nearest, script) {
-                return Ok(own); // the documents answer in its language: no translation
+                return Ok((own, None)); // the documents answer in its language: no translation
             }
             Ok(own)
         } else {
@@ -92,7 +93,7 @@ impl Engine {
                 Ok(own)
                     if 2 * own.len() >= retrieval.top_k || (names_a_code && !own.is_empty()) =>
                 {
-                    return Ok(own);
+                    return Ok((own, None));
                 }
                 Err(unread @ EngineError::UnsupportedLanguage { .. }) => Err(unread),
                 own => Ok(own?),
@@ -111,18 +112,19 @@ impl Engine {
         };
         crate::metrics::translated(outcome, started.elapsed());
         let Some(english) = translation else {
-            return own;
+            return Ok((own?, None));
         };
         tracing::debug!(%english, "searching the translated question too");
         let translated = self.retriever.retrieve(&english, retrieval).await?;
-        Ok(crate::rank::merge_translated(
+        let hits = crate::rank::merge_translated(
             own.unwrap_or_default(),
             translated,
             &crate::retrieve::Worded::of(query),
             script,
             config.weight,
             retrieval.top_k,
-        ))
+        );
+        Ok((hits, Some(english)))
     }
 
     /// The question in English, or `None` when the model's reply is not one.

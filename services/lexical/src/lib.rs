@@ -170,6 +170,22 @@ fn is_joiner(c: char) -> bool {
 /// "Korean (Hangul)", "Japanese (kana)", "Chinese characters (Han)", "Cyrillic", ... `None` for
 /// text mostly in Latin letters (or without letters: codes and numbers).
 pub fn non_latin_script(text: &str) -> Option<&'static str> {
+    script_of(text, 1)
+}
+
+/// The writing system of the language `text` is written in, when it is not the Latin alphabet:
+/// "LibreOffice의 접근성 향상 도구" is Korean with an English product name in it, although it
+/// holds more Latin letters than Hangul. A syllable or ideograph carries what two to four Latin
+/// letters do, so each counts as three here. For what the asker reads (the prompt's language,
+/// whether an answer is in the question's language); [`non_latin_script`] is for what an
+/// English-only embedder can read.
+pub fn asker_script(text: &str) -> Option<&'static str> {
+    script_of(text, 3)
+}
+
+/// The most frequent non-Latin script of `text` if its letters, each syllable or ideograph
+/// counted `syllable_weight` times, outnumber the Latin ones.
+fn script_of(text: &str, syllable_weight: usize) -> Option<&'static str> {
     let mut latin = 0usize;
     let mut others: Vec<(&'static str, usize)> = Vec::new();
     for c in text.chars().filter(|c| c.is_alphabetic()) {
@@ -193,9 +209,10 @@ pub fn non_latin_script(text: &str) -> Option<&'static str> {
             '\u{0E00}'..='\u{0E7F}' => "Thai",
             _ => "a non-Latin script",
         };
+        let weight = if is_cjk(c) { syllable_weight } else { 1 };
         match others.iter_mut().find(|(name, _)| *name == script) {
-            Some((_, n)) => *n += 1,
-            None => others.push((script, 1)),
+            Some((_, n)) => *n += weight,
+            None => others.push((script, weight)),
         }
     }
     let foreign: usize = others.iter().map(|(_, n)| n).sum();
@@ -259,6 +276,16 @@ mod tests {
             Some("Chinese characters (Han)")
         );
         assert_eq!(non_latin_script("Сколько дней отпуска?"), Some("Cyrillic"));
+        // More Latin letters than Hangul, but Korean is what the asker writes in.
+        let mixed = "LibreOffice의 접근성 향상 도구";
+        assert_eq!(non_latin_script(mixed), None);
+        assert_eq!(asker_script(mixed), Some("Korean (Hangul)"));
+        assert_eq!(asker_script("EXIF 데이터"), Some("Korean (Hangul)"));
+        // A Korean word in an English sentence leaves it English.
+        assert_eq!(
+            asker_script("What does the 연차 policy say about carry-over?"),
+            None
+        );
         for latin in [
             "How many vacation days do I get?",
             "Wie viele Urlaubstage habe ich? Ça dépend.",
