@@ -150,20 +150,31 @@ fn korean(text: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_korean_question_gets_a_korean_answer_from_korean_or_english_pages() {
-    korean_answers(Workspace::multilingual()).await;
+    korean_answers(Workspace::multilingual(), &[]).await;
     // Out-of-corpus Korean questions are not asserted here: the multilingual model places them
     // as close to the pages as answerable ones, and some near the pages' topics are answered
     // (BENCHMARKS.md, ninth session).
 }
 
 /// The README's configuration, untouched: the English-only model with the question searched in
-/// English by its translation, the Korean page found by the question's words.
+/// English by its translation, the Korean page found by the question's words. Questions about
+/// what no page mentions are refused, although a page states the number the model answers with
+/// (the all-hands notes' "3,000 euros" and the core hours' "10:00" were shown as the parking
+/// fee and the gym's opening time before the support check held the page to the question).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_korean_question_gets_a_korean_answer_with_the_default_configuration() {
-    korean_answers(Workspace::new()).await;
+    korean_answers(
+        Workspace::new(),
+        &[
+            "회사 주차 요금은 얼마인가요?",
+            "사내 헬스장은 몇 시에 여나요?",
+        ],
+    )
+    .await;
 }
 
-async fn korean_answers(ws: Workspace) {
+/// Asks the Korean questions the sample documents answer, then `out_of_corpus` ones they do not.
+async fn korean_answers(ws: Workspace, out_of_corpus: &[&str]) {
     ws.with_default_chat_model();
     ws.index_samples();
     let server = ws.serve().await;
@@ -216,6 +227,19 @@ async fn korean_answers(ws: Workspace) {
             shown.text.split_whitespace().count() <= 96,
             "{question}: shown whole: {:?}",
             shown.text
+        );
+    }
+    for question in out_of_corpus {
+        let a = ask(&server, question).await.answer;
+        assert_ne!(
+            a.status,
+            pb::AnswerStatus::Answered as i32,
+            "{question}: answered {:?}",
+            a.text
+        );
+        assert!(
+            korean(&a.text) && a.citations.is_empty(),
+            "{question}: the refusal is not said in Korean: {a:?}"
         );
     }
     assert!(server.stop().success());

@@ -565,10 +565,13 @@ async fn follow_up_questions_are_rewritten_and_answered_from_the_documents() {
 
 /// `query.rewrite_follow_ups = false`: a follow-up costs no generation before retrieval. It is
 /// joined to the previous question, which finds the page, and nothing is rewritten (so nothing
-/// is kept to reuse when the turn is asked again, as a rewrite would be).
+/// is kept to reuse when the turn is asked again, as a rewrite would be); the model reads the
+/// earlier question as context and answers the follow-up.
 #[tokio::test]
 async fn follow_ups_are_joined_without_a_rewrite_when_rewrites_are_off() {
     let ws = Workspace::new();
+    // The model the answers are measured with (BENCHMARKS.md, eighteenth session).
+    ws.with_default_chat_model();
     // Every ask reaches the follow-up step: no answer is taken from the cache.
     ws.append_config("answer_cache = 0\nrewrite_follow_ups = false");
     ws.index_samples();
@@ -587,6 +590,25 @@ async fn follow_ups_are_joined_without_a_rewrite_when_rewrites_are_off() {
         assert!(answer_of(&events)["status"].is_string());
     }
     assert_eq!(rewrites_reused(&server), 0);
+    // The model is shown the earlier question as context and answers the follow-up: asked as
+    // one question, it answered for Paris.
+    let events = follow_up(
+        &server,
+        "What about London?",
+        &[(
+            "What is the hotel limit per night in Paris?",
+            "250 euros [1].",
+        )],
+    )
+    .await;
+    assert_eq!(events[0].data["by"], "joined", "{events:?}");
+    let answer = answer_of(&events);
+    assert_eq!(answer["status"], "answered", "{answer}");
+    let text = answer["text"].as_str().unwrap();
+    assert!(
+        text.contains("London") && text.contains("250") && !text.contains("Paris"),
+        "{answer}"
+    );
     // A follow-up that names its own subject is still searched as asked.
     let events = follow_up(
         &server,

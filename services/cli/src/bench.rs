@@ -81,7 +81,7 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         let hits = engine.retrieve(q, &retrieval).await?;
         retrieval_prompts.push(
             engine
-                .prompt(q, None, hits, args.max_tokens as usize, None)
+                .prompt(q, None, None, hits, args.max_tokens as usize, None)
                 .await,
         );
     }

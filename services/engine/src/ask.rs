@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
 
-use crate::conversation::{Rewrite, Turn};
+use crate::conversation::{Rewrite, RewriteBy, Turn};
 use crate::{CheckedAnswer, Engine, EngineError, Retrieval, Verdict, metrics};
 
 /// Room the prompt needs besides the answer: the smallest useful source plus the template.
@@ -147,6 +147,15 @@ impl Engine {
             )
         };
         let rewritten = started.elapsed();
+        // A follow-up joined to the question before it (no rewrite) is searched joined, and
+        // shown to the model as asked after the earlier question, labelled as context where
+        // the wording has such a label (`prompt::build`).
+        let earlier = rewrite
+            .as_ref()
+            .filter(|r| r.by == RewriteBy::Joined)
+            .and_then(|_| options.history.last())
+            .map(|turn| turn.question.clone());
+        let follow_up = question.to_owned();
         let question = rewrite
             .as_ref()
             .map_or_else(|| question.to_owned(), |r| r.question.clone());
@@ -181,7 +190,12 @@ impl Engine {
 
         let prompt = self
             .prompt(
-                &question,
+                if earlier.is_some() {
+                    &follow_up
+                } else {
+                    &question
+                },
+                earlier.as_deref(),
                 english.as_deref(),
                 hits,
                 options.max_tokens,
@@ -193,6 +207,7 @@ impl Engine {
         let mut events = self.generator.generate(request)?;
         let engine = self.clone();
         let question_asked = question.clone();
+        let searched_as = english;
         let generation = async move {
             let sources = prompt.sources;
             let shown: Vec<Hit> = sources.iter().map(|s| s.hit.clone()).collect();
@@ -225,7 +240,14 @@ impl Engine {
                             return; // nobody is left to read the checked answer
                         }
                         let answer = engine
-                            .finished(&question_asked, &text, &sources, &stats, timings, started)
+                            .finished(
+                                (&question_asked, searched_as.as_deref()),
+                                &text,
+                                &sources,
+                                &stats,
+                                timings,
+                                started,
+                            )
                             .await;
                         if let Some(key) = cache_key {
                             engine.answers.put(
@@ -256,10 +278,11 @@ impl Engine {
     }
 
     /// The checked answer of a finished generation: the support check's verdict, the citations
-    /// it kept as the sources they name, the counts and the timings.
+    /// it kept as the sources they name, the counts and the timings. The question comes with
+    /// the English it was searched in, if any.
     async fn finished(
         &self,
-        question: &str,
+        (question, translation): (&str, Option<&str>),
         text: &str,
         sources: &[crate::context::Source],
         stats: &rag_llm::Stats,
@@ -273,7 +296,9 @@ impl Engine {
         if stats.completion_tokens > 1 && generation > 0.0 {
             timings.tokens_per_second = (stats.completion_tokens - 1) as f64 / generation;
         }
-        let checked = self.check_answer(question, text, sources).await;
+        let checked = self
+            .check_answer(question, translation, text, sources)
+            .await;
         metrics::answered(checked.status);
         let citations = checked
             .citations

@@ -219,7 +219,7 @@ fn check(draft: &str, question: &str, previous: &str) -> Rewrite {
 }
 
 /// The previous question and the follow-up as one: every term the user wrote.
-fn joined(previous: &str, question: &str) -> Rewrite {
+pub(crate) fn joined(previous: &str, question: &str) -> Rewrite {
     Rewrite {
         question: format!("{} {}", previous.trim(), question.trim())
             .trim()

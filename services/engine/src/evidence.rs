@@ -150,16 +150,28 @@ impl Claims {
 
 /// Korean counters and the English unit a source in English states the same quantity with:
 /// against an English page "주 3일" (three days a week) must find "three days", not any 3.
-/// Counters not listed (만, 원, 회, ...) are held to their number alone there.
-const COUNTER_UNITS: &[(char, &str)] = &[
-    ('일', "day"),
-    ('주', "week"),
-    ('년', "year"),
-    ('분', "minute"),
-    ('자', "character"),
-    ('박', "night"),
-    ('유', "euro"),
+/// Counters of two syllables come first: "1시간" is an hour, not 1 and "시" (o'clock).
+/// Counters not listed (만, 원, 회, 시, ...) are held to their number alone there.
+const COUNTER_UNITS: &[(&str, &str)] = &[
+    ("시간", "hour"),
+    ("개월", "month"),
+    ("일", "day"),
+    ("주", "week"),
+    ("년", "year"),
+    ("분", "minute"),
+    ("자", "character"),
+    ("박", "night"),
+    ("유", "euro"),
 ];
+
+/// The English unit words of [`COUNTER_UNITS`] as terms ("day", "minut"): they say what a number
+/// counts, which the number check holds them to, not what a question is about.
+pub fn unit_terms() -> HashSet<String> {
+    COUNTER_UNITS
+        .iter()
+        .flat_map(|(_, unit)| alphabetic_terms(unit))
+        .collect()
+}
 
 /// Month names; a word of three letters or more that begins one ("feb", "sept") names it too.
 const MONTHS: [&str; 12] = [
@@ -259,11 +271,8 @@ impl Said {
         if self.text.chars().any(is_cjk) {
             return self.text.contains(counted);
         }
-        let counter = counted
-            .chars()
-            .last()
-            .expect("a counted number ends in its counter");
         let number = counted.trim_end_matches(|ch: char| !ch.is_ascii_digit());
+        let counter = &counted[number.len()..];
         let number = number.trim_start_matches('0');
         match COUNTER_UNITS.iter().find(|(k, _)| *k == counter) {
             Some((_, unit)) => self.quantities.contains(&format!("{number} {unit}")),
@@ -280,6 +289,15 @@ impl Said {
         // In an English source a counted number whose unit it would name ("1일" → "1 day")
         // must be stated with that unit.
         claims.counted.iter().all(|c| self.has_counted(c))
+    }
+
+    /// Share of `terms` found here, 0..=1 (0 when there are none).
+    pub fn share_of_terms(&self, terms: &HashSet<String>) -> f32 {
+        if terms.is_empty() {
+            return 0.0;
+        }
+        let found = terms.iter().filter(|t| self.has_term(t)).count();
+        found as f32 / terms.len() as f32
     }
 
     pub fn has_term(&self, term: &str) -> bool {
@@ -390,7 +408,8 @@ pub(crate) fn korean_stem(word: &str) -> &str {
 /// Digit runs directly followed by a CJK character, with that character.
 fn counted(text: &str) -> HashSet<String> {
     let chars: Vec<char> = text.chars().collect();
-    // (where the number starts, where its counter is, the counter) in order.
+    // (where the number starts, where its counter ends, the counter's first character) in
+    // order. A counter is one character, or two where two make one ("시간", "개월").
     let mut found: Vec<(usize, usize, char)> = Vec::new();
     for (i, c) in chars.iter().enumerate() {
         if is_cjk(*c) && i > 0 && chars[i - 1].is_ascii_digit() {
@@ -398,7 +417,10 @@ fn counted(text: &str) -> HashSet<String> {
                 .iter()
                 .rposition(|c| !c.is_ascii_digit())
                 .map_or(0, |p| p + 1);
-            found.push((start, i, *c));
+            let long = COUNTER_UNITS.iter().any(|(k, _)| {
+                k.chars().count() == 2 && chars[i..].iter().take(2).copied().eq(k.chars())
+            });
+            found.push((start, i + usize::from(long), *c));
         }
     }
     // "2027년 2월 15일" is a date, not a count of years and days: an English page writes it
@@ -496,7 +518,10 @@ mod tests {
         // One day is not once.
         assert!(!said.has_numbers(&Claims::of("주 1일까지 가능합니다.")));
         assert!(said.has_numbers(&Claims::of("검진은 연 1회입니다.")));
-        assert_eq!(counted("주 1일, 100만 원, 3 days"), set(&["1일", "100만"]));
+        assert_eq!(
+            counted("주 1일, 100만 원, 3 days, 2시간, 6개월, 10시"),
+            set(&["1일", "100만", "2시간", "6개월", "10시"])
+        );
     }
 
     #[test]
@@ -528,5 +553,13 @@ mod tests {
             set(&["25 day", "5 day", "14 character"])
         );
         assert!(Said::of("연차 휴가는 25일입니다.").is_cjk());
+        // Two-syllable counters: an hour and a month, not "1" and its first syllable.
+        let device = Said::of(
+            "A lost device must be reported within one hour. Passwords expire every 6 months.",
+        );
+        assert!(device.has_numbers(&Claims::of("분실은 1시간 안에 신고해야 합니다.")));
+        assert!(!device.has_numbers(&Claims::of("분실은 1개월 안에 신고해야 합니다.")));
+        assert!(device.has_numbers(&Claims::of("비밀번호는 6개월마다 만료됩니다.")));
+        assert!(!device.has_numbers(&Claims::of("비밀번호는 6시간마다 만료됩니다.")));
     }
 }

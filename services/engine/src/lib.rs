@@ -221,6 +221,7 @@ impl Engine {
     pub async fn prompt(
         &self,
         question: &str,
+        earlier: Option<&str>,
         english: Option<&str>,
         hits: Vec<Hit>,
         max_tokens: usize,
@@ -236,9 +237,12 @@ impl Engine {
         let count = move |s: &str| generator.count_tokens(s);
         let config = self.config();
         let sources = context::relevant(context::assemble(hits), config.source_margin);
+        // The pages were found by the follow-up joined to the question it follows: so are
+        // their sentences.
+        let searched = earlier.map(|earlier| conversation::joined(earlier, question).question);
         let sources = excerpt::excerpts(
             self.retriever.embedder(),
-            question,
+            searched.as_deref().unwrap_or(question),
             english,
             sources,
             excerpt::Caps {
@@ -252,7 +256,14 @@ impl Engine {
             deadline,
         )
         .await;
-        prompt::build(question, sources, budget, config.prompt_example, &count)
+        prompt::build(
+            question,
+            earlier,
+            sources,
+            budget,
+            config.prompt_example,
+            &count,
+        )
     }
 
     /// Checks a generated answer against the sources it was given: citations of sources that
@@ -262,6 +273,7 @@ impl Engine {
     pub async fn check_answer(
         &self,
         question: &str,
+        translation: Option<&str>,
         answer: &str,
         sources: &[context::Source],
     ) -> CheckedAnswer {
@@ -272,7 +284,17 @@ impl Engine {
             .iter()
             .map(|s| citations::check(s, sources.len()).0)
             .collect();
-        let embeddings = self.sentence_embeddings(&sentences).await;
+        // The translation the question was searched with is embedded with the sentences.
+        let mut texts = sentences.clone();
+        texts.extend(translation.map(str::to_owned));
+        let mut embeddings = self.sentence_embeddings(&texts).await;
+        let translated = translation.map(|text| (text, embeddings.pop().unwrap_or_default()));
+        let asked = support::Asked {
+            question,
+            translation: translated
+                .as_ref()
+                .map(|(text, embedding)| support::Translation { text, embedding }),
+        };
         let said: Vec<evidence::Said> = sources
             .iter()
             .map(|s| evidence::Said::of(&s.hit.payload.text))
@@ -286,7 +308,7 @@ impl Engine {
             support.min_cross_similarity = f32::MIN;
         }
         let mut sentences = support::check(
-            question,
+            &asked,
             &sentences,
             &cited,
             &embeddings,
