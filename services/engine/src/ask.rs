@@ -30,8 +30,9 @@ pub struct AskOptions {
     /// When the caller stops waiting (a gRPC deadline): generation ends then with
     /// [`rag_llm::LlmError::DeadlineExceeded`] and gives its sequence back.
     pub deadline: Option<Instant>,
-    /// The conversation so far, oldest turn first: the question is a follow-up to it and is
-    /// rewritten into a standalone question before retrieval. Empty: the question stands alone.
+    /// The conversation so far, oldest turn first: the question is a follow-up to it, made a
+    /// standalone question before retrieval (`Engine::standalone_question`). Empty: the
+    /// question stands alone.
     pub history: Vec<Turn>,
 }
 
@@ -150,11 +151,11 @@ impl Engine {
         // A follow-up joined to the question before it (no rewrite) is searched joined, and
         // shown to the model as asked after the earlier question, labelled as context where
         // the wording has such a label (`prompt::build`).
-        let earlier = rewrite
+        let earlier: Option<Turn> = rewrite
             .as_ref()
             .filter(|r| r.by == RewriteBy::Joined)
             .and_then(|_| options.history.last())
-            .map(|turn| turn.question.clone());
+            .cloned();
         let follow_up = question.to_owned();
         let question = rewrite
             .as_ref()
@@ -195,7 +196,7 @@ impl Engine {
                 } else {
                     &question
                 },
-                earlier.as_deref(),
+                earlier.as_ref().map(|turn| turn.question.as_str()),
                 english.as_deref(),
                 hits,
                 options.max_tokens,
@@ -241,7 +242,13 @@ impl Engine {
                         }
                         let answer = engine
                             .finished(
-                                (&question_asked, searched_as.as_deref()),
+                                Asked {
+                                    question: &question_asked,
+                                    translation: searched_as.as_deref(),
+                                    follow_up: earlier
+                                        .as_ref()
+                                        .map(|turn| (follow_up.as_str(), turn)),
+                                },
                                 &text,
                                 &sources,
                                 &stats,
@@ -279,10 +286,10 @@ impl Engine {
 
     /// The checked answer of a finished generation: the support check's verdict, the citations
     /// it kept as the sources they name, the counts and the timings. The question comes with
-    /// the English it was searched in, if any.
+    /// the English it was searched in, if any, and a follow-up joined to its earlier turn.
     async fn finished(
         &self,
-        (question, translation): (&str, Option<&str>),
+        asked: Asked<'_>,
         text: &str,
         sources: &[crate::context::Source],
         stats: &rag_llm::Stats,
@@ -297,7 +304,13 @@ impl Engine {
             timings.tokens_per_second = (stats.completion_tokens - 1) as f64 / generation;
         }
         let checked = self
-            .check_answer(question, translation, text, sources)
+            .check_answer(
+                asked.question,
+                asked.translation,
+                asked.follow_up,
+                text,
+                sources,
+            )
             .await;
         metrics::answered(checked.status);
         let citations = checked
@@ -326,6 +339,15 @@ impl Engine {
             timings,
         }
     }
+}
+
+/// What an answer is checked against: the question the model was given, the English it was
+/// searched in, and for a follow-up joined to the question before it, the follow-up as asked
+/// and that earlier turn.
+struct Asked<'a> {
+    question: &'a str,
+    translation: Option<&'a str>,
+    follow_up: Option<(&'a str, &'a Turn)>,
 }
 
 /// A cached answer as the events of a fresh one: its sources, its text in word pieces (as

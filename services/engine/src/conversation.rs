@@ -228,6 +228,34 @@ pub(crate) fn joined(previous: &str, question: &str) -> Rewrite {
     }
 }
 
+/// Whether an answer to a follow-up joined to its earlier question (no rewrite) speaks to the
+/// follow-up rather than only to the earlier question. Reading the two as one, the model answers
+/// the earlier question where the documents are silent on the follow-up ("a password must be
+/// at least 14 characters" to "and how often must it be changed?"), and the support check passes
+/// it: the sentence is the page's. Such an answer holds none of the follow-up's own terms (those
+/// the earlier question lacks) and no number the earlier turn did not say; a right one holds
+/// either ("London", "carried over", "20 working days"). A follow-up with no term of its own
+/// ("and where is it?") is not held to this.
+pub(crate) fn speaks_to(answer: &str, follow_up: &str, earlier: &Turn) -> bool {
+    let filler = filler_terms();
+    let before: HashSet<String> = rag_lexical::terms(&earlier.question)
+        .into_iter()
+        .chain(rag_lexical::terms(&earlier.answer))
+        .collect();
+    let earlier_question: HashSet<String> =
+        rag_lexical::terms(&earlier.question).into_iter().collect();
+    let own: HashSet<String> = rag_lexical::terms(&without_particles(follow_up))
+        .into_iter()
+        .filter(|t| !filler.contains(t) && !earlier_question.contains(t))
+        .collect();
+    if own.is_empty() {
+        return true;
+    }
+    let said = rag_lexical::terms(&crate::support::strip_citations(answer));
+    said.iter()
+        .any(|t| own.contains(t) || (t.chars().all(|c| c.is_ascii_digit()) && !before.contains(t)))
+}
+
 /// Words that point back into the conversation: a question holding one is not standalone.
 const REFERRING: &[&str] = &[
     "it", "its", "this", "that", "these", "those", "they", "them", "their", "there", "he", "she",
@@ -328,6 +356,65 @@ mod tests {
         ] {
             assert!(!stands_alone(question), "{question}");
         }
+    }
+
+    #[test]
+    fn an_answer_to_a_joined_follow_up_speaks_to_the_follow_up() {
+        let password = Turn {
+            question: "How long must a password be?".into(),
+            answer: "Passwords must be at least 14 characters long [1].".into(),
+        };
+        let follow_up = "And how often must it be changed?";
+        // The earlier question answered again, in other words: nothing about changing it.
+        assert!(!speaks_to(
+            "According to [1], a password must be at least 14 characters long and unique to each service.",
+            follow_up,
+            &password
+        ));
+        assert!(speaks_to(
+            "Passwords must be changed every 90 days [1].",
+            follow_up,
+            &password
+        ));
+        // A number the earlier turn did not say answers, whatever the words.
+        let remote = Turn {
+            question: "How many days per week can I work remotely?".into(),
+            answer: "Up to three days per week [1].".into(),
+        };
+        assert!(speaks_to(
+            "Working from another country is allowed for up to 20 working days per year [1].",
+            "And from abroad?",
+            &remote
+        ));
+        assert!(!speaks_to(
+            "Employees may work remotely for up to three days per week [1].",
+            "And from abroad?",
+            &remote
+        ));
+        // No term of its own: nothing to hold the answer to.
+        let busan = Turn {
+            question: "When does the new office in Busan open?".into(),
+            answer: "In February 2027 [1].".into(),
+        };
+        assert!(speaks_to(
+            "It opens in February 2027 [1].",
+            "And where is it?",
+            &busan
+        ));
+        let checkup = Turn {
+            question: "건강검진은 회사 비용으로 받을 수 있나요?".into(),
+            answer: "네, 직원은 매년 건강검진을 받을 수 있습니다 [1].".into(),
+        };
+        assert!(speaks_to(
+            "배우자도 2년마다 받을 수 있습니다 [1].",
+            "배우자는요?",
+            &checkup
+        ));
+        assert!(!speaks_to(
+            "직원은 매년 건강검진을 받을 수 있습니다 [1].",
+            "배우자는요?",
+            &checkup
+        ));
     }
 
     #[test]

@@ -268,12 +268,15 @@ impl Engine {
 
     /// Checks a generated answer against the sources it was given: citations of sources that
     /// were not given are removed and reported, each sentence is checked for support, and an
-    /// answer none of whose sentences is supported is withheld.
+    /// answer none of whose sentences is supported is withheld. A follow-up joined to its
+    /// earlier turn (no rewrite) comes with that turn: an answer that only answers the earlier
+    /// question is withheld too.
     #[tracing::instrument(name = "check", skip_all)]
     pub async fn check_answer(
         &self,
         question: &str,
         translation: Option<&str>,
+        follow_up: Option<(&str, &Turn)>,
         answer: &str,
         sources: &[context::Source],
     ) -> CheckedAnswer {
@@ -323,6 +326,14 @@ impl Engine {
             Verdict::NotFound
         } else if let Some(why) = degenerate {
             tracing::info!(why, "answer withheld as degenerate");
+            Verdict::Unsupported
+        } else if let Some((follow_up, earlier)) = follow_up
+            && !conversation::speaks_to(&text, follow_up, earlier)
+        {
+            tracing::info!(
+                follow_up,
+                "answer withheld: it answers the earlier question"
+            );
             Verdict::Unsupported
         } else if sentences.iter().any(|s| s.supported_by.is_some()) {
             Verdict::Answered

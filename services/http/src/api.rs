@@ -44,8 +44,8 @@ pub struct Turn {
 #[serde(deny_unknown_fields)]
 pub struct AskRequest {
     pub question: String,
-    /// The conversation so far, oldest first (at most 20 turns): the question is a follow-up
-    /// and is rewritten into a standalone question before retrieval.
+    /// The conversation so far, oldest first (at most 20 turns): the question is a follow-up,
+    /// searched joined to the previous question (or rewritten: `query.rewrite_follow_ups`).
     #[serde(default)]
     pub history: Vec<Turn>,
     #[serde(default)]

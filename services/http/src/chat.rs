@@ -2,7 +2,7 @@
 //! `GET /v1/models`, so that OpenAI SDKs and chat front ends plug in unchanged.
 //!
 //! The last user message is the question; the user/assistant messages before it are the
-//! conversation, so a follow-up is rewritten as in `/v1/ask`. System messages are ignored: the
+//! conversation, so a follow-up is read with it as in `/v1/ask`. System messages are ignored: the
 //! grounding prompt is the service's. What OpenAI has no field for (the rewrite, the sources, the
 //! per-sentence verdicts) travels in an extra `rag` field that OpenAI clients ignore.
 
