@@ -8,6 +8,7 @@
 
 use rag_lexical::is_cjk;
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -101,6 +102,18 @@ const NO_CLAIM_TERMS: &[&str] = &[
     "accord", "state", "mention", "sourc", "not", "no", "yes", "may", "must", "should", "would",
     "could", "might", "also", "onli", "all", "ani", "each", "everi", "per", "than", "then", "but",
     "so", "up", "more", "most", "other", "after", "befor", "get",
+    // Pointers to a source: "Instructions for X are described in [2]", "see [1]".
+    "describ", "explain", "refer", "see", "provid", "instruct", "inform", "detail",
+];
+
+/// Korean words that point to a source or carry the sentence's grammar rather than a claim,
+/// matched at the word's start whatever its ending: "…는 [2]에서 설명되어 있습니다" (is described
+/// in [2]), "…를 참조하십시오" (see …), "…은 가능합니다" (can be done), "…과 같습니다" (is as …).
+/// A particle left alone once a citation is taken out ("[2]에서" → "에서") is none either.
+const NO_CLAIM_WORDS: &[&str] = &[
+    "설명", "참조", "참고", "제공", "안내", "나와", "나옵", "있습", "있으", "있는", "있다", "가능",
+    "방법", "내용", "다음", "됩니", "합니", "입니", "하십", "하세", "자세", "정보", "같습", "같은",
+    "것",
 ];
 
 /// The evidence a sentence offers for checking.
@@ -122,9 +135,14 @@ impl Claims {
         let text = normalise(sentence);
         let mut terms = alphabetic_terms(&text);
         terms.retain(|t| !NO_CLAIM_TERMS.contains(&t.as_str()));
+        let mut words = cjk_words(&text);
+        words.retain(|w| {
+            !NO_CLAIM_WORDS.iter().any(|p| w.starts_with(p))
+                && !KOREAN_SUFFIXES.contains(&w.as_str())
+        });
         Self {
             terms,
-            words: cjk_words(&text),
+            words,
             numbers: digits(&text),
             counted: counted(&text),
         }
@@ -166,12 +184,12 @@ const COUNTER_UNITS: &[(&str, &str)] = &[
 
 /// The English unit words of [`COUNTER_UNITS`] as terms ("day", "minut"): they say what a number
 /// counts, which the number check holds them to, not what a question is about.
-pub fn unit_terms() -> HashSet<String> {
+pub static UNIT_TERMS: LazyLock<HashSet<String>> = LazyLock::new(|| {
     COUNTER_UNITS
         .iter()
         .flat_map(|(_, unit)| alphabetic_terms(unit))
         .collect()
-}
+});
 
 /// Month names; a word of three letters or more that begins one ("feb", "sept") names it too.
 const MONTHS: [&str; 12] = [

@@ -185,7 +185,7 @@ impl Engine {
             None,
         ));
         if self.config().translation.enabled {
-            requests.push(side_request(translate::INSTRUCTION, ".".into(), 1, None));
+            requests.push(side_request(&translate::INSTRUCTION, ".".into(), 1, None));
         }
         // One after another: the prompts are read one at a time anyway.
         for request in requests {

@@ -182,7 +182,7 @@ pub fn check(
     // Not the units: "How many hours does a teenager sleep?" is not about hours, and a page
     // that counts hours is no answer to it.
     let subject = translation.map(|t| {
-        let units = evidence::unit_terms();
+        let units = &*evidence::UNIT_TERMS;
         let mut terms = Claims::of(t.text).terms;
         terms.retain(|t| !QUESTION_TERMS.contains(&t.as_str()) && !units.contains(t));
         terms
@@ -203,7 +203,13 @@ pub fn check(
             // "1.", "Yes [1]." and the like say too little to be checked, so they support
             // nothing: an answer made only of them is refused. A number counts as a word: a
             // short Korean answer ("연차는 25일입니다") is one word and the number it states.
-            let checkable = claims.len() + claims.numbers.len() >= MIN_TERMS;
+            // A sentence that only restates its question, or points to a source for it
+            // ("차트 축 편집은 [1]에서 설명되어 있습니다"), claims nothing either: its likeness to the
+            // page is the question's, which is how the page was found, not evidence that the
+            // page answers it (the wrong page cited so was a third of the wrong answers of the
+            // LibreOffice Korean set).
+            let says_something = added.len() + added.numbers.len() + added.counted.len() > 0;
+            let checkable = says_something && claims.len() + claims.numbers.len() >= MIN_TERMS;
             // Written in Korean (CJK), Latin-script names in it or not ("KTX 요금은 250
             // euros입니다"): against a page in another script, its own words are not shared.
             let cjk_sentence = claims.words.len() > claims.terms.len()
@@ -445,6 +451,57 @@ mod tests {
             &config,
         );
         assert_eq!(short[0].supported_by, None, "too short to check: {short:?}");
+    }
+
+    #[test]
+    fn an_answer_that_only_points_to_a_source_claims_nothing() {
+        // The page found for the question, as alike to the sentence as the question is.
+        let page = "차트 축을 편집하려면 차트를 두 번 클릭한 다음 축을 선택합니다.";
+        let sources = [source(page, vec![1.0, 0.0])];
+        let near = [vec![1.0, 0.0]];
+        let config = SupportConfig::default();
+        let check_one = |question: &str, sentence: &str| {
+            check(
+                &Asked::new(question),
+                &[sentence.to_owned()],
+                &[vec![1]],
+                &near,
+                &sources,
+                &[Said::of(page)],
+                &config,
+            )[0]
+            .supported_by
+        };
+        assert_eq!(
+            check_one("차트 축 편집", "차트 축 편집은 [1]에서 설명되어 있습니다."),
+            None
+        );
+        assert_eq!(
+            check_one("차트 축 편집", "[1] 차트 축 편집을 참조하십시오."),
+            None
+        );
+        assert_eq!(
+            check_one(
+                "차트 축 편집",
+                "차트 축 편집은 [1]에서 설명한 것과 같습니다."
+            ),
+            None
+        );
+        assert_eq!(
+            check_one(
+                "How do I edit a chart axis?",
+                "Instructions to edit a chart axis are described in [1]."
+            ),
+            None
+        );
+        // What it adds to the question is the answer, and the page's.
+        assert_eq!(
+            check_one(
+                "차트 축 편집",
+                "차트를 두 번 클릭한 다음 축을 선택합니다 [1]."
+            ),
+            Some(1)
+        );
     }
 
     #[test]

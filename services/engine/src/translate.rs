@@ -7,6 +7,8 @@
 //! the question and its translation are then searched and their rankings fused, so Korean
 //! documents are still found by the Korean question and English ones by the English question.
 
+use std::sync::LazyLock;
+
 use rag_store::Hit;
 use serde::{Deserialize, Serialize};
 
@@ -40,16 +42,37 @@ impl Default for TranslationConfig {
 /// A translated question is about as long as the question; longer is the model answering.
 const TRANSLATION_TOKENS: usize = 64;
 
-/// The instruction and one worked example. Told only "translate this text", the default model
-/// answered every third Korean question instead ("호주의 수도는 어디인가요?" became "The capital
-/// of the Kingdom of Saudi Arabia is Riyadh.") and turned words into others ("경비 청구" into a
-/// police report); shown a question translated as a question, it keeps to the task
+/// The worked example of [`INSTRUCTION`]: a question and its English.
+const EXAMPLE: (&str, &str) = (
+    "연차 휴가는 며칠 받을 수 있나요?",
+    "How many days of annual leave can I take?",
+);
+
+/// The instruction and one worked example ([`EXAMPLE`]). Told only "translate this text", the
+/// default model answered every third Korean question instead ("호주의 수도는 어디인가요?" became
+/// "The capital of the Kingdom of Saudi Arabia is Riyadh.") and turned words into others ("경비
+/// 청구" into a police report); shown a question translated as a question, it keeps to the task
 /// (BENCHMARKS.md, twelfth session). They go in the system turn, the same for every
 /// translation, so the scheduler reads them once.
-pub(crate) const INSTRUCTION: &str = "Translate the question into English. Do not answer it: reply with the \
-                           English question only.\n\n\
-                           Question: 연차 휴가는 며칠 받을 수 있나요?\n\
-                           English: How many days of annual leave can I take?";
+pub(crate) static INSTRUCTION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "Translate the question into English. Do not answer it: reply with the English question \
+         only.\n\nQuestion: {}\nEnglish: {}",
+        EXAMPLE.0, EXAMPLE.1
+    )
+});
+
+/// Openings of a reply that is no translation: the model declining, asking for the text, or
+/// talking about the task ("To translate the question … I would say:").
+const NOT_A_TRANSLATION: &[&str] = &[
+    "i'm sorry",
+    "i am sorry",
+    "sorry",
+    "i cannot",
+    "i can't",
+    "please provide",
+    "to translate",
+];
 
 impl Engine {
     /// The best chunks for `query` and, when it is written in a non-Latin script and
@@ -135,7 +158,7 @@ impl Engine {
     ) -> Result<Option<String>, EngineError> {
         let user = format!("Question: {question}\nEnglish:");
         let text = self
-            .reply(INSTRUCTION, user, TRANSLATION_TOKENS, deadline)
+            .reply(&INSTRUCTION, user, TRANSLATION_TOKENS, deadline)
             .await?;
         let english = check(&text, question);
         if english.is_none() {
@@ -146,20 +169,40 @@ impl Engine {
 }
 
 /// The model's reply as an English question: its first non-empty line without a label, in
-/// Latin script, and not much longer than the question.
+/// Latin script, and not much longer than the question. Not a refusal or a remark on the task,
+/// and not the worked example's English given back for another question: a title the model
+/// could not read ("줄 바꿈 제거") came back as "How many days of annual leave can I take?", which
+/// searched a company's leave policy for it (BENCHMARKS.md, nineteenth session).
 fn check(reply: &str, question: &str) -> Option<String> {
     let line = reply.lines().map(str::trim).find(|l| !l.is_empty())?;
-    let line = line
-        .strip_prefix("English:")
+    let line = ["English:", "Question:", "Text:"]
+        .iter()
+        .find_map(|label| line.strip_prefix(label))
         .unwrap_or(line)
         .trim()
         .trim_matches('"');
+    let lower = line.to_lowercase();
+    if NOT_A_TRANSLATION.iter().any(|o| lower.starts_with(o))
+        || (line == EXAMPLE.1 && !like_the_example(question))
+    {
+        return None;
+    }
     let words = line.split_whitespace().count();
     // "To change it, use the following:" is the model starting an answer.
     let bounded = words > 0
         && !line.ends_with(':')
         && line.chars().count() <= 3 * question.chars().count() + 40;
     (bounded && rag_lexical::non_latin_script(line).is_none()).then(|| line.to_owned())
+}
+
+/// Whether `question` is mostly the worked example's words ("연차는 며칠 받나요?"), so that the
+/// example's English may be its translation.
+fn like_the_example(question: &str) -> bool {
+    let example: std::collections::HashSet<String> =
+        rag_lexical::terms(EXAMPLE.0).into_iter().collect();
+    let terms = rag_lexical::terms(question);
+    let shared = terms.iter().filter(|t| example.contains(*t)).count();
+    !terms.is_empty() && 2 * shared >= terms.len()
 }
 
 /// Whether most of the question's own hits are written in its script: the documents answer in
@@ -195,6 +238,28 @@ mod tests {
         assert_eq!(check("  \n", "질문"), None);
         let rambling = "Sure! ".repeat(40);
         assert_eq!(check(&rambling, "짧은 질문"), None);
+        // Replies seen from the default model that are no translation of the question.
+        for reply in [
+            "How many days of annual leave can I take?",
+            "I'm sorry, but I cannot assist with that request.",
+            "Please provide the text you would like to input.",
+            "To translate the question \"색 골라내기로 색상 바꾸기\" into English, I would say:",
+        ] {
+            assert_eq!(check(reply, "줄 바꿈 제거"), None, "{reply}");
+        }
+        // The example's English is the translation of a question like the example's.
+        for question in [EXAMPLE.0, "연차는 며칠 받나요?"] {
+            assert_eq!(
+                check(EXAMPLE.1, question).as_deref(),
+                Some(EXAMPLE.1),
+                "{question}"
+            );
+        }
+        assert_eq!(check(EXAMPLE.1, "휴가 신청은 어떻게 하나요?"), None);
+        assert_eq!(
+            check("Text: Setting the page border", "페이지 테두리 지정").as_deref(),
+            Some("Setting the page border")
+        );
     }
 
     #[test]

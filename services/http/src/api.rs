@@ -178,9 +178,10 @@ pub fn sources(sources: Vec<api::Source>) -> Vec<Source> {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RewriteEvent {
     pub question: String,
-    /// "model" (the chat model's rewrite), "joined" (the previous question and the follow-up,
-    /// when the model's rewrite lost the follow-up's terms) or "as_asked" (the follow-up names
-    /// its subject and points nowhere back: searched as asked, no rewrite made).
+    /// "joined" (the previous question and the follow-up: the default, or a model's rewrite
+    /// that lost the follow-up's terms), "model" (the chat model's rewrite, with
+    /// `query.rewrite_follow_ups`) or "as_asked" (the follow-up names its subject and points
+    /// nowhere back: searched as asked).
     pub by: String,
 }
 
