@@ -102,19 +102,31 @@ const NO_CLAIM_TERMS: &[&str] = &[
     "accord", "state", "mention", "sourc", "not", "no", "yes", "may", "must", "should", "would",
     "could", "might", "also", "onli", "all", "ani", "each", "everi", "per", "than", "then", "but",
     "so", "up", "more", "most", "other", "after", "befor", "get",
-    // Pointers to a source: "Instructions for X are described in [2]", "see [1]".
+];
+
+/// Stems that point to a source instead of saying what it says: "Instructions for X are
+/// described in [2]", "see [1]". No claim either; a sentence holding one is a pointer.
+const POINTER_TERMS: &[&str] = &[
     "describ", "explain", "refer", "see", "provid", "instruct", "inform", "detail",
 ];
 
-/// Korean words that point to a source or carry the sentence's grammar rather than a claim,
-/// matched at the word's start whatever its ending: "…는 [2]에서 설명되어 있습니다" (is described
-/// in [2]), "…를 참조하십시오" (see …), "…은 가능합니다" (can be done), "…과 같습니다" (is as …).
-/// A particle left alone once a citation is taken out ("[2]에서" → "에서") is none either.
-const NO_CLAIM_WORDS: &[&str] = &[
-    "설명", "참조", "참고", "제공", "안내", "나와", "나옵", "있습", "있으", "있는", "있다", "가능",
-    "방법", "내용", "다음", "됩니", "합니", "입니", "하십", "하세", "자세", "정보", "같습", "같은",
-    "것",
+/// Korean words that point to a source, matched at the word's start whatever its ending:
+/// "…는 [2]에서 설명되어 있습니다" (is described in [2]), "…를 참조하십시오" (see …).
+const POINTER_WORDS: &[&str] = &["설명", "참조", "참고", "제공", "안내", "나와", "나옵"];
+
+/// Korean words that carry a sentence's grammar rather than a claim, at the word's start:
+/// "…은 가능합니다" (can be done), "…과 같습니다" (is as …), "있습니다". A yes to a yes/no
+/// question is made of them ("건강검진은 회사 비용으로 받을 수 있습니다"), so they still count as
+/// its words; only in a pointer sentence do they count for nothing.
+const GRAMMAR_WORDS: &[&str] = &[
+    "있습", "있으", "있는", "있다", "가능", "방법", "내용", "다음", "됩니", "합니", "입니", "하십",
+    "하세", "자세", "정보", "같습", "같은", "것",
 ];
+
+/// Whether a Korean word (of [`Claims::words`]) is grammar, not a claim ([`GRAMMAR_WORDS`]).
+pub fn is_grammar(word: &str) -> bool {
+    GRAMMAR_WORDS.iter().any(|p| word.starts_with(p))
+}
 
 /// The evidence a sentence offers for checking.
 #[derive(Debug, Default, PartialEq)]
@@ -128,6 +140,9 @@ pub struct Claims {
     /// Numbers with the CJK counter written right after them ("1일", "100만"): "1일" (one day)
     /// is not "1회" (once) nor "1만" (ten thousand).
     pub counted: HashSet<String>,
+    /// It points to a source ("described in [2]", "[1]을 참조하십시오"); the pointer words are
+    /// not among its terms and words.
+    pub points: bool,
 }
 
 impl Claims {
@@ -136,11 +151,13 @@ impl Claims {
         let mut terms = alphabetic_terms(&text);
         terms.retain(|t| !NO_CLAIM_TERMS.contains(&t.as_str()));
         let mut words = cjk_words(&text);
-        words.retain(|w| {
-            !NO_CLAIM_WORDS.iter().any(|p| w.starts_with(p))
-                && !KOREAN_SUFFIXES.contains(&w.as_str())
-        });
+        // A particle left alone once a citation is taken out ("[2]에서" → "에서") is no word.
+        words.retain(|w| !KOREAN_SUFFIXES.contains(&w.as_str()));
+        let (before_terms, before_words) = (terms.len(), words.len());
+        terms.retain(|t| !POINTER_TERMS.contains(&t.as_str()));
+        words.retain(|w| !POINTER_WORDS.iter().any(|p| w.starts_with(p)));
         Self {
+            points: terms.len() < before_terms || words.len() < before_words,
             terms,
             words,
             numbers: digits(&text),
@@ -157,6 +174,7 @@ impl Claims {
             words: self.words.difference(&asked.words).cloned().collect(),
             numbers: self.numbers.difference(&asked.numbers).cloned().collect(),
             counted: self.counted.difference(&asked.counted).cloned().collect(),
+            points: self.points,
         }
     }
 

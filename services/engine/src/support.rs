@@ -203,12 +203,17 @@ pub fn check(
             // "1.", "Yes [1]." and the like say too little to be checked, so they support
             // nothing: an answer made only of them is refused. A number counts as a word: a
             // short Korean answer ("연차는 25일입니다") is one word and the number it states.
-            // A sentence that only restates its question, or points to a source for it
-            // ("차트 축 편집은 [1]에서 설명되어 있습니다"), claims nothing either: its likeness to the
-            // page is the question's, which is how the page was found, not evidence that the
-            // page answers it (the wrong page cited so was a third of the wrong answers of the
-            // LibreOffice Korean set).
-            let says_something = added.len() + added.numbers.len() + added.counted.len() > 0;
+            // A sentence that points to a source for its question and adds nothing else but
+            // grammar ("차트 축 편집은 [1]에서 설명되어 있습니다", "see [1]"), or adds nothing at
+            // all, claims nothing either: its likeness to the page is the question's, which is
+            // how the page was found, not evidence that the page answers it (the wrong page
+            // cited so was a third of the wrong answers of the LibreOffice Korean set). A yes
+            // to a yes/no question ("… 받을 수 있습니다") points nowhere and is checked as any.
+            let only_grammar = added.terms.is_empty()
+                && added.numbers.is_empty()
+                && added.counted.is_empty()
+                && added.words.iter().all(|w| evidence::is_grammar(w));
+            let says_something = !(only_grammar && (claims.points || added.len() == 0));
             let checkable = says_something && claims.len() + claims.numbers.len() >= MIN_TERMS;
             // Written in Korean (CJK), Latin-script names in it or not ("KTX 요금은 250
             // euros입니다"): against a page in another script, its own words are not shared.
@@ -499,6 +504,14 @@ mod tests {
             check_one(
                 "차트 축 편집",
                 "차트를 두 번 클릭한 다음 축을 선택합니다 [1]."
+            ),
+            Some(1)
+        );
+        // A yes to a yes/no question restates it, and points nowhere: checked as before.
+        assert_eq!(
+            check_one(
+                "차트 축을 편집할 수 있나요?",
+                "차트 축을 편집할 수 있습니다 [1]."
             ),
             Some(1)
         );
