@@ -62,8 +62,15 @@ const FILLER: &[&str] = &[
     "us", "we",
 ];
 
-fn filler_terms() -> HashSet<String> {
-    FILLER.iter().flat_map(|w| rag_lexical::terms(w)).collect()
+/// The terms of a question that name something: its words without Korean particles, the
+/// fillers aside. What a follow-up stands on, what a rewrite must keep and what an answer to a
+/// joined follow-up must speak to.
+fn subject_terms(question: &str) -> Vec<String> {
+    let filler: HashSet<String> = FILLER.iter().flat_map(|w| rag_lexical::terms(w)).collect();
+    rag_lexical::terms(&without_particles(question))
+        .into_iter()
+        .filter(|t| !filler.contains(t))
+        .collect()
 }
 
 /// Rewrites kept for conversation turns asked again (a retry, a regenerated answer).
@@ -165,11 +172,7 @@ fn stands_alone(question: &str) -> bool {
     if refers_back(question) || question.chars().any(rag_lexical::is_cjk) {
         return false;
     }
-    let filler = filler_terms();
-    let subject: HashSet<String> = rag_lexical::terms(question)
-        .into_iter()
-        .filter(|t| !filler.contains(t))
-        .collect();
+    let subject: HashSet<String> = subject_terms(question).into_iter().collect();
     subject.len() >= STANDALONE_TERMS
 }
 
@@ -187,11 +190,7 @@ fn check(draft: &str, question: &str, previous: &str) -> Rewrite {
     let line_terms = rag_lexical::terms(line);
     let kept = {
         let have: HashSet<&String> = line_terms.iter().collect();
-        let filler = filler_terms();
-        let wanted: Vec<String> = rag_lexical::terms(&without_particles(question))
-            .into_iter()
-            .filter(|t| !filler.contains(t))
-            .collect();
+        let wanted = subject_terms(question);
         let found = wanted.iter().filter(|t| have.contains(t)).count();
         // Most, not all: a rewrite may drop a word the follow-up needed only in context.
         wanted.is_empty() || found as f32 >= KEPT_SHARE * wanted.len() as f32
@@ -237,20 +236,19 @@ pub(crate) fn joined(previous: &str, question: &str) -> Rewrite {
 /// either ("London", "carried over", "20 working days"). A follow-up with no term of its own
 /// ("and where is it?") is not held to this.
 pub(crate) fn speaks_to(answer: &str, follow_up: &str, earlier: &Turn) -> bool {
-    let filler = filler_terms();
-    let before: HashSet<String> = rag_lexical::terms(&earlier.question)
-        .into_iter()
-        .chain(rag_lexical::terms(&earlier.answer))
-        .collect();
     let earlier_question: HashSet<String> =
         rag_lexical::terms(&earlier.question).into_iter().collect();
-    let own: HashSet<String> = rag_lexical::terms(&without_particles(follow_up))
+    let own: HashSet<String> = subject_terms(follow_up)
         .into_iter()
-        .filter(|t| !filler.contains(t) && !earlier_question.contains(t))
+        .filter(|t| !earlier_question.contains(t))
         .collect();
     if own.is_empty() {
         return true;
     }
+    let before: HashSet<String> = earlier_question
+        .into_iter()
+        .chain(rag_lexical::terms(&earlier.answer))
+        .collect();
     let said = rag_lexical::terms(&crate::support::strip_citations(answer));
     said.iter()
         .any(|t| own.contains(t) || (t.chars().all(|c| c.is_ascii_digit()) && !before.contains(t)))
