@@ -6,7 +6,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends cmake libclang-
 WORKDIR /src
 COPY . .
 # Portable: llama.cpp's AVX2 baseline, not scripts/cpu-flags.sh's kernels for the build host's CPU
-# (an image runs wherever it is pulled).
+# (an image runs wherever it is pulled). Without llama.cpp's tinyBLAS kernels, as there (see
+# scripts/cpu-flags.sh): an answer's tokens are computed the same whatever the batch.
+ENV GGML_LLAMAFILE=OFF
 RUN ./scripts/patch-qdrant-edge.sh && cargo build --release --locked --bin rag
 
 # The query service with llama.cpp's CUDA backend (compose profile `gpu`): the same script as by

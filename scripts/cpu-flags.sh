@@ -20,6 +20,12 @@ if [ "${RAG_PORTABLE_BUILD:-0}" != 1 ] && [ "$(uname -m)" = x86_64 ] && [ -r /pr
   unset -f _rag_has
   unset _rag_cpu_flags
 fi
+# llama.cpp's tinyBLAS (llamafile) kernels take over a matrix product only from two rows up
+# ("only enable sgemm for prompt processing"), summing in another order than the one-row path:
+# the attention of an answer's one new token and of several of its tokens at once would differ,
+# and a speculative step (the token and the draft's proposals) would not give the tokens one
+# step at a time gives. Off, every row takes the same path whatever the batch.
+export GGML_LLAMAFILE=OFF
 # llama-cpp-sys-2's build script registers only the GGML_* variables set when it ran, so a
 # target directory built without (or with other) flags would keep its llama.cpp: rebuild it once
 # when they change.

@@ -97,6 +97,14 @@ pub fn describe() {
     );
     metrics::describe_gauge!(rag_llm::QUEUE_DEPTH, "Answers waiting for the model");
     metrics::describe_gauge!(rag_llm::ACTIVE_GENERATIONS, "Answers being generated");
+    metrics::describe_counter!(
+        rag_llm::DRAFT_PROPOSED,
+        "Tokens proposed by the draft model (speculative decoding)"
+    );
+    metrics::describe_counter!(
+        rag_llm::DRAFT_ACCEPTED,
+        "Draft tokens the chat model picked itself"
+    );
 }
 
 pub(crate) fn rewritten(by: crate::RewriteBy, took: Duration) {

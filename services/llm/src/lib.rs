@@ -7,6 +7,7 @@
 //! Dropping the receiver (a client that went away) or passing the request's deadline ends that
 //! answer at the next step and frees its share of the context at once.
 
+mod draft;
 pub mod raw;
 mod scheduler;
 
@@ -56,11 +57,34 @@ pub struct LlmConfig {
     pub cache_type_k: KvType,
     /// How it stores values; anything but `f16` needs `flash_attention` (llama.cpp's rule).
     pub cache_type_v: KvType,
+    /// Speculative decoding: `draft_tokens` tokens of each greedy answer are proposed, and the
+    /// answering model checks them all in one decode. Greedy answers stay the answering model's
+    /// own; what changes is how many tokens a decode yields. Off by default: on two cores both
+    /// ways of proposing lose (BENCHMARKS.md, "Speculative decoding").
+    pub speculative: Speculative,
+    /// The draft model of `speculative = "draft_model"`: a smaller model with the same
+    /// vocabulary (Qwen2.5-Coder-0.5B for the 1.5B).
+    pub draft_model_file: Option<PathBuf>,
+    /// Tokens proposed per answer and step.
+    pub draft_tokens: usize,
     /// Every generation runs to its `max_tokens` (end-of-generation tokens are sampled past), as
     /// llama-server's `--ignore-eos`: for measuring decoding and load with answers of one length
     /// whatever the model, and for tests of long answers. Never for users: the text after the
     /// model's end is noise.
     pub ignore_eos: bool,
+}
+
+/// Where the proposals of speculative decoding come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Speculative {
+    #[default]
+    Off,
+    /// The tokens that followed the answer's last few tokens where they last occurred in the
+    /// prompt or the answer: free to make, right where an answer quotes its sources.
+    PromptLookup,
+    /// A smaller model's greedy continuation (`draft_model_file`).
+    DraftModel,
 }
 
 /// Element type of the KV cache (llama.cpp's `--cache-type-k/-v`).
@@ -102,6 +126,9 @@ impl Default for LlmConfig {
             flash_attention: false,
             cache_type_k: KvType::Q8_0,
             cache_type_v: KvType::F16,
+            speculative: Speculative::Off,
+            draft_model_file: None,
+            draft_tokens: 4,
             ignore_eos: false,
         }
     }
@@ -172,6 +199,10 @@ pub struct Stats {
     pub generation: Duration,
     /// Time spent waiting for a free sequence.
     pub queued: Duration,
+    /// Tokens proposed for this answer by speculative decoding (0 when off).
+    pub draft_proposed: usize,
+    /// Of those, the tokens the answering model picked itself.
+    pub draft_accepted: usize,
 }
 
 #[derive(Debug)]
@@ -185,6 +216,15 @@ pub enum Event {
 pub const QUEUE_DEPTH: &str = "rag_generation_queue_depth";
 /// Prometheus gauge: answers being generated right now.
 pub const ACTIVE_GENERATIONS: &str = "rag_generations_active";
+/// Prometheus counter: tokens proposed by speculative decoding.
+pub const DRAFT_PROPOSED: &str = "rag_draft_tokens_proposed_total";
+/// Prometheus counter: proposed tokens the answering model picked itself.
+pub const DRAFT_ACCEPTED: &str = "rag_draft_tokens_accepted_total";
+
+/// The repetition penalty of every answer's sampler (and of the draft's picks): small models
+/// otherwise loop on a sentence until max_tokens.
+pub(crate) const PENALTY_LAST_N: usize = 64;
+pub(crate) const PENALTY_REPEAT: f32 = 1.15;
 
 pub struct Generator {
     model: Arc<LlamaModel>,
@@ -201,18 +241,38 @@ pub struct Generator {
 impl Generator {
     /// Loads the model and starts the scheduler thread. Returns once the context is ready.
     pub fn start(config: &LlmConfig) -> Result<Self, LlmError> {
+        Self::start_with(config, |_| {})
+    }
+
+    /// [`Generator::start`] with the context layout adjusted: tests reach the scheduler's
+    /// internals this way.
+    fn start_with(
+        config: &LlmConfig,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Result<Self, LlmError> {
         let load_err = |reason: String| LlmError::Load {
             path: config.model_file.clone(),
             reason,
         };
-        let loaded = load(config)?;
+        let mut loaded = load(config)?;
+        adjust(&mut loaded.settings);
+        let draft = load_draft(config, &loaded)?;
         let (jobs, receiver) = mpsc::channel(config.queue.max(1));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let model = loaded.model.clone();
         let settings = loaded.settings.clone();
         let worker = std::thread::Builder::new()
             .name("llama".into())
-            .spawn(move || scheduler::run(loaded.backend, &model, settings, receiver, ready_tx))
+            .spawn(move || {
+                scheduler::run(
+                    loaded.backend,
+                    &model,
+                    draft.as_deref(),
+                    settings,
+                    receiver,
+                    ready_tx,
+                )
+            })
             .map_err(|e| load_err(format!("scheduler thread: {e}")))?;
         ready_rx
             .recv()
@@ -434,7 +494,15 @@ impl Sampling {
     /// One sampler per answer, so an answer is the same whatever it is batched with.
     pub fn sampler(self, model: &LlamaModel) -> LlamaSampler {
         // A mild repetition penalty: small models otherwise loop on a sentence until max_tokens.
-        let penalty = || LlamaSampler::penalties(model.n_vocab(), 64, 1.15, 0.0, 0.0);
+        let penalty = || {
+            LlamaSampler::penalties(
+                model.n_vocab(),
+                PENALTY_LAST_N as i32,
+                PENALTY_REPEAT,
+                0.0,
+                0.0,
+            )
+        };
         if self.temperature <= 0.0 {
             LlamaSampler::chain_simple([penalty(), LlamaSampler::greedy()])
         } else {
@@ -460,13 +528,25 @@ pub(crate) struct Settings {
     pub flash_attention: bool,
     pub cache_type_k: KvType,
     pub cache_type_v: KvType,
+    pub speculative: Speculative,
+    /// Proposals per answer and step (0: speculation off).
+    pub draft_tokens: usize,
+    /// Tests only: the draft's second proposal of every step made wrong.
+    #[cfg(test)]
+    pub sabotage_draft: bool,
 }
 
 impl Settings {
+    /// Rows of a decode: a prompt piece and one token of every answer, or every answer's token
+    /// and its draft proposals.
+    pub fn batch_rows(&self) -> usize {
+        (self.step_tokens + self.parallel).max(self.parallel * (self.draft_tokens + 1))
+    }
+
     /// Parameters of a context with room for `parallel` answers and the shared prefix.
     pub fn context_params(&self) -> LlamaContextParams {
         let cells = self.n_ctx_seq * self.parallel;
-        let batch = (self.step_tokens + self.parallel) as u32;
+        let batch = self.batch_rows() as u32;
         LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(cells as u32))
             .with_n_batch(batch)
@@ -575,8 +655,61 @@ pub(crate) fn load(config: &LlmConfig) -> Result<Loaded, LlmError> {
             flash_attention: config.flash_attention,
             cache_type_k: config.cache_type_k,
             cache_type_v: config.cache_type_v,
+            speculative: config.speculative,
+            draft_tokens: if config.speculative == Speculative::Off {
+                0
+            } else {
+                config.draft_tokens.max(1)
+            },
+            #[cfg(test)]
+            sabotage_draft: false,
         },
     })
+}
+
+/// The draft model of speculative decoding, if configured: loaded as the answering model is,
+/// and refused unless it reads and writes text with the same token ids.
+fn load_draft(config: &LlmConfig, loaded: &Loaded) -> Result<Option<Arc<LlamaModel>>, LlmError> {
+    if config.speculative != Speculative::DraftModel {
+        return Ok(None);
+    }
+    let Some(path) = &config.draft_model_file else {
+        return Err(LlmError::Load {
+            path: config.model_file.clone(),
+            reason: "llm.speculative = \"draft_model\" needs llm.draft_model_file".into(),
+        });
+    };
+    let load_err = |reason: String| LlmError::Load {
+        path: path.clone(),
+        reason: format!("draft model: {reason}"),
+    };
+    if !path.is_file() {
+        return Err(load_err(
+            "file not found (scripts/fetch-models.sh qwen-0.5b)".into(),
+        ));
+    }
+    let params = LlamaModelParams::default()
+        .with_n_gpu_layers(config.n_gpu_layers)
+        .with_use_mmap(false);
+    let draft = LlamaModel::load_from_file(loaded.backend, path, &params)
+        .map_err(|e| load_err(e.to_string()))?;
+    let (model, vocab) = (&loaded.model, loaded.model.vocab());
+    // A proposal is a token id: the same text must be the same ids, and the same ids end.
+    let probe = "Leave: 25 days [1]. 연차는 25일입니다.<|im_end|>";
+    let same = draft.n_vocab() == model.n_vocab()
+        && draft.vocab().tokenize(probe.as_bytes(), false, true)
+            == vocab.tokenize(probe.as_bytes(), false, true)
+        && (0..model.n_vocab())
+            .map(LlamaToken)
+            .filter(|&t| vocab.is_eog(t))
+            .all(|t| draft.vocab().is_eog(t));
+    if !same {
+        return Err(load_err(format!(
+            "its vocabulary differs from {}'s; a draft must be of the same family",
+            config.model_file.display()
+        )));
+    }
+    Ok(Some(Arc::new(draft)))
 }
 
 /// llama.cpp's backend is process-wide and may be initialised once.

@@ -10,8 +10,10 @@
 //!
 //! Every sequence has a KV stream of its own (llama.cpp's non-unified cache), so an answer's
 //! cells sit at the same places whatever else runs, and attention sums them in the same order:
-//! with flash attention off (its CPU kernels are chosen by shape) and prompts read in the same
-//! pieces, a greedy answer is the same token for token batched or alone. Batch entries are
+//! with flash attention off (its CPU kernels are chosen by shape), llama.cpp built without its
+//! tinyBLAS kernels (they take a product over from two rows up: `scripts/cpu-flags.sh`) and
+//! prompts read in the same pieces, a greedy answer is the same token for token batched or
+//! alone. Batch entries are
 //! ordered by sequence id because llama.cpp puts consecutive sequences into one micro-batch.
 //!
 //! A shared prefix (the system turn, and worked examples if any) is read once, as a piece of
@@ -21,6 +23,14 @@
 //! examples of their own (a follow-up's rewrite, a question's translation) do not evict the
 //! answers' prefix, nor it theirs. Every answer reads its prefix as a piece of its own, restored
 //! or not, so the pieces after it are the same either way.
+//!
+//! With a draft model (speculative decoding, [`crate::draft`]), a greedy answer's step decodes
+//! its sampled token and the draft's proposals for the tokens after it, all with logits; its own
+//! sampler then picks token after token from those rows for as long as each pick is the next
+//! proposal, and the cells of the proposals it did not keep are removed before the next step.
+//! One decode of k + 1 rows can so yield up to k + 1 tokens. Where weights are repacked for the
+//! CPU (Q4_K), llama.cpp multiplies four rows at a time in another order than one row, so a
+//! near-tie may then fall the other way than in a one-row step.
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +43,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
+use crate::draft::Draft;
 use crate::{Event, Finish, LlmError, Prompt, Sampling, Settings, Stats};
 
 pub(crate) struct Job {
@@ -48,6 +59,7 @@ pub(crate) struct Job {
 pub(crate) fn run(
     backend: &LlamaBackend,
     model: &LlamaModel,
+    draft: Option<&LlamaModel>,
     settings: Settings,
     mut jobs: mpsc::Receiver<Job>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
@@ -59,8 +71,15 @@ pub(crate) fn run(
             return;
         }
     };
+    let draft = match Draft::new(backend, draft, &settings) {
+        Ok(draft) => draft,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
     let _ = ready.send(Ok(()));
-    let mut scheduler = Scheduler::new(model, &settings);
+    let mut scheduler = Scheduler::new(model, &settings, draft);
     loop {
         // Idle: wait for work. Busy: take what is queued, without waiting.
         if scheduler.running.is_empty() {
@@ -85,9 +104,9 @@ struct Scheduler<'m> {
     share_prefix: bool,
     free: Vec<i32>,
     running: Vec<Sequence>,
-    /// The prefixes read most recently, the latest last.
-    prefixes: Vec<Prefix>,
+    prefixes: Prefixes,
     batch: LlamaBatch<'static>,
+    draft: Option<Draft<'m>>,
 }
 
 /// Prefixes kept: the answers' (one per wording: English, Korean), the rewrites' and the
@@ -100,21 +119,81 @@ struct Prefix {
     state: SeqState,
 }
 
+/// The prefixes read most recently in one context, the latest last.
+#[derive(Default)]
+pub(crate) struct Prefixes(Vec<Prefix>);
+
+impl Prefixes {
+    /// Restores the cells of `tokens` into sequence `id` if they were saved; on failure,
+    /// whatever was half-restored is removed and the caller reads them instead.
+    pub(crate) fn restore(
+        &mut self,
+        ctx: &mut LlamaContext<'_>,
+        id: i32,
+        tokens: &[LlamaToken],
+    ) -> bool {
+        let Some(at) = self.0.iter().position(|p| p.tokens == tokens) else {
+            return false;
+        };
+        if ctx.state_seq_set(&self.0[at].state, id).is_ok() {
+            // Used again: the last to be evicted.
+            let prefix = self.0.remove(at);
+            self.0.push(prefix);
+            true
+        } else {
+            let _ = ctx.clear_kv_cache_seq(Some(id as u32), None, None);
+            false
+        }
+    }
+
+    /// Saves the cells of sequence `id`, which has read exactly `tokens`.
+    pub(crate) fn save(&mut self, ctx: &LlamaContext<'_>, id: i32, tokens: &[LlamaToken]) {
+        if self.0.iter().any(|p| p.tokens == tokens) {
+            return;
+        }
+        if let Ok(state) = ctx.state_seq_get(id, LlamaStateSeqFlags::default()) {
+            if self.0.len() == PREFIXES_KEPT {
+                self.0.remove(0);
+            }
+            self.0.push(Prefix {
+                tokens: tokens.to_vec(),
+                state,
+            });
+        }
+    }
+}
+
 /// One answer in the context.
-struct Sequence {
-    id: i32,
+pub(crate) struct Sequence {
+    pub(crate) id: i32,
     job: Job,
     sampler: LlamaSampler,
     /// Prompt tokens already in the KV cache.
     prefilled: usize,
     /// Sampled and streamed, not yet in the KV cache.
-    next: Option<LlamaToken>,
+    pub(crate) next: Option<LlamaToken>,
+    /// Every token sampled and streamed, `next` last.
+    pub(crate) generated: Vec<LlamaToken>,
+    /// Greedy with a draft model: proposals are checked at each step.
+    pub(crate) speculates: bool,
+    /// The draft's proposals for the tokens after `next`, checked at this step.
+    pub(crate) proposal: Vec<LlamaToken>,
+    /// Leading tokens of the answer (prompt, then `generated`) in the draft's KV cache.
+    pub(crate) drafted: usize,
+    /// One past the last position written in the draft's KV cache (rejected proposals beyond
+    /// `drafted` until removed).
+    pub(crate) draft_end: usize,
+    /// One past the last position written in the KV cache (rejected proposals beyond
+    /// `position()` until removed).
+    kv_end: usize,
+    proposed: usize,
+    accepted: usize,
     /// Where this step's logits for this sequence are in the batch.
     logits_at: Option<i32>,
     pending: Vec<u8>,
     completion_tokens: usize,
     /// The leading prompt tokens read as a piece of their own (0: sharing off).
-    prefix_len: usize,
+    pub(crate) prefix_len: usize,
     /// Prompt tokens restored from the saved prefix, not evaluated.
     shared: usize,
     admitted: Instant,
@@ -128,6 +207,50 @@ impl Sequence {
         (self.prefilled + self.completion_tokens.saturating_sub(1)) as i32
     }
 
+    pub(crate) fn prompt(&self) -> &[LlamaToken] {
+        &self.job.prompt.tokens
+    }
+
+    /// The answer's tokens so far: prompt and generated.
+    pub(crate) fn len(&self) -> usize {
+        self.job.prompt.tokens.len() + self.generated.len()
+    }
+
+    pub(crate) fn token_at(&self, pos: usize) -> LlamaToken {
+        let prompt = &self.job.prompt.tokens;
+        prompt
+            .get(pos)
+            .copied()
+            .unwrap_or_else(|| self.generated[pos - prompt.len()])
+    }
+
+    /// Proposals that fit after `next`: the answer may not pass `max_tokens`, and its cells
+    /// may not pass its window (which `max_tokens` was checked against).
+    pub(crate) fn room_to_propose(&self) -> usize {
+        self.job.max_tokens.saturating_sub(self.completion_tokens)
+    }
+
+    /// Streams `token` as the answer's next; `Some` when the answer ends with it.
+    fn emit(&mut self, model: &LlamaModel, token: LlamaToken) -> Option<Exit> {
+        let vocab = model.vocab();
+        if vocab.is_eog(token) && !self.job.ignore_eos {
+            return Some(Exit::Done(Finish::Stop));
+        }
+        self.completion_tokens += 1;
+        self.generated.push(token);
+        self.first_token
+            .get_or_insert_with(|| self.admitted.elapsed());
+        vocab.token_to_piece_into(token, &mut self.pending, false, None);
+        let text = take_utf8(&mut self.pending);
+        if !text.is_empty() && self.job.events.send(Event::Token(text)).is_err() {
+            return Some(Exit::Abandoned);
+        }
+        if self.completion_tokens >= self.job.max_tokens {
+            return Some(Exit::Done(Finish::Length));
+        }
+        None
+    }
+
     fn stats(&self, finish: Finish) -> Stats {
         let first_token = self.first_token.unwrap_or_else(|| self.admitted.elapsed());
         Stats {
@@ -139,6 +262,8 @@ impl Sequence {
             shared_prompt_tokens: self.shared,
             generation: self.admitted.elapsed().saturating_sub(first_token),
             queued: self.admitted.saturating_duration_since(self.job.queued_at),
+            draft_proposed: self.proposed,
+            draft_accepted: self.accepted,
         }
     }
 }
@@ -152,15 +277,16 @@ enum Exit {
 }
 
 impl<'m> Scheduler<'m> {
-    fn new(model: &'m LlamaModel, settings: &Settings) -> Self {
+    fn new(model: &'m LlamaModel, settings: &Settings, draft: Option<Draft<'m>>) -> Self {
         Self {
             model,
             step_tokens: settings.step_tokens,
             share_prefix: settings.share_prefix,
             free: (0..settings.parallel as i32).collect(),
             running: Vec::new(),
-            prefixes: Vec::new(),
-            batch: LlamaBatch::new(settings.step_tokens + settings.parallel, 1),
+            prefixes: Prefixes::default(),
+            batch: LlamaBatch::new(settings.batch_rows(), 1),
+            draft,
         }
     }
 
@@ -189,12 +315,21 @@ impl<'m> Scheduler<'m> {
             0
         };
         let sampler = job.sampling.sampler(self.model);
+        let speculates = self.draft.is_some() && job.sampling.temperature <= 0.0;
         self.running.push(Sequence {
             id,
             job,
             sampler,
             prefilled: 0,
             next: None,
+            generated: Vec::new(),
+            speculates,
+            proposal: Vec::new(),
+            drafted: 0,
+            draft_end: 0,
+            kv_end: 0,
+            proposed: 0,
+            accepted: 0,
             logits_at: None,
             pending: Vec::new(),
             completion_tokens: 0,
@@ -213,19 +348,12 @@ impl<'m> Scheduler<'m> {
         if seq.prefilled > 0 || seq.prefix_len == 0 {
             return;
         }
-        let wanted = &seq.job.prompt.tokens[..seq.prefix_len];
-        let Some(at) = self.prefixes.iter().position(|p| p.tokens[..] == *wanted) else {
-            return;
-        };
-        if ctx.state_seq_set(&self.prefixes[at].state, seq.id).is_ok() {
+        if self
+            .prefixes
+            .restore(ctx, seq.id, &seq.job.prompt.tokens[..seq.prefix_len])
+        {
             seq.prefilled = seq.prefix_len;
             seq.shared = seq.prefix_len;
-            // Used again: the last to be evicted.
-            let prefix = self.prefixes.remove(at);
-            self.prefixes.push(prefix);
-        } else {
-            // Read it instead; whatever was half-restored goes first.
-            let _ = ctx.clear_kv_cache_seq(Some(seq.id as u32), None, None);
         }
     }
 
@@ -235,19 +363,8 @@ impl<'m> Scheduler<'m> {
         if seq.prefix_len == 0 || seq.prefilled != seq.prefix_len || seq.shared > 0 {
             return;
         }
-        let tokens = &seq.job.prompt.tokens[..seq.prefix_len];
-        if self.prefixes.iter().any(|p| p.tokens == tokens) {
-            return;
-        }
-        if let Ok(state) = ctx.state_seq_get(seq.id, LlamaStateSeqFlags::default()) {
-            if self.prefixes.len() == PREFIXES_KEPT {
-                self.prefixes.remove(0);
-            }
-            self.prefixes.push(Prefix {
-                tokens: tokens.to_vec(),
-                state,
-            });
-        }
+        self.prefixes
+            .save(ctx, seq.id, &seq.job.prompt.tokens[..seq.prefix_len]);
     }
 
     /// One step: a decode of the next token of every answer being generated, then a decode of
@@ -268,18 +385,37 @@ impl<'m> Scheduler<'m> {
     }
 
     fn generate(&mut self, ctx: &mut LlamaContext<'_>) -> Result<(), String> {
+        if let Some(draft) = &mut self.draft {
+            draft.propose(&mut self.running)?;
+        }
         self.batch.clear();
         let mut order: Vec<usize> = (0..self.running.len()).collect();
         order.sort_by_key(|&i| self.running[i].id);
         let mut row = 0;
         for i in order {
             let seq = &mut self.running[i];
-            if let Some(token) = seq.next.take() {
-                let (position, id) = (seq.position(), seq.id);
-                seq.logits_at = Some(row);
-                self.add(token, position, id, true)?;
-                row += 1;
+            let Some(token) = seq.next.take() else {
+                continue;
+            };
+            let (position, id) = (seq.position(), seq.id);
+            if seq.kv_end > position as usize {
+                // The cells of proposals rejected at the last step.
+                let removed = ctx
+                    .clear_kv_cache_seq(Some(id as u32), Some(position as u32), None)
+                    .map_err(|e| format!("rollback: {e}"))?;
+                if !removed {
+                    return Err("rollback: the model cannot remove cells".into());
+                }
             }
+            let proposal = std::mem::take(&mut seq.proposal);
+            seq.kv_end = position as usize + 1 + proposal.len();
+            seq.logits_at = Some(row);
+            self.add(token, position, id, true)?;
+            for (k, &proposed) in proposal.iter().enumerate() {
+                self.add(proposed, position + 1 + k as i32, id, true)?;
+            }
+            row += 1 + proposal.len() as i32;
+            self.running[i].proposal = proposal;
         }
         self.decode_and_sample(ctx)
     }
@@ -313,6 +449,7 @@ impl<'m> Scheduler<'m> {
             self.add(token, pos as i32, id, last)?;
         }
         self.running[i].prefilled = end;
+        self.running[i].kv_end = end;
         if end == len {
             self.running[i].logits_at = Some((end - start - 1) as i32);
         }
@@ -383,9 +520,20 @@ impl<'m> Scheduler<'m> {
         // `remove`, not `swap_remove`: prompts are evaluated in the order answers were admitted.
         let mut seq = self.running.remove(index);
         let _ = ctx.clear_kv_cache_seq(Some(seq.id as u32), None, None);
+        if let Some(draft) = &mut self.draft {
+            draft.release(seq.id);
+        }
         self.free.push(seq.id);
         let event = match exit {
             Exit::Done(finish) => {
+                if seq.proposed > 0 {
+                    tracing::debug!(
+                        tokens = seq.completion_tokens,
+                        proposed = seq.proposed,
+                        accepted = seq.accepted,
+                        "draft"
+                    );
+                }
                 let tail = String::from_utf8_lossy(&std::mem::take(&mut seq.pending)).into_owned();
                 if !tail.is_empty() {
                     let _ = seq.job.events.send(Event::Token(tail));
@@ -399,27 +547,33 @@ impl<'m> Scheduler<'m> {
     }
 }
 
-/// Samples `seq`'s next token if this step produced its logits; `Some` when the answer ends.
+/// Samples `seq`'s next token if this step produced its logits, and then, from the rows of its
+/// proposals, each next token for as long as the one picked is the proposal that row was
+/// computed for; `Some` when the answer ends.
 fn sample(model: &LlamaModel, ctx: &LlamaContext<'_>, seq: &mut Sequence) -> Option<Exit> {
     let index = seq.logits_at.take()?;
     if seq.prompt_eval.is_none() {
         seq.prompt_eval = Some(seq.admitted.elapsed());
     }
-    let token = seq.sampler.sample(ctx, index);
-    let vocab = model.vocab();
-    if vocab.is_eog(token) && !seq.job.ignore_eos {
-        return Some(Exit::Done(Finish::Stop));
-    }
-    seq.completion_tokens += 1;
-    seq.first_token
-        .get_or_insert_with(|| seq.admitted.elapsed());
-    vocab.token_to_piece_into(token, &mut seq.pending, false, None);
-    let text = take_utf8(&mut seq.pending);
-    if !text.is_empty() && seq.job.events.send(Event::Token(text)).is_err() {
-        return Some(Exit::Abandoned);
-    }
-    if seq.completion_tokens >= seq.job.max_tokens {
-        return Some(Exit::Done(Finish::Length));
+    let proposal = std::mem::take(&mut seq.proposal);
+    let mut kept = 0;
+    let token = loop {
+        let token = seq.sampler.sample(ctx, index + kept as i32);
+        if let Some(exit) = seq.emit(model, token) {
+            return Some(exit);
+        }
+        if proposal.get(kept) != Some(&token) {
+            break token;
+        }
+        kept += 1;
+    };
+    if !proposal.is_empty() {
+        seq.proposed += proposal.len();
+        seq.accepted += kept;
+        // The draft read `next` and every proposal but the last; those kept are the answer's.
+        seq.drafted += kept.min(proposal.len() - 1);
+        metrics::counter!(crate::DRAFT_PROPOSED).increment(proposal.len() as u64);
+        metrics::counter!(crate::DRAFT_ACCEPTED).increment(kept as u64);
     }
     seq.next = Some(token);
     None
