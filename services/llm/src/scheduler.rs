@@ -13,8 +13,8 @@
 //! with flash attention off (its CPU kernels are chosen by shape), llama.cpp built without its
 //! tinyBLAS kernels (they take a product over from two rows up: `scripts/cpu-flags.sh`) and
 //! prompts read in the same pieces, a greedy answer is the same token for token batched or
-//! alone. Batch entries are
-//! ordered by sequence id because llama.cpp puts consecutive sequences into one micro-batch.
+//! alone. Batch entries are ordered by sequence id because llama.cpp puts consecutive sequences
+//! into one micro-batch.
 //!
 //! A shared prefix (the system turn, and worked examples if any) is read once, as a piece of
 //! its own, by the first answer that starts with it; its KV cells are then saved (a few hundred
@@ -24,8 +24,9 @@
 //! answers' prefix, nor it theirs. Every answer reads its prefix as a piece of its own, restored
 //! or not, so the pieces after it are the same either way.
 //!
-//! With a draft model (speculative decoding, [`crate::draft`]), a greedy answer's step decodes
-//! its sampled token and the draft's proposals for the tokens after it, all with logits; its own
+//! With speculative decoding on (proposals from prompt lookup or a draft model:
+//! [`crate::draft`]), a greedy answer's step decodes its sampled token and the proposals for the
+//! tokens after it, all with logits; its own
 //! sampler then picks token after token from those rows for as long as each pick is the next
 //! proposal, and the cells of the proposals it did not keep are removed before the next step.
 //! One decode of k + 1 rows can so yield up to k + 1 tokens. Where weights are repacked for the
@@ -174,11 +175,11 @@ pub(crate) struct Sequence {
     pub(crate) next: Option<LlamaToken>,
     /// Every token sampled and streamed, `next` last.
     pub(crate) generated: Vec<LlamaToken>,
-    /// Greedy with a draft model: proposals are checked at each step.
+    /// Greedy with speculative decoding on: proposals are checked at each step.
     pub(crate) speculates: bool,
-    /// The draft's proposals for the tokens after `next`, checked at this step.
+    /// Proposals for the tokens after `next`, checked at this step.
     pub(crate) proposal: Vec<LlamaToken>,
-    /// Leading tokens of the answer (prompt, then `generated`) in the draft's KV cache.
+    /// Leading tokens of the answer (prompt, then `generated`) in the draft model's KV cache.
     pub(crate) drafted: usize,
     /// One past the last position written in the draft's KV cache (rejected proposals beyond
     /// `drafted` until removed).
