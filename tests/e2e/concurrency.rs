@@ -111,3 +111,61 @@ async fn a_deadline_ends_the_answer_with_deadline_exceeded() {
     assert!(asked.answer.usage.is_some());
     assert!(server.stop().success());
 }
+
+/// Speculative decoding changes how many tokens a step yields, never the answer: with each
+/// source of proposals the service gives the answers it gives without them, asked one at a time
+/// and four at once, and its metrics show proposals made and kept. (The test model drafts for
+/// itself; its weights take the same CPU kernels for one row and several, so the answers are
+/// token for token the same.)
+#[tokio::test(flavor = "multi_thread")]
+async fn speculative_decoding_gives_the_answers_given_without_it() {
+    let answers = |options: Option<String>| async move {
+        let ws = Workspace::new();
+        ws.index_samples();
+        ws.append_config("answer_cache = 0");
+        if let Some(options) = options {
+            ws.llm_option(&options);
+        }
+        let server = ws.serve_http_and_admin().await;
+        let mut written_alone = Vec::new();
+        for q in QUESTIONS {
+            written_alone.push(written(&ask(&server, q).await));
+        }
+        let (a, b, c, d) = tokio::join!(
+            ask(&server, QUESTIONS[0]),
+            ask(&server, QUESTIONS[1]),
+            ask(&server, QUESTIONS[2]),
+            ask(&server, QUESTIONS[3]),
+        );
+        let together: Vec<String> = [a, b, c, d].iter().map(written).collect();
+        let counts = (
+            server.counter("rag_draft_tokens_proposed_total"),
+            server.counter("rag_draft_tokens_accepted_total"),
+        );
+        assert!(server.stop().success());
+        (written_alone, together, counts)
+    };
+    let (plain, plain_together, plain_counts) = answers(None).await;
+    assert_eq!(
+        plain_counts,
+        (0, 0),
+        "nothing is proposed when speculation is off"
+    );
+    assert!(plain.iter().all(|a| !a.is_empty()));
+    let draft = crate::harness::repo().join("models/llm/SmolLM2-135M-Instruct.Q4_1.gguf");
+    for options in [
+        "speculative = \"prompt_lookup\"".to_string(),
+        format!(
+            "speculative = \"draft_model\"\ndraft_model_file = \"{}\"",
+            draft.display()
+        ),
+    ] {
+        let (alone, together, (proposed, accepted)) = answers(Some(options.clone())).await;
+        assert_eq!(alone, plain, "{options}: answers alone");
+        assert_eq!(together, plain_together, "{options}: answers together");
+        assert!(
+            proposed > 0 && accepted > 0,
+            "{options}: {proposed} proposed, {accepted} kept"
+        );
+    }
+}
