@@ -23,7 +23,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
-use crate::scheduler::{Prefixes, Sequence};
+use crate::scheduler::{Prefixes, Sequence, remove_cells_from};
 use crate::{PENALTY_LAST_N, PENALTY_REPEAT, Settings, Speculative};
 
 /// Where proposals come from, when speculation is on.
@@ -226,13 +226,8 @@ impl<'m> DraftModel<'m> {
     /// Removes the cells of proposals the answering model rejected (or never checked).
     fn forget_rejected(&mut self, seq: &mut Sequence) -> Result<(), String> {
         if seq.draft_end > seq.drafted {
-            let removed = self
-                .ctx
-                .clear_kv_cache_seq(Some(seq.id as u32), Some(seq.drafted as u32), None)
-                .map_err(|e| format!("draft rollback: {e}"))?;
-            if !removed {
-                return Err("draft rollback: the draft model cannot remove cells".into());
-            }
+            remove_cells_from(&mut self.ctx, seq.id, seq.drafted)
+                .map_err(|e| format!("draft {e}"))?;
             seq.draft_end = seq.drafted;
         }
         Ok(())

@@ -620,13 +620,7 @@ pub(crate) fn load(config: &LlmConfig) -> Result<Loaded, LlmError> {
             config.n_gpu_layers
         );
     }
-    // Read, not mapped: on a CPU llama.cpp repacks most weights into its own interleaved
-    // layout, so mapped file pages would be held (and counted) beside the repacked copy.
-    let params = LlamaModelParams::default()
-        .with_n_gpu_layers(config.n_gpu_layers)
-        .with_use_mmap(false);
-    let model = LlamaModel::load_from_file(backend, &config.model_file, &params)
-        .map_err(|e| load_err(e.to_string()))?;
+    let model = load_model(backend, &config.model_file, config.n_gpu_layers).map_err(load_err)?;
     let template = model
         .chat_template(None)
         .map_err(|e| e.to_string())
@@ -667,6 +661,20 @@ pub(crate) fn load(config: &LlmConfig) -> Result<Loaded, LlmError> {
     })
 }
 
+/// A GGUF model's weights, `gpu_layers` of them offloaded in a `cuda` build.
+fn load_model(
+    backend: &LlamaBackend,
+    path: &std::path::Path,
+    gpu_layers: u32,
+) -> Result<LlamaModel, String> {
+    // Read, not mapped: on a CPU llama.cpp repacks most weights into its own interleaved
+    // layout, so mapped file pages would be held (and counted) beside the repacked copy.
+    let params = LlamaModelParams::default()
+        .with_n_gpu_layers(gpu_layers)
+        .with_use_mmap(false);
+    LlamaModel::load_from_file(backend, path, &params).map_err(|e| e.to_string())
+}
+
 /// The draft model of speculative decoding, if configured: loaded as the answering model is,
 /// and refused unless it reads and writes text with the same token ids.
 fn load_draft(config: &LlmConfig, loaded: &Loaded) -> Result<Option<Arc<LlamaModel>>, LlmError> {
@@ -688,11 +696,7 @@ fn load_draft(config: &LlmConfig, loaded: &Loaded) -> Result<Option<Arc<LlamaMod
             "file not found (scripts/fetch-models.sh qwen-0.5b)".into(),
         ));
     }
-    let params = LlamaModelParams::default()
-        .with_n_gpu_layers(config.n_gpu_layers)
-        .with_use_mmap(false);
-    let draft = LlamaModel::load_from_file(loaded.backend, path, &params)
-        .map_err(|e| load_err(e.to_string()))?;
+    let draft = load_model(loaded.backend, path, config.n_gpu_layers).map_err(load_err)?;
     let (model, vocab) = (&loaded.model, loaded.model.vocab());
     // A proposal is a token id: the same text must be the same ids, and the same ids end.
     let probe = "Leave: 25 days [1]. 연차는 25일입니다.<|im_end|>";

@@ -401,12 +401,7 @@ impl<'m> Scheduler<'m> {
             let (position, id) = (seq.position(), seq.id);
             if seq.kv_end > position as usize {
                 // The cells of proposals rejected at the last step.
-                let removed = ctx
-                    .clear_kv_cache_seq(Some(id as u32), Some(position as u32), None)
-                    .map_err(|e| format!("rollback: {e}"))?;
-                if !removed {
-                    return Err("rollback: the model cannot remove cells".into());
-                }
+                remove_cells_from(ctx, id, position as usize)?;
             }
             let proposal = std::mem::take(&mut seq.proposal);
             seq.kv_end = position as usize + 1 + proposal.len();
@@ -545,6 +540,23 @@ impl<'m> Scheduler<'m> {
             Exit::Abandoned => return,
         };
         let _ = seq.job.events.send(event);
+    }
+}
+
+/// Removes sequence `id`'s KV cells from position `from` on: proposals a step did not keep, in
+/// the answering model's context or the draft model's.
+pub(crate) fn remove_cells_from(
+    ctx: &mut LlamaContext<'_>,
+    id: i32,
+    from: usize,
+) -> Result<(), String> {
+    let removed = ctx
+        .clear_kv_cache_seq(Some(id as u32), Some(from as u32), None)
+        .map_err(|e| format!("rollback: {e}"))?;
+    if removed {
+        Ok(())
+    } else {
+        Err("rollback: the model cannot remove cells".into())
     }
 }
 
